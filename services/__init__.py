@@ -1,0 +1,1 @@
+"""Herald's services: scheduler, publisher, results, api, and the `herald` CLI."""

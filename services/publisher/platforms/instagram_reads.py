@@ -1,0 +1,186 @@
+"""Graph reads for one attempt: container status and polling, permalink, media lookup, quota.
+
+Reads are safe to repeat, so they are retried here (100/33 on a fresh object and transient
+errors); nothing in this module ever writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
+from services.publisher.platforms.instagram_errors import (
+    DEFAULT_QUOTA_WINDOW_SECONDS,
+    Call,
+    ErrorClass,
+)
+
+IN_PROGRESS, FINISHED, PUBLISHED = "IN_PROGRESS", "FINISHED", "PUBLISHED"
+ERROR, EXPIRED = "ERROR", "EXPIRED"
+
+FALLBACK_QUOTA_TOTAL = 50.0  # reference §6.1: when content_publishing_limit has no config
+READ_TRIES = 3  # a status or permalink read is tried this many times
+_RETRY_READ = (ErrorClass.RETRY_READ, ErrorClass.TRANSIENT)
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    code: str
+    text: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishingLimit:
+    used: float
+    total: float
+    window_seconds: float
+    body: dict[str, Any]
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.total
+
+
+class GraphReader:
+    def __init__(
+        self, client: GraphClient, account_id: str, *, initial_delay: float, max_delay: float
+    ) -> None:
+        self.client = client
+        self.account = account_id
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+
+    async def read(
+        self, call: Call, node: str, fields: str, tries: int = READ_TRIES
+    ) -> dict[str, Any]:
+        """GET a node, retrying the read only."""
+        delay = self.initial_delay
+        for left in range(tries - 1, -1, -1):
+            try:
+                return await self.client.get(call, node, {"fields": fields})
+            except GraphCallError as exc:
+                if exc.classification.error_class not in _RETRY_READ or not left:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def status(self, cid: str, tries: int = READ_TRIES) -> ContainerStatus:
+        body = await self.read(Call.CONTAINER_STATUS, cid, "status_code,status", tries)
+        return ContainerStatus(
+            str(body.get("status_code") or ""), str(body.get("status") or ""), body
+        )
+
+    async def wait(self, cid: str, deadline: float) -> ContainerStatus:
+        """Poll with backoff until the container leaves IN_PROGRESS or ``deadline`` (loop
+        time) passes; the last status read is answered either way."""
+        loop = asyncio.get_running_loop()
+        interval = self.initial_delay
+        while True:
+            status = await self.status(cid)
+            left = deadline - loop.time()
+            if status.code != IN_PROGRESS or left <= 0:
+                return status
+            await asyncio.sleep(min(interval, left))
+            interval = min(interval * 2, self.max_delay)
+
+    async def settle(self, cid: str, reads: int) -> ContainerStatus | None:
+        """After an unknown media_publish answer: a few reads with short backoff, stopping at a
+        conclusive status; None when no read succeeded."""
+        status: ContainerStatus | None = None
+        delay = self.initial_delay
+        for read in range(reads):
+            if read:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+            try:
+                status = await self.status(cid, tries=1)
+            except GraphCallError:
+                continue
+            if status.code in (PUBLISHED, ERROR, EXPIRED):
+                break
+        return status
+
+    async def permalink(self, media_id: str) -> str:
+        body = await self.read(Call.MEDIA_READ, media_id, "permalink")
+        link = body.get("permalink")
+        return link if isinstance(link, str) else ""
+
+    async def publishing_limit(self) -> PublishingLimit:
+        body = await self.client.get(
+            Call.PUBLISHING_LIMIT,
+            f"{self.account}/content_publishing_limit",
+            {"fields": "config,quota_usage"},
+        )
+        data = body.get("data")
+        entry = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        config = entry.get("config")
+        config = config if isinstance(config, dict) else {}
+        return PublishingLimit(
+            used=_number(entry.get("quota_usage"), 0.0),
+            total=_number(config.get("quota_total"), FALLBACK_QUOTA_TOTAL),
+            window_seconds=_number(config.get("quota_duration"), DEFAULT_QUOTA_WINDOW_SECONDS),
+            body=body,
+        )
+
+    async def find_media(self, caption: str, since: datetime) -> dict[str, Any] | None:
+        """The one feed media since ``since`` with exactly this caption; None when there is
+        none or several (never a guess: a wrong id would bind another post)."""
+        caption = caption.strip()
+        if not caption:
+            return None
+        items = await self._list("media", "id,caption,timestamp,permalink", since)
+        matches = [
+            m
+            for m in items
+            if m.get("id")
+            and str(m.get("caption") or "").strip() == caption
+            and (parse_time(m.get("timestamp")) or since) >= since
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+    async def quota_frees_in(self, window: float) -> float:
+        """Seconds until the oldest post in the rolling window leaves it, plus a minute. A
+        lower bound (the lists may hold posts the quota does not count; a retry that comes too
+        early is answered rate_limited again); the whole window when nothing is listed."""
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=window)
+        stamps: list[datetime] = []
+        for edge in ("media", "stories"):
+            try:
+                items = await self._list(edge, "id,timestamp", since)
+            except GraphCallError:
+                continue
+            stamps += [
+                t for m in items if (t := parse_time(m.get("timestamp"))) is not None and t > since
+            ]
+        if not stamps:
+            return window
+        frees = (min(stamps) + timedelta(seconds=window) - now).total_seconds()
+        return min(max(frees + 60.0, 60.0), window)
+
+    async def _list(self, edge: str, fields: str, since: datetime) -> list[dict[str, Any]]:
+        params = {"fields": fields, "since": str(int(since.timestamp())), "limit": "100"}
+        body = await self.client.get(Call.MEDIA_READ, f"{self.account}/{edge}", params)
+        data = body.get("data")
+        return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Graph timestamps look like ``2026-03-01T10:00:00+0000``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default

@@ -1,0 +1,127 @@
+"""The dispatcher: claims due jobs from Redis and hands them to `publish.request`.
+
+Per batch: claim (Lua, with lease) → mark IN_PROGRESS in Postgres (attempt + 1, status events
+in the outbox) → produce and wait for Kafka's acknowledgement → ack the claim. A crash at any
+point leaves the claim in flight; when its lease expires the job returns to the queue and is
+dispatched again with the same attempt number (the publisher de-duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import events, metrics, outbox
+from shared.db.pool import Row
+from shared.delayed_queue import Claimed
+from shared.domain.jobs import JobStatus
+from shared.names import REQUEST
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_MARK_DISPATCHED = """
+WITH old AS (
+    SELECT id, status FROM jobs WHERE id = ANY(%(ids)s) FOR UPDATE
+)
+UPDATE jobs SET
+    attempt_count = CASE WHEN old.status = 'IN_PROGRESS' THEN jobs.attempt_count
+                         ELSE jobs.attempt_count + 1 END,
+    status = 'IN_PROGRESS', next_attempt_at = NULL, dispatched_at = now(), updated_at = now()
+FROM old
+WHERE jobs.id = old.id AND (
+    (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
+    OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
+        AND (jobs.call_started_at IS NULL
+             OR jobs.dispatched_at < now() - %(stuck)s * interval '1 s'))
+)
+RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
+    jobs.attempt_count, jobs.media_asset_ids, jobs.caption, jobs.media_type, jobs.scheduled_at,
+    jobs.publish_deadline, jobs.dispatched_at, jobs.trace_id, jobs.provider_ids,
+    jobs.next_attempt_at, jobs.published_at, old.status AS old_status
+"""
+
+
+def request_value(row: Row, due: float) -> dict[str, Any]:
+    return {
+        "job_id": str(row["id"]),
+        "tenant_id": row["tenant_id"],
+        "post_id": str(row["post_id"]),
+        "platform": row["platform"],
+        "connection_id": str(row["connection_id"]),
+        "attempt": int(row["attempt_count"]),
+        "media_asset_ids": list(row["media_asset_ids"]),
+        "caption": row["caption"],
+        "media_type": row["media_type"],
+        "scheduled_at": events.iso(row["scheduled_at"]),
+        "due_at": events.iso(datetime.fromtimestamp(due, UTC)),
+        "publish_deadline": events.iso(row["publish_deadline"]),
+        "dispatched_at": events.iso(row["dispatched_at"]),
+        "trace_id": row["trace_id"],
+    }
+
+
+class Dispatcher:
+    def __init__(self, rt: Runtime, *, batch_size: int = 2000, max_sleep: float = 1.0) -> None:
+        self.rt = rt
+        self.batch_size = batch_size
+        self.max_sleep = max_sleep
+        self.topic = rt.names.topic(REQUEST)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        queue = self.rt.queue
+        last_requeue = 0.0
+        while not stopping.is_set():
+            try:
+                now = time.time()
+                if now - last_requeue >= 1.0:
+                    back = await queue.requeue_expired()
+                    if back:
+                        log.warning("expired leases returned to the queue", extra={"count": back})
+                    last_requeue = now
+                claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
+                if claimed:
+                    await self.dispatch(claimed)
+                    continue
+                next_due = await queue.next_due()
+                wait = self.max_sleep if next_due is None else next_due - time.time()
+                await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dispatch loop error; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+
+    async def dispatch(self, claimed: list[Claimed]) -> int:
+        due = {c.job_id: c.due for c in claimed}
+        settings = self.rt.settings
+        async with self.rt.db.transaction() as conn:
+            cur = await conn.execute(
+                _MARK_DISPATCHED,
+                {"ids": list(due), "lease": settings.lease_seconds,
+                 "stuck": settings.stuck_after_seconds},
+            )
+            rows = await cur.fetchall()
+            await outbox.add(conn, self.rt.names, [
+                outbox.status_event(r, JobStatus.IN_PROGRESS)
+                for r in rows if r["old_status"] != JobStatus.IN_PROGRESS
+            ])
+        records = [
+            (self.topic, str(r["connection_id"]),
+             events.encode(REQUEST, request_value(r, due[str(r["id"])])))
+            for r in rows
+        ]
+        if records:
+            await self.rt.producer.send_batch_async(records)
+        await self.rt.queue.ack(list(due))
+        sent = time.time()
+        for r in rows:
+            metrics.DISPATCH_LAG.observe(max(0.0, sent - due[str(r["id"])]))
+            log.info("job dispatched", extra={"job_id": str(r["id"]),
+                                              "attempt": r["attempt_count"],
+                                              "trace_id": r["trace_id"]})
+        metrics.JOBS_DISPATCHED.inc(len(rows))
+        return len(rows)

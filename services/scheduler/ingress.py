@@ -1,0 +1,99 @@
+"""The consumer of `publish.schedule`: commands from other services, applied through the
+job service. A command that fails its schema or is refused goes to publish.dlq as
+`invalid_message` (with its job id and the error the HTTP API would answer)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from shared import dead_letters, events
+from shared.errors import DomainError, InvalidMessage
+from shared.jobs.service import JobService
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.client import Message
+from shared.names import SCHEDULE
+from shared.runtime import Runtime
+from shared.tenancy import Principal, ensure_tenant
+
+log = logging.getLogger(__name__)
+_SCHEDULE_FIELDS = ("platform", "connection_id", "media_asset_ids", "caption", "scheduled_at",
+                    "media_type", "publish_deadline")
+
+
+def _job_id_of(raw: bytes | None) -> str | None:
+    try:
+        value = orjson.loads(raw or b"")
+        job_id = value.get("job_id") if isinstance(value, dict) else None
+        return job_id if isinstance(job_id, str) and len(job_id) == 36 else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+class CommandIngress:
+    def __init__(self, rt: Runtime, jobs: JobService) -> None:
+        self.rt = rt
+        self.jobs = jobs
+        self.topic = rt.names.topic(SCHEDULE)
+
+    def consumer(self) -> BatchConsumer:
+        return BatchConsumer(
+            self.rt.settings.kafka_bootstrap,
+            self.rt.names.group("herald-scheduler"),
+            [self.topic],
+            self.handle_batch,
+            batch_size=200,
+        )
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        for msg in messages:
+            await self.handle(msg.value())
+
+    async def handle(self, raw: bytes | None) -> None:
+        try:
+            command = events.decode(SCHEDULE, raw)
+        except InvalidMessage as exc:
+            await dead_letters.record_invalid(
+                self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=exc,
+                job_id=_job_id_of(raw),
+            )
+            return
+        try:
+            await self.apply(command)
+        except DomainError as exc:
+            await dead_letters.record_invalid(
+                self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=exc,
+                job_id=command["job_id"], tenant_id=command["tenant_id"],
+            )
+
+    async def apply(self, command: dict[str, Any]) -> None:
+        principal = Principal(tenant_id=command["tenant_id"], is_admin=False)
+        kind = command["command"]
+        job_id = command["job_id"]
+        extra = {"job_id": job_id, "command": kind, "trace_id": command["trace_id"]}
+        if kind == "schedule":
+            await ensure_tenant(self.rt.db, command["tenant_id"])
+            body = {k: command[k] for k in _SCHEDULE_FIELDS if k in command}
+            await self.jobs.schedule(
+                principal, body, job_ids=[job_id], post_id=command.get("post_id"),
+                trace_id=command["trace_id"],
+            )
+        elif kind == "cancel":
+            await self.jobs.cancel(principal, job_id)
+        elif kind == "reschedule":
+            body = {k: command[k] for k in ("scheduled_at", "caption", "publish_deadline")
+                    if k in command}
+            await self.jobs.reschedule(principal, job_id, body)
+        elif kind == "retry":
+            await self.apply_retry(principal, job_id, bool(command.get("force", False)))
+        log.info("command applied", extra=extra)
+
+    async def apply_retry(self, principal: Principal, job_id: str, force: bool) -> None:
+        # A redelivered retry command finds the job already requeued or beyond: no-op.
+        job = await self.jobs.get_row(principal, job_id)
+        if job["status"] in ("RETRY_SCHEDULED", "IN_PROGRESS", "PUBLISHED") and \
+                job["failed_attempts"] == 0:
+            return
+        await self.jobs.retry(principal, job_id, force=force)

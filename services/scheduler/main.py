@@ -1,0 +1,59 @@
+"""`herald scheduler`: command ingress, dispatcher, reconciler, outbox relay, queue gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.scheduler.dispatcher import Dispatcher
+from services.scheduler.ingress import CommandIngress
+from services.scheduler.reconciler import Reconciler
+from shared import metrics, outbox
+from shared.runtime import Runtime
+from shared.service import Supervisor, run_service, sleep_or_stop
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def relay_outbox(rt: Runtime, stopping: asyncio.Event) -> None:
+    """Relay status and dead-letter events from the outbox to Kafka."""
+    while not stopping.is_set():
+        try:
+            moved = await outbox.relay_once(rt.db, rt.producer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("outbox relay failed; retrying", extra={"error": repr(exc)})
+            moved = 0
+            await sleep_or_stop(stopping, 1.0)
+        if not moved and await sleep_or_stop(stopping, 0.05):
+            return
+
+
+async def queue_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 2.0) -> None:
+    while not stopping.is_set():
+        try:
+            metrics.DELAYED_QUEUE_DEPTH.set(await rt.queue.depth())
+            metrics.DUE_BACKLOG.set(await rt.queue.due_backlog())
+        except Exception as exc:
+            log.debug("queue gauges unavailable", extra={"error": repr(exc)})
+        if await sleep_or_stop(stopping, interval):
+            return
+
+
+async def scheduler_main(rt: Runtime, sup: Supervisor) -> None:
+    jobs = rt.jobs()
+    ingress = CommandIngress(rt, jobs)
+    sup.start("dispatcher", Dispatcher(rt).run(sup.stopping))
+    sup.start(
+        "reconciler",
+        Reconciler(rt, interval=rt.settings.reconcile_interval_seconds).run(sup.stopping),
+    )
+    sup.start("ingress", ingress.consumer().run(sup.stopping))
+    sup.start("outbox-relay", relay_outbox(rt, sup.stopping))
+    sup.start("queue-gauges", queue_gauges(rt, sup.stopping))
+
+
+def run(settings: Settings) -> int:
+    return asyncio.run(run_service("scheduler", settings, scheduler_main))

@@ -1,0 +1,111 @@
+"""The reconciler: Postgres is the truth, Redis a cache of what is due soon.
+
+- pages in waiting jobs that came within the Redis horizon;
+- puts back waiting jobs Redis does not hold (a crash between the two writes, lost data);
+- re-queues IN_PROGRESS jobs older than HERALD_STUCK_AFTER_SECONDS (same attempt number).
+One scheduler instance reconciles at a time (advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+
+from shared.runtime import Runtime
+from shared.service import sleep_or_stop
+
+log = logging.getLogger(__name__)
+_LOCK = "herald-reconciler"
+
+
+class Reconciler:
+    def __init__(self, rt: Runtime, *, interval: float = 5.0, page: int = 5000) -> None:
+        self.rt = rt
+        self.interval = interval
+        self.page = page
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reconcile failed; retrying", extra={"error": repr(exc)})
+            if await sleep_or_stop(stopping, self.interval):
+                return
+
+    async def reconcile_once(self) -> dict[str, int]:
+        async with self.rt.db.connection() as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (_LOCK,))
+            got = await cur.fetchone()
+            if not got or not got["ok"]:
+                return {}
+            try:
+                return {
+                    "paged_in": await self.page_in(),
+                    "restored": await self.restore(),
+                    "stuck": await self.requeue_stuck(),
+                }
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_LOCK,))
+
+    async def page_in(self) -> int:
+        total = 0
+        horizon = self.rt.settings.redis_horizon_seconds
+        while True:
+            rows = await self.rt.db.fetch(
+                "UPDATE jobs SET queued = true WHERE id IN ("
+                " SELECT id FROM jobs WHERE status IN ('SCHEDULED', 'RETRY_SCHEDULED')"
+                " AND NOT queued AND next_attempt_at <= now() + %s * interval '1 s'"
+                " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at",
+                (horizon, self.page),
+            )
+            if not rows:
+                return total
+            await self.rt.queue.add(
+                {str(r["id"]): r["next_attempt_at"].timestamp() for r in rows}
+            )
+            total += len(rows)
+            log.info("paged jobs into the delayed queue", extra={"count": len(rows)})
+
+    async def restore(self) -> int:
+        restored = 0
+        after = "00000000-0000-0000-0000-000000000000"
+        horizon = self.rt.settings.redis_horizon_seconds
+        while True:
+            rows = await self.rt.db.fetch(
+                "SELECT id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
+                " 'RETRY_SCHEDULED') AND queued AND id > %s"
+                " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s",
+                (after, horizon, self.page),
+            )
+            if not rows:
+                return restored
+            after = str(rows[-1]["id"])
+            due: dict[str, datetime] = {str(r["id"]): r["next_attempt_at"] for r in rows}
+            held = await self.rt.queue.held(list(due))
+            missing = {j: d.timestamp() for j, d in due.items() if j not in held}
+            if missing:
+                await self.rt.queue.add(missing)
+                restored += len(missing)
+                log.warning("restored jobs Redis did not hold", extra={"count": len(missing)})
+
+    async def requeue_stuck(self) -> int:
+        rows = await self.rt.db.fetch(
+            "SELECT id FROM jobs WHERE status = 'IN_PROGRESS'"
+            " AND dispatched_at < now() - %s * interval '1 s' ORDER BY dispatched_at LIMIT %s",
+            (self.rt.settings.stuck_after_seconds, self.page),
+        )
+        if not rows:
+            return 0
+        ids = [str(r["id"]) for r in rows]
+        held = await self.rt.queue.held(ids)
+        stuck = [j for j in ids if j not in held]
+        if stuck:
+            await self.rt.queue.add({j: time.time() for j in stuck})
+            for job_id in stuck:
+                log.warning("re-dispatching a stuck job", extra={"job_id": job_id})
+        return len(stuck)

@@ -1,0 +1,91 @@
+"""Async connection pool whose connections use the run's schema (`HERALD_DB_SCHEMA`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from shared.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+Row = dict[str, Any]
+
+
+def _conninfo(url: str, schema: str) -> str:
+    # search_path is fixed per connection, so SQL never names the schema.
+    return psycopg.conninfo.make_conninfo(url, options=f"-c search_path={schema}")
+
+
+def connect_sync(url: str, schema: str, *, autocommit: bool = True) -> psycopg.Connection[Row]:
+    return psycopg.connect(
+        _conninfo(url, schema), autocommit=autocommit, row_factory=dict_row, connect_timeout=5
+    )
+
+
+class Database:
+    """A small async pool; constructors do no I/O, `open()` connects."""
+
+    def __init__(self, url: str, schema: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.schema = schema
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
+            _conninfo(url, schema),
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": 5},
+            check=AsyncConnectionPool.check_connection,
+            timeout=10,
+            reconnect_timeout=300,
+        )
+
+    async def open(self, *, wait: bool = False) -> None:
+        await self._pool.open(wait=wait, timeout=10)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(
+                "postgres", str(exc).splitlines()[0] if str(exc) else ""
+            ) from exc
+        except TimeoutError as exc:  # pool timeout while Postgres is away
+            raise StoreUnavailable("postgres", "no connection available") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, sql: str, params: Any = None) -> list[Row]:
+        async with self.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+
+    async def fetchone(self, sql: str, params: Any = None) -> Row | None:
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Any = None) -> int:
+        async with self.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(3):
+                await self.fetch("SELECT 1")
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,86 @@
+"""Dead letters: Postgres rows (the source for the API and redrive) mirrored to publish.dlq
+through the outbox, in the same transaction."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shared import events, metrics, outbox
+from shared.db.pool import Database, Row
+from shared.domain.outcomes import DeadLetterReason
+from shared.errors import DomainError, InvalidMessage
+from shared.names import Names
+
+log = logging.getLogger(__name__)
+
+
+async def insert(
+    conn: psycopg.AsyncConnection[Row],
+    names: Names,
+    *,
+    reason: str,
+    job_id: str | None,
+    tenant_id: str | None,
+    platform: str | None = None,
+    connection_id: str | None = None,
+    attempt: int | None = None,
+    last_error: dict[str, Any] | None = None,
+    raw: bytes | None = None,
+    source_topic: str | None = None,
+    request: dict[str, Any] | None = None,
+    last_result: dict[str, Any] | None = None,
+    attempt_summary: list[dict[str, Any]] | None = None,
+    trace_id: str | None = None,
+) -> str:
+    dl_id = str(uuid.uuid4())
+    await conn.execute(
+        "INSERT INTO dead_letters (id, job_id, tenant_id, platform, connection_id, reason,"
+        " attempt, last_error, raw, source_topic) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (dl_id, job_id, tenant_id, platform, connection_id, reason, attempt,
+         Jsonb(last_error) if last_error is not None else None, raw, source_topic),
+    )
+    value: dict[str, Any] = {
+        "reason": reason,
+        "job_id": job_id,
+        "tenant_id": tenant_id,
+        "dead_letter_id": dl_id,
+        "request": request,
+        "last_result": last_result,
+        "attempt_summary": attempt_summary,
+        "error": last_error,
+        "source_topic": source_topic,
+        "raw_base64": base64.b64encode(raw).decode() if raw is not None else None,
+        "time": events.iso(events.now_utc()),
+        "trace_id": trace_id or events.new_trace_id(),
+    }
+    await outbox.add(conn, names, [outbox.dlq_event(value)])
+    metrics.DEAD_LETTERED.labels(reason).inc()
+    log.warning("dead-lettered", extra={"job_id": job_id, "reason": reason,
+                                        "source_topic": source_topic})
+    return dl_id
+
+
+async def record_invalid(
+    db: Database,
+    names: Names,
+    *,
+    source_topic: str,
+    raw: bytes | None,
+    error: InvalidMessage | DomainError,
+    job_id: str | None = None,
+    tenant_id: str | None = None,
+) -> str:
+    """A message that failed validation or was refused: kept with its raw bytes."""
+    body = error.to_body()["error"] if isinstance(error, DomainError) else {
+        "code": "invalid_message", "message": str(error), "fields": error.fields}
+    async with db.transaction() as conn:
+        return await insert(
+            conn, names, reason=DeadLetterReason.INVALID_MESSAGE, job_id=job_id,
+            tenant_id=tenant_id, last_error=body, raw=raw or b"", source_topic=source_topic,
+        )

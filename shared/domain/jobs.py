@@ -1,0 +1,62 @@
+"""Job statuses and the one place that decides which transitions are allowed."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from shared.errors import Conflict
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    IN_PROGRESS = "IN_PROGRESS"
+    RETRY_SCHEDULED = "RETRY_SCHEDULED"
+    PUBLISHED = "PUBLISHED"
+    CANCELLED = "CANCELLED"
+    DEAD_LETTERED = "DEAD_LETTERED"
+
+
+TERMINAL = frozenset({JobStatus.PUBLISHED, JobStatus.CANCELLED, JobStatus.DEAD_LETTERED})
+WAITING = frozenset({JobStatus.SCHEDULED, JobStatus.RETRY_SCHEDULED})
+
+_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.SCHEDULED: frozenset(
+        {JobStatus.IN_PROGRESS, JobStatus.CANCELLED, JobStatus.SCHEDULED, JobStatus.PUBLISHED}
+    ),
+    JobStatus.IN_PROGRESS: frozenset(
+        {
+            JobStatus.PUBLISHED,
+            JobStatus.RETRY_SCHEDULED,
+            JobStatus.DEAD_LETTERED,
+            JobStatus.CANCELLED,
+            JobStatus.IN_PROGRESS,
+        }
+    ),
+    JobStatus.RETRY_SCHEDULED: frozenset(
+        {
+            JobStatus.IN_PROGRESS,
+            JobStatus.CANCELLED,
+            JobStatus.RETRY_SCHEDULED,
+            JobStatus.PUBLISHED,
+            JobStatus.DEAD_LETTERED,
+        }
+    ),
+    # An operator's retry or redrive; a late `published` result always wins.
+    JobStatus.DEAD_LETTERED: frozenset({JobStatus.RETRY_SCHEDULED, JobStatus.PUBLISHED}),
+    JobStatus.PUBLISHED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, new: JobStatus) -> bool:
+    return new in _ALLOWED[current]
+
+
+def check_transition(current: JobStatus, new: JobStatus) -> None:
+    if not can_transition(current, new):
+        raise Conflict(f"a {current.value} job cannot become {new.value}", code="invalid_state")
+
+
+def allowed_sources(new: JobStatus) -> list[str]:
+    """Statuses from which `new` may be reached (for guarded SQL updates)."""
+    return [s.value for s, targets in _ALLOWED.items() if new in targets]

@@ -1,0 +1,44 @@
+"""Attempt outcomes and dead-letter reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    PUBLISHED = "published"
+    RETRYABLE_ERROR = "retryable_error"
+    RATE_LIMITED = "rate_limited"
+    PERMANENT_ERROR = "permanent_error"
+    AUTH_ERROR = "auth_error"
+    BLOCKED = "blocked"
+    AMBIGUOUS = "ambiguous"
+    UNCONFIRMED = "unconfirmed"
+    MISSED = "missed"
+
+
+class DeadLetterReason(StrEnum):
+    PERMANENT_ERROR = "permanent_error"
+    AUTH_ERROR = "auth_error"
+    BLOCKED = "blocked"
+    EXHAUSTED = "exhausted"
+    MISSED = "missed"
+    UNCONFIRMED = "unconfirmed"
+    INVALID_MESSAGE = "invalid_message"
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What a platform publisher answers for one attempt."""
+
+    outcome: Outcome
+    error_code: int | None = None
+    error_subcode: int | None = None
+    error_message: str | None = None
+    retry_after_seconds: float | None = None
+    provider_ids: dict[str, str] = field(default_factory=dict)
+    provider_response: dict[str, Any] | None = None
+    published_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Jobs: validation of what callers send, the job service every ingress goes through."""

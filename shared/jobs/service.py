@@ -1,0 +1,452 @@
+"""The job service: the one way to schedule, cancel, reschedule and retry a job.
+
+The HTTP API, the `publish.schedule` consumer and the CLI all go through it. Each change is
+one Postgres transaction that also queues its `publish.status` event in the outbox; Redis is
+written after the commit (the reconciler repairs a crash in between).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+
+from shared import outbox
+from shared.db.pool import Database, Row
+from shared.delayed_queue import DelayedQueue
+from shared.domain.jobs import JobStatus, allowed_sources
+from shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from shared.events import new_trace_id, now_utc
+from shared.jobs.validation import JobInput, check_caption, has_nul, parse_instant, validate_job
+from shared.jobs.views import JOB_COLUMNS, attempt_view, decode_cursor, encode_cursor, job_view
+from shared.names import Names
+from shared.settings import Settings
+from shared.tenancy import Principal, ensure_tenant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """What `schedule` answers: 201 for new jobs, 200 for an idempotent replay."""
+
+    created: bool
+    body: dict[str, Any]
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _uuid_or_404(job_id: str, what: str = "job") -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except (ValueError, AttributeError) as exc:
+        raise NotFound(f"no {what} {job_id}") from exc
+
+
+class JobService:
+    def __init__(self, db: Database, queue: DelayedQueue, names: Names, settings: Settings) -> None:
+        self.db = db
+        self.queue = queue
+        self.names = names
+        self.settings = settings
+
+    # ---- schedule -------------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        principal: Principal,
+        body: Any,
+        *,
+        idempotency_key: str | None = None,
+        job_ids: list[str] | None = None,
+        post_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> Scheduled:
+        """Validate and persist one job per connection; `job_ids` are client-made (commands)."""
+        now = now_utc()
+        spec = validate_job(body, now=now, missed_after_seconds=self.settings.missed_after_seconds)
+        digest = request_hash(body)
+        connections = await self._connections_for(principal, spec)
+        tenant_id = connections[0]["tenant_id"]
+        ids = job_ids or [str(uuid.uuid4()) for _ in spec.connection_ids]
+        post = post_id or str(uuid.uuid4())
+        trace = trace_id or new_trace_id()
+        horizon = now + timedelta(seconds=self.settings.redis_horizon_seconds)
+        queued = spec.scheduled_at <= horizon
+        async with self.db.transaction() as conn:
+            if idempotency_key is not None:
+                replay = await self._idempotent_replay(conn, tenant_id, idempotency_key, digest)
+                if replay is not None:
+                    return replay
+            existing = await self._existing_jobs(conn, ids)
+            if existing:
+                # A retried command carrying the same job_id: the same body is a no-op.
+                if all(r["request_hash"] == digest for r in existing) and len(existing) == len(ids):
+                    return Scheduled(False, self._body(spec, existing))
+                raise Conflict(
+                    "job_id is already used by another job",
+                    code="job_id_reused",
+                    fields={"job_id": "is already used with another body"},
+                )
+            rows = []
+            for job_id, connection in zip(ids, connections, strict=True):
+                cur = await conn.execute(
+                    f"INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id,"
+                    f" media_asset_ids, caption, media_type, scheduled_at, publish_deadline,"
+                    f" deadline_explicit, status, next_attempt_at, queued, request_hash, trace_id)"
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SCHEDULED', %s, %s,"
+                    f" %s, %s) RETURNING {JOB_COLUMNS}",
+                    (
+                        job_id,
+                        tenant_id,
+                        post,
+                        spec.platform,
+                        connection["id"],
+                        spec.media_asset_ids,
+                        spec.caption,
+                        spec.media_type,
+                        spec.scheduled_at,
+                        spec.publish_deadline,
+                        spec.deadline_explicit,
+                        spec.scheduled_at,
+                        queued,
+                        digest,
+                        trace,
+                    ),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                rows.append(row)
+            if idempotency_key is not None:
+                await conn.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, post_id,"
+                    " job_ids, multi) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (tenant_id, idempotency_key, digest, post, ids, spec.multi),
+                )
+            await outbox.add(
+                conn, self.names, [outbox.status_event(r, JobStatus.SCHEDULED) for r in rows]
+            )
+        if queued:
+            await self._enqueue({str(r["id"]): r["next_attempt_at"] for r in rows})
+        for r in rows:
+            log.info(
+                "job scheduled",
+                extra={
+                    "job_id": str(r["id"]),
+                    "trace_id": trace,
+                    "scheduled_at": str(r["scheduled_at"]),
+                },
+            )
+        return Scheduled(True, self._body(spec, rows))
+
+    @staticmethod
+    def _body(spec: JobInput, rows: list[Row]) -> dict[str, Any]:
+        if spec.multi:
+            return {"post_id": str(rows[0]["post_id"]), "jobs": [job_view(r) for r in rows]}
+        return job_view(rows[0])
+
+    async def _idempotent_replay(
+        self, conn: psycopg.AsyncConnection[Row], tenant_id: str, key: str, digest: str
+    ) -> Scheduled | None:
+        # Serialise concurrent requests with the same key.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{tenant_id}|{key}",))
+        cur = await conn.execute(
+            "SELECT request_hash, job_ids, multi, post_id FROM idempotency_keys"
+            " WHERE tenant_id = %s AND key = %s",
+            (tenant_id, key),
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        if found["request_hash"] != digest:
+            raise Conflict(
+                "this Idempotency-Key was used with another body", code="idempotency_key_reused"
+            )
+        rows = await self._existing_jobs(conn, [str(j) for j in found["job_ids"]])
+        rows.sort(key=lambda r: [str(j) for j in found["job_ids"]].index(str(r["id"])))
+        if found["multi"]:
+            return Scheduled(
+                False, {"post_id": str(found["post_id"]), "jobs": [job_view(r) for r in rows]}
+            )
+        return Scheduled(False, job_view(rows[0]))
+
+    @staticmethod
+    async def _existing_jobs(conn: psycopg.AsyncConnection[Row], ids: list[str]) -> list[Row]:
+        cur = await conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)", (ids,))
+        return await cur.fetchall()
+
+    async def _connections_for(self, principal: Principal, spec: JobInput) -> list[Row]:
+        for cid in spec.connection_ids:
+            try:
+                uuid.UUID(cid)
+            except ValueError:
+                raise ValidationFailed(
+                    "unknown connection", fields={"connection_id": f"no connection {cid}"}
+                ) from None
+        rows = await self.db.fetch(
+            "SELECT id, tenant_id, platform, status FROM connections WHERE id = ANY(%s)",
+            (spec.connection_ids,),
+        )
+        by_id = {str(r["id"]): r for r in rows}
+        field = "connection_ids" if spec.multi else "connection_id"
+        ordered = []
+        for cid in spec.connection_ids:
+            row = by_id.get(str(uuid.UUID(cid)))
+            if row is None or not principal.sees(row["tenant_id"]):
+                raise ValidationFailed("unknown connection", fields={field: f"no connection {cid}"})
+            if row["status"] == "disabled":
+                raise ValidationFailed(
+                    "disabled connection", fields={field: f"connection {cid} is disabled"}
+                )
+            if row["platform"] != spec.platform:
+                raise ValidationFailed(
+                    "platform mismatch",
+                    fields={field: f"connection {cid} is a {row['platform']} connection"},
+                )
+            ordered.append(row)
+        tenants = {r["tenant_id"] for r in ordered}
+        if len(tenants) > 1:
+            raise ValidationFailed(
+                "connections of several tenants", fields={field: "must belong to one tenant"}
+            )
+        if spec.tenant_id is not None:
+            if not principal.is_admin:
+                raise ValidationFailed(
+                    "only an admin key may name a tenant", fields={"tenant_id": "not allowed"}
+                )
+            if spec.tenant_id not in tenants:
+                raise ValidationFailed(
+                    "tenant mismatch", fields={"tenant_id": "does not own the connection"}
+                )
+        await ensure_tenant(self.db, ordered[0]["tenant_id"])
+        return ordered
+
+    async def _enqueue(self, due: dict[str, datetime | None]) -> None:
+        try:
+            await self.queue.add({j: d.timestamp() for j, d in due.items() if d is not None})
+        except Exception as exc:  # persisted in Postgres; the reconciler queues it later
+            log.warning("redis write failed after commit", extra={"job_ids": list(due)})
+            raise StoreUnavailable("redis", str(exc)) from exc
+
+    # ---- read -----------------------------------------------------------------------------
+
+    async def get_row(self, principal: Principal, job_id: str) -> Row:
+        job_id = _uuid_or_404(job_id)
+        row = await self.db.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        if row is None or not principal.sees(row["tenant_id"]):
+            raise NotFound(f"no job {job_id}")
+        return row
+
+    async def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        return job_view(await self.get_row(principal, job_id))
+
+    async def attempts(self, principal: Principal, job_id: str) -> list[dict[str, Any]]:
+        row = await self.get_row(principal, job_id)
+        rows = await self.db.fetch(
+            "SELECT * FROM attempts WHERE job_id = %s ORDER BY attempt DESC", (row["id"],)
+        )
+        return [attempt_view(r) for r in rows]
+
+    async def list_jobs(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        platform: str | None = None,
+        connection_id: str | None = None,
+        post_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        errors = {}
+        if status is not None and status not in JobStatus.__members__:
+            errors["status"] = f"must be one of {', '.join(JobStatus.__members__)}"
+        for name, value in (("connection_id", connection_id), ("post_id", post_id)):
+            if value is not None:
+                try:
+                    uuid.UUID(value)
+                except ValueError:
+                    errors[name] = "must be a UUID"
+        if errors:
+            raise ValidationFailed("bad filter", fields=errors)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.db.fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE"
+            " (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
+            " AND (%(conn)s::uuid IS NULL OR connection_id = %(conn)s)"
+            " AND (%(post)s::uuid IS NULL OR post_id = %(post)s)"
+            " AND (%(after_ts)s::timestamptz IS NULL"
+            "      OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            {
+                "tenant": None if principal.is_admin else principal.tenant_id,
+                "status": status,
+                "platform": platform,
+                "conn": connection_id,
+                "post": post_id,
+                "after_ts": after[0] if after else None,
+                "after_id": after[1] if after else None,
+                "limit": limit + 1,
+            },
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return {"items": [job_view(r) for r in rows], "next_cursor": next_cursor}
+
+    # ---- change ---------------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        row = await self.get_row(principal, job_id)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                f"UPDATE jobs SET status = 'CANCELLED', next_attempt_at = NULL, updated_at = now()"
+                f" WHERE id = %s AND call_started_at IS NULL AND status = ANY(%s)"
+                f" RETURNING {JOB_COLUMNS}",
+                (row["id"], allowed_sources(JobStatus.CANCELLED)),
+            )
+            updated = await cur.fetchone()
+            if updated is None:
+                current = await self._locked(conn, row["id"])
+                if current["status"] == JobStatus.CANCELLED:
+                    return job_view(current)  # cancelling twice is a no-op
+                if current["call_started_at"] is not None:
+                    raise Conflict("the platform call has started", code="call_started")
+                raise Conflict(f"a {current['status']} job cannot be cancelled", code="terminal")
+            await outbox.add(conn, self.names, [outbox.status_event(updated, JobStatus.CANCELLED)])
+        await self.queue.remove([str(updated["id"])])
+        log.info("job cancelled", extra={"job_id": str(updated["id"])})
+        return job_view(updated)
+
+    @staticmethod
+    async def _locked(conn: psycopg.AsyncConnection[Row], job_id: Any) -> Row:
+        cur = await conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    async def reschedule(self, principal: Principal, job_id: str, body: Any) -> dict[str, Any]:
+        row = await self.get_row(principal, job_id)
+        if not isinstance(body, dict):
+            raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
+        errors: dict[str, str] = {
+            k: "must not contain NUL characters" for k, v in body.items() if has_nul(v)
+        }
+        for key in set(body) - {"scheduled_at", "caption", "publish_deadline"}:
+            errors[key] = "cannot be changed; only scheduled_at, caption and publish_deadline can"
+        now = now_utc()
+        scheduled = parse_instant(body.get("scheduled_at"), "scheduled_at", errors)
+        deadline = parse_instant(body.get("publish_deadline"), "publish_deadline", errors)
+        caption = check_caption(row["platform"], body.get("caption", row["caption"]), errors)
+        if errors:
+            raise ValidationFailed("the change is invalid", fields=errors)
+        scheduled_at = row["scheduled_at"]
+        if "scheduled_at" in body:
+            scheduled_at = scheduled if scheduled is not None and scheduled > now else now
+        explicit = row["deadline_explicit"] or deadline is not None
+        if deadline is None:
+            deadline = (
+                row["publish_deadline"]
+                if row["deadline_explicit"]
+                else (scheduled_at + timedelta(seconds=self.settings.missed_after_seconds))
+            )
+        if deadline <= scheduled_at:
+            raise ValidationFailed(
+                "publish_deadline must be after scheduled_at",
+                fields={"publish_deadline": "must be after scheduled_at"},
+            )
+        queued = scheduled_at <= now + timedelta(seconds=self.settings.redis_horizon_seconds)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                f"UPDATE jobs SET scheduled_at = %s, next_attempt_at = %s, caption = %s,"
+                f" publish_deadline = %s, deadline_explicit = %s, queued = %s, updated_at = now()"
+                f" WHERE id = %s AND status = 'SCHEDULED' RETURNING {JOB_COLUMNS}",
+                (scheduled_at, scheduled_at, caption, deadline, explicit, queued, row["id"]),
+            )
+            updated = await cur.fetchone()
+            if updated is None:
+                current = await self._locked(conn, row["id"])
+                raise Conflict(
+                    f"only a SCHEDULED job can be changed; this one is {current['status']}",
+                    code="not_editable",
+                )
+            await outbox.add(
+                conn,
+                self.names,
+                [outbox.status_event(updated, JobStatus.SCHEDULED, reason="rescheduled")],
+            )
+        if queued:
+            await self._enqueue({str(updated["id"]): scheduled_at})
+        else:
+            await self.queue.remove([str(updated["id"])])
+        log.info(
+            "job rescheduled",
+            extra={"job_id": str(updated["id"]), "scheduled_at": str(scheduled_at)},
+        )
+        return job_view(updated)
+
+    async def retry(
+        self, principal: Principal, job_id: str, *, force: bool = False
+    ) -> dict[str, Any]:
+        row = await self.get_row(principal, job_id)
+        rows = await self.requeue_now([row["id"]], force=force, strict=True)
+        return job_view(rows[0])
+
+    async def requeue_now(
+        self, job_ids: list[Any], *, force: bool, strict: bool = False
+    ) -> list[Row]:
+        """Operator retry / redrive: RETRY_SCHEDULED now with a fresh budget.
+
+        `strict` raises 409 for a job that cannot be retried (the single-job route); a
+        redrive skips those. Jobs whose outcome is unconfirmed need `force`.
+        """
+        now = now_utc()
+        deadline = now + timedelta(seconds=self.settings.missed_after_seconds)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                f"UPDATE jobs SET status = 'RETRY_SCHEDULED', next_attempt_at = %s,"
+                f" failed_attempts = 0, queued = true, force_required = false,"
+                f" publish_deadline ="
+                f" CASE WHEN deadline_explicit THEN publish_deadline ELSE %s END,"
+                f" updated_at = now()"
+                f" WHERE id = ANY(%s) AND status IN ('DEAD_LETTERED', 'RETRY_SCHEDULED')"
+                f" AND (%s OR NOT force_required) RETURNING {JOB_COLUMNS}",
+                (now, deadline, job_ids, force),
+            )
+            rows = await cur.fetchall()
+            if strict and not rows:
+                current = await self._locked(conn, job_ids[0])
+                if current["force_required"] and current["status"] == JobStatus.DEAD_LETTERED:
+                    raise Conflict(
+                        "the post may be live (unconfirmed); retry with force to check again",
+                        code="force_required",
+                    )
+                raise Conflict(f"a {current['status']} job cannot be retried", code="not_retryable")
+            ids = [r["id"] for r in rows]
+            await conn.execute(
+                "UPDATE dead_letters SET redriven_at = now() WHERE job_id = ANY(%s)"
+                " AND redriven_at IS NULL",
+                (ids,),
+            )
+            await outbox.add(
+                conn,
+                self.names,
+                [
+                    outbox.status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry")
+                    for r in rows
+                ],
+            )
+        await self._enqueue({str(r["id"]): r["next_attempt_at"] for r in rows})
+        for r in rows:
+            log.info("job requeued by operator", extra={"job_id": str(r["id"])})
+        return rows

@@ -1,0 +1,77 @@
+"""Rows → the API's JSON shapes, and list cursors."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from shared.db.pool import Row
+from shared.errors import ValidationFailed
+from shared.events import iso
+
+JOB_COLUMNS = (
+    "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
+    " scheduled_at, publish_deadline, deadline_explicit, status, attempt_count, failed_attempts,"
+    " next_attempt_at, dispatched_at, call_started_at, container_id, published_at, provider_ids,"
+    " last_error, force_required, request_hash, trace_id, created_at, updated_at, queued"
+)
+
+
+def job_view(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "post_id": str(row["post_id"]),
+        "tenant_id": row["tenant_id"],
+        "platform": row["platform"],
+        "connection_id": str(row["connection_id"]),
+        "status": row["status"],
+        "attempt_count": row["attempt_count"],
+        "scheduled_at": iso(row["scheduled_at"]),
+        "next_attempt_at": iso(row["next_attempt_at"]),
+        "published_at": iso(row["published_at"]),
+        "provider_ids": row["provider_ids"] or {},
+        "last_error": row["last_error"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "media_asset_ids": list(row["media_asset_ids"]),
+        "caption": row["caption"],
+        "media_type": row["media_type"],
+        "publish_deadline": iso(row["publish_deadline"]),
+    }
+
+
+def attempt_view(row: Row) -> dict[str, Any]:
+    return {
+        "attempt": row["attempt"],
+        "outcome": row["outcome"],
+        "error_code": row["error_code"],
+        "error_subcode": row["error_subcode"],
+        "error_message": row["error_message"],
+        "provider_ids": row["provider_ids"] or {},
+        "worker": row["worker"],
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+    }
+
+
+def encode_cursor(created_at: datetime, row_id: Any) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), row_id
+    except Exception as exc:
+        raise ValidationFailed("bad cursor", fields={"cursor": "is not a cursor"}) from exc
+
+
+def parse_limit(value: str | None, default: int = 50, maximum: int = 500) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise ValidationFailed(
+            "bad limit", fields={"limit": f"must be an integer from 1 to {maximum}"}
+        )
+    return int(value)

@@ -1,0 +1,76 @@
+"""Topics from the declarative spec in deploy/topics.toml, created idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from shared.kafka.client import KafkaError, base_config
+from shared.paths import DEPLOY_DIR
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+
+
+def load_topic_specs(path: Path = DEPLOY_DIR / "topics.toml") -> list[TopicSpec]:
+    data = tomllib.loads(path.read_text())
+    return [
+        TopicSpec(name, int(spec["partitions"]), int(spec["retention_ms"]))
+        for name, spec in data["topics"].items()
+    ]
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient(base_config(bootstrap))
+
+
+async def ping(bootstrap: str, timeout: float = 3.0) -> bool:
+    """Whether the broker answers a metadata request."""
+
+    def _list() -> bool:
+        admin(bootstrap).list_topics(timeout=timeout)
+        return True
+
+    try:
+        return await asyncio.to_thread(_list)
+    except Exception:
+        return False
+
+
+def create_topics(
+    bootstrap: str, specs: list[TopicSpec], prefix: str = "", timeout: float = 30.0
+) -> list[str]:
+    """Create missing topics; returns the names created (none when all exist)."""
+    client = admin(bootstrap)
+    existing = set(client.list_topics(timeout=timeout).topics)
+    new = [
+        NewTopic(
+            prefix + spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=1,
+            config={"retention.ms": str(spec.retention_ms)},
+        )
+        for spec in specs
+        if prefix + spec.name not in existing
+    ]
+    created = []
+    for name, future in client.create_topics(new, request_timeout=timeout).items() if new else []:
+        try:
+            future.result()
+            created.append(name)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaError(f"creating topic {name}: {exc}") from exc
+    return created

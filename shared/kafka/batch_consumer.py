@@ -1,0 +1,115 @@
+"""Consume in batches and commit only after the batch's effects are durable.
+
+All calls on the confluent consumer run on one dedicated thread (it is not thread-safe);
+the handler runs on the event loop. A handler failure commits nothing: the batch is
+retried (store outages) or the service stops, and Kafka redelivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import TopicPartition
+
+from shared.errors import StoreUnavailable
+from shared.kafka.client import KafkaError, Message, consumer
+
+log = logging.getLogger(__name__)
+Handler = Callable[[list[Message]], Awaitable[None]]
+
+
+def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit after `messages`: the highest per partition, plus one."""
+    top: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        key = (str(msg.topic()), int(msg.partition() or 0))
+        top[key] = max(top.get(key, -1), int(msg.offset() or 0))
+    return [TopicPartition(t, p, o + 1) for (t, p), o in top.items()]
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        *,
+        batch_size: int = 500,
+        poll_timeout: float = 0.2,
+        retry_backoff: float = 0.5,
+        **overrides: Any,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.topics = topics
+        self.handler = handler
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.retry_backoff = retry_backoff
+        self.overrides = overrides
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{group}")
+        self._consumer: confluent_kafka.Consumer | None = None
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._consumer = await self._call(
+            consumer, self.bootstrap, self.group, **self.overrides
+        )
+        c = self._consumer
+        await self._call(c.subscribe, self.topics)
+        try:
+            while not stopping.is_set():
+                raw = await self._call(c.consume, self.batch_size, self.poll_timeout)
+                messages = []
+                for msg in raw:
+                    err = msg.error()
+                    if err is None:
+                        messages.append(msg)
+                    elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                        log.warning("consume error", extra={"kafka_error": str(err)})
+                if not messages:
+                    continue
+                if not await self._handle(messages, stopping):
+                    return  # stopping mid-retry: commit nothing, Kafka redelivers
+                await self._commit(messages)
+        finally:
+            await self._call(c.close)
+            self._executor.shutdown(wait=False)
+
+    async def _handle(self, messages: list[Message], stopping: asyncio.Event) -> bool:
+        delay = self.retry_backoff
+        while True:
+            try:
+                await self.handler(messages)
+                return True
+            except (StoreUnavailable, KafkaError) as exc:
+                log.warning(
+                    "batch failed, retrying", extra={"group": self.group, "error": str(exc),
+                                                     "retry_in": delay}
+                )
+            if stopping.is_set():
+                return False
+            try:
+                async with asyncio.timeout(delay):
+                    await stopping.wait()
+                return False
+            except TimeoutError:
+                delay = min(delay * 2, 10.0)
+
+    async def _commit(self, messages: list[Message]) -> None:
+        assert self._consumer is not None
+        try:
+            await self._call(self._consumer.commit, offsets=next_offsets(messages),
+                             asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            # Partitions were revoked meanwhile: the new owner redelivers; effects are idempotent.
+            log.warning("commit failed", extra={"group": self.group, "error": str(exc)})

@@ -1,0 +1,110 @@
+"""Typed wrappers over confluent-kafka's producer and consumer.
+
+Constructors do no network I/O beyond what librdkafka starts in the background; Kafka
+errors are raised as `KafkaError`; librdkafka's error callbacks go to logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import confluent_kafka
+
+from shared.errors import HeraldError
+
+log = logging.getLogger(__name__)
+Message = confluent_kafka.Message
+
+
+class KafkaError(HeraldError):
+    """A produce, consume or admin call failed."""
+
+
+def _error_cb(err: confluent_kafka.KafkaError) -> None:
+    log.warning("kafka client error", extra={"kafka_error": str(err)})
+
+
+def base_config(bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap, "error_cb": _error_cb, "client.id": "herald"}
+
+
+@dataclass
+class _Delivery:
+    error: str | None = None
+
+
+class Producer:
+    """Idempotent producer (acks=all). `send_batch` returns once every record is acknowledged."""
+
+    def __init__(self, bootstrap: str, **overrides: Any) -> None:
+        config = base_config(bootstrap) | {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": 120_000,
+            "queue.buffering.max.messages": 500_000,
+        }
+        config.update(overrides)
+        self._producer = confluent_kafka.Producer(config)
+        self._errors: list[str] = []
+
+    def produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
+        """Queue one record; call `flush` to wait for acknowledgements."""
+        self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+
+    def _on_delivery(self, err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def send_batch(
+        self, records: Iterable[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
+    ) -> int:
+        """Produce records and wait until Kafka acknowledged all of them (raises otherwise)."""
+        self._errors = []
+        count = 0
+        for topic, key, value in records:
+            while True:
+                try:
+                    self.produce(topic, key, value)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+            count += 1
+        self.flush(timeout)
+        return count
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise KafkaError(f"{remaining} records not acknowledged within {timeout}s")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise KafkaError(f"{len(errors)} records failed: {errors[0]}")
+
+    async def send_batch_async(
+        self, records: Sequence[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
+    ) -> int:
+        return await asyncio.to_thread(self.send_batch, records, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.flush(timeout)
+
+
+def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Consumer:
+    """A consumer that never auto-commits: callers commit after their effects are durable."""
+    config = base_config(bootstrap) | {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    config.update(overrides)
+    return confluent_kafka.Consumer(config)

@@ -1,0 +1,62 @@
+"""Adapters built from settings by a process's entry point and passed to services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from shared import redis_store
+from shared.connections import ConnectionStore
+from shared.crypto import TokenCipher
+from shared.db.pool import Database
+from shared.delayed_queue import DelayedQueue
+from shared.jobs.service import JobService
+from shared.kafka.client import Producer
+from shared.names import Names
+from shared.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    names: Names
+    db: Database
+    redis: aioredis.Redis
+    queue: DelayedQueue
+    cipher: TokenCipher
+    _producer: Producer | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, db_pool_size: int = 8) -> Runtime:
+        names = Names.from_settings(settings)
+        client = redis_store.connect(settings.redis_url)
+        return cls(
+            settings=settings,
+            names=names,
+            db=Database(settings.database_url, settings.db_schema, max_size=db_pool_size),
+            redis=client,
+            queue=DelayedQueue(client, names),
+            cipher=TokenCipher(settings.secret_passphrase),
+        )
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self.settings.kafka_bootstrap)
+        return self._producer
+
+    def jobs(self) -> JobService:
+        return JobService(self.db, self.queue, self.names, self.settings)
+
+    def connections(self) -> ConnectionStore:
+        return ConnectionStore(self.db, self.cipher)
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+        await self.redis.aclose()
+        if self._producer is not None:
+            self._producer.close()

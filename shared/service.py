@@ -1,0 +1,107 @@
+"""Running a service process: logging, settings line, metrics, ops endpoints, supervised
+loops, signal handling at the edge and an ordered, idempotent stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from shared import logging as herald_logging
+from shared import metrics, redis_store
+from shared.kafka.admin import ping as kafka_ping
+from shared.ops_server import Health, serve
+from shared.runtime import Runtime
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    """Named background loops; if one dies the whole service stops (non-zero exit)."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+        self.stopping = asyncio.Event()
+        self.failed: BaseException | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self.health.watch(name, task)
+        self._tasks.append(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.stopping.is_set():
+            return
+        exc = task.exception()
+        log.error("loop ended unexpectedly", extra={"loop": task.get_name()},
+                  exc_info=exc if exc else None)
+        self.failed = exc or RuntimeError(f"loop {task.get_name()} returned")
+        self.stopping.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def cancel_all(self, grace: float = 10.0) -> None:
+        self.stopping.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def sleep_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`; True when the service is stopping."""
+    try:
+        async with asyncio.timeout(max(seconds, 0)):
+            await stopping.wait()
+        return True
+    except TimeoutError:
+        return stopping.is_set()
+
+
+def standard_checks(health: Health, rt: Runtime) -> None:
+    health.add_check("postgres", rt.db.ping)
+    health.add_check("redis", lambda: redis_store.ping(rt.redis))
+    health.add_check("kafka", lambda: kafka_ping(rt.settings.kafka_bootstrap))
+
+
+ServiceMain = Callable[[Runtime, Supervisor], Awaitable[None]]
+
+
+async def run_service(
+    name: str, settings: Settings, main: ServiceMain, *, handle_signals: bool = True
+) -> int:
+    herald_logging.configure(name)
+    log.info("starting", extra={"settings": settings.masked()})
+    metrics.register_process(name, settings.replica)
+    rt = Runtime.build(settings)
+    health = Health()
+    standard_checks(health, rt)
+    supervisor = Supervisor(health)
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, supervisor.stop)
+    runner, port = await serve(health, settings.metrics_port)
+    log.info("metrics endpoint", extra={"metrics_port": port, "service": name})
+    try:
+        await rt.open()
+        await main(rt, supervisor)
+        await supervisor.stopping.wait()
+    finally:
+        log.info("stopping")
+        await supervisor.cancel_all()
+        await rt.close()
+        await runner.cleanup()
+    if supervisor.failed is not None:
+        log.error("stopped after a failure", extra={"error": repr(supervisor.failed)})
+        return 1
+    log.info("stopped")
+    return 0
