@@ -41,7 +41,7 @@ WHERE jobs.id = old.id AND (
 RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
     jobs.attempt_count, jobs.media_asset_ids, jobs.caption, jobs.media_type, jobs.scheduled_at,
     jobs.publish_deadline, jobs.dispatched_at, jobs.trace_id, jobs.provider_ids,
-    jobs.next_attempt_at, jobs.published_at, old.status AS old_status
+    jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status
 """
 
 
@@ -61,6 +61,7 @@ def request_value(row: Row, due: float) -> dict[str, Any]:
         "publish_deadline": events.iso(row["publish_deadline"]),
         "dispatched_at": events.iso(row["dispatched_at"]),
         "trace_id": row["trace_id"],
+        "check_only": bool(row["check_only"]),
     }
 
 

@@ -22,6 +22,7 @@ class PublishRequest:
     due_at: datetime
     publish_deadline: datetime
     trace_id: str
+    check_only: bool = False
 
 
 @dataclass(frozen=True)

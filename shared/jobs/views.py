@@ -14,7 +14,8 @@ JOB_COLUMNS = (
     "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
     " scheduled_at, publish_deadline, deadline_explicit, status, attempt_count, failed_attempts,"
     " next_attempt_at, dispatched_at, call_started_at, container_id, published_at, provider_ids,"
-    " last_error, force_required, request_hash, trace_id, created_at, updated_at, queued"
+    " last_error, force_required, request_hash, trace_id, created_at, updated_at, queued,"
+    " check_only"
 )
 
 

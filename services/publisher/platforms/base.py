@@ -35,4 +35,11 @@ class PlatformPublisher(Protocol):
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome: ...
 
+    async def confirm(
+        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
+    ) -> PublishOutcome:
+        """Only read whether the post is live: PUBLISHED → `published`, else `unconfirmed`.
+        Never publishes (used when the failure budget ends on an ambiguous outcome)."""
+        ...
+
     async def close(self) -> None: ...
