@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     call_timeout_seconds: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    # Chaos-testing knob: the dispatcher pauses this long after claiming a batch, so a test
+    # can SIGKILL it while it holds claims. 0 (the default) disables it.
+    fault_pause_after_claim_seconds: float = Field(default=0.0, ge=0)
     retention_days: int = Field(default=30, ge=1)
 
     api_port: int = 8080

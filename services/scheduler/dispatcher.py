@@ -85,6 +85,7 @@ class Dispatcher:
                     last_requeue = now
                 claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
                 if claimed:
+                    await self._fault_pause(claimed)
                     await self.dispatch(claimed)
                     continue
                 next_due = await queue.next_due()
@@ -95,6 +96,12 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("dispatch loop error; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
+
+    async def _fault_pause(self, claimed: list[Claimed]) -> None:
+        pause = self.rt.settings.fault_pause_after_claim_seconds
+        if pause:
+            log.warning("fault injection: pausing after claim", extra={"count": len(claimed)})
+            await asyncio.sleep(pause)
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}

@@ -16,6 +16,8 @@ import aiohttp
 from services.publisher.platforms.base import AttemptContext
 from services.publisher.platforms.instagram_attempt import Attempt, Finish
 from services.publisher.platforms.instagram_client import GraphClient, Scrubber, Throttle
+from services.publisher.platforms.instagram_confirm import confirm_published
+from services.publisher.platforms.instagram_reads import GraphReader
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
@@ -85,6 +87,29 @@ class InstagramPublisher:
             cid = attempt.publishing_container
             ids = {"container_id": cid} if cid else {}
             outcome = PublishOutcome(Outcome.AMBIGUOUS, error_message=message, provider_ids=ids)
+        return _scrubbed(outcome, client.scrub)
+
+    async def confirm(
+        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
+    ) -> PublishOutcome:
+        """Only read the stored container's status (PUBLISHED → published, anything else →
+        unconfirmed); never publishes. See ``instagram_confirm``."""
+        account_id = str(connection.metadata.get("instagramBusinessAccountId") or "")
+        client = GraphClient(
+            self._get_session(),
+            self._graph_url,
+            token=connection.access_token,
+            account_id=account_id,
+            timeout_seconds=ctx.call_timeout_seconds,
+            on_headers=lambda headers: self.throttle.note_usage(account_id, headers),
+        )
+        reader = GraphReader(
+            client,
+            account_id,
+            initial_delay=self.poll_initial_seconds,
+            max_delay=self.poll_max_interval_seconds,
+        )
+        outcome = await confirm_published(client, reader, request, ctx)
         return _scrubbed(outcome, client.scrub)
 
     async def close(self) -> None:

@@ -1,0 +1,50 @@
+"""`herald api`: the HTTP API on 127.0.0.1:HERALD_API_PORT (the only process binding it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from services.api.app import create_app
+from shared.runtime import Runtime
+from shared.service import Supervisor, run_service
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+HOST = "127.0.0.1"
+
+
+async def api_main(rt: Runtime, sup: Supervisor) -> None:
+    app = create_app(rt, sup.health)
+    # No access log: nothing about a request (headers included) reaches a log line.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, rt.settings.api_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        log.error(
+            "cannot bind the API port; set HERALD_API_PORT to a free port",
+            extra={"host": HOST, "port": rt.settings.api_port, "error": str(exc)},
+        )
+        sup.failed = exc
+        sup.stop()
+        return
+    sockets = getattr(site._server, "sockets", None)
+    port = int(sockets[0].getsockname()[1]) if sockets else rt.settings.api_port
+    log.info("api listening", extra={"address": f"http://{HOST}:{port}", "port": port})
+
+    async def serve_until_stopped() -> None:
+        try:
+            await sup.stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    sup.start("http", serve_until_stopped())
+
+
+def run(settings: Settings) -> int:
+    return asyncio.run(run_service("api", settings, api_main))

@@ -1,0 +1,45 @@
+"""`/publishing/connections...`: thin handlers over the connection store (never a token out)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.api.middleware import json_object, json_ok, principal, query
+from shared.connections import ConnectionStore
+from shared.jobs.views import parse_limit
+
+MAX_CONNECTIONS_PAGE = 500
+
+
+def add_routes(app: web.Application, connections: ConnectionStore) -> None:
+    async def create(request: web.Request) -> web.Response:
+        body = await json_object(request)
+        return json_ok(await connections.create(principal(request), body), status=201)
+
+    async def list_connections(request: web.Request) -> web.Response:
+        items = await connections.list_connections(
+            principal(request),
+            platform=query(request, "platform"),
+            limit=parse_limit(
+                query(request, "limit"),
+                default=MAX_CONNECTIONS_PAGE,
+                maximum=MAX_CONNECTIONS_PAGE,
+            ),
+        )
+        return json_ok({"items": items, "next_cursor": None})
+
+    async def get_connection(request: web.Request) -> web.Response:
+        return json_ok(await connections.get(principal(request), request.match_info["id"]))
+
+    async def patch(request: web.Request) -> web.Response:
+        body = await json_object(request)
+        return json_ok(await connections.patch(principal(request), request.match_info["id"], body))
+
+    async def disable(request: web.Request) -> web.Response:
+        return json_ok(await connections.disable(principal(request), request.match_info["id"]))
+
+    app.router.add_post("/publishing/connections", create)
+    app.router.add_get("/publishing/connections", list_connections, allow_head=False)
+    app.router.add_get("/publishing/connections/{id}", get_connection, allow_head=False)
+    app.router.add_patch("/publishing/connections/{id}", patch)
+    app.router.add_delete("/publishing/connections/{id}", disable)

@@ -1,0 +1,156 @@
+"""`herald run`: every service as a child process, for local use.
+
+Migrates, creates topics, makes the admin key once (`<stack dir>/admin.key`, mode 0600),
+starts scheduler, api, N publishers and results with metrics ports from 9101 upward,
+writes the Prometheus targets file, restarts a child that dies, and stops them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.db.migrate import migrate
+from shared.kafka.admin import create_topics, load_topic_specs
+from shared.paths import ROOT
+from shared.settings import Settings
+
+FIRST_METRICS_PORT = 9101
+# Stop order: no new work first (api, scheduler), then drain publishers, results last.
+STOP_ORDER = ("api", "scheduler", "publisher", "results")
+
+
+@dataclass
+class Child:
+    service: str
+    name: str
+    metrics_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        child_env = env | {"HERALD_METRICS_PORT": str(self.metrics_port),
+                           "HERALD_REPLICA": self.name}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", self.service], cwd=ROOT, env=child_env
+        )
+        self.started = time.monotonic()
+
+
+def _say(text: str) -> None:
+    print(f"[herald run] {text}", file=sys.stderr, flush=True)
+
+
+def admin_key(settings: Settings) -> str:
+    """The admin API key, created once into <stack dir>/admin.key (0600) and reused."""
+    path = settings.resolved_stack_dir() / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    from shared import tenancy
+    from shared.db.pool import Database
+
+    async def create() -> str:
+        db = Database(settings.database_url, settings.db_schema, max_size=1)
+        await db.open()
+        try:
+            _, key = await tenancy.create_api_key(db, tenant_id=None, admin=True,
+                                                  label="herald run admin")
+            return key
+        finally:
+            await db.close()
+
+    key = asyncio.run(create())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+def write_targets(settings: Settings, children: list[Child]) -> Path:
+    path = settings.resolved_stack_dir() / "prometheus" / "targets.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = [
+        {"targets": [f"127.0.0.1:{c.metrics_port}"],
+         "labels": {"service": c.service, "replica": c.name}}
+        for c in children
+    ]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(groups, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def plan(publishers: int) -> list[Child]:
+    services = ["scheduler", "api", *["publisher"] * publishers, "results"]
+    children = []
+    counts: dict[str, int] = {}
+    for i, service in enumerate(services):
+        counts[service] = counts.get(service, 0) + 1
+        children.append(Child(service, f"{service}-{counts[service]}", FIRST_METRICS_PORT + i))
+    return children
+
+
+def run_all(settings: Settings, *, publishers: int = 2) -> int:
+    migrate(settings.database_url, settings.db_schema)
+    create_topics(settings.kafka_bootstrap, load_topic_specs(), settings.topic_prefix)
+    key = admin_key(settings)
+    children = plan(publishers)
+    env = dict(os.environ)
+    settings.secret_passphrase  # noqa: B018 - create the shared key before the children race
+    for child in children:
+        child.start(env)
+    targets = write_targets(settings, children)
+
+    _say(f"API        http://127.0.0.1:{settings.api_port}/  (ops page; spec at /openapi.json)")
+    _say(f"admin key  {key}   (kept in {settings.resolved_stack_dir() / 'admin.key'})")
+    for child in children:
+        _say(f"{child.name:<12} pid {child.proc.pid if child.proc else '-':<7} "
+             f"metrics http://127.0.0.1:{child.metrics_port}/metrics")
+    _say(f"Prometheus http://127.0.0.1:{settings.prometheus_port}/  (targets in {targets})")
+    _say("Ctrl-C stops every service")
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        for child in children:
+            if child.proc is not None and child.proc.poll() is not None and not stopping:
+                code = child.proc.returncode
+                delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                if time.monotonic() - child.started > 60:
+                    child.restarts = 0
+                _say(f"{child.name} exited with {code}; restarting in {delay:.0f}s")
+                time.sleep(delay)
+                child.restarts += 1
+                child.start(env)
+        time.sleep(0.5)
+
+    _say("stopping")
+    for service in STOP_ORDER:
+        group = [c for c in children if c.service == service and c.proc is not None]
+        for child in group:
+            assert child.proc is not None
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in group:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+    _say("stopped")
+    return 0

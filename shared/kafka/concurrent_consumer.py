@@ -1,0 +1,260 @@
+"""Consume with up to N messages in flight at once, committing only what is done, gap-free.
+
+Every message becomes an asyncio task running `handler(msg)`; the handler answers True when
+the message's effects are durable (its offset may be committed) and False when it gave up
+(stopping): the message stays uncommitted and Kafka redelivers it. A handler that raises
+stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
+
+- All confluent-kafka calls run on one dedicated thread (the client is not thread-safe);
+  rebalance callbacks run there too, inside `consume`.
+- At capacity (`max_in_flight` messages taken and not finished) every assigned partition is
+  paused and the loop keeps polling, so group membership and rebalances are served while no
+  new message arrives; the partitions resume when capacity frees.
+- Commit positions come from `OffsetTracker`: per partition, up to the lowest offset still
+  outstanding. They are committed every `commit_interval` seconds, on revoke (for the
+  partitions leaving) and once more on stop, after in-flight work drained (within `drain_grace`
+  seconds; what is still running then is cancelled and left uncommitted).
+- On revoke or loss the partitions are forgotten: their in-flight work still finishes but its
+  completion is ignored; the new owner redelivers those messages (effects are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import TopicPartition
+
+from shared.kafka.client import Message, consumer
+from shared.kafka.offset_tracker import OffsetTracker, Partition
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Message], Awaitable[bool]]
+
+
+class ConcurrentConsumer:
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        *,
+        max_in_flight: int = 256,
+        batch_size: int = 500,
+        poll_timeout: float = 0.1,
+        commit_interval: float = 0.2,
+        drain_grace: float = 8.0,
+        **overrides: Any,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.topics = topics
+        self.handler = handler
+        self.max_in_flight = max_in_flight
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.commit_interval = commit_interval
+        self.drain_grace = drain_grace
+        self.overrides = overrides
+        self.tracker = OffsetTracker()
+        self._lock = threading.Lock()  # the tracker is touched by the loop and the kafka thread
+        self._assigned: set[Partition] = set()
+        self._paused = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{group}")
+        self._consumer: confluent_kafka.Consumer | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    # ---- main loop ----------------------------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        c = await self._call(consumer, self.bootstrap, self.group, **self.overrides)
+        self._consumer = c
+        await self._call(
+            c.subscribe,
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        committer = asyncio.create_task(self._commit_loop(stopping), name="kafka-commits")
+        try:
+            await self._intake(c, stopping)
+        finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
+            await self._drain()
+            await self._commit()
+            await self._call(c.close)
+            self._executor.shutdown(wait=False)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _intake(self, c: confluent_kafka.Consumer, stopping: asyncio.Event) -> None:
+        while not stopping.is_set() and self._failure is None:
+            free = self.max_in_flight - self.in_flight
+            if free <= 0 and not self._paused:
+                await self._call(self._pause_all)
+            elif free > 0 and self._paused:
+                await self._call(self._resume_all)
+            batch = max(1, min(self.batch_size, free))
+            raw = await self._call(c.consume, batch, self.poll_timeout)
+            messages = self._usable(raw)
+            for msg in messages:
+                self._start(msg)
+            if not messages and free <= 0:
+                # Paused: wait (briefly) for a slot instead of spinning on empty polls.
+                await self._wait_for_slot(self.poll_timeout)
+
+    def _usable(self, raw: list[Message]) -> list[Message]:
+        out = []
+        with self._lock:
+            for msg in raw:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+                        log.warning("consume error", extra={"kafka_error": str(err)})
+                    continue
+                part = (str(msg.topic()), int(msg.partition() or 0))
+                if part not in self._assigned:
+                    continue  # revoked while the batch was being fetched: the new owner reads it
+                self.tracker.add(part, int(msg.offset() or 0))
+                out.append(msg)
+        return out
+
+    def _start(self, msg: Message) -> None:
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Message) -> None:
+        part = (str(msg.topic()), int(msg.partition() or 0))
+        offset = int(msg.offset() or 0)
+        try:
+            finished = await self.handler(msg)
+        except asyncio.CancelledError:
+            return  # drained out: left uncommitted
+        except Exception as exc:
+            log.error(
+                "message handler failed; stopping the consumer",
+                extra={"group": self.group, "topic": part[0], "partition": part[1],
+                       "offset": offset},
+                exc_info=exc,
+            )
+            if self._failure is None:
+                self._failure = exc
+            return
+        if finished:
+            with self._lock:
+                self.tracker.done(part, offset)
+
+    async def _wait_for_slot(self, timeout: float) -> None:
+        tasks = set(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _drain(self) -> None:
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        log.info("draining in-flight messages", extra={"group": self.group, "count": len(tasks)})
+        _, pending = await asyncio.wait(tasks, timeout=self.drain_grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "in-flight messages left uncommitted after the grace period",
+                extra={"group": self.group, "count": len(pending)},
+            )
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # ---- commits ------------------------------------------------------------------------
+
+    async def _commit_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            await asyncio.sleep(self.commit_interval)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        await self._call(self._commit_sync, None)
+
+    def _commit_sync(self, parts: list[Partition] | None) -> None:
+        """On the kafka thread: commit the tracker's positions that moved forward."""
+        c = self._consumer
+        if c is None:
+            return
+        with self._lock:
+            positions = self.tracker.to_commit(parts)
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            c.commit(offsets=offsets, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            # Typically a rebalance in progress: the positions are committed next time, or the
+            # new owner redelivers (effects are idempotent).
+            log.warning("commit failed", extra={"group": self.group, "error": str(exc)})
+            return
+        with self._lock:
+            self.tracker.committed(positions)
+
+    # ---- rebalance callbacks (on the kafka thread, inside consume) ----------------------
+
+    def _on_assign(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
+        new = {(str(p.topic), int(p.partition)) for p in parts}
+        with self._lock:
+            self._assigned |= new
+        if self._paused and parts:
+            # cooperative: assign the increment now so it can be paused like the rest
+            c.incremental_assign(parts)
+            c.pause(parts)
+        log.info("partitions assigned", extra={"group": self.group,
+                                               "partitions": sorted(p for _, p in new)})
+
+    def _on_revoke(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
+        leaving = [(str(p.topic), int(p.partition)) for p in parts]
+        self._commit_sync(leaving)  # what is done so far, while we still own them
+        self._forget(leaving, "revoked")
+
+    def _on_lost(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
+        self._forget([(str(p.topic), int(p.partition)) for p in parts], "lost")
+
+    def _forget(self, parts: list[Partition], why: str) -> None:
+        with self._lock:
+            self._assigned.difference_update(parts)
+            dropped = self.tracker.forget(parts)
+        log.info(
+            f"partitions {why}",
+            extra={"group": self.group, "partitions": sorted(p for _, p in parts),
+                   "in_flight_dropped": dropped},
+        )
+
+    def _pause_all(self) -> None:
+        assert self._consumer is not None
+        self._paused = True
+        parts = self._consumer.assignment()
+        if parts:
+            self._consumer.pause(parts)
+
+    def _resume_all(self) -> None:
+        assert self._consumer is not None
+        self._paused = False
+        parts = self._consumer.assignment()
+        if parts:
+            self._consumer.resume(parts)

@@ -1,0 +1,153 @@
+"""Scheduling against the real stack: jobs in Postgres, the Redis delayed queue, dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import redis as sync_redis
+
+from services.scheduler.dispatcher import Dispatcher
+from services.scheduler.reconciler import Reconciler
+from shared.events import now_utc, parse_time
+from shared.names import REQUEST
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.tenancy import ADMIN
+from tests.conftest import Namespace, eventually
+from tests.support.helpers import aread_topic, sandbox_connections
+
+MEDIA = ["https://cdn.example.com/a.jpg"]
+
+
+@asynccontextmanager
+async def running(rt: Runtime, *, reconcile: bool = False) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(Dispatcher(rt).run(stop))]
+    if reconcile:
+        interval = rt.settings.reconcile_interval_seconds
+        tasks.append(asyncio.create_task(Reconciler(rt, interval=interval).run(stop)))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)
+
+
+async def schedule_many(rt: Runtime, connections: list[str], count: int, in_seconds: float,
+                        **extra: object) -> list[str]:
+    at = (now_utc() + timedelta(seconds=in_seconds)).isoformat()
+    jobs = rt.jobs()
+    ids = []
+    for i in range(count):
+        result = await jobs.schedule(ADMIN, {
+            "platform": "sandbox", "connection_id": connections[i % len(connections)],
+            "media_asset_ids": MEDIA, "caption": f"post {i}", "scheduled_at": at, **extra,
+        })
+        ids.append(result.body["id"])
+    return ids
+
+
+async def test_due_jobs_reach_publish_request_once_with_their_fields(
+    rt: Runtime, settings: Settings
+) -> None:
+    connections = await sandbox_connections(rt, 3)
+    ids = await schedule_many(rt, connections, 300, in_seconds=1.5)
+    held = await rt.queue.held(ids)
+    assert held == set(ids)  # persisted and queued before schedule() returned
+    async with running(rt):
+        values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=300)
+    counts = Counter(v["job_id"] for v in values)
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    rows = {str(r["id"]): r for r in await rt.db.fetch("SELECT * FROM jobs")}
+    for value in values:
+        row = rows[value["job_id"]]
+        assert value["attempt"] == 1 == row["attempt_count"]
+        assert value["connection_id"] == str(row["connection_id"])
+        assert value["media_asset_ids"] == MEDIA and value["caption"] == row["caption"]
+        assert value["tenant_id"] == "default" and value["platform"] == "sandbox"
+        # never dispatched before it was due
+        assert parse_time(value["dispatched_at"]) >= row["scheduled_at"]  # type: ignore[operator]
+        assert row["status"] == "IN_PROGRESS"
+
+
+async def test_cancelled_job_is_never_dispatched_and_reschedule_moves_it(
+    rt: Runtime, settings: Settings
+) -> None:
+    connections = await sandbox_connections(rt, 1)
+    cancelled, moved, kept = await schedule_many(rt, connections, 3, in_seconds=1.0)
+    jobs = rt.jobs()
+    await jobs.cancel(ADMIN, cancelled)
+    new_time = now_utc() + timedelta(seconds=4)
+    await jobs.reschedule(ADMIN, moved, {"scheduled_at": new_time.isoformat()})
+    async with running(rt):
+        early = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1,
+                           timeout=3.5, quiet=0.5)
+        assert [v["job_id"] for v in early] == [kept]
+        values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=2,
+                            timeout=30)
+    assert Counter(v["job_id"] for v in values) == Counter({kept: 1, moved: 1})
+    moved_value = next(v for v in values if v["job_id"] == moved)
+    assert parse_time(moved_value["dispatched_at"]) >= new_time  # type: ignore[operator]
+    job = await jobs.get(ADMIN, cancelled)
+    assert job["status"] == "CANCELLED"
+
+
+async def test_reconciler_restores_jobs_after_redis_loses_its_data(
+    ns: Namespace,
+) -> None:
+    # Redis horizon of 6 s: jobs due later wait in Postgres only and are paged in.
+    rt = Runtime.build(ns.settings(redis_horizon_seconds=6.0))
+    await rt.open()
+    try:
+        connections = await sandbox_connections(rt, 4)
+        soon = await schedule_many(rt, connections, 1000, in_seconds=4)
+        later = await schedule_many(rt, connections, 50, in_seconds=9)
+        assert await rt.queue.held(later) == set()  # beyond the horizon: Postgres only
+        sync_redis.Redis.from_url(rt.settings.redis_url).flushall()
+        assert await rt.queue.held(soon) == set()
+        async with running(rt, reconcile=True):
+            await eventually(lambda: _held_count(rt, soon, 1000), timeout=20)
+            values = await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(REQUEST),
+                                expect=1050, timeout=60)
+        counts = Counter(v["job_id"] for v in values)
+        assert set(counts) == set(soon) | set(later) and set(counts.values()) == {1}
+        scheduled = {str(r["id"]): r["scheduled_at"] for r in
+                     await rt.db.fetch("SELECT id, scheduled_at FROM jobs")}
+        for v in values:
+            assert parse_time(v["dispatched_at"]) >= scheduled[v["job_id"]]  # type: ignore[operator]
+    finally:
+        await rt.close()
+
+
+async def _held_count(rt: Runtime, ids: list[str], expected: int) -> bool:
+    return len(await rt.queue.held(ids)) == expected or await _dispatched(rt, ids)
+
+
+async def _dispatched(rt: Runtime, ids: list[str]) -> bool:
+    row = await rt.db.fetchone(
+        "SELECT count(*) AS n FROM jobs WHERE id = ANY(%s) AND status <> 'SCHEDULED'", (ids,)
+    )
+    return bool(row and row["n"] > 0)
+
+
+async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
+    ns: Namespace,
+) -> None:
+    rt = Runtime.build(ns.settings(stuck_after_seconds=1.0))
+    await rt.open()
+    try:
+        connections = await sandbox_connections(rt, 1)
+        (job_id,) = await schedule_many(rt, connections, 1, in_seconds=0)
+        async with running(rt, reconcile=True):
+            values = await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(REQUEST),
+                                expect=2, timeout=30, quiet=0.5)
+        # Nobody answered: after HERALD_STUCK_AFTER_SECONDS it was dispatched again,
+        # keeping its attempt number.
+        assert [v["job_id"] for v in values[:2]] == [job_id, job_id]
+        assert {v["attempt"] for v in values} == {1}
+    finally:
+        await rt.close()

@@ -1,0 +1,109 @@
+"""Test helpers: read a topic back, make connections, run service processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.kafka.client import consumer
+from shared.paths import ROOT
+from shared.runtime import Runtime
+from shared.tenancy import ADMIN
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout: float = 60.0, quiet: float = 2.0
+) -> list[dict[str, Any]]:
+    """Every value on `topic` from the start: waits for `expect` records, then for `quiet`
+    seconds more, so duplicates arriving late are seen too."""
+    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
+    c.subscribe([topic])
+    values: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    quiet_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            batch = [m for m in c.consume(1000, 0.2) if not m.error()]
+            values += [orjson.loads(m.value()) for m in batch]
+            if len(values) >= expect:
+                if quiet_until is None:
+                    quiet_until = time.monotonic() + quiet
+                elif batch:
+                    quiet_until = time.monotonic() + quiet
+                elif time.monotonic() >= quiet_until:
+                    break
+    finally:
+        c.close()
+    return values
+
+
+async def sandbox_connections(
+    rt: Runtime, count: int, *, tenant: str = "default", metadata: dict[str, Any] | None = None
+) -> list[str]:
+    store = rt.connections()
+    ids = []
+    for i in range(count):
+        created = await store.create(ADMIN, {
+            "platform": "sandbox", "name": f"sandbox {i}", "metadata": metadata or {},
+            "tenant_id": tenant,
+        })
+        ids.append(created["id"])
+    return ids
+
+
+class ServiceProcess:
+    """A Herald service run as `python -m services.cli <service>`, its stderr kept in a file."""
+
+    def __init__(self, service: str, env: dict[str, str], log_dir: Path, name: str = "") -> None:
+        self.service = service
+        self.env = env
+        self.name = name or service
+        self.log_path = log_dir / f"{self.name}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", self.service], cwd=ROOT, env=self.env,
+            stdout=log, stderr=log,
+        )
+        log.close()
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+async def aread_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """`read_topic` off the event loop, so in-process services keep running."""
+    import asyncio
+
+    return await asyncio.to_thread(lambda: read_topic(bootstrap, topic, **kwargs))
