@@ -28,13 +28,20 @@ class Runtime:
     _producer: Producer | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, db_pool_size: int = 8) -> Runtime:
+    def build(
+        cls, settings: Settings, *, db_pool_size: int = 8, db_acquire_timeout: float = 10.0
+    ) -> Runtime:
         names = Names.from_settings(settings)
         client = redis_store.connect(settings.redis_url)
         return cls(
             settings=settings,
             names=names,
-            db=Database(settings.database_url, settings.db_schema, max_size=db_pool_size),
+            db=Database(
+                settings.database_url,
+                settings.db_schema,
+                max_size=db_pool_size,
+                acquire_timeout=db_acquire_timeout,
+            ),
             redis=client,
             queue=DelayedQueue(client, names),
             cipher=TokenCipher(settings.secret_passphrase),

@@ -76,12 +76,17 @@ ServiceMain = Callable[[Runtime, Supervisor], Awaitable[None]]
 
 
 async def run_service(
-    name: str, settings: Settings, main: ServiceMain, *, handle_signals: bool = True
+    name: str,
+    settings: Settings,
+    main: ServiceMain,
+    *,
+    handle_signals: bool = True,
+    db_acquire_timeout: float = 10.0,
 ) -> int:
     herald_logging.configure(name)
     log.info("starting", extra={"settings": settings.masked()})
     metrics.register_process(name, settings.replica)
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, db_acquire_timeout=db_acquire_timeout)
     health = Health()
     standard_checks(health, rt)
     supervisor = Supervisor(health)

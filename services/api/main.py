@@ -47,4 +47,5 @@ async def api_main(rt: Runtime, sup: Supervisor) -> None:
 
 
 def run(settings: Settings) -> int:
-    return asyncio.run(run_service("api", settings, api_main))
+    # A request waits at most 3 s for a Postgres connection before answering 503.
+    return asyncio.run(run_service("api", settings, api_main, db_acquire_timeout=3.0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api.middleware import json_object, json_ok, principal, query
-from shared import metrics
 from shared.errors import ValidationFailed
 from shared.jobs.service import JobService
 from shared.jobs.views import parse_limit
@@ -43,8 +42,6 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         key = idempotency_key(request)
         body = await json_object(request)
         result = await jobs.schedule(principal(request), body, idempotency_key=key)
-        if result.created:
-            metrics.JOBS_SCHEDULED.inc(len(result.body["jobs"]) if "jobs" in result.body else 1)
         return json_ok(result.body, status=201 if result.created else 200)
 
     async def list_jobs(request: web.Request) -> web.Response:

@@ -11,12 +11,13 @@ import orjson
 
 from shared import dead_letters, events
 from shared.errors import DomainError, InvalidMessage
+from shared.jobs.bulk import ScheduleItem, schedule_batch
 from shared.jobs.service import JobService
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.client import Message
 from shared.names import SCHEDULE
 from shared.runtime import Runtime
-from shared.tenancy import Principal, ensure_tenant
+from shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
 _SCHEDULE_FIELDS = ("platform", "connection_id", "media_asset_ids", "caption", "scheduled_at",
@@ -44,43 +45,61 @@ class CommandIngress:
             self.rt.names.group("herald-scheduler"),
             [self.topic],
             self.handle_batch,
-            batch_size=200,
+            batch_size=1000,
         )
 
     async def handle_batch(self, messages: list[Message]) -> None:
+        """Apply commands in order; runs of `schedule` commands are written together."""
+        pending: list[tuple[bytes | None, dict[str, Any]]] = []
         for msg in messages:
-            await self.handle(msg.value())
+            raw = msg.value()
+            try:
+                command = events.decode(SCHEDULE, raw)
+            except InvalidMessage as exc:
+                await self._refused(raw, exc, _job_id_of(raw), None)
+                continue
+            if command["command"] == "schedule":
+                pending.append((raw, command))
+                continue
+            await self._schedule(pending)
+            pending = []
+            try:
+                await self.apply(command)
+            except DomainError as exc:
+                await self._refused(raw, exc, command["job_id"], command["tenant_id"])
+        await self._schedule(pending)
 
-    async def handle(self, raw: bytes | None) -> None:
-        try:
-            command = events.decode(SCHEDULE, raw)
-        except InvalidMessage as exc:
-            await dead_letters.record_invalid(
-                self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=exc,
-                job_id=_job_id_of(raw),
-            )
+    async def _schedule(self, pending: list[tuple[bytes | None, dict[str, Any]]]) -> None:
+        if not pending:
             return
-        try:
-            await self.apply(command)
-        except DomainError as exc:
-            await dead_letters.record_invalid(
-                self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=exc,
-                job_id=command["job_id"], tenant_id=command["tenant_id"],
+        items = [
+            ScheduleItem(
+                principal=Principal(tenant_id=c["tenant_id"], is_admin=False),
+                body={k: c[k] for k in _SCHEDULE_FIELDS if k in c},
+                job_id=c["job_id"], post_id=c.get("post_id"), trace_id=c["trace_id"],
             )
+            for _, c in pending
+        ]
+        outcomes = await schedule_batch(self.jobs, items)
+        for (raw, command), error in zip(pending, outcomes, strict=True):
+            if error is not None:
+                await self._refused(raw, error, command["job_id"], command["tenant_id"])
+
+    async def _refused(
+        self, raw: bytes | None, error: InvalidMessage | DomainError, job_id: str | None,
+        tenant_id: str | None,
+    ) -> None:
+        await dead_letters.record_invalid(
+            self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=error,
+            job_id=job_id, tenant_id=tenant_id,
+        )
 
     async def apply(self, command: dict[str, Any]) -> None:
         principal = Principal(tenant_id=command["tenant_id"], is_admin=False)
         kind = command["command"]
         job_id = command["job_id"]
         extra = {"job_id": job_id, "command": kind, "trace_id": command["trace_id"]}
-        if kind == "schedule":
-            await ensure_tenant(self.rt.db, command["tenant_id"])
-            body = {k: command[k] for k in _SCHEDULE_FIELDS if k in command}
-            await self.jobs.schedule(
-                principal, body, job_ids=[job_id], post_id=command.get("post_id"),
-                trace_id=command["trace_id"],
-            )
-        elif kind == "cancel":
+        if kind == "cancel":
             await self.jobs.cancel(principal, job_id)
         elif kind == "reschedule":
             body = {k: command[k] for k in ("scheduled_at", "caption", "publish_deadline")

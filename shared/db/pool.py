@@ -32,7 +32,15 @@ def connect_sync(url: str, schema: str, *, autocommit: bool = True) -> psycopg.C
 class Database:
     """A small async pool; constructors do no I/O, `open()` connects."""
 
-    def __init__(self, url: str, schema: str, *, min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        acquire_timeout: float = 10.0,
+    ) -> None:
         self.schema = schema
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
             _conninfo(url, schema),
@@ -41,7 +49,7 @@ class Database:
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": 5},
             check=AsyncConnectionPool.check_connection,
-            timeout=10,
+            timeout=acquire_timeout,
             reconnect_timeout=300,
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from shared import outbox
+from shared import metrics, outbox
 from shared.db.pool import Database, Row
 from shared.delayed_queue import DelayedQueue
 from shared.domain.jobs import JobStatus, allowed_sources
@@ -134,6 +134,7 @@ class JobService:
             await outbox.add(
                 conn, self.names, [outbox.status_event(r, JobStatus.SCHEDULED) for r in rows]
             )
+        metrics.JOBS_SCHEDULED.inc(len(rows))
         if queued:
             await self._enqueue({str(r["id"]): r["next_attempt_at"] for r in rows})
         for r in rows:
@@ -184,48 +185,11 @@ class JobService:
         return await cur.fetchall()
 
     async def _connections_for(self, principal: Principal, spec: JobInput) -> list[Row]:
-        for cid in spec.connection_ids:
-            try:
-                uuid.UUID(cid)
-            except ValueError:
-                raise ValidationFailed(
-                    "unknown connection", fields={"connection_id": f"no connection {cid}"}
-                ) from None
         rows = await self.db.fetch(
             "SELECT id, tenant_id, platform, status FROM connections WHERE id = ANY(%s)",
-            (spec.connection_ids,),
+            (_valid_uuids(spec.connection_ids),),
         )
-        by_id = {str(r["id"]): r for r in rows}
-        field = "connection_ids" if spec.multi else "connection_id"
-        ordered = []
-        for cid in spec.connection_ids:
-            row = by_id.get(str(uuid.UUID(cid)))
-            if row is None or not principal.sees(row["tenant_id"]):
-                raise ValidationFailed("unknown connection", fields={field: f"no connection {cid}"})
-            if row["status"] == "disabled":
-                raise ValidationFailed(
-                    "disabled connection", fields={field: f"connection {cid} is disabled"}
-                )
-            if row["platform"] != spec.platform:
-                raise ValidationFailed(
-                    "platform mismatch",
-                    fields={field: f"connection {cid} is a {row['platform']} connection"},
-                )
-            ordered.append(row)
-        tenants = {r["tenant_id"] for r in ordered}
-        if len(tenants) > 1:
-            raise ValidationFailed(
-                "connections of several tenants", fields={field: "must belong to one tenant"}
-            )
-        if spec.tenant_id is not None:
-            if not principal.is_admin:
-                raise ValidationFailed(
-                    "only an admin key may name a tenant", fields={"tenant_id": "not allowed"}
-                )
-            if spec.tenant_id not in tenants:
-                raise ValidationFailed(
-                    "tenant mismatch", fields={"tenant_id": "does not own the connection"}
-                )
+        ordered = check_connections(principal, spec, {str(r["id"]): r for r in rows})
         await ensure_tenant(self.db, ordered[0]["tenant_id"])
         return ordered
 
@@ -450,3 +414,54 @@ class JobService:
         for r in rows:
             log.info("job requeued by operator", extra={"job_id": str(r["id"])})
         return rows
+
+
+def _valid_uuids(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        try:
+            out.append(str(uuid.UUID(value)))
+        except ValueError:
+            continue
+    return out
+
+
+def check_connections(
+    principal: Principal, spec: JobInput, by_id: dict[str, Row]
+) -> list[Row]:
+    """The job's connections, in order: each known to the principal, enabled, of the job's
+    platform, all of one tenant (and of the admin's `tenant_id`, when given)."""
+    field = "connection_ids" if spec.multi else "connection_id"
+    ordered = []
+    for cid in spec.connection_ids:
+        try:
+            row = by_id.get(str(uuid.UUID(cid)))
+        except ValueError:
+            row = None
+        if row is None or not principal.sees(row["tenant_id"]):
+            raise ValidationFailed("unknown connection", fields={field: f"no connection {cid}"})
+        if row["status"] == "disabled":
+            raise ValidationFailed(
+                "disabled connection", fields={field: f"connection {cid} is disabled"}
+            )
+        if row["platform"] != spec.platform:
+            raise ValidationFailed(
+                "platform mismatch",
+                fields={field: f"connection {cid} is a {row['platform']} connection"},
+            )
+        ordered.append(row)
+    tenants = {r["tenant_id"] for r in ordered}
+    if len(tenants) > 1:
+        raise ValidationFailed(
+            "connections of several tenants", fields={field: "must belong to one tenant"}
+        )
+    if spec.tenant_id is not None:
+        if not principal.is_admin:
+            raise ValidationFailed(
+                "only an admin key may name a tenant", fields={"tenant_id": "not allowed"}
+            )
+        if spec.tenant_id not in tenants:
+            raise ValidationFailed(
+                "tenant mismatch", fields={"tenant_id": "does not own the connection"}
+            )
+    return ordered

@@ -112,9 +112,9 @@ async def test_a_tenant_cannot_see_or_use_another_tenants_connection(
     resp = await client.post("/publishing/connections", json={"platform": "sandbox",
                                                               "name": "b"}, headers=b)
     theirs = (await resp.json())["id"]
-    for method, kw in (("GET", {}), ("PATCH", {"json": {"name": "mine"}}), ("DELETE", {})):
+    for method, body in (("GET", None), ("PATCH", {"name": "mine"}), ("DELETE", None)):
         resp = await client.request(method, f"/publishing/connections/{theirs}", headers=a,
-                                    **kw)
+                                    json=body)
         assert resp.status == 404, method
     for bad in ("not-a-uuid", str(uuid.uuid4())):
         assert (await client.get(f"/publishing/connections/{bad}", headers=a)).status == 404

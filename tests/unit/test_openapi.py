@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from services.api.app import create_app
 from services.api.openapi import build_spec
@@ -22,7 +23,7 @@ OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/static/app.js
 @pytest.fixture
 async def app() -> AsyncIterator[web.Application]:
     # Building the app does no I/O: nothing here needs the stack.
-    rt = Runtime.build(Settings(secret_key="unit-test"))
+    rt = Runtime.build(Settings(secret_key=SecretStr("unit-test")))
     yield create_app(rt, Health())
     await rt.close()
 

@@ -1,5 +1,5 @@
 // Herald ops page: plain JS, no build step. Every value from the API is written with
-// textContent (never innerHTML), and the key lives only in this tab's sessionStorage.
+// textContent (never as HTML), and the key lives only in this tab's sessionStorage.
 "use strict";
 
 const KEY = "herald.apiKey";

@@ -1,0 +1,109 @@
+"""`herald bench burst|steady|scale|limits`: prints figures, writes JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import limits, scenarios
+from shared import __version__
+from shared.paths import ROOT
+from shared.settings import Settings
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "herald": __version__,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                                 capture_output=True).stdout.strip(),
+    }
+
+
+def _ceiling_fractions(figures: dict[str, Any], ceilings: dict[str, Any]) -> dict[str, float]:
+    slowest = min(v for v in ceilings.values() if isinstance(v, int | float))
+    out = {}
+    for key in ("throughput_jobs_per_s",):
+        if key in figures:
+            out[key] = round(figures[key] / slowest, 3)
+    return out
+
+
+def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    lags = {k: figures[k] for k in ("dispatch_lag_s", "end_to_end_lag_s") if figures.get(k)}
+    for i, (label, pct) in enumerate(lags.items()):
+        keys = list(pct)
+        left.bar([x + i * 0.4 for x in range(len(keys))], [pct[k] for k in keys], width=0.4,
+                 label=label)
+        left.set_xticks(range(len(keys)), keys)
+    left.set_ylabel("seconds")
+    left.set_title("lag percentiles")
+    left.legend()
+    if "throughput_by_copies" in figures:
+        tp = figures["throughput_by_copies"]
+        right.bar(list(tp), list(tp.values()))
+        right.set_xlabel("publisher copies")
+    elif "throughput_jobs_per_s" in figures:
+        right.bar(["throughput"], [figures["throughput_jobs_per_s"]])
+    else:
+        numbers = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+        right.barh(list(numbers), list(numbers.values()))
+    right.set_title("jobs/s" if "limits" not in name else "ceilings")
+    fig.suptitle(f"herald bench {name}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    began = time.time()
+    name = args.scenario
+    if name == "limits":
+        figures = limits.measure(settings)
+    elif name == "burst":
+        figures = scenarios.burst(settings, n=args.jobs or 20_000,
+                                  publishers=args.publishers or 2,
+                                  latency_ms=args.latency_ms or 0.0)
+    elif name == "steady":
+        figures = scenarios.steady(settings, rate=args.rate or 1000.0,
+                                   seconds=args.seconds or 30.0,
+                                   publishers=args.publishers or 2)
+    else:
+        figures = scenarios.scale(settings, n=args.jobs or 20_000,
+                                  latency_ms=args.latency_ms if args.latency_ms is not None
+                                  else 200.0)
+    if name != "limits" and not args.no_limits:
+        ceilings = limits.measure(settings, scale=0.25)
+        figures["limits"] = ceilings
+        figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)
+    result = {"scenario": name, "started": began, "seconds": round(time.time() - began, 1),
+              "machine": _machine(), "settings": vars(args) | {"handler": None},
+              "figures": figures}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(began))
+    json_path = RESULTS / f"{name}-{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    chart = _chart(name, figures, RESULTS / f"{name}-{stamp}.png")
+    sys.stdout.write(json.dumps(figures, indent=2, default=str) + "\n")
+    print(f"[bench] wrote {json_path}" + (f" and {chart}" if chart else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,103 @@
+"""The building blocks' ceilings on this machine, measured in the same run as the pipeline:
+Redis batched claim with lease, Kafka produce+consume of a request-sized message, Postgres
+insert of attempt rows (executemany in one transaction, and COPY)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from shared.delayed_queue import DelayedQueue
+from shared.kafka.admin import TopicSpec, admin, create_topics
+from shared.kafka.client import Producer, consumer
+from shared.names import Names
+from shared.redis_store import connect
+from shared.settings import Settings
+
+REQUEST_SIZE = 520  # bytes: about one publish.request value
+
+
+async def redis_claim(settings: Settings, n: int = 200_000, batch: int = 1000) -> float:
+    client = connect(settings.redis_url)
+    queue = DelayedQueue(client, Names("", f"bench-limits-{uuid.uuid4().hex[:6]}:"))
+    now = time.time()
+    for start in range(0, n, 10_000):
+        await queue.add({f"j{i}": now - 1 for i in range(start, min(n, start + 10_000))},
+                        wake=False)
+    began = time.perf_counter()
+    claimed = 0
+    while claimed < n:
+        got = await queue.claim(batch, 30.0)
+        await queue.ack([c.job_id for c in got])
+        claimed += len(got)
+    elapsed = time.perf_counter() - began
+    await client.delete(queue.queue_key, queue.inflight_key, queue.due_key)
+    await client.aclose()
+    return n / elapsed
+
+
+def kafka_produce_consume(settings: Settings, n: int = 100_000) -> float:
+    prefix = f"bench-limits-{uuid.uuid4().hex[:6]}."
+    create_topics(settings.kafka_bootstrap, [TopicSpec("pc", 12, 3_600_000)], prefix)
+    topic = prefix + "pc"
+    payload = b"x" * REQUEST_SIZE
+    began = time.perf_counter()
+    Producer(settings.kafka_bootstrap).send_batch(
+        (topic, f"c{i % 48}", payload) for i in range(n)
+    )
+    c = consumer(settings.kafka_bootstrap, prefix + "g")
+    c.subscribe([topic])
+    seen = 0
+    while seen < n:
+        seen += sum(1 for m in c.consume(10_000, 1.0) if not m.error())
+    elapsed = time.perf_counter() - began
+    c.close()
+    admin(settings.kafka_bootstrap).delete_topics([topic])
+    return n / elapsed
+
+
+def postgres_inserts(settings: Settings, n: int = 100_000) -> dict[str, float]:
+    table = f"bench_attempts_{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    rows = [(str(uuid.uuid4()), 1, "w", now, now, "published", '{"media_id": "x"}')
+            for _ in range(n)]
+    out: dict[str, float] = {}
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (job_id uuid, attempt int, worker text,"
+            " started_at timestamptz, finished_at timestamptz, outcome text, provider_ids jsonb,"
+            " PRIMARY KEY (job_id, attempt))"
+        )
+        try:
+            began = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+            out["executemany_rows_per_s"] = n / (time.perf_counter() - began)
+            conn.execute(f"TRUNCATE {table}")
+            began = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                f"COPY {table} FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            out["copy_rows_per_s"] = n / (time.perf_counter() - began)
+        finally:
+            conn.execute(f"DROP TABLE {table}")
+    return out
+
+
+def measure(settings: Settings, *, scale: float = 1.0) -> dict[str, Any]:
+    claim = asyncio.run(redis_claim(settings, n=int(200_000 * scale)))
+    kafka = kafka_produce_consume(settings, n=int(100_000 * scale))
+    pg = postgres_inserts(settings, n=int(100_000 * scale))
+    return {
+        "redis_claim_jobs_per_s": round(claim),
+        "kafka_produce_consume_msgs_per_s": round(kafka),
+        "postgres_executemany_rows_per_s": round(pg["executemany_rows_per_s"]),
+        "postgres_copy_rows_per_s": round(pg["copy_rows_per_s"]),
+    }

@@ -1,0 +1,213 @@
+"""A whole pipeline for a benchmark: its own topic/Redis/schema prefix on the local stack,
+every service as a process, sandbox connections, jobs scheduled as commands from another
+service would (publish.schedule), and the figures read back from Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import redis
+
+from shared.client import HeraldClient
+from shared.db.migrate import migrate
+from shared.kafka.admin import admin, create_topics, load_topic_specs
+from shared.paths import ROOT
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.tenancy import ADMIN
+
+MEDIA = ["https://cdn.example.com/bench.jpg"]
+
+
+def _say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class JobTimes:
+    job_id: str
+    due: float
+    dispatched: float | None
+    published: float | None
+    status: str
+
+
+class BenchPipeline:
+    def __init__(
+        self,
+        base: Settings,
+        *,
+        publishers: int = 1,
+        latency_ms: float = 0.0,
+        connections: int = 48,
+        log_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.base = base
+        self.settings = Settings(
+            kafka_bootstrap=base.kafka_bootstrap, redis_url=base.redis_url,
+            database_url=base.database_url, stack_dir=base.stack_dir,
+            topic_prefix=f"bench{run}.", redis_prefix=f"bench{run}:", db_schema=f"bench_{run}",
+        )
+        self.publishers = publishers
+        self.latency_ms = latency_ms
+        self.connection_count = connections
+        self.log_dir = log_dir or (base.resolved_stack_dir() / "logs" / "bench")
+        self.extra_env = extra_env or {}
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.connections: list[str] = []
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> BenchPipeline:
+        s = self.settings
+        migrate(s.database_url, s.db_schema)
+        create_topics(s.kafka_bootstrap, load_topic_specs(), s.topic_prefix)
+        self.connections = asyncio.run(self._make_connections())
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        services = ["scheduler", "results", *["publisher"] * self.publishers]
+        for i, service in enumerate(services):
+            self._spawn(service, f"{service}{i}")
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self._cleanup()
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key, value in self.settings.model_dump(mode="json").items():
+            if value is not None and key not in ("replica", "secret_key"):
+                env[f"HERALD_{key.upper()}"] = str(value)
+        env["HERALD_METRICS_PORT"] = "0"
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, service: str, name: str) -> None:
+        log = open(self.log_dir / f"{self.settings.topic_prefix}{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", service], cwd=ROOT,
+                                env=self.env(), stdout=log, stderr=log)
+        log.close()
+        self.procs.append((name, proc))
+
+    async def _make_connections(self) -> list[str]:
+        rt = Runtime.build(self.settings)
+        await rt.open()
+        try:
+            store = rt.connections()
+            return [
+                (await store.create(ADMIN, {
+                    "platform": "sandbox", "name": f"bench {i}",
+                    "metadata": {"latency_ms": self.latency_ms},
+                }))["id"]
+                for i in range(self.connection_count)
+            ]
+        finally:
+            await rt.close()
+
+    def _cleanup(self) -> None:
+        s = self.settings
+        with psycopg.connect(s.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{s.db_schema}" CASCADE')
+        client = redis.Redis.from_url(s.redis_url)
+        for key in client.scan_iter(match=f"{s.redis_prefix}*", count=1000):
+            client.delete(key)
+        kafka = admin(s.kafka_bootstrap)
+        topics = [t for t in kafka.list_topics(timeout=10).topics
+                  if t.startswith(s.topic_prefix)]
+        if topics:
+            kafka.delete_topics(topics)
+
+    # ---- work ---------------------------------------------------------------------------------
+
+    def client(self) -> HeraldClient:
+        return HeraldClient(self.settings.kafka_bootstrap, "default",
+                            topic_prefix=self.settings.topic_prefix)
+
+    def schedule(self, client: HeraldClient, n: int, due: datetime, start: int = 0) -> list[str]:
+        return [
+            client.schedule(platform="sandbox",
+                            connection_id=self.connections[(start + i) % len(self.connections)],
+                            media_asset_ids=MEDIA, caption=f"bench {start + i}", scheduled_at=due)
+            for i in range(n)
+        ]
+
+    def wait_terminal(self, expected: int, timeout: float, label: str) -> int:
+        """Wait until `expected` jobs are terminal; prints progress; returns how many are."""
+        deadline = time.monotonic() + timeout
+        done = 0
+        last_print = 0.0
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    f'SELECT count(*) FROM "{self.settings.db_schema}".jobs'
+                    " WHERE status IN ('PUBLISHED', 'DEAD_LETTERED', 'CANCELLED')"
+                ).fetchone()
+                done = int(row[0]) if row else 0
+                if time.monotonic() - last_print > 2:
+                    _say(f"{label}: {done}/{expected} jobs done")
+                    last_print = time.monotonic()
+                if done >= expected:
+                    break
+                self.check_alive()
+                time.sleep(0.2)
+        return done
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir}")
+
+    def job_times(self) -> list[JobTimes]:
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                f'SELECT id, scheduled_at, dispatched_at, published_at, status'
+                f' FROM "{self.settings.db_schema}".jobs'
+            ).fetchall()
+        return [
+            JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows
+        ]
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": round(pick(0.50), 4), "p95": round(pick(0.95), 4),
+            "p99": round(pick(0.99), 4), "max": round(ordered[-1], 4)}
+
+
+def utc_in(seconds: float) -> datetime:
+    return datetime.fromtimestamp(time.time() + seconds, UTC)
+
+
+def summary(values: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v}" for k, v in values.items())

@@ -1,0 +1,262 @@
+"""Postgres side of the publisher: claim (job, attempt) before a call, store results after.
+
+Concurrent requests share transactions (`Coalescer`): one claim transaction locks the job rows
+of a whole batch (in id order, so copies never deadlock on each other), reads their claims,
+attempts and connections, applies `decision.decide` per request and writes the claims and
+`call_started_at` stamps; one finish statement stores a batch of results, which are then
+produced to `publish.result` together and acknowledged by Kafka before anyone marks an offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Container
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from services.publisher.decision import (
+    AttemptRow,
+    ClaimRow,
+    Decision,
+    JobState,
+    Kind,
+    decide,
+    result_value,
+)
+from shared import events
+from shared.batching import Coalescer
+from shared.crypto import TokenCipher
+from shared.db.pool import Database, Row
+from shared.domain.outcomes import Outcome, PublishOutcome
+from shared.domain.requests import Connection, PublishRequest
+from shared.errors import InvalidMessage
+from shared.kafka.client import Producer
+from shared.names import RESULT, Names
+
+log = logging.getLogger(__name__)
+
+_JOBS = """
+SELECT j.id::text AS job_id, j.status, j.publish_deadline, j.container_id, j.published_at,
+       j.provider_ids, c.id::text AS connection_id, c.tenant_id AS connection_tenant,
+       c.platform AS connection_platform, c.name AS connection_name,
+       c.status AS connection_status, c.metadata AS connection_metadata, c.token_ciphertext
+FROM jobs j LEFT JOIN connections c ON c.id = j.connection_id
+WHERE j.id = ANY(%s::uuid[]) ORDER BY j.id FOR UPDATE OF j
+"""
+_CLAIMS = """
+SELECT job_id::text AS job_id, attempt, worker, lease_until, lease_until < now() AS expired, result
+FROM publish_claims WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, attempt FOR UPDATE
+"""
+_ATTEMPTS = """
+SELECT job_id::text AS job_id, attempt, outcome, provider_ids, finished_at
+FROM attempts WHERE job_id = ANY(%s::uuid[])
+"""
+_UPSERT_CLAIMS = """
+INSERT INTO publish_claims (job_id, attempt, worker, lease_until, result)
+SELECT j, a, %s, now() + make_interval(secs => %s), r::jsonb
+FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS t(j, a, r)
+ON CONFLICT (job_id, attempt) DO UPDATE
+SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until, result = EXCLUDED.result
+"""
+_STAMP = """
+UPDATE jobs SET call_started_at = now() WHERE id = ANY(%s::uuid[]) AND call_started_at IS NULL
+"""
+_STORE_RESULTS = """
+INSERT INTO publish_claims AS p (job_id, attempt, worker, lease_until, result)
+SELECT j, a, %s, now(), r::jsonb FROM unnest(%s::uuid[], %s::int[], %s::text[]) AS t(j, a, r)
+ON CONFLICT (job_id, attempt) DO UPDATE SET result = EXCLUDED.result WHERE p.result IS NULL
+RETURNING p.job_id::text AS job_id, p.attempt
+"""
+_STORED = """
+SELECT job_id::text AS job_id, attempt, result FROM publish_claims
+WHERE (job_id, attempt) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
+"""
+_RENEW = """
+UPDATE publish_claims SET lease_until = now() + make_interval(secs => %s)
+WHERE worker = %s AND result IS NULL
+  AND (job_id, attempt) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    decision: Decision
+    connection: Connection | None = None  # for CALL: the token decrypted in memory only
+
+
+@dataclass(frozen=True)
+class Emit:
+    request: PublishRequest
+    value: dict[str, Any]
+    store: bool  # store in the claim first (a call's result); False: stored already
+
+
+class ClaimStore:
+    def __init__(
+        self,
+        db: Database,
+        producer: Producer,
+        names: Names,
+        cipher: TokenCipher,
+        *,
+        worker: str,
+        lease_seconds: float,
+        platforms: Container[str],
+        max_batch: int = 500,
+    ) -> None:
+        self.db = db
+        self.producer = producer
+        self.topic = names.topic(RESULT)
+        self.cipher = cipher
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+        self.platforms = platforms
+        self._claims: Coalescer[PublishRequest, Claimed] = Coalescer(
+            self._claim_many, max_batch=max_batch, concurrency=2
+        )
+        self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
+            self._emit_many, max_batch=max_batch, concurrency=2
+        )
+        self._kafka = asyncio.Lock()  # Producer.send_batch is one batch at a time
+
+    async def claim(self, request: PublishRequest) -> Claimed:
+        return await self._claims.submit(request)
+
+    async def emit(self, item: Emit) -> dict[str, Any]:
+        """Store (if asked) and produce a result; answers the value Kafka acknowledged (the
+        stored one when another worker stored a result for this attempt first)."""
+        return await self._emits.submit(item)
+
+    async def renew(self, keys: list[tuple[str, int]]) -> None:
+        if keys:
+            await self.db.execute(
+                _RENEW,
+                (self.lease_seconds, self.worker, [k[0] for k in keys], [k[1] for k in keys]),
+            )
+
+    # ---- batches --------------------------------------------------------------------------
+
+    async def _claim_many(self, requests: list[PublishRequest]) -> list[Claimed]:
+        ids = sorted({r.job_id for r in requests})
+        now = events.now_utc()
+        async with self.db.transaction() as conn:
+            jobs = {r["job_id"]: r for r in await (await conn.execute(_JOBS, (ids,))).fetchall()}
+            claims: dict[str, list[ClaimRow]] = {}
+            for r in await (await conn.execute(_CLAIMS, (ids,))).fetchall():
+                claims.setdefault(r["job_id"], []).append(
+                    ClaimRow(r["job_id"], r["attempt"], r["worker"], r["expired"],
+                             r["lease_until"], r["result"])
+                )
+            attempts: dict[str, list[AttemptRow]] = {}
+            for r in await (await conn.execute(_ATTEMPTS, (ids,))).fetchall():
+                attempts.setdefault(r["job_id"], []).append(
+                    AttemptRow(r["job_id"], r["attempt"], r["outcome"], r["provider_ids"] or {},
+                               r["finished_at"])
+                )
+            out: list[Claimed] = []
+            seen: set[tuple[str, int]] = set()
+            for req in requests:
+                key = (req.job_id, req.attempt)
+                if key in seen:  # the same attempt twice in one batch: the first one answers
+                    out.append(Claimed(Decision(Kind.HELD, lease_until=now)))
+                    continue
+                seen.add(key)
+                row = jobs.get(req.job_id)
+                decision = decide(
+                    req, _job_state(row), claims.get(req.job_id, ()),
+                    attempts.get(req.job_id, ()), worker=self.worker, now=now,
+                    platforms=self.platforms,
+                )
+                out.append(self._with_connection(req, decision, row, now))
+            writes = [(req, c.decision) for req, c in zip(requests, out, strict=True)
+                      if c.decision.claim]
+            if writes:
+                await conn.execute(_UPSERT_CLAIMS, (
+                    self.worker, self.lease_seconds,
+                    [r.job_id for r, _ in writes], [r.attempt for r, _ in writes],
+                    [_text(d.result) for _, d in writes],
+                ))
+            calling = [r.job_id for r, c in zip(requests, out, strict=True)
+                       if c.decision.kind is Kind.CALL]
+            if calling:
+                await conn.execute(_STAMP, (calling,))
+        return out
+
+    def _with_connection(
+        self, req: PublishRequest, decision: Decision, row: Row | None, now: Any
+    ) -> Claimed:
+        if decision.kind is not Kind.CALL or row is None:
+            return Claimed(decision)
+        blob = row["token_ciphertext"]
+        try:
+            token = self.cipher.decrypt(bytes(blob)) if blob else ""
+        except Exception:
+            message = "the connection's token cannot be decrypted (is HERALD_SECRET_KEY right?)"
+            outcome = PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
+            value = result_value(req, outcome, worker=self.worker, started_at=now, finished_at=now)
+            return Claimed(replace(decision, kind=Kind.ANSWER, result=value))
+        connection = Connection(
+            id=row["connection_id"],
+            tenant_id=row["connection_tenant"],
+            platform=row["connection_platform"],
+            name=row["connection_name"],
+            status=row["connection_status"],
+            metadata=row["connection_metadata"] or {},
+            access_token=token,
+        )
+        return Claimed(decision, connection)
+
+    async def _emit_many(self, items: list[Emit]) -> list[dict[str, Any]]:
+        values = [i.value for i in items]
+        store = [(n, i) for n, i in enumerate(items) if i.store]
+        if store:
+            keys = [(i.request.job_id, i.request.attempt) for _, i in store]
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(_STORE_RESULTS, (
+                    self.worker, [k[0] for k in keys], [k[1] for k in keys],
+                    [_text(i.value) for _, i in store],
+                ))
+                stored = {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
+                lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in stored]
+                if lost:
+                    cur = await conn.execute(
+                        _STORED, ([k[0] for _, k in lost], [k[1] for _, k in lost])
+                    )
+                    earlier = {(r["job_id"], r["attempt"]): r["result"]
+                               for r in await cur.fetchall()}
+                    for n, k in lost:
+                        if earlier.get(k) is not None:
+                            values[n] = earlier[k]  # another worker answered first: agree
+        records = []
+        for item, value in zip(items, values, strict=True):
+            try:
+                encoded = events.encode(RESULT, dict(value))
+            except InvalidMessage as exc:  # a stored value that no longer validates
+                log.error("stored result fails the schema; emitting ours",
+                          extra={"job_id": item.request.job_id, "error": str(exc)})
+                encoded = events.encode(RESULT, dict(item.value))
+            records.append((self.topic, item.request.connection_id, encoded))
+        async with self._kafka:
+            await self.producer.send_batch_async(records)
+        return values
+
+
+def _job_state(row: Row | None) -> JobState | None:
+    if row is None:
+        return None
+    return JobState(
+        job_id=row["job_id"],
+        status=row["status"],
+        publish_deadline=row["publish_deadline"],
+        container_id=row["container_id"],
+        published_at=row["published_at"],
+        provider_ids=row["provider_ids"] or {},
+        connection_status=row["connection_status"],
+    )
+
+
+def _text(value: dict[str, Any] | None) -> str | None:
+    return orjson.dumps(value).decode() if value is not None else None

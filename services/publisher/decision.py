@@ -1,0 +1,236 @@
+"""What to do with one request, given what Postgres knows about its job (pure: no I/O).
+
+The claim step (`claims.py`) locks the job row and reads the job, its connection, its claims
+and its attempt rows in one transaction, then asks `decide` per request:
+
+1. unknown job → dead letter (`invalid_message`);
+2. `CANCELLED` → skip: no result, no call;
+3. this (job, attempt) already has a stored result → re-emit it unchanged;
+4. a live claim of another worker → wait for it (it answers, or its lease runs out);
+5. the job is `PUBLISHED`, or an earlier attempt or claim answered `published` → a
+   `published` result for this attempt with the stored provider ids, no call;
+6. past the publish deadline (and not a check-only request) → `missed`, no call;
+7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
+   `auth_error`; an unknown platform → `permanent_error` (no call in each case);
+8. otherwise call the platform, with the stored container id and whether the last finished
+   attempt was `ambiguous`.
+
+Results decided here (5, 6, 7) are stored with the claim in the same transaction, so every
+delivery of the request answers the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.domain.jobs import JobStatus
+from shared.domain.outcomes import Outcome, PublishOutcome
+from shared.domain.requests import PublishRequest
+from shared.events import iso, parse_time
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    status: str
+    publish_deadline: datetime
+    container_id: str | None
+    published_at: datetime | None
+    provider_ids: dict[str, str]
+    connection_status: str | None  # None: the connection row does not exist
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    job_id: str
+    attempt: int
+    worker: str
+    expired: bool
+    lease_until: datetime
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    job_id: str
+    attempt: int
+    outcome: str
+    provider_ids: dict[str, str]
+    finished_at: datetime | None
+
+
+class Kind(StrEnum):
+    UNKNOWN_JOB = "unknown_job"
+    CANCELLED = "cancelled"
+    REEMIT = "reemit"  # a stored result, emitted unchanged
+    HELD = "held"  # another live worker holds the claim
+    ANSWER = "answer"  # a result decided without a call (stored with the claim)
+    CALL = "call"  # claimed: call the platform
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    result: dict[str, Any] | None = None
+    claim: bool = False  # write the claim row (insert, take over, or refresh our own)
+    lease_until: datetime | None = None
+    stored_container_id: str | None = None
+    previous_ambiguous: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def decide(
+    req: PublishRequest,
+    job: JobState | None,
+    claims: Iterable[ClaimRow],
+    attempts: Iterable[AttemptRow],
+    *,
+    worker: str,
+    now: datetime,
+    platforms: Container[str],
+) -> Decision:
+    if job is None:
+        return Decision(Kind.UNKNOWN_JOB)
+    if job.status == JobStatus.CANCELLED:
+        return Decision(Kind.CANCELLED)
+    claims = list(claims)
+    attempts = list(attempts)
+    mine = next((c for c in claims if c.attempt == req.attempt), None)
+    if mine is not None and mine.result is not None:
+        return Decision(Kind.REEMIT, result=mine.result)
+
+    def answer(outcome: PublishOutcome, **notes: Any) -> Decision:
+        value = result_value(req, outcome, worker=worker, started_at=now, finished_at=now)
+        return Decision(Kind.ANSWER, result=value, claim=True, notes=notes)
+
+    if mine is not None and mine.worker != worker and not mine.expired:
+        return Decision(Kind.HELD, lease_until=mine.lease_until)
+    earlier = _earlier_success(job, claims, attempts, req.attempt)
+    if earlier is not None:
+        return answer(earlier, reason="already published")
+    if not req.check_only and job.publish_deadline <= now:
+        message = f"past the publish deadline {iso(job.publish_deadline)}; not posted"
+        return answer(PublishOutcome(Outcome.MISSED, error_message=message))
+    refused = _refused(req, job, platforms)
+    if refused is not None:
+        return answer(refused)
+    return Decision(
+        Kind.CALL,
+        claim=True,
+        stored_container_id=job.container_id,
+        previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
+    )
+
+
+def _earlier_success(
+    job: JobState, claims: list[ClaimRow], attempts: list[AttemptRow], attempt: int
+) -> PublishOutcome | None:
+    claimed = next(
+        (c.result for c in claims
+         if c.attempt != attempt and c.result and c.result.get("outcome") == Outcome.PUBLISHED),
+        None,
+    )
+    row = next((a for a in attempts if a.outcome == Outcome.PUBLISHED), None)
+    if job.status != JobStatus.PUBLISHED and claimed is None and row is None:
+        return None
+    ids: dict[str, str] = dict(job.provider_ids or {})
+    published_at = job.published_at
+    if claimed is not None:
+        ids = ids or {str(k): str(v) for k, v in (claimed.get("provider_ids") or {}).items()}
+        stamp = claimed.get("published_at")
+        if published_at is None and isinstance(stamp, str):
+            published_at = parse_time(stamp)
+    if row is not None:
+        ids = ids or dict(row.provider_ids)
+        published_at = published_at or row.finished_at
+    return PublishOutcome(Outcome.PUBLISHED, provider_ids=ids, published_at=published_at)
+
+
+def _refused(
+    req: PublishRequest, job: JobState, platforms: Container[str]
+) -> PublishOutcome | None:
+    if job.connection_status is None:
+        message = "the connection does not exist"
+        return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
+    if job.connection_status == "disabled":
+        message = "the connection is disabled"
+        return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
+    if job.connection_status == "needs_reauth":
+        message = "the connection needs to be authorised again"
+        return PublishOutcome(Outcome.AUTH_ERROR, error_message=message)
+    if req.platform not in platforms:
+        message = f"no publisher for platform {req.platform!r}"
+        return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
+    return None
+
+
+def _last_outcome(claims: list[ClaimRow], attempts: list[AttemptRow], attempt: int) -> str | None:
+    """The outcome of the latest finished attempt before `attempt`."""
+    best: tuple[int, str] | None = None
+    for a in attempts:
+        if a.attempt < attempt and (best is None or a.attempt > best[0]):
+            best = (a.attempt, a.outcome)
+    for c in claims:
+        if c.result and c.attempt < attempt and (best is None or c.attempt > best[0]):
+            best = (c.attempt, str(c.result.get("outcome")))
+    return best[1] if best else None
+
+
+def result_value(
+    req: PublishRequest,
+    outcome: PublishOutcome,
+    *,
+    worker: str,
+    started_at: datetime,
+    finished_at: datetime,
+) -> dict[str, Any]:
+    """The publish.result value of one attempt (the caller scrubs secrets)."""
+    return {
+        "job_id": req.job_id,
+        "tenant_id": req.tenant_id,
+        "platform": req.platform,
+        "connection_id": req.connection_id,
+        "attempt": req.attempt,
+        "outcome": outcome.outcome.value,
+        "error_code": outcome.error_code,
+        "error_subcode": outcome.error_subcode,
+        "error_message": outcome.error_message,
+        "retry_after_seconds": outcome.retry_after_seconds,
+        "provider_ids": {str(k): str(v) for k, v in outcome.provider_ids.items()},
+        "provider_response": outcome.provider_response,
+        "worker": worker,
+        "started_at": iso(started_at),
+        "finished_at": iso(finished_at),
+        "published_at": iso(outcome.published_at),
+        "trace_id": req.trace_id,
+    }
+
+
+def request_from_value(value: dict[str, Any]) -> PublishRequest:
+    """A decoded (schema-valid) publish.request value as the domain object."""
+    return PublishRequest(
+        job_id=str(value["job_id"]),
+        tenant_id=str(value["tenant_id"]),
+        post_id=str(value["post_id"]),
+        platform=str(value["platform"]),
+        connection_id=str(value["connection_id"]),
+        attempt=int(value["attempt"]),
+        media_asset_ids=list(value["media_asset_ids"]),
+        caption=str(value["caption"]),
+        media_type=value.get("media_type"),
+        scheduled_at=_time(value["scheduled_at"]),
+        due_at=_time(value["due_at"]),
+        publish_deadline=_time(value["publish_deadline"]),
+        trace_id=str(value["trace_id"]),
+        check_only=bool(value.get("check_only", False)),
+    )
+
+
+def _time(value: str) -> datetime:
+    parsed = parse_time(value)
+    assert parsed is not None
+    return parsed

@@ -1,0 +1,83 @@
+"""`herald publisher`: consumes publish.request in group `herald-publisher`, up to
+`HERALD_PUBLISHER_MAX_IN_FLIGHT` requests at once, and answers each on publish.result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+
+from services.publisher.claims import ClaimStore
+from services.publisher.platforms.base import PlatformPublisher
+from services.publisher.rate_limiter import RateLimiter
+from services.publisher.registry import Registry, build_registry
+from services.publisher.worker import PublishWorker, Timing
+from shared.kafka.concurrent_consumer import ConcurrentConsumer
+from shared.names import REQUEST
+from shared.runtime import Runtime
+from shared.service import Supervisor, run_service
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+GROUP = "herald-publisher"
+
+
+def worker_id(settings: Settings) -> str:
+    return f"publisher-{settings.replica}-{os.getpid()}"
+
+
+async def serve(
+    rt: Runtime,
+    stopping: asyncio.Event,
+    *,
+    registry: Mapping[str, PlatformPublisher] | None = None,
+    worker: str | None = None,
+) -> None:
+    """Run the publisher until `stopping` is set (then drain, commit and close)."""
+    settings = rt.settings
+    platforms = registry if registry is not None else build_registry(settings, rt.db)
+    name = worker or worker_id(settings)
+    claims = ClaimStore(
+        rt.db, rt.producer, rt.names, rt.cipher,
+        worker=name, lease_seconds=settings.lease_seconds, platforms=platforms,
+    )
+    publish = PublishWorker(
+        db=rt.db,
+        names=rt.names,
+        claims=claims,
+        connections=rt.connections(),
+        registry=platforms,
+        limiter=RateLimiter(rt.redis, rt.names),
+        timing=Timing(settings.container_poll_seconds, settings.call_timeout_seconds,
+                      settings.lease_seconds),
+        worker=name,
+        stopping=stopping,
+    )
+    consumer = ConcurrentConsumer(
+        settings.kafka_bootstrap,
+        rt.names.group(GROUP),
+        [rt.names.topic(REQUEST)],
+        publish.handle,
+        max_in_flight=settings.publisher_max_in_flight,
+    )
+    log.info("publisher started", extra={"worker": name, "platforms": sorted(platforms),
+                                         "max_in_flight": settings.publisher_max_in_flight})
+    leases = asyncio.create_task(publish.renew_leases(stopping), name="claim-leases")
+    try:
+        await consumer.run(stopping)
+    finally:
+        leases.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leases
+        if registry is None and isinstance(platforms, Registry):
+            await platforms.close()
+
+
+async def publisher_main(rt: Runtime, sup: Supervisor) -> None:
+    sup.start("publisher", serve(rt, sup.stopping))
+
+
+def run(settings: Settings) -> int:
+    return asyncio.run(run_service("publisher", settings, publisher_main))

@@ -1,0 +1,292 @@
+"""One publish.request, start to finish (the domain flow; the consumer runs many at once).
+
+decode (invalid → dead letter) → claim (job lock, decisions, `call_started_at`) → either
+re-emit / answer without a call, or: rate-limit the account, call the platform (bounded by
+the attempt timeout) → store the result with the claim → produce it → Kafka acknowledged,
+so the consumer may commit the offset. The token lives in the `Connection` in memory only
+and is scrubbed from every result; log lines never carry it.
+
+Store outages (Postgres, Redis, Kafka) are retried with backoff, step by step; when the
+service stops meanwhile the message is given up uncommitted and Kafka redelivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg
+
+from services.publisher.claims import ClaimStore, Emit
+from services.publisher.decision import Decision, Kind, request_from_value, result_value
+from services.publisher.platforms.base import AttemptContext, PlatformPublisher
+from services.publisher.platforms.instagram_client import Scrubber
+from services.publisher.rate_limiter import RateLimiter
+from shared import dead_letters, events, metrics
+from shared.connections import ConnectionStore
+from shared.db.pool import Database
+from shared.domain.outcomes import Outcome, PublishOutcome
+from shared.domain.requests import Connection, PublishRequest
+from shared.errors import InvalidMessage, StoreUnavailable
+from shared.kafka.client import KafkaError, Message
+from shared.names import REQUEST, Names
+from shared.service import sleep_or_stop
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE = (StoreUnavailable, KafkaError, psycopg.errors.TransactionRollback)
+
+
+class Abandoned(Exception):
+    """The service is stopping while a store is away: leave the message uncommitted."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_seconds: float
+    call_timeout_seconds: float
+    lease_seconds: float
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The whole platform call: the container polls plus a few call timeouts."""
+        return self.poll_seconds + 4 * self.call_timeout_seconds
+
+    @property
+    def held_wait_seconds(self) -> float:
+        """How long to wait for another worker's live claim before leaving it to the
+        reconciler (its holder renews the lease only while it works on the attempt)."""
+        return self.attempt_seconds + 2 * self.lease_seconds
+
+
+class PublishWorker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        names: Names,
+        claims: ClaimStore,
+        connections: ConnectionStore,
+        registry: Mapping[str, PlatformPublisher],
+        limiter: RateLimiter,
+        timing: Timing,
+        worker: str,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.db = db
+        self.names = names
+        self.claims = claims
+        self.connections = connections
+        self.registry = registry
+        self.limiter = limiter
+        self.timing = timing
+        self.worker = worker
+        self.stopping = stopping
+        self._jobs: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._calling: set[tuple[str, int]] = set()  # claims this worker keeps alive
+
+    # ---- the consumer's handler -----------------------------------------------------------
+
+    async def handle(self, msg: Message) -> bool:
+        """True once the message's outcome is durable and acknowledged; False when given up."""
+        raw = msg.value()
+        topic = str(msg.topic())
+        try:
+            try:
+                request = request_from_value(events.decode(REQUEST, raw))
+            except InvalidMessage as exc:
+                error = exc
+                log.warning("invalid request", extra={"source_topic": topic, "error": str(exc)})
+                await self._store(lambda: dead_letters.record_invalid(
+                    self.db, self.names, source_topic=topic, raw=raw, error=error))
+                return True
+            async with self._job(request.job_id):
+                await self._process(request, raw, topic)
+            return True
+        except Abandoned:
+            return False
+
+    async def renew_leases(self, stopping: asyncio.Event) -> None:
+        """Keep the leases of claims this worker is calling for alive (every third of one)."""
+        interval = max(self.timing.lease_seconds / 3, 0.05)
+        while not await sleep_or_stop(stopping, interval):
+            try:
+                await self.claims.renew(sorted(self._calling))
+            except (*RETRYABLE, psycopg.Error) as exc:
+                log.warning("lease renewal failed", extra={"error": repr(exc)})
+
+    # ---- the flow ---------------------------------------------------------------------------
+
+    async def _process(self, req: PublishRequest, raw: bytes | None, topic: str) -> None:
+        ids = {"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id}
+        started = events.now_utc()
+        claimed = await self._claim(req)
+        if claimed is None:
+            return
+        decision, connection = claimed
+        if decision.kind is Kind.UNKNOWN_JOB:
+            error = InvalidMessage(f"unknown job {req.job_id}")
+            log.warning("request for an unknown job", extra=ids)
+            await self._store(lambda: dead_letters.record_invalid(
+                self.db, self.names, source_topic=topic, raw=raw, error=error,
+                job_id=req.job_id, tenant_id=req.tenant_id))
+            return
+        if decision.kind is Kind.CANCELLED:
+            log.info("cancelled job skipped", extra=ids)
+            return
+        if decision.kind in (Kind.REEMIT, Kind.ANSWER):
+            assert decision.result is not None
+            value = await self._store(lambda: self.claims.emit(Emit(req, decision.result or {},
+                                                                    store=False)))
+            fresh = decision.kind is Kind.ANSWER
+            self._done(req, value, reemitted=not fresh, called=False)
+            return
+        assert connection is not None
+        key = (req.job_id, req.attempt)
+        self._calling.add(key)
+        try:
+            outcome = await self._call(req, connection, decision)
+            if outcome.outcome is Outcome.AUTH_ERROR:
+                await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
+            value = result_value(
+                req, outcome, worker=self.worker, started_at=started,
+                finished_at=events.now_utc(),
+            )
+            if connection.access_token:
+                value = Scrubber(connection.access_token).value(value)
+            emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
+        finally:
+            self._calling.discard(key)
+        self._done(req, emitted, reemitted=emitted is not value, called=True)
+
+    async def _claim(self, req: PublishRequest) -> tuple[Decision, Connection | None] | None:
+        """Claim (job, attempt); waits while another live worker holds it. None: leave it."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.timing.held_wait_seconds
+        while True:
+            claimed = await self._store(lambda: self.claims.claim(req))
+            decision = claimed.decision
+            if decision.kind is not Kind.HELD:
+                return decision, claimed.connection
+            if loop.time() >= give_up:
+                log.warning(
+                    "another worker still holds the claim; leaving it to that worker and the"
+                    " reconciler",
+                    extra={"job_id": req.job_id, "attempt": req.attempt,
+                           "trace_id": req.trace_id},
+                )
+                return None
+            lease_left = 1.0
+            if decision.lease_until is not None:
+                lease_left = (decision.lease_until - events.now_utc()).total_seconds()
+            pause = min(max(lease_left, 0.05), 1.0) + random.uniform(0, 0.1)
+            if await sleep_or_stop(self.stopping, pause):
+                raise Abandoned
+
+    async def _call(
+        self, req: PublishRequest, connection: Connection, decision: Decision
+    ) -> PublishOutcome:
+        platform = self.registry[req.platform]
+        admission = await self._store(lambda: self.limiter.acquire(connection))
+        if admission.retry_after is not None:
+            message = f"per-account rate limit: next slot in {admission.retry_after:g}s"
+            return PublishOutcome(Outcome.RATE_LIMITED, retry_after_seconds=admission.retry_after,
+                                  error_message=message)
+        remembered: list[str] = []
+
+        async def remember(container_id: str) -> None:
+            await self.db.execute(
+                "UPDATE jobs SET container_id = %s WHERE id = %s", (container_id, req.job_id)
+            )
+            remembered.append(container_id)  # media_publish may follow from here on
+
+        ctx = AttemptContext(
+            worker=self.worker,
+            stored_container_id=decision.stored_container_id,
+            previous_outcome_ambiguous=decision.previous_ambiguous,
+            remember_container=remember,
+            poll_seconds=self.timing.poll_seconds,
+            call_timeout_seconds=self.timing.call_timeout_seconds,
+        )
+        call = platform.confirm if req.check_only else platform.publish
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timing.attempt_seconds):
+                outcome = await call(req, connection, ctx)
+        except Exception as exc:
+            may_be_live = bool(
+                remembered or decision.stored_container_id
+                or getattr(platform, "posts_without_container", False)
+            )
+            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            if req.check_only or may_be_live:
+                outcome = PublishOutcome(
+                    Outcome.AMBIGUOUS,
+                    error_message=f"the platform call failed ({what}); the post may be live",
+                    provider_ids={"container_id": remembered[-1]} if remembered else {},
+                )
+            else:
+                outcome = PublishOutcome(
+                    Outcome.RETRYABLE_ERROR,
+                    error_message=f"the platform call failed ({what}) before anything was posted",
+                )
+            log.warning(
+                "platform call failed",
+                extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id,
+                       "platform": req.platform, "error_type": type(exc).__name__,
+                       "outcome": outcome.outcome.value},
+            )
+        finally:
+            metrics.PUBLISH_DURATION.labels(req.platform).observe(time.perf_counter() - began)
+        if outcome.outcome is Outcome.RATE_LIMITED:
+            metrics.RATE_LIMITED.labels(req.platform).inc()
+        return outcome
+
+    def _done(
+        self, req: PublishRequest, value: Mapping[str, object], *, reemitted: bool, called: bool
+    ) -> None:
+        outcome = str(value.get("outcome"))
+        if not reemitted:
+            metrics.PUBLISH_ATTEMPTS.labels(req.platform, outcome).inc()
+        log.info(
+            "result re-emitted" if reemitted else "result emitted",
+            extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id,
+                   "platform": req.platform, "outcome": outcome, "called": called,
+                   "check_only": req.check_only},
+        )
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    async def _store(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a store step, retrying outages with backoff until it works or we stop."""
+        delay = 0.2
+        while True:
+            try:
+                return await fn()
+            except RETRYABLE as exc:
+                log.warning("store step failed; retrying",
+                            extra={"error": str(exc)[:300], "retry_in": delay})
+            if await sleep_or_stop(self.stopping, delay):
+                raise Abandoned
+            delay = min(delay * 2, 5.0)
+
+    @asynccontextmanager
+    async def _job(self, job_id: str) -> AsyncIterator[None]:
+        """One flow per job at a time in this process (a redelivery waits for the first)."""
+        lock, users = self._jobs.get(job_id, (asyncio.Lock(), 0))
+        self._jobs[job_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._jobs[job_id]
+            if users <= 1:
+                del self._jobs[job_id]
+            else:
+                self._jobs[job_id] = (lock, users - 1)

@@ -1,0 +1,232 @@
+"""The results consumer: `publish.result` batches → attempts, job transitions, dead letters.
+
+One Postgres transaction per batch: lock the batch's jobs (in id order, so concurrent
+copies never deadlock each other), insert the attempt rows (`ON CONFLICT DO NOTHING`: a
+redelivered result is recognised by its existing row and changes nothing), run the retry
+policy on each new result in order, write the jobs, the dead letters and every status
+change's `publish.status` event (outbox). After the commit, Redis mirrors the new state
+(retries added, dropped retries removed). The BatchConsumer commits the offsets only after
+all of that returned, so a crash anywhere redelivers the batch and the redelivery repeats
+only the idempotent Redis writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from services.results import records
+from services.results.policy import Action, Decision, JobState, PolicyConfig, Rand, decide
+from shared import dead_letters, events, metrics, outbox
+from shared.db.pool import Row
+from shared.domain.jobs import JobStatus
+from shared.domain.outcomes import DeadLetterReason
+from shared.errors import InvalidMessage, StoreUnavailable
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.client import Message
+from shared.names import RESULT
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+GROUP = "herald-results"
+
+
+@dataclass
+class Invalid:
+    raw: bytes | None
+    error: InvalidMessage
+    job_id: str | None = None
+
+
+@dataclass
+class Plan:
+    """What one batch changes, built in memory under the row locks."""
+
+    decisions: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    locked: dict[str, Row] = field(default_factory=dict)  # job id → row, as the batch leaves it
+    original: dict[str, str] = field(default_factory=dict)  # moved job id → status before
+    touched: set[str] = field(default_factory=set)  # jobs whose Redis entry must mirror Postgres
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    dead: list[tuple[records.Incoming, DeadLetterReason, Row]] = field(default_factory=list)
+    published: list[Row] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    received: int
+    invalid: int
+    duplicates: int
+    decisions: dict[str, int]
+
+
+class ResultsConsumer:
+    def __init__(self, rt: Runtime, *, batch_size: int = 500, rand: Rand = random.random) -> None:
+        self.rt = rt
+        self.names = rt.names
+        self.topic = rt.names.topic(RESULT)
+        self.batch_size = batch_size
+        self.config = PolicyConfig.from_settings(rt.settings)
+        self.rand = rand
+
+    def consumer(self) -> BatchConsumer:
+        return BatchConsumer(
+            self.rt.settings.kafka_bootstrap, self.names.group(GROUP), [self.topic],
+            self.handle, batch_size=self.batch_size,
+        )
+
+    async def handle(self, messages: list[Message]) -> None:
+        await self.apply([m.value() for m in messages])
+
+    async def apply(self, raws: list[bytes | None]) -> BatchReport:
+        """Process one batch of raw `publish.result` values (the unit of a transaction)."""
+        try:
+            return await self._apply(raws)
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            # A value Postgres refuses must not stop the consumer: isolate it and set it aside.
+            if len(raws) > 1:
+                log.warning("batch refused by Postgres; retrying one by one",
+                            extra={"error": str(exc).splitlines()[0]})
+                reports = [await self.apply([raw]) for raw in raws]
+                return BatchReport(
+                    len(raws), sum(r.invalid for r in reports),
+                    sum(r.duplicates for r in reports),
+                    dict(sum((Counter(r.decisions) for r in reports), Counter())),
+                )
+            error = InvalidMessage(f"refused by Postgres: {str(exc).splitlines()[0]}")
+            await dead_letters.record_invalid(self.rt.db, self.names, source_topic=self.topic,
+                                              raw=raws[0], error=error,
+                                              job_id=records.job_id_of(raws[0]))
+            return BatchReport(1, 1, 0, {})
+
+    async def _apply(self, raws: list[bytes | None]) -> BatchReport:
+        incoming: list[records.Incoming] = []
+        invalid: list[Invalid] = []
+        for raw in raws:
+            try:
+                incoming.append(records.parse(raw))
+            except InvalidMessage as exc:
+                invalid.append(Invalid(raw, exc, records.job_id_of(raw)))
+        now = events.now_utc()
+        async with self.rt.db.transaction() as conn:
+            rows = await records.lock_jobs(conn, sorted({i.job_id for i in incoming}))
+            known = []
+            for inc in incoming:
+                problem = records.mismatch(inc, rows.get(inc.job_id))
+                if problem is None:
+                    known.append(inc)
+                else:
+                    invalid.append(Invalid(inc.raw, InvalidMessage(problem), inc.job_id))
+            fresh = await records.insert_attempts(conn, known)
+            plan = self._plan(known, fresh, rows, now)
+            await records.update_jobs(conn, plan.locked, plan.original)
+            summaries = await records.attempt_summaries(conn, [str(r["id"]) for *_, r in plan.dead])
+            async with conn.pipeline():
+                for inc, reason, row in plan.dead:
+                    await dead_letters.insert(
+                        conn, self.names, reason=reason.value, job_id=inc.job_id,
+                        tenant_id=row["tenant_id"], platform=row["platform"],
+                        connection_id=str(row["connection_id"]), attempt=inc.attempt,
+                        last_error=row["last_error"], request=records.request_of(row),
+                        last_result=inc.value, attempt_summary=summaries.get(inc.job_id, []),
+                        trace_id=inc.trace_id,
+                    )
+                for bad in invalid:
+                    await dead_letters.insert(
+                        conn, self.names, reason=DeadLetterReason.INVALID_MESSAGE,
+                        job_id=bad.job_id, tenant_id=None, raw=bad.raw or b"",
+                        source_topic=self.topic,
+                        last_error={"code": "invalid_message", "message": str(bad.error),
+                                    "fields": bad.error.fields},
+                    )
+                await outbox.add(conn, self.names, plan.events)
+        await self._mirror(plan)
+        self._observe(plan)
+        return BatchReport(len(raws), len(invalid), plan.duplicates, dict(plan.decisions))
+
+    def _plan(
+        self, known: list[records.Incoming], fresh: set[tuple[str, int]], rows: dict[str, Row],
+        now: datetime,
+    ) -> Plan:
+        plan = Plan(locked=rows)
+        states: dict[str, JobState] = {}
+        horizon = now + timedelta(seconds=self.rt.settings.redis_horizon_seconds)
+        for inc in known:
+            row = rows[inc.job_id]
+            if (inc.job_id, inc.attempt) not in fresh:
+                plan.duplicates += 1
+                if inc.attempt == row["attempt_count"]:
+                    plan.touched.add(inc.job_id)  # its Redis write may have been lost: repeat it
+                log.debug("duplicate result", extra=inc.log_fields())
+                continue
+            fresh.discard((inc.job_id, inc.attempt))  # a second copy in this batch is a duplicate
+            state = states.get(inc.job_id) or records.job_state(row)
+            decision = decide(state, inc.attempt_result(), self.config, self.rand)
+            states[inc.job_id] = decision.state
+            plan.decisions[decision.action.value] += 1
+            if not decision.moved:
+                log.info("result recorded", extra=inc.log_fields(note=decision.reason,
+                                                                 status=row["status"]))
+                continue
+            plan.original.setdefault(inc.job_id, row["status"])
+            self._move(plan, row, inc, decision, horizon)
+        return plan
+
+    @staticmethod
+    def _move(
+        plan: Plan, row: Row, inc: records.Incoming, decision: Decision, horizon: datetime
+    ) -> None:
+        new = decision.state
+        row.update(
+            status=new.status.value, failed_attempts=new.failed_attempts,
+            next_attempt_at=new.next_attempt_at, check_only=new.check_only,
+            force_required=new.force_required,
+            queued=new.status is JobStatus.RETRY_SCHEDULED
+            and new.next_attempt_at is not None and new.next_attempt_at <= horizon,
+            provider_ids={**(row["provider_ids"] or {}), **inc.provider_ids},
+        )
+        if decision.action is Action.PUBLISH:
+            row["published_at"] = inc.published_at or inc.finished_at
+            plan.published.append(row)
+        else:
+            row["last_error"] = inc.error(may_be_live=new.may_be_live)
+        if decision.dead_letter is not None:
+            plan.dead.append((inc, decision.dead_letter, dict(row)))
+        plan.touched.add(inc.job_id)
+        plan.events.append(outbox.status_event(row, new.status, reason=decision.reason))
+        log.info("job moved", extra=inc.log_fields(status=new.status.value,
+                                                   reason=decision.reason,
+                                                   next_attempt_at=new.next_attempt_at))
+
+    async def _mirror(self, plan: Plan) -> None:
+        """Redis follows Postgres for every job the batch moved (or saw again)."""
+        add: dict[str, float] = {}
+        remove: list[str] = []
+        for job_id in plan.touched:
+            row = plan.locked[job_id]
+            if row["status"] == JobStatus.RETRY_SCHEDULED and row["queued"]:
+                add[job_id] = row["next_attempt_at"].timestamp()
+            elif row["status"] == JobStatus.PUBLISHED:
+                remove.append(job_id)
+        try:
+            await self.rt.queue.add(add)
+            await self.rt.queue.remove(remove)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # committed: the redelivered batch or the reconciler repairs
+            raise StoreUnavailable("redis", str(exc)) from exc
+
+    @staticmethod
+    def _observe(plan: Plan) -> None:
+        metrics.RETRIES_SCHEDULED.inc(plan.decisions.get(Action.RETRY.value, 0))
+        for row in plan.published:
+            lag = (row["published_at"] - row["scheduled_at"]).total_seconds()
+            metrics.END_TO_END_LAG.observe(max(lag, 0.0))
+
+

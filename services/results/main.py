@@ -1,0 +1,91 @@
+"""`herald results`: the `publish.result` consumer and the retention pruning loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from services.results.consumer import ResultsConsumer
+from shared.events import now_utc
+from shared.runtime import Runtime
+from shared.service import Supervisor, run_service, sleep_or_stop
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+PRUNE_INTERVAL_SECONDS = 3600.0
+PRUNE_CHUNK = 5000
+_PRUNE_LOCK = "herald-results-prune"
+
+# Each statement touches at most PRUNE_CHUNK rows, so pruning never holds long locks.
+_PRUNE = {
+    "attempt_responses": (
+        "UPDATE attempts SET provider_response = NULL WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM attempts WHERE provider_response IS NOT NULL AND finished_at < %s"
+        " LIMIT %s))"
+    ),
+    "dead_letters": (
+        "DELETE FROM dead_letters WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM dead_letters WHERE created_at < %s LIMIT %s))"
+    ),
+    "idempotency_keys": (
+        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM idempotency_keys WHERE created_at < %s LIMIT %s))"
+    ),
+}
+
+
+async def prune_once(rt: Runtime) -> dict[str, int]:
+    """Drop provider responses and dead letters older than HERALD_RETENTION_DAYS, and
+    idempotency keys older than max(24 h, retention). One copy prunes at a time."""
+    now = now_utc()
+    retention = timedelta(days=rt.settings.retention_days)
+    cutoffs = {
+        "attempt_responses": now - retention,
+        "dead_letters": now - retention,
+        "idempotency_keys": now - max(retention, timedelta(hours=24)),
+    }
+    counts = dict.fromkeys(_PRUNE, 0)
+    async with rt.db.connection() as conn:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (_PRUNE_LOCK,))
+        got = await cur.fetchone()
+        if not got or not got["ok"]:
+            return counts
+        try:
+            for name, sql in _PRUNE.items():
+                while True:
+                    cur = await conn.execute(sql, (cutoffs[name], PRUNE_CHUNK))
+                    counts[name] += cur.rowcount
+                    if cur.rowcount < PRUNE_CHUNK:
+                        break
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_PRUNE_LOCK,))
+    if any(counts.values()):
+        log.info("pruned", extra=counts)
+    return counts
+
+
+async def prune_loop(
+    rt: Runtime, stopping: asyncio.Event, interval: float = PRUNE_INTERVAL_SECONDS
+) -> None:
+    while not stopping.is_set():
+        try:
+            await prune_once(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store away: try again next round
+            log.warning("pruning failed; retrying later", extra={"error": repr(exc)})
+        if await sleep_or_stop(stopping, interval):
+            return
+
+
+async def results_main(rt: Runtime, sup: Supervisor) -> None:
+    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE)
+    sup.start("results-consumer", consumer.consumer().run(sup.stopping))
+    sup.start("pruning", prune_loop(rt, sup.stopping))
+
+
+def run(settings: Settings) -> int:
+    return asyncio.run(run_service("results", settings, results_main))

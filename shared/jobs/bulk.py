@@ -1,0 +1,135 @@
+"""Scheduling many commands at once (the `publish.schedule` consumer's path).
+
+Same validation and rules as `JobService.schedule`, but one connection lookup, one
+transaction (`executemany`) and one Redis pipeline per batch instead of per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shared import metrics, outbox
+from shared.db.pool import Row
+from shared.domain.jobs import JobStatus
+from shared.errors import Conflict, DomainError
+from shared.events import new_trace_id, now_utc
+from shared.jobs.service import JobService, check_connections, request_hash
+from shared.jobs.validation import JobInput, validate_job
+from shared.tenancy import Principal
+
+log = logging.getLogger(__name__)
+
+_INSERT = (
+    "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
+    " caption, media_type, scheduled_at, publish_deadline, deadline_explicit, status,"
+    " next_attempt_at, queued, request_hash, trace_id) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, 'SCHEDULED', %s, %s, %s, %s)"
+)
+
+
+@dataclass(frozen=True)
+class ScheduleItem:
+    principal: Principal
+    body: dict[str, Any]
+    job_id: str
+    post_id: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass
+class _Planned:
+    item: ScheduleItem
+    spec: JobInput
+    connection: Row
+    digest: str
+
+
+async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[DomainError | None]:
+    """Schedule each item; returns, per item, None (scheduled or an identical replay) or the
+    error that refused it. Nothing refused is written."""
+    now = now_utc()
+    results: list[DomainError | None] = [None] * len(items)
+    specs: dict[int, JobInput] = {}
+    for i, item in enumerate(items):
+        try:
+            specs[i] = validate_job(
+                item.body, now=now, missed_after_seconds=svc.settings.missed_after_seconds
+            )
+        except DomainError as exc:
+            results[i] = exc
+    wanted = {c for spec in specs.values() for c in spec.connection_ids}
+    rows = await svc.db.fetch(
+        "SELECT id, tenant_id, platform, status FROM connections WHERE id::text = ANY(%s)",
+        (list(wanted),),
+    )
+    by_id = {str(r["id"]): r for r in rows}
+    planned: dict[int, _Planned] = {}
+    for i, spec in specs.items():
+        try:
+            (connection,) = check_connections(items[i].principal, spec, by_id)
+            planned[i] = _Planned(items[i], spec, connection, request_hash(items[i].body))
+        except DomainError as exc:
+            results[i] = exc
+
+    horizon = now + timedelta(seconds=svc.settings.redis_horizon_seconds)
+    inserted: list[_Planned] = []
+    async with svc.db.transaction() as conn:
+        tenants = sorted({p.connection["tenant_id"] for p in planned.values()})
+        await conn.execute(
+            "INSERT INTO tenants (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (tenants,),
+        )
+        cur = await conn.execute(
+            "SELECT id, request_hash FROM jobs WHERE id = ANY(%s)",
+            ([p.item.job_id for p in planned.values()],),
+        )
+        known = {str(r["id"]): r["request_hash"] for r in await cur.fetchall()}
+        for i, plan in planned.items():
+            job_id = str(uuid.UUID(plan.item.job_id))
+            if job_id in known:
+                if known[job_id] != plan.digest:
+                    results[i] = Conflict(
+                        "job_id is already used by another job", code="job_id_reused",
+                        fields={"job_id": "is already used with another body"},
+                    )
+                continue  # the same command again: a no-op
+            known[job_id] = plan.digest
+            inserted.append(plan)
+        params = []
+        events = []
+        for plan in inserted:
+            spec = plan.spec
+            values = {
+                "id": str(uuid.UUID(plan.item.job_id)),
+                "tenant_id": plan.connection["tenant_id"],
+                "post_id": plan.item.post_id or str(uuid.uuid4()),
+                "trace_id": plan.item.trace_id or new_trace_id(),
+                "attempt_count": 0,
+                "next_attempt_at": spec.scheduled_at,
+            }
+            params.append((
+                values["id"], values["tenant_id"], values["post_id"], spec.platform,
+                plan.connection["id"], spec.media_asset_ids, spec.caption, spec.media_type,
+                spec.scheduled_at, spec.publish_deadline, spec.deadline_explicit,
+                spec.scheduled_at, spec.scheduled_at <= horizon, plan.digest, values["trace_id"],
+            ))
+            events.append(outbox.status_event(values, JobStatus.SCHEDULED, time=now))
+        if params:
+            async with conn.cursor() as c:
+                await c.executemany(_INSERT, params)
+            await outbox.add(conn, svc.names, events)
+    due = {
+        str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at.timestamp()
+        for p in inserted
+        if p.spec.scheduled_at <= horizon
+    }
+    if due:
+        await svc.queue.add(due)
+    metrics.JOBS_SCHEDULED.inc(len(inserted))
+    if inserted:
+        log.info("jobs scheduled", extra={"count": len(inserted)})
+    return results

@@ -1,0 +1,332 @@
+"""The publisher in-process against the real stack: claims, results, dead letters, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from services.publisher.main import GROUP, serve
+from services.publisher.platforms.base import AttemptContext
+from services.publisher.platforms.sandbox import SandboxPublisher
+from shared import outbox
+from shared.domain.outcomes import Outcome, PublishOutcome
+from shared.domain.requests import Connection, PublishRequest
+from shared.events import parse_time
+from shared.kafka.client import Producer
+from shared.logging import JsonFormatter
+from shared.names import DLQ, REQUEST, RESULT
+from shared.runtime import Runtime
+from shared.tenancy import ADMIN
+from tests.conftest import eventually
+from tests.integration.publisher_support import (
+    TOKEN,
+    TopicReader,
+    by_attempt,
+    committed_total,
+    dispatch,
+    produce,
+    sandbox_connection,
+    schedule,
+)
+
+pytestmark = pytest.mark.integration
+WORKER = "publisher-test-1"
+
+
+@dataclass
+class Spy:
+    """Counts platform calls; delegates to the real sandbox unless told to misbehave."""
+
+    inner: SandboxPublisher
+    name: str = "sandbox"
+    posts_without_container: bool = True
+    calls: list[tuple[str, int, bool]] = field(default_factory=list)
+    raise_with_token: bool = False
+    echo_token: bool = False
+
+    async def publish(
+        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
+    ) -> PublishOutcome:
+        self.calls.append((request.job_id, request.attempt, False))
+        if self.raise_with_token:
+            raise RuntimeError(f"upstream said no to {connection.access_token}")
+        if self.echo_token:
+            return PublishOutcome(
+                Outcome.RETRYABLE_ERROR,
+                error_message=f"bad request for token={connection.access_token}",
+                provider_response={"echo": {"access_token": connection.access_token}},
+            )
+        return await self.inner.publish(request, connection, ctx)
+
+    async def confirm(
+        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
+    ) -> PublishOutcome:
+        self.calls.append((request.job_id, request.attempt, True))
+        return await self.inner.confirm(request, connection, ctx)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Logs(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter("publisher"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@dataclass
+class Harness:
+    rt: Runtime
+    spy: Spy
+    producer: Producer
+    results: TopicReader
+    logs: Logs
+
+    @property
+    def request_topic(self) -> str:
+        return self.rt.names.topic(REQUEST)
+
+    def send(self, values: list[dict[str, Any]]) -> None:
+        produce(self.producer, self.request_topic, values)
+
+    def send_raw(self, raw: bytes) -> None:
+        self.producer.send_batch([(self.request_topic, "x", raw)])
+
+    async def results_for(self, count: int) -> list[dict[str, Any]]:
+        async def enough() -> list[dict[str, Any]] | None:
+            values = await self.results.poll()
+            return values if len(values) >= count else None
+
+        found: list[dict[str, Any]] = await eventually(enough, timeout=60)
+        return found
+
+    async def all_committed(self, produced: int) -> None:
+        async def done() -> bool:
+            total = await asyncio.to_thread(
+                committed_total, self.rt.settings.kafka_bootstrap,
+                self.rt.names.group(GROUP), self.request_topic,
+            )
+            return total >= produced
+
+        await eventually(done, timeout=60)
+
+    async def posts(self) -> list[dict[str, Any]]:
+        return await self.rt.db.fetch("SELECT * FROM sandbox_posts ORDER BY id")
+
+
+@pytest.fixture
+def logs() -> Iterator[Logs]:
+    handler = Logs()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+@pytest.fixture
+async def harness(rt: Runtime, logs: Logs) -> AsyncIterator[Harness]:
+    spy = Spy(SandboxPublisher(rt.db))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(serve(rt, stopping, registry={"sandbox": spy}, worker=WORKER))
+    producer = Producer(rt.settings.kafka_bootstrap)
+    results = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(RESULT))
+    try:
+        yield Harness(rt, spy, producer, results, logs)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, timeout=30)
+        results.close()
+        producer.close()
+
+
+async def test_requests_for_sandbox_jobs_produce_results(harness: Harness) -> None:
+    rt = harness.rt
+    connections = [await sandbox_connection(rt) for _ in range(3)]
+    jobs = [j for _ in range(5) for j in await schedule(rt, connections)]
+    requests = await dispatch(rt, jobs)
+    harness.send(requests)
+
+    results = await harness.results_for(len(jobs))
+    assert len(results) == len(jobs) and {r["job_id"] for r in results} == set(jobs)
+    posts = {str(p["job_id"]): p for p in await harness.posts()}
+    assert set(posts) == set(jobs)
+    by_job = {r["job_id"]: r for r in results}
+    for req in requests:
+        r = by_job[req["job_id"]]
+        assert r["outcome"] == "published" and r["attempt"] == 1
+        assert r["worker"] == WORKER and r["trace_id"] == req["trace_id"]
+        assert r["connection_id"] == req["connection_id"] and r["tenant_id"] == req["tenant_id"]
+        assert r["provider_ids"]["sandbox_post_id"] == str(posts[r["job_id"]]["id"])
+        assert parse_time(r["published_at"]) == posts[r["job_id"]]["published_at"]
+        assert parse_time(r["started_at"]) <= parse_time(r["finished_at"])  # type: ignore[operator]
+    rows = await rt.db.fetch(
+        "SELECT j.call_started_at, c.worker, c.result FROM jobs j"
+        " JOIN publish_claims c ON c.job_id = j.id AND c.attempt = 1 WHERE j.id = ANY(%s::uuid[])",
+        (jobs,),
+    )
+    assert len(rows) == len(jobs)
+    assert all(r["call_started_at"] is not None and r["worker"] == WORKER for r in rows)
+    assert sorted(r["result"]["job_id"] for r in rows) == sorted(jobs)
+    await harness.all_committed(len(jobs))
+    assert_no_token(harness)
+
+
+async def test_a_redelivered_request_reemits_the_same_result(harness: Harness) -> None:
+    rt = harness.rt
+    connection = await sandbox_connection(rt)
+    [job] = await schedule(rt, [connection])
+    [request] = await dispatch(rt, [job])
+    harness.send([request])
+    [first] = await harness.results_for(1)
+
+    harness.send([request, request])  # redelivered twice (e.g. after a crash before commit)
+    results = await harness.results_for(3)
+
+    assert results == [first, first, first]  # unchanged, byte for byte the same fields
+    assert len(harness.spy.calls) == 1 and len(await harness.posts()) == 1
+    assert any("re-emitted" in line for line in harness.logs.lines)
+
+
+async def test_a_job_with_an_earlier_success_makes_no_platform_call(harness: Harness) -> None:
+    rt = harness.rt
+    connection = await sandbox_connection(rt)
+    [job] = await schedule(rt, [connection])
+    await dispatch(rt, [job])
+    await rt.db.execute(
+        "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome,"
+        " provider_ids) VALUES (%s, 1, 'elsewhere', now(), now(), 'published', %s)",
+        (job, '{"sandbox_post_id": "42"}'),
+    )
+    [request] = await dispatch(rt, [job])  # attempt 2 (say, a retry after a lost answer)
+    assert request["attempt"] == 2
+    harness.send([request])
+
+    [result] = await harness.results_for(1)
+    assert result["outcome"] == "published" and result["attempt"] == 2
+    assert result["provider_ids"] == {"sandbox_post_id": "42"}
+    assert result["published_at"] is not None
+    assert harness.spy.calls == [] and await harness.posts() == []
+
+
+async def test_a_cancelled_job_is_skipped(harness: Harness) -> None:
+    rt = harness.rt
+    connection = await sandbox_connection(rt)
+    cancelled, kept = await schedule(rt, [connection, await sandbox_connection(rt)])
+    requests = await dispatch(rt, [cancelled, kept])
+    await rt.db.execute("UPDATE jobs SET status = 'CANCELLED' WHERE id = %s", (cancelled,))
+    harness.send(requests)
+
+    await harness.results_for(1)
+    await harness.all_committed(2)  # both handled
+    results = await harness.results.poll()
+    assert [r["job_id"] for r in results] == [kept]
+    assert [c[0] for c in harness.spy.calls] == [kept]
+    job = await rt.db.fetchone("SELECT call_started_at FROM jobs WHERE id = %s", (cancelled,))
+    assert job is not None and job["call_started_at"] is None
+    assert any("cancelled job skipped" in line for line in harness.logs.lines)
+
+
+async def test_cancel_after_dispatch_wins_over_a_late_request(harness: Harness) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    [request] = await dispatch(rt, [job])
+    await rt.jobs().cancel(ADMIN, job)  # allowed: no call has started
+    harness.send([request])
+    await harness.all_committed(1)
+    assert await harness.results.poll() == [] and harness.spy.calls == []
+
+
+async def test_a_past_deadline_request_answers_missed_without_a_call(harness: Harness) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    await rt.db.execute(
+        "UPDATE jobs SET publish_deadline = now() - interval '1 minute' WHERE id = %s", (job,)
+    )
+    [request] = await dispatch(rt, [job])
+    harness.send([request])
+    [result] = await harness.results_for(1)
+    assert result["outcome"] == "missed" and "deadline" in result["error_message"]
+    assert harness.spy.calls == [] and await harness.posts() == []
+
+
+async def test_connection_states_answer_without_a_call(harness: Harness) -> None:
+    rt = harness.rt
+    reauth, disabled = await sandbox_connection(rt), await sandbox_connection(rt)
+    jobs = await schedule(rt, [reauth, disabled])
+    await rt.db.execute("UPDATE connections SET status = 'needs_reauth' WHERE id = %s", (reauth,))
+    await rt.db.execute("UPDATE connections SET status = 'disabled' WHERE id = %s", (disabled,))
+    harness.send(await dispatch(rt, jobs))
+    results = {r["connection_id"]: r["outcome"] for r in await harness.results_for(2)}
+    assert results == {reauth: "auth_error", disabled: "permanent_error"}
+    assert harness.spy.calls == []
+
+
+async def test_invalid_messages_are_dead_lettered_and_the_consumer_goes_on(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    harness.send_raw(b"not json at all")
+    harness.send_raw(b'{"schema_version": "1.0", "job_id": "nope"}')
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    [request] = await dispatch(rt, [job])
+    unknown = dict(request, job_id="00000000-0000-4000-8000-000000000000")
+    harness.send([unknown, request])
+
+    [result] = await harness.results_for(1)
+    assert result["job_id"] == job and result["outcome"] == "published"
+    await harness.all_committed(4)
+    rows = await rt.db.fetch("SELECT * FROM dead_letters ORDER BY created_at")
+    assert [r["reason"] for r in rows] == ["invalid_message"] * 3
+    assert {bytes(r["raw"]) for r in rows} >= {b"not json at all"}
+    assert {str(r["job_id"]) for r in rows if r["job_id"]} == {unknown["job_id"]}
+    assert all(r["source_topic"] == harness.request_topic for r in rows)
+
+    # mirrored to publish.dlq through the outbox (relayed by the scheduler in production)
+    await outbox.relay_once(rt.db, harness.producer)
+    dlq = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(DLQ))
+    try:
+        async def three() -> bool:
+            return len(await dlq.poll()) >= 3
+
+        await eventually(three)
+        assert {v["reason"] for v in dlq.values} == {"invalid_message"}
+    finally:
+        dlq.close()
+
+
+async def test_the_token_never_reaches_results_or_logs(harness: Harness) -> None:
+    rt = harness.rt
+    connections = [await sandbox_connection(rt), await sandbox_connection(rt)]
+    [raising, echoing] = await schedule(rt, connections)
+    harness.spy.raise_with_token = True
+    harness.send(await dispatch(rt, [raising]))
+    [first] = await harness.results_for(1)
+    harness.spy.raise_with_token, harness.spy.echo_token = False, True
+    harness.send(await dispatch(rt, [echoing]))
+    results = await harness.results_for(2)
+
+    assert first["outcome"] == "ambiguous"  # the sandbox may have posted before failing
+    echoed = next(r for r in results if r["job_id"] == echoing)
+    assert echoed["outcome"] == "retryable_error"
+    assert echoed["provider_response"] == {"echo": {"access_token": "[redacted]"}}
+    assert_no_token(harness)
+    stored = await rt.db.fetch("SELECT result::text AS r FROM publish_claims")
+    assert stored and all(TOKEN not in row["r"] for row in stored)
+
+
+def assert_no_token(harness: Harness) -> None:
+    assert harness.results.raw, "no results read"
+    assert all(TOKEN.encode() not in raw for raw in harness.results.raw)
+    assert harness.logs.lines and all(TOKEN not in line for line in harness.logs.lines)

@@ -1,0 +1,99 @@
+"""InstagramPublisher.confirm (the last status read) against the fake Graph server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from services.publisher.platforms.instagram import InstagramPublisher
+from shared.domain.outcomes import Outcome
+from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
+from tests.unit.test_instagram_publisher import IMG, Ctx, connection, posts, request
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGraph]:
+    async with FakeGraph() as graph:
+        yield graph
+
+
+@pytest.fixture
+async def publisher(fake: FakeGraph) -> AsyncIterator[InstagramPublisher]:
+    pub = InstagramPublisher(
+        fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
+    )
+    yield pub
+    await pub.close()
+
+
+async def create_container(fake: FakeGraph) -> str:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{fake.base_url}/{DEFAULT_ACCOUNT}/media",
+        data={"image_url": IMG, "caption": "c", "access_token": DEFAULT_TOKEN},
+    ) as resp:
+        body = await resp.json()
+    return str(body["id"])
+
+
+def writes(fake: FakeGraph) -> int:
+    return len(fake.calls("create_container")) + len(fake.calls("media_publish"))
+
+
+async def test_published_container_confirms_the_post(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.commit_then_drop("media_publish")  # the post went live, the answer was lost
+    first = Ctx(fake)
+    out = await publisher.publish(request([IMG]), connection(), first.context)
+    assert out.outcome in (Outcome.PUBLISHED, Outcome.AMBIGUOUS)
+    assert len(posts(fake)) == 1 and first.remembered
+    before = writes(fake)
+
+    check = Ctx(fake, stored=first.remembered[0])
+    confirmed = await publisher.confirm(request([IMG], attempt=2), connection(), check.context)
+
+    assert confirmed.outcome is Outcome.PUBLISHED
+    assert confirmed.provider_ids["container_id"] == first.remembered[0]
+    assert confirmed.provider_ids["media_id"] == posts(fake)[0].id
+    assert confirmed.published_at is not None
+    assert writes(fake) == before and len(posts(fake)) == 1  # a read, never a publish
+
+
+async def test_finished_container_is_unconfirmed_and_never_published(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    cid = await create_container(fake)
+    before = writes(fake)
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.UNCONFIRMED
+    assert out.provider_ids == {"container_id": cid} and "FINISHED" in (out.error_message or "")
+    assert writes(fake) == before and posts(fake) == []
+
+
+async def test_no_stored_container_is_unconfirmed_without_calls(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake).context)
+    assert out.outcome is Outcome.UNCONFIRMED
+    assert fake.requests == []
+
+
+async def test_unreadable_container_is_unconfirmed_and_scrubbed(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    cid = await create_container(fake)
+    fake.fail_next("container_status", code=1, times=5)
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.UNCONFIRMED and out.error_code == 1
+    assert DEFAULT_TOKEN not in repr(out)
+
+
+async def test_bad_token_is_unconfirmed(publisher: InstagramPublisher, fake: FakeGraph) -> None:
+    cid = await create_container(fake)
+    out = await publisher.confirm(
+        request([IMG]), connection("wrong-token-123"), Ctx(fake, stored=cid).context
+    )
+    assert out.outcome is Outcome.UNCONFIRMED and out.error_code == 190
+    assert "wrong-token-123" not in repr(out)
