@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,7 +85,7 @@ class ResultsConsumer:
     async def handle(self, messages: list[Message]) -> None:
         await self.apply([m.value() for m in messages])
 
-    async def apply(self, raws: list[bytes | None]) -> BatchReport:
+    async def apply(self, raws: Sequence[bytes | None]) -> BatchReport:
         """Process one batch of raw `publish.result` values (the unit of a transaction)."""
         try:
             return await self._apply(raws)
@@ -105,7 +106,7 @@ class ResultsConsumer:
                                               job_id=records.job_id_of(raws[0]))
             return BatchReport(1, 1, 0, {})
 
-    async def _apply(self, raws: list[bytes | None]) -> BatchReport:
+    async def _apply(self, raws: Sequence[bytes | None]) -> BatchReport:
         incoming: list[records.Incoming] = []
         invalid: list[Invalid] = []
         for raw in raws:
