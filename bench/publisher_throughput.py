@@ -5,7 +5,7 @@
 Runs in a namespace of its own (topic prefix, Redis prefix, Postgres schema; dropped at the
 end) on the stack the HERALD_* URLs name. Jobs are inserted in bulk and their requests are
 produced before the copies start (`herald publisher` processes), so the figure is the
-publisher's drain rate of a backlog: results / (last finished_at − first started_at), read
+publisher's drain rate of a backlog: results / (last finished_at - first started_at), read
 back from publish.result. Prints one line per run.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,8 +94,9 @@ def read_results(settings: Settings, expected: int, timeout: float) -> list[dict
     try:
         while len(values) < expected and time.monotonic() < deadline:
             for msg in c.consume(10_000, 0.5):
-                if msg.error() is None:
-                    values.append(orjson.loads(msg.value()))
+                raw = msg.value()
+                if msg.error() is None and raw is not None:
+                    values.append(orjson.loads(raw))
     finally:
         c.close()
     return values
@@ -108,10 +110,8 @@ def cleanup(settings: Settings) -> None:
               if t.startswith(settings.topic_prefix)]
     if topics:
         for future in kafka.delete_topics(topics, operation_timeout=30).values():
-            try:
+            with contextlib.suppress(Exception):
                 future.result()
-            except Exception:
-                pass
 
 
 def run_once(args: argparse.Namespace) -> str:

@@ -14,6 +14,8 @@ SERVICE_INFO = Gauge(
 JOBS_SCHEDULED = Counter("herald_jobs_scheduled_total", "Jobs accepted for scheduling")
 DELAYED_QUEUE_DEPTH = Gauge("herald_delayed_queue_depth", "Jobs waiting in the Redis queue")
 DUE_BACKLOG = Gauge("herald_due_backlog", "Jobs due now but not yet dispatched")
+# Buckets (docs/decisions/0006-observability.md): dispatch lag from 5 ms to 60 s, publish
+# duration from 10 ms to 120 s, end-to-end lag from 25 ms to 6 h (retries and backoff).
 DISPATCH_LAG = Histogram(
     "herald_dispatch_lag_seconds",
     "Dispatch time minus the attempt's due time",
@@ -32,13 +34,11 @@ PUBLISH_DURATION = Histogram(
 END_TO_END_LAG = Histogram(
     "herald_end_to_end_lag_seconds",
     "published_at minus scheduled_at",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 300, 900, 3600),
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 300, 900, 3600, 21600),
 )
 RETRIES_SCHEDULED = Counter("herald_retries_scheduled_total", "Failed attempts requeued")
 DEAD_LETTERED = Counter("herald_dead_lettered_total", "Dead letters by reason", ["reason"])
-CONSUMER_LAG = Gauge(
-    "herald_consumer_lag", "Committed-offset lag", ["group", "topic", "partition"]
-)
+CONSUMER_LAG = Gauge("herald_consumer_lag", "Committed-offset lag", ["group", "topic", "partition"])
 TOPIC_MESSAGES = Gauge(
     "herald_topic_messages", "Messages held per partition", ["topic", "partition"]
 )

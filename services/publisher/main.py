@@ -61,6 +61,7 @@ async def serve(
         [rt.names.topic(REQUEST)],
         publish.handle,
         max_in_flight=settings.publisher_max_in_flight,
+        batch_size=128,
     )
     log.info("publisher started", extra={"worker": name, "platforms": sorted(platforms),
                                          "max_in_flight": settings.publisher_max_in_flight})

@@ -251,11 +251,14 @@ class PublishWorker:
     def _done(
         self, req: PublishRequest, value: Mapping[str, object], *, reemitted: bool, called: bool
     ) -> None:
+        """Count a fresh result; every result is logged in its batch's "results emitted" line
+        (claims.py), a re-emitted one here too, with why."""
         outcome = str(value.get("outcome"))
         if not reemitted:
             metrics.PUBLISH_ATTEMPTS.labels(req.platform, outcome).inc()
+            return
         log.info(
-            "result re-emitted" if reemitted else "result emitted",
+            "result re-emitted",
             extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id,
                    "platform": req.platform, "outcome": outcome, "called": called,
                    "check_only": req.check_only},

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,8 +68,16 @@ class BatchReport:
 
 
 class ResultsConsumer:
-    def __init__(self, rt: Runtime, *, batch_size: int = 500, rand: Rand = random.random) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        batch_size: int = 500,
+        rand: Rand = random.random,
+        after_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.rt = rt
+        self.after_commit = after_commit  # fault injection for chaos tests
         self.names = rt.names
         self.topic = rt.names.topic(RESULT)
         self.batch_size = batch_size
@@ -89,18 +97,19 @@ class ResultsConsumer:
         """Process one batch of raw `publish.result` values (the unit of a transaction)."""
         try:
             return await self._apply(raws)
-        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-            # A value Postgres refuses must not stop the consumer: isolate it and set it aside.
+        except (psycopg.DataError, psycopg.IntegrityError, InvalidMessage) as exc:
+            # A value Postgres (or an event schema) refuses must not stop the consumer:
+            # isolate it and set it aside as an invalid message.
             if len(raws) > 1:
-                log.warning("batch refused by Postgres; retrying one by one",
-                            extra={"error": str(exc).splitlines()[0]})
+                log.warning("batch refused; retrying one by one",
+                            extra={"error": _first_line(exc)})
                 reports = [await self.apply([raw]) for raw in raws]
                 return BatchReport(
                     len(raws), sum(r.invalid for r in reports),
                     sum(r.duplicates for r in reports),
                     dict(sum((Counter(r.decisions) for r in reports), Counter())),
                 )
-            error = InvalidMessage(f"refused by Postgres: {str(exc).splitlines()[0]}")
+            error = InvalidMessage(f"refused: {_first_line(exc)}")
             await dead_letters.record_invalid(self.rt.db, self.names, source_topic=self.topic,
                                               raw=raws[0], error=error,
                                               job_id=records.job_id_of(raws[0]))
@@ -147,6 +156,8 @@ class ResultsConsumer:
                                     "fields": bad.error.fields},
                     )
                 await outbox.add(conn, self.names, plan.events)
+        if self.after_commit is not None:
+            await self.after_commit()
         await self._mirror(plan)
         self._observe(plan)
         return BatchReport(len(raws), len(invalid), plan.duplicates, dict(plan.decisions))
@@ -190,7 +201,8 @@ class ResultsConsumer:
             force_required=new.force_required,
             queued=new.status is JobStatus.RETRY_SCHEDULED
             and new.next_attempt_at is not None and new.next_attempt_at <= horizon,
-            provider_ids={**(row["provider_ids"] or {}), **inc.provider_ids},
+            provider_ids={k: str(v) for k, v in
+                          {**(row["provider_ids"] or {}), **inc.provider_ids}.items()},
         )
         if decision.action is Action.PUBLISH:
             row["published_at"] = inc.published_at or inc.finished_at
@@ -231,3 +243,5 @@ class ResultsConsumer:
             metrics.END_TO_END_LAG.observe(max(lag, 0.0))
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

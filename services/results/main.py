@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from services.results.consumer import ResultsConsumer
@@ -18,6 +20,9 @@ BATCH_SIZE = 500
 PRUNE_INTERVAL_SECONDS = 3600.0
 PRUNE_CHUNK = 5000
 _PRUNE_LOCK = "herald-results-prune"
+# Chaos tests only: pause this long after each batch's Postgres commit (before Redis and the
+# offset commit), so a SIGKILL lands between them.
+FAULT_PAUSE_ENV = "HERALD_FAULT_RESULTS_PAUSE_AFTER_COMMIT_SECONDS"
 
 # Each statement touches at most PRUNE_CHUNK rows, so pruning never holds long locks.
 _PRUNE = {
@@ -81,8 +86,20 @@ async def prune_loop(
             return
 
 
+def fault_pause() -> Callable[[], Awaitable[None]] | None:
+    seconds = float(os.environ.get(FAULT_PAUSE_ENV) or 0)
+    if seconds <= 0:
+        return None
+
+    async def pause() -> None:
+        log.warning("fault injection: pausing after a commit", extra={"seconds": seconds})
+        await asyncio.sleep(seconds)
+
+    return pause
+
+
 async def results_main(rt: Runtime, sup: Supervisor) -> None:
-    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE)
+    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE, after_commit=fault_pause())
     sup.start("results-consumer", consumer.consumer().run(sup.stopping))
     sup.start("pruning", prune_loop(rt, sup.stopping))
 

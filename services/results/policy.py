@@ -125,10 +125,8 @@ def decide(
         return _rate_limited(job, result, config, rand)
     if outcome is Outcome.MISSED and job.may_be_live:
         return _status_read(job, result, job.failed_attempts)
-    failed = job.failed_attempts + 1
-    if outcome is Outcome.UNCONFIRMED:
-        return _dead(job, DeadLetterReason.UNCONFIRMED, failed)
-    return _dead(job, DeadLetterReason(outcome.value), failed)
+    # permanent_error, auth_error, blocked, unconfirmed, missed: the reason is the outcome.
+    return _dead(job, DeadLetterReason(outcome.value), job.failed_attempts + 1)
 
 
 def _failed(

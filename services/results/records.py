@@ -100,7 +100,9 @@ def _instant(value: dict[str, Any], key: str) -> datetime | None:
 
 
 def parse(raw: bytes | None) -> Incoming:
-    value = clean(events.decode(RESULT, raw))
+    value = events.decode(RESULT, raw)
+    if raw is not None and b"\\u0000" in raw:  # JSON can carry NUL only escaped
+        value = clean(value)
     try:
         outcome = Outcome(value["outcome"])
     except ValueError as exc:

@@ -1,4 +1,5 @@
-"""`herald scheduler`: command ingress, dispatcher, reconciler, outbox relay, queue gauges."""
+"""`herald scheduler`: command ingress, dispatcher, reconciler, outbox relay, and the
+gauges of shared state (queue, connections, consumer lag and topic sizes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from services.scheduler.dispatcher import Dispatcher
 from services.scheduler.ingress import CommandIngress
 from services.scheduler.reconciler import Reconciler
-from shared import metrics, outbox
+from shared import outbox, state_gauges
 from shared.runtime import Runtime
 from shared.service import Supervisor, run_service, sleep_or_stop
 from shared.settings import Settings
@@ -32,12 +33,29 @@ async def relay_outbox(rt: Runtime, stopping: asyncio.Event) -> None:
 
 
 async def queue_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 2.0) -> None:
+    """Delayed-queue depth, due backlog (Redis) and connections by status (Postgres)."""
     while not stopping.is_set():
         try:
-            metrics.DELAYED_QUEUE_DEPTH.set(await rt.queue.depth())
-            metrics.DUE_BACKLOG.set(await rt.queue.due_backlog())
+            await state_gauges.refresh_queue(rt.queue)
+            await state_gauges.refresh_connections(rt.db)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             log.debug("queue gauges unavailable", extra={"error": repr(exc)})
+        if await sleep_or_stop(stopping, interval):
+            return
+
+
+async def kafka_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 5.0) -> None:
+    """Consumer lag per (group, topic, partition) and topic sizes, from the broker."""
+    gauges = state_gauges.KafkaGauges(rt.settings.kafka_bootstrap, rt.names)
+    while not stopping.is_set():
+        try:
+            await asyncio.to_thread(gauges.refresh)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("kafka gauges unavailable", extra={"error": repr(exc)})
         if await sleep_or_stop(stopping, interval):
             return
 
@@ -53,6 +71,7 @@ async def scheduler_main(rt: Runtime, sup: Supervisor) -> None:
     sup.start("ingress", ingress.consumer().run(sup.stopping))
     sup.start("outbox-relay", relay_outbox(rt, sup.stopping))
     sup.start("queue-gauges", queue_gauges(rt, sup.stopping))
+    sup.start("kafka-gauges", kafka_gauges(rt, sup.stopping))
 
 
 def run(settings: Settings) -> int:

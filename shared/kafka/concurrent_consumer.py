@@ -7,9 +7,12 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
 
 - All confluent-kafka calls run on one dedicated thread (the client is not thread-safe);
   rebalance callbacks run there too, inside `consume`.
-- At capacity (`max_in_flight` messages taken and not finished) every assigned partition is
-  paused and the loop keeps polling, so group membership and rebalances are served while no
-  new message arrives; the partitions resume when capacity frees.
+- At capacity (`max_in_flight` messages taken and not finished) the loop waits for a slot.
+  When none frees within `pause_after` seconds (slow platform calls), every assigned
+  partition is paused and the loop keeps polling, so group membership and rebalances are
+  served while no new message arrives; the partitions resume when capacity frees. (Pausing
+  at every full moment would cost a fresh fetch on each resume: measured, it cut a
+  sandbox backlog drain from ~3,000 to ~500 messages/s.)
 - Commit positions come from `OffsetTracker`: per partition, up to the lowest offset still
   outstanding. They are committed every `commit_interval` seconds, on revoke (for the
   partitions leaving) and once more on stop, after in-flight work drained (within `drain_grace`
@@ -51,6 +54,7 @@ class ConcurrentConsumer:
         poll_timeout: float = 0.1,
         commit_interval: float = 0.2,
         drain_grace: float = 8.0,
+        pause_after: float = 2.0,
         **overrides: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -62,6 +66,7 @@ class ConcurrentConsumer:
         self.poll_timeout = poll_timeout
         self.commit_interval = commit_interval
         self.drain_grace = drain_grace
+        self.pause_after = pause_after
         self.overrides = overrides
         self.tracker = OffsetTracker()
         self._lock = threading.Lock()  # the tracker is touched by the loop and the kafka thread
@@ -110,6 +115,12 @@ class ConcurrentConsumer:
         while not stopping.is_set() and self._failure is None:
             free = self.max_in_flight - self.in_flight
             if free <= 0 and not self._paused:
+                # Full: usually a slot frees within moments (no pause, whose resume costs a
+                # fresh fetch). Still full after `pause_after`: pause every partition and keep
+                # polling, so the group's rebalances and liveness are served meanwhile.
+                await self._wait_for_slot(self.pause_after)
+                if self.in_flight < self.max_in_flight:
+                    continue
                 await self._call(self._pause_all)
             elif free > 0 and self._paused:
                 await self._call(self._resume_all)
@@ -119,7 +130,6 @@ class ConcurrentConsumer:
             for msg in messages:
                 self._start(msg)
             if not messages and free <= 0:
-                # Paused: wait (briefly) for a slot instead of spinning on empty polls.
                 await self._wait_for_slot(self.poll_timeout)
 
     def _usable(self, raw: list[Message]) -> list[Message]:

@@ -71,9 +71,10 @@ class TopicReader:
     async def poll(self) -> list[dict[str, Any]]:
         batch = await asyncio.to_thread(self._consumer.consume, 5000, 0.2)
         for msg in batch:
-            if msg.error() is None and msg.value() is not None:
-                self.raw.append(msg.value())
-                self.values.append(orjson.loads(msg.value()))
+            raw = msg.value()
+            if msg.error() is None and raw is not None:
+                self.raw.append(raw)
+                self.values.append(orjson.loads(raw))
         return self.values
 
     def close(self) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 
 from services.publisher.main import GROUP, serve
-from services.publisher.platforms.base import AttemptContext
+from services.publisher.platforms.base import AttemptContext, PlatformPublisher
+from services.publisher.platforms.instagram import InstagramPublisher
 from services.publisher.platforms.sandbox import SandboxPublisher
 from shared import outbox
 from shared.domain.outcomes import Outcome, PublishOutcome
@@ -23,10 +26,10 @@ from shared.names import DLQ, REQUEST, RESULT
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
 from tests.conftest import eventually
+from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_support import (
     TOKEN,
     TopicReader,
-    by_attempt,
     committed_total,
     dispatch,
     produce,
@@ -135,11 +138,12 @@ def logs() -> Iterator[Logs]:
     root.setLevel(old_level)
 
 
-@pytest.fixture
-async def harness(rt: Runtime, logs: Logs) -> AsyncIterator[Harness]:
-    spy = Spy(SandboxPublisher(rt.db))
+@asynccontextmanager
+async def running(
+    rt: Runtime, logs: Logs, registry: dict[str, PlatformPublisher], spy: Spy
+) -> AsyncIterator[Harness]:
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(rt, stopping, registry={"sandbox": spy}, worker=WORKER))
+    task = asyncio.create_task(serve(rt, stopping, registry=registry, worker=WORKER))
     producer = Producer(rt.settings.kafka_bootstrap)
     results = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(RESULT))
     try:
@@ -149,6 +153,13 @@ async def harness(rt: Runtime, logs: Logs) -> AsyncIterator[Harness]:
         await asyncio.wait_for(task, timeout=30)
         results.close()
         producer.close()
+
+
+@pytest.fixture
+async def harness(rt: Runtime, logs: Logs) -> AsyncIterator[Harness]:
+    spy = Spy(SandboxPublisher(rt.db))
+    async with running(rt, logs, {"sandbox": spy}, spy) as h:
+        yield h
 
 
 async def test_requests_for_sandbox_jobs_produce_results(harness: Harness) -> None:
@@ -293,11 +304,12 @@ async def test_invalid_messages_are_dead_lettered_and_the_consumer_goes_on(
     assert {str(r["job_id"]) for r in rows if r["job_id"]} == {unknown["job_id"]}
     assert all(r["source_topic"] == harness.request_topic for r in rows)
 
-    # mirrored to publish.dlq through the outbox (relayed by the scheduler in production)
-    await outbox.relay_once(rt.db, harness.producer)
+    # mirrored to publish.dlq through the outbox (relayed by the scheduler in production;
+    # the relay lock is database-wide, so another run's relay may hold it for a moment)
     dlq = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(DLQ))
     try:
         async def three() -> bool:
+            await outbox.relay_once(rt.db, harness.producer)
             return len(await dlq.poll()) >= 3
 
         await eventually(three)
@@ -330,3 +342,80 @@ def assert_no_token(harness: Harness) -> None:
     assert harness.results.raw, "no results read"
     assert all(TOKEN.encode() not in raw for raw in harness.results.raw)
     assert harness.logs.lines and all(TOKEN not in line for line in harness.logs.lines)
+
+
+async def test_check_only_reads_the_sandbox_and_never_posts(harness: Harness) -> None:
+    rt = harness.rt
+    posted, lost = await schedule(rt, [await sandbox_connection(rt), await sandbox_connection(rt)])
+    requests = await dispatch(rt, [posted, lost])
+    row = await rt.db.fetchone(  # an earlier ambiguous call did post this one
+        "INSERT INTO sandbox_posts (job_id, attempt, connection_id)"
+        " SELECT id, 1, connection_id FROM jobs WHERE id = %s RETURNING id, published_at",
+        (posted,),
+    )
+    assert row is not None
+    harness.send([dict(r, check_only=True) for r in requests])
+    results = {r["job_id"]: r for r in await harness.results_for(2)}
+    assert results[posted]["outcome"] == "published"
+    assert results[posted]["provider_ids"] == {"sandbox_post_id": str(row["id"])}
+    assert parse_time(results[posted]["published_at"]) == row["published_at"]
+    assert results[lost]["outcome"] == "unconfirmed"
+    assert sorted(harness.spy.calls) == sorted([(posted, 1, True), (lost, 1, True)])
+    assert len(await harness.posts()) == 1
+
+
+async def test_instagram_through_the_worker_stores_the_container_first(
+    rt: Runtime, logs: Logs
+) -> None:
+    async with FakeGraph() as fake:
+        instagram = InstagramPublisher(
+            fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
+        )
+        spy = Spy(SandboxPublisher(rt.db))
+        async with running(rt, logs, {"sandbox": spy, "instagram": instagram}, spy) as h:
+            created = await rt.connections().create(ADMIN, {
+                "platform": "instagram", "name": "ig", "access_token": DEFAULT_TOKEN,
+                "metadata": {"instagramBusinessAccountId": DEFAULT_ACCOUNT},
+            })
+            jobs = []
+            for caption in ("first", "second"):
+                scheduled = await rt.jobs().schedule(ADMIN, {
+                    "platform": "instagram", "connection_id": created["id"], "caption": caption,
+                    "media_asset_ids": ["https://cdn.example.com/a/photo.jpg"],
+                })
+                jobs.append(str(scheduled.body["id"]))
+            published, checked = jobs
+
+            h.send(await dispatch(rt, [published]))
+            [first] = await h.results_for(1)
+            assert first["outcome"] == "published"
+            row = await rt.db.fetchone("SELECT container_id FROM jobs WHERE id = %s", (published,))
+            assert row is not None and row["container_id"] == first["provider_ids"]["container_id"]
+
+            # An earlier attempt's media_publish went through but its answer was lost.
+            container = await graph_post(fake, f"{DEFAULT_ACCOUNT}/media",
+                                         image_url="https://cdn.example.com/a/photo.jpg")
+            await graph_post(fake, f"{DEFAULT_ACCOUNT}/media_publish", creation_id=container)
+            await rt.db.execute(
+                "UPDATE jobs SET container_id = %s WHERE id = %s", (container, checked)
+            )
+            publishes = len(fake.calls("media_publish"))
+            [check] = await dispatch(rt, [checked])
+            h.send([dict(check, check_only=True)])
+            results = await h.results_for(2)
+            confirmed = next(r for r in results if r["job_id"] == checked)
+            assert confirmed["outcome"] == "published"
+            assert confirmed["provider_ids"]["container_id"] == container
+            assert len(fake.calls("media_publish")) == publishes  # a read, never a publish
+            assert len(fake.posts[DEFAULT_ACCOUNT]) == 2
+            assert all(DEFAULT_TOKEN.encode() not in raw for raw in h.results.raw)
+            assert all(DEFAULT_TOKEN not in line for line in logs.lines)
+        await instagram.close()
+
+
+async def graph_post(fake: FakeGraph, path: str, **params: str) -> str:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{fake.base_url}/{path}", data={**params, "access_token": DEFAULT_TOKEN}
+    ) as resp:
+        body = await resp.json()
+    return str(body["id"])

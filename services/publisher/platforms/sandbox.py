@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from services.publisher.platforms.base import AttemptContext
 from shared.batching import Coalescer
 from shared.db.pool import Database
@@ -31,6 +33,24 @@ from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
 _LOCK_NAMESPACE = "herald-sandbox:"
+# Look-ups by job id: use the index even when the table grew faster than its statistics.
+_BY_KEY = "SELECT set_config('enable_seqscan', 'off', true)"
+_LOCK = """
+SELECT pg_advisory_xact_lock(k)
+FROM (SELECT hashtextextended(%s || j, 0) AS k FROM unnest(%s::text[]) AS j ORDER BY 1) AS keys
+"""
+_INSERT = """
+INSERT INTO sandbox_posts (job_id, attempt, connection_id)
+SELECT DISTINCT ON (v.j) v.j, v.a, v.c
+FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, c uuid)
+WHERE NOT EXISTS (SELECT 1 FROM sandbox_posts s WHERE s.job_id = v.j)
+ORDER BY v.j, v.a
+RETURNING job_id::text AS job_id, id
+"""
+_POSTS = """
+SELECT DISTINCT ON (job_id) job_id::text AS job_id, id, published_at
+FROM sandbox_posts WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, id
+"""
 
 
 @dataclass(frozen=True)
@@ -124,40 +144,24 @@ class SandboxPublisher:
 
     async def _post_many(self, items: list[_Post]) -> list[_Found | None]:
         jobs = sorted({i.job_id for i in items})
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(%s || j, 0) AS k"
-                " FROM unnest(%s::text[]) AS j ORDER BY 1) AS keys",
-                (_LOCK_NAMESPACE, jobs),
-            )
-            cur = await conn.execute(
-                "SELECT DISTINCT ON (job_id) job_id::text AS job_id, id, published_at"
-                " FROM sandbox_posts WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, id",
-                (jobs,),
-            )
+        record = [{"j": i.job_id, "a": i.attempt, "c": i.connection_id} for i in items if i.record]
+        # One round trip for the statements, one for the commit (pipelined). The lock comes
+        # first, in its own statement, so the statements after it see every committed post.
+        async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(_BY_KEY)
+            await conn.execute(_LOCK, (_LOCK_NAMESPACE, jobs))
+            inserted = await conn.execute(_INSERT, (orjson.dumps(record).decode(),))
+            posts = await conn.execute(_POSTS, (jobs,))
+            new = {r["job_id"]: r["id"] for r in await inserted.fetchall()}
             found = {
-                r["job_id"]: _Found(str(r["id"]), r["published_at"], True)
-                for r in await cur.fetchall()
+                r["job_id"]: _Found(str(r["id"]), r["published_at"], r["job_id"] not in new)
+                for r in await posts.fetchall()
             }
-            new: dict[str, _Post] = {}
-            for item in items:
-                if item.record and item.job_id not in found:
-                    new.setdefault(item.job_id, item)
-            if new:
-                posts = list(new.values())
-                cur = await conn.execute(
-                    "INSERT INTO sandbox_posts (job_id, attempt, connection_id)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::int[], %s::uuid[])"
-                    " RETURNING job_id::text AS job_id, id, published_at",
-                    (
-                        [p.job_id for p in posts],
-                        [p.attempt for p in posts],
-                        [p.connection_id for p in posts],
-                    ),
-                )
-                for r in await cur.fetchall():
-                    found[r["job_id"]] = _Found(str(r["id"]), r["published_at"], False)
-        return [_for(found.get(i.job_id), i is new.get(i.job_id)) for i in items]
+        inserter: dict[str, _Post] = {}
+        for item in items:
+            if item.record and item.job_id in new:
+                inserter.setdefault(item.job_id, item)
+        return [_for(found.get(i.job_id), inserter.get(i.job_id) is i) for i in items]
 
 
 def _for(found: _Found | None, inserted_by_item: bool) -> _Found | None:
