@@ -26,8 +26,9 @@ def _machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "herald": __version__,
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                 capture_output=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
+        ).stdout.strip(),
     }
 
 
@@ -52,8 +53,9 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
     lags = {k: figures[k] for k in ("dispatch_lag_s", "end_to_end_lag_s") if figures.get(k)}
     for i, (label, pct) in enumerate(lags.items()):
         keys = list(pct)
-        left.bar([x + i * 0.4 for x in range(len(keys))], [pct[k] for k in keys], width=0.4,
-                 label=label)
+        left.bar(
+            [x + i * 0.4 for x in range(len(keys))], [pct[k] for k in keys], width=0.4, label=label
+        )
         left.set_xticks(range(len(keys)), keys)
     left.set_ylabel("seconds")
     left.set_title("lag percentiles")
@@ -81,24 +83,37 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     if name == "limits":
         figures = limits.measure(settings)
     elif name == "burst":
-        figures = scenarios.burst(settings, n=args.jobs or 20_000,
-                                  publishers=args.publishers or 2,
-                                  latency_ms=args.latency_ms or 0.0)
+        figures = scenarios.burst(
+            settings,
+            n=args.jobs or 20_000,
+            publishers=args.publishers or 2,
+            latency_ms=args.latency_ms or 0.0,
+        )
     elif name == "steady":
-        figures = scenarios.steady(settings, rate=args.rate or 1000.0,
-                                   seconds=args.seconds or 30.0,
-                                   publishers=args.publishers or 2)
+        figures = scenarios.steady(
+            settings,
+            rate=args.rate or 1000.0,
+            seconds=args.seconds or 30.0,
+            publishers=args.publishers or 2,
+        )
     else:
-        figures = scenarios.scale(settings, n=args.jobs or 20_000,
-                                  latency_ms=args.latency_ms if args.latency_ms is not None
-                                  else 200.0)
+        figures = scenarios.scale(
+            settings,
+            n=args.jobs or 20_000,
+            latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
+        )
     if name != "limits" and not args.no_limits:
         ceilings = limits.measure(settings, scale=0.25)
         figures["limits"] = ceilings
         figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)
-    result = {"scenario": name, "started": began, "seconds": round(time.time() - began, 1),
-              "machine": _machine(), "settings": vars(args) | {"handler": None},
-              "figures": figures}
+    result = {
+        "scenario": name,
+        "started": began,
+        "seconds": round(time.time() - began, 1),
+        "machine": _machine(),
+        "settings": vars(args) | {"handler": None},
+        "figures": figures,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(began))
     json_path = RESULTS / f"{name}-{stamp}.json"

@@ -27,8 +27,9 @@ async def redis_claim(settings: Settings, n: int = 200_000, batch: int = 1000) -
     queue = DelayedQueue(client, Names("", f"bench-limits-{uuid.uuid4().hex[:6]}:"))
     now = time.time()
     for start in range(0, n, 10_000):
-        await queue.add({f"j{i}": now - 1 for i in range(start, min(n, start + 10_000))},
-                        wake=False)
+        await queue.add(
+            {f"j{i}": now - 1 for i in range(start, min(n, start + 10_000))}, wake=False
+        )
     began = time.perf_counter()
     claimed = 0
     while claimed < n:
@@ -47,9 +48,7 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> float:
     topic = prefix + "pc"
     payload = b"x" * REQUEST_SIZE
     began = time.perf_counter()
-    Producer(settings.kafka_bootstrap).send_batch(
-        (topic, f"c{i % 48}", payload) for i in range(n)
-    )
+    Producer(settings.kafka_bootstrap).send_batch((topic, f"c{i % 48}", payload) for i in range(n))
     c = consumer(settings.kafka_bootstrap, prefix + "g")
     c.subscribe([topic])
     seen = 0
@@ -64,8 +63,9 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> float:
 def postgres_inserts(settings: Settings, n: int = 100_000) -> dict[str, float]:
     table = f"bench_attempts_{uuid.uuid4().hex[:6]}"
     now = datetime.now(UTC)
-    rows = [(str(uuid.uuid4()), 1, "w", now, now, "published", '{"media_id": "x"}')
-            for _ in range(n)]
+    rows = [
+        (str(uuid.uuid4()), 1, "w", now, now, "published", '{"media_id": "x"}') for _ in range(n)
+    ]
     out: dict[str, float] = {}
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(
@@ -80,9 +80,11 @@ def postgres_inserts(settings: Settings, n: int = 100_000) -> dict[str, float]:
             out["executemany_rows_per_s"] = n / (time.perf_counter() - began)
             conn.execute(f"TRUNCATE {table}")
             began = time.perf_counter()
-            with conn.transaction(), conn.cursor() as cur, cur.copy(
-                f"COPY {table} FROM STDIN"
-            ) as copy:
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(f"COPY {table} FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             out["copy_rows_per_s"] = n / (time.perf_counter() - began)

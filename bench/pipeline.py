@@ -58,9 +58,13 @@ class BenchPipeline:
         run = uuid.uuid4().hex[:8]
         self.base = base
         self.settings = Settings(
-            kafka_bootstrap=base.kafka_bootstrap, redis_url=base.redis_url,
-            database_url=base.database_url, stack_dir=base.stack_dir,
-            topic_prefix=f"bench{run}.", redis_prefix=f"bench{run}:", db_schema=f"bench_{run}",
+            kafka_bootstrap=base.kafka_bootstrap,
+            redis_url=base.redis_url,
+            database_url=base.database_url,
+            stack_dir=base.stack_dir,
+            topic_prefix=f"bench{run}.",
+            redis_prefix=f"bench{run}:",
+            db_schema=f"bench_{run}",
         )
         self.publishers = publishers
         self.latency_ms = latency_ms
@@ -105,8 +109,13 @@ class BenchPipeline:
 
     def _spawn(self, service: str, name: str) -> None:
         log = open(self.log_dir / f"{self.settings.topic_prefix}{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", service], cwd=ROOT,
-                                env=self.env(), stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", service],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+        )
         log.close()
         self.procs.append((name, proc))
 
@@ -116,10 +125,16 @@ class BenchPipeline:
         try:
             store = rt.connections()
             return [
-                (await store.create(ADMIN, {
-                    "platform": "sandbox", "name": f"bench {i}",
-                    "metadata": {"latency_ms": self.latency_ms},
-                }))["id"]
+                (
+                    await store.create(
+                        ADMIN,
+                        {
+                            "platform": "sandbox",
+                            "name": f"bench {i}",
+                            "metadata": {"latency_ms": self.latency_ms},
+                        },
+                    )
+                )["id"]
                 for i in range(self.connection_count)
             ]
         finally:
@@ -133,22 +148,26 @@ class BenchPipeline:
         for key in client.scan_iter(match=f"{s.redis_prefix}*", count=1000):
             client.delete(key)
         kafka = admin(s.kafka_bootstrap)
-        topics = [t for t in kafka.list_topics(timeout=10).topics
-                  if t.startswith(s.topic_prefix)]
+        topics = [t for t in kafka.list_topics(timeout=10).topics if t.startswith(s.topic_prefix)]
         if topics:
             kafka.delete_topics(topics)
 
     # ---- work ---------------------------------------------------------------------------------
 
     def client(self) -> HeraldClient:
-        return HeraldClient(self.settings.kafka_bootstrap, "default",
-                            topic_prefix=self.settings.topic_prefix)
+        return HeraldClient(
+            self.settings.kafka_bootstrap, "default", topic_prefix=self.settings.topic_prefix
+        )
 
     def schedule(self, client: HeraldClient, n: int, due: datetime, start: int = 0) -> list[str]:
         return [
-            client.schedule(platform="sandbox",
-                            connection_id=self.connections[(start + i) % len(self.connections)],
-                            media_asset_ids=MEDIA, caption=f"bench {start + i}", scheduled_at=due)
+            client.schedule(
+                platform="sandbox",
+                connection_id=self.connections[(start + i) % len(self.connections)],
+                media_asset_ids=MEDIA,
+                caption=f"bench {start + i}",
+                scheduled_at=due,
+            )
             for i in range(n)
         ]
 
@@ -181,12 +200,10 @@ class BenchPipeline:
     def job_times(self) -> list[JobTimes]:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                f'SELECT id, scheduled_at, dispatched_at, published_at, status'
+                f"SELECT id, scheduled_at, dispatched_at, published_at, status"
                 f' FROM "{self.settings.db_schema}".jobs'
             ).fetchall()
-        return [
-            JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows
-        ]
+        return [JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows]
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -201,8 +218,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {"p50": round(pick(0.50), 4), "p95": round(pick(0.95), 4),
-            "p99": round(pick(0.99), 4), "max": round(ordered[-1], 4)}
+    return {
+        "p50": round(pick(0.50), 4),
+        "p95": round(pick(0.95), 4),
+        "p99": round(pick(0.99), 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 def utc_in(seconds: float) -> datetime:

@@ -47,20 +47,29 @@ class Clock:
         if self.count < self.total:
             return False
         seconds = time.perf_counter() - self.first
-        line = json.dumps({"messages": self.count, "seconds": seconds,
-                           "rate": self.count / max(seconds, 1e-9)})
+        line = json.dumps(
+            {"messages": self.count, "seconds": seconds, "rate": self.count / max(seconds, 1e-9)}
+        )
         os.write(1, f"{line}\n".encode())  # faust redirects sys.stdout into its logging
         return True
 
 
-def run_faust(bootstrap: str, topic: str, group: str, total: int, handler_ms: float,
-              in_flight: int) -> None:
+def run_faust(
+    bootstrap: str, topic: str, group: str, total: int, handler_ms: float, in_flight: int
+) -> None:
     import faust
 
     app = faust.App(
-        group, broker=f"kafka://{bootstrap}", value_serializer="raw", key_serializer="raw",
-        web_enabled=False, topic_disable_leader=True, topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest", store="memory://", topic_partitions=12,
+        group,
+        broker=f"kafka://{bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+        topic_partitions=12,
     )  # faust's own defaults otherwise (commits every 2.8 s)
     source = app.topic(topic, value_type=bytes, key_type=bytes)
     clock = Clock(total)
@@ -77,8 +86,9 @@ def run_faust(bootstrap: str, topic: str, group: str, total: int, handler_ms: fl
     worker.execute_from_commandline()
 
 
-def run_confluent(bootstrap: str, topic: str, group: str, total: int, handler_ms: float,
-                  in_flight: int) -> None:
+def run_confluent(
+    bootstrap: str, topic: str, group: str, total: int, handler_ms: float, in_flight: int
+) -> None:
     clock = Clock(total)
 
     async def main() -> None:
@@ -99,17 +109,30 @@ def run_confluent(bootstrap: str, topic: str, group: str, total: int, handler_ms
 
 def child(args: argparse.Namespace) -> None:
     run = run_faust if args.child == "faust" else run_confluent
-    run(args.bootstrap, args.topic, args.group, args.messages, args.child_handler_ms,
-        args.in_flight)
+    run(
+        args.bootstrap, args.topic, args.group, args.messages, args.child_handler_ms, args.in_flight
+    )
 
 
 def measure(client: str, args: argparse.Namespace, topic: str, handler_ms: float) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "bench.publisher_clients", "--child", client,
-        "--bootstrap", args.bootstrap, "--topic", topic,
-        "--group", f"{topic}.{client}-{uuid.uuid4().hex[:6]}",
-        "--messages", str(args.messages), "--child-handler-ms", str(handler_ms),
-        "--in-flight", str(args.in_flight),
+        sys.executable,
+        "-m",
+        "bench.publisher_clients",
+        "--child",
+        client,
+        "--bootstrap",
+        args.bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        f"{topic}.{client}-{uuid.uuid4().hex[:6]}",
+        "--messages",
+        str(args.messages),
+        "--child-handler-ms",
+        str(handler_ms),
+        "--in-flight",
+        str(args.in_flight),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     found = re.findall(r'\{"messages".*?\}', out.stdout)  # faust may write escape codes
@@ -148,10 +171,16 @@ def main() -> int:
             for _ in range(args.rounds):
                 for client in ("faust", "confluent"):
                     r = measure(client, args, topic, handler_ms)
-                    figure = (f"{r['rate']:.0f} msgs/s ({r['messages']} in {r['seconds']:.2f}s)"
-                              if "rate" in r else f"failed: {r['error']}")
-                    print(f"{client:<9} handler={handler_ms:g}ms in_flight={args.in_flight}: "
-                          f"{figure}", flush=True)
+                    figure = (
+                        f"{r['rate']:.0f} msgs/s ({r['messages']} in {r['seconds']:.2f}s)"
+                        if "rate" in r
+                        else f"failed: {r['error']}"
+                    )
+                    print(
+                        f"{client:<9} handler={handler_ms:g}ms in_flight={args.in_flight}: "
+                        f"{figure}",
+                        flush=True,
+                    )
     finally:
         admin(args.bootstrap).delete_topics([topic], operation_timeout=30)
     return 0

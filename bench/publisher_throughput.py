@@ -50,10 +50,14 @@ RETURNING *
 
 
 def namespace_settings(base: Settings, run: str) -> Settings:
-    return Settings(**{
-        **base.model_dump(exclude={"replica", "secret_key"}),
-        "topic_prefix": f"b{run}.", "redis_prefix": f"b{run}:", "db_schema": f"b_{run}",
-    })
+    return Settings(
+        **{
+            **base.model_dump(exclude={"replica", "secret_key"}),
+            "topic_prefix": f"b{run}.",
+            "redis_prefix": f"b{run}:",
+            "db_schema": f"b_{run}",
+        }
+    )
 
 
 def env_for(settings: Settings, max_in_flight: int) -> dict[str, str]:
@@ -71,8 +75,11 @@ async def prepare(settings: Settings, requests: int, accounts: int, latency_ms: 
     try:
         meta: dict[str, Any] = {"latency_ms": latency_ms} if latency_ms else {}
         connections = [
-            (await rt.connections().create(
-                ADMIN, {"platform": "sandbox", "name": f"bench-{i}", "metadata": meta}))["id"]
+            (
+                await rt.connections().create(
+                    ADMIN, {"platform": "sandbox", "name": f"bench-{i}", "metadata": meta}
+                )
+            )["id"]
             for i in range(accounts)
         ]
         rows = await rt.db.fetch(_INSERT_JOBS, {"connections": connections, "count": requests})
@@ -106,8 +113,9 @@ def cleanup(settings: Settings) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
     kafka = admin(settings.kafka_bootstrap)
-    topics = [t for t in kafka.list_topics(timeout=10).topics
-              if t.startswith(settings.topic_prefix)]
+    topics = [
+        t for t in kafka.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
+    ]
     if topics:
         for future in kafka.delete_topics(topics, operation_timeout=30).values():
             with contextlib.suppress(Exception):
@@ -125,10 +133,15 @@ def run_once(args: argparse.Namespace) -> str:
         logs = Path(args.log_dir) if args.log_dir else None
         for i in range(args.copies):
             out = open(logs / f"publisher-{i}.log", "wb") if logs else subprocess.DEVNULL  # noqa: SIM115
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "publisher"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=out,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", "publisher"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=out,
+                )
+            )
         values = read_results(settings, args.requests, args.timeout)
     finally:
         for p in procs:

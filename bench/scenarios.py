@@ -18,8 +18,9 @@ def _drain_figures(pipe: BenchPipeline, n: int, due: float) -> dict[str, Any]:
     return {
         "jobs": n,
         "published": len(published),
-        "not_terminal": sum(1 for t in times if t.status not in
-                            ("PUBLISHED", "DEAD_LETTERED", "CANCELLED")),
+        "not_terminal": sum(
+            1 for t in times if t.status not in ("PUBLISHED", "DEAD_LETTERED", "CANCELLED")
+        ),
         "drain_seconds": round(drain, 3),
         "throughput_jobs_per_s": round(len(published) / drain, 1),
         "dispatch_lag_s": percentiles([max(0.0, (t.dispatched or 0) - t.due) for t in dispatched]),
@@ -27,11 +28,18 @@ def _drain_figures(pipe: BenchPipeline, n: int, due: float) -> dict[str, Any]:
     }
 
 
-def burst(base: Settings, *, n: int = 20_000, publishers: int = 2, latency_ms: float = 0.0,
-          connections: int = 48) -> dict[str, Any]:
+def burst(
+    base: Settings,
+    *,
+    n: int = 20_000,
+    publishers: int = 2,
+    latency_ms: float = 0.0,
+    connections: int = 48,
+) -> dict[str, Any]:
     """N jobs over `connections` sandbox accounts, all due at one instant."""
-    with BenchPipeline(base, publishers=publishers, latency_ms=latency_ms,
-                       connections=connections) as pipe:
+    with BenchPipeline(
+        base, publishers=publishers, latency_ms=latency_ms, connections=connections
+    ) as pipe:
         client = pipe.client()
         lead = max(8.0, n / 2500)  # time to schedule them all before they are due
         due_at = utc_in(lead)
@@ -42,13 +50,18 @@ def burst(base: Settings, *, n: int = 20_000, publishers: int = 2, latency_ms: f
         _say(f"{n} jobs sent in {time.monotonic() - began:.1f}s, due at {due_at.isoformat()}")
         pipe.wait_terminal(n, timeout=lead + 120 + n / 200, label="burst")
         figures = _drain_figures(pipe, n, due_at.timestamp())
-    figures.update({"publishers": publishers, "latency_ms": latency_ms,
-                    "connections": connections})
+    figures.update({"publishers": publishers, "latency_ms": latency_ms, "connections": connections})
     return figures
 
 
-def steady(base: Settings, *, rate: float = 1000.0, seconds: float = 30.0,
-           publishers: int = 2, connections: int = 48) -> dict[str, Any]:
+def steady(
+    base: Settings,
+    *,
+    rate: float = 1000.0,
+    seconds: float = 30.0,
+    publishers: int = 2,
+    connections: int = 48,
+) -> dict[str, Any]:
     """A constant rate of jobs, each due one second after it is scheduled."""
     with BenchPipeline(base, publishers=publishers, connections=connections) as pipe:
         client = pipe.client()
@@ -67,14 +80,20 @@ def steady(base: Settings, *, rate: float = 1000.0, seconds: float = 30.0,
         end = time.time()
         done = pipe.wait_terminal(sent, timeout=120, label="steady")
         times = pipe.job_times()
-        backlog_at_end = sum(1 for t in times if t.due <= end and
-                             (t.published is None or t.published > end + 1.0))
+        backlog_at_end = sum(
+            1 for t in times if t.due <= end and (t.published is None or t.published > end + 1.0)
+        )
         figures = {
-            "rate_per_s": rate, "seconds": seconds, "jobs": sent, "done": done,
+            "rate_per_s": rate,
+            "seconds": seconds,
+            "jobs": sent,
+            "done": done,
             "dispatch_lag_s": percentiles(
-                [max(0.0, t.dispatched - t.due) for t in times if t.dispatched]),
+                [max(0.0, t.dispatched - t.due) for t in times if t.dispatched]
+            ),
             "end_to_end_lag_s": percentiles(
-                [max(0.0, t.published - t.due) for t in times if t.published]),
+                [max(0.0, t.published - t.due) for t in times if t.published]
+            ),
             "backlog_at_end": backlog_at_end,
             "kept_up": backlog_at_end == 0,
             "publishers": publishers,
@@ -82,13 +101,21 @@ def steady(base: Settings, *, rate: float = 1000.0, seconds: float = 30.0,
     return figures
 
 
-def scale(base: Settings, *, n: int = 20_000, latency_ms: float = 200.0,
-          copies: tuple[int, ...] = (1, 2, 4)) -> dict[str, Any]:
+def scale(
+    base: Settings,
+    *,
+    n: int = 20_000,
+    latency_ms: float = 200.0,
+    copies: tuple[int, ...] = (1, 2, 4),
+) -> dict[str, Any]:
     """The burst with a slow sandbox, for 1, 2 and 4 publisher copies."""
     runs = {}
     for k in copies:
         _say(f"scale: {k} publisher copies")
         runs[str(k)] = burst(base, n=n, publishers=k, latency_ms=latency_ms)
-    return {"latency_ms": latency_ms, "jobs": n,
-            "throughput_by_copies": {k: r["throughput_jobs_per_s"] for k, r in runs.items()},
-            "runs": runs}
+    return {
+        "latency_ms": latency_ms,
+        "jobs": n,
+        "throughput_by_copies": {k: r["throughput_jobs_per_s"] for k, r in runs.items()},
+        "runs": runs,
+    }

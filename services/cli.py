@@ -238,8 +238,11 @@ async def _dlq(rt: Any, args: argparse.Namespace) -> int:
     from shared.tenancy import ADMIN
 
     filters = redrive.Filters.parse(
-        platform=args.platform, reason=args.reason, connection_id=args.connection_id,
-        since=args.since, until=args.until,
+        platform=args.platform,
+        reason=args.reason,
+        connection_id=args.connection_id,
+        since=args.since,
+        until=args.until,
         job_ids=getattr(args, "job_ids", None),
     )
     if args.action == "list":
@@ -250,8 +253,9 @@ async def _dlq(rt: Any, args: argparse.Namespace) -> int:
             _out(page["items"])
         else:
             for d in page["items"]:
-                print(f"{d['created_at']}  {d['reason']:<16} job {d['job_id']} "
-                      f"attempt {d['attempt']}")
+                print(
+                    f"{d['created_at']}  {d['reason']:<16} job {d['job_id']} attempt {d['attempt']}"
+                )
         return 0
     result = await redrive.redrive(
         rt.jobs(), ADMIN, filters, dry_run=args.dry_run, force=args.force, progress=True

@@ -37,8 +37,10 @@ class Child:
     started: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
-        child_env = env | {"HERALD_METRICS_PORT": str(self.metrics_port),
-                           "HERALD_REPLICA": self.name}
+        child_env = env | {
+            "HERALD_METRICS_PORT": str(self.metrics_port),
+            "HERALD_REPLICA": self.name,
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.service], cwd=ROOT, env=child_env
         )
@@ -61,8 +63,9 @@ def admin_key(settings: Settings) -> str:
         db = Database(settings.database_url, settings.db_schema, max_size=1)
         await db.open()
         try:
-            _, key = await tenancy.create_api_key(db, tenant_id=None, admin=True,
-                                                  label="herald run admin")
+            _, key = await tenancy.create_api_key(
+                db, tenant_id=None, admin=True, label="herald run admin"
+            )
             return key
         finally:
             await db.close()
@@ -79,8 +82,10 @@ def write_targets(settings: Settings, children: list[Child]) -> Path:
     path = settings.resolved_stack_dir() / "prometheus" / "targets.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     groups = [
-        {"targets": [f"127.0.0.1:{c.metrics_port}"],
-         "labels": {"service": c.service, "replica": c.name}}
+        {
+            "targets": [f"127.0.0.1:{c.metrics_port}"],
+            "labels": {"service": c.service, "replica": c.name},
+        }
         for c in children
     ]
     tmp = path.with_suffix(".tmp")
@@ -89,13 +94,13 @@ def write_targets(settings: Settings, children: list[Child]) -> Path:
     return path
 
 
-def plan(publishers: int) -> list[Child]:
+def plan(publishers: int, first_port: int = FIRST_METRICS_PORT) -> list[Child]:
     services = ["scheduler", "api", *["publisher"] * publishers, "results"]
     children = []
     counts: dict[str, int] = {}
     for i, service in enumerate(services):
         counts[service] = counts.get(service, 0) + 1
-        children.append(Child(service, f"{service}-{counts[service]}", FIRST_METRICS_PORT + i))
+        children.append(Child(service, f"{service}-{counts[service]}", first_port + i))
     return children
 
 
@@ -103,7 +108,8 @@ def run_all(settings: Settings, *, publishers: int = 2) -> int:
     migrate(settings.database_url, settings.db_schema)
     create_topics(settings.kafka_bootstrap, load_topic_specs(), settings.topic_prefix)
     key = admin_key(settings)
-    children = plan(publishers)
+    # HERALD_METRICS_PORT, when set, is the first child's port (default 9101 upward).
+    children = plan(publishers, settings.metrics_port or FIRST_METRICS_PORT)
     env = dict(os.environ)
     settings.secret_passphrase  # noqa: B018 - create the shared key before the children race
     for child in children:
@@ -113,8 +119,10 @@ def run_all(settings: Settings, *, publishers: int = 2) -> int:
     _say(f"API        http://127.0.0.1:{settings.api_port}/  (ops page; spec at /openapi.json)")
     _say(f"admin key  {key}   (kept in {settings.resolved_stack_dir() / 'admin.key'})")
     for child in children:
-        _say(f"{child.name:<12} pid {child.proc.pid if child.proc else '-':<7} "
-             f"metrics http://127.0.0.1:{child.metrics_port}/metrics")
+        _say(
+            f"{child.name:<12} pid {child.proc.pid if child.proc else '-':<7} "
+            f"metrics http://127.0.0.1:{child.metrics_port}/metrics"
+        )
     _say(f"Prometheus http://127.0.0.1:{settings.prometheus_port}/  (targets in {targets})")
     _say("Ctrl-C stops every service")
 

@@ -50,10 +50,17 @@ class HeraldClient:
         """Queue a schedule command; returns the job id. Call `flush()` to send."""
         job_id = job_id or str(uuid.uuid4())
         return self._command(
-            "schedule", job_id, f"schedule:{job_id}", platform=platform,
-            connection_id=connection_id, media_asset_ids=media_asset_ids, caption=caption,
-            scheduled_at=_rfc3339(scheduled_at), media_type=media_type,
-            publish_deadline=_rfc3339(publish_deadline), post_id=post_id,
+            "schedule",
+            job_id,
+            f"schedule:{job_id}",
+            platform=platform,
+            connection_id=connection_id,
+            media_asset_ids=media_asset_ids,
+            caption=caption,
+            scheduled_at=_rfc3339(scheduled_at),
+            media_type=media_type,
+            publish_deadline=_rfc3339(publish_deadline),
+            post_id=post_id,
         )
 
     def cancel(self, job_id: str) -> str:
@@ -62,8 +69,9 @@ class HeraldClient:
     def reschedule(
         self, job_id: str, *, scheduled_at: datetime | None = None, caption: str | None = None
     ) -> str:
-        return self._command("reschedule", job_id, None, scheduled_at=_rfc3339(scheduled_at),
-                             caption=caption)
+        return self._command(
+            "reschedule", job_id, None, scheduled_at=_rfc3339(scheduled_at), caption=caption
+        )
 
     def retry(self, job_id: str, *, force: bool = False) -> str:
         return self._command("retry", job_id, None, force=force)

@@ -42,8 +42,18 @@ async def insert(
     await conn.execute(
         "INSERT INTO dead_letters (id, job_id, tenant_id, platform, connection_id, reason,"
         " attempt, last_error, raw, source_topic) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (dl_id, job_id, tenant_id, platform, connection_id, reason, attempt,
-         Jsonb(last_error) if last_error is not None else None, raw, source_topic),
+        (
+            dl_id,
+            job_id,
+            tenant_id,
+            platform,
+            connection_id,
+            reason,
+            attempt,
+            Jsonb(last_error) if last_error is not None else None,
+            raw,
+            source_topic,
+        ),
     )
     value: dict[str, Any] = {
         "reason": reason,
@@ -60,9 +70,9 @@ async def insert(
         "trace_id": trace_id or events.new_trace_id(),
     }
     await outbox.add(conn, names, [outbox.dlq_event(value)])
-    metrics.DEAD_LETTERED.labels(reason).inc()
-    log.warning("dead-lettered", extra={"job_id": job_id, "reason": reason,
-                                        "source_topic": source_topic})
+    log.warning(
+        "dead-lettered", extra={"job_id": job_id, "reason": reason, "source_topic": source_topic}
+    )
     return dl_id
 
 
@@ -77,10 +87,22 @@ async def record_invalid(
     tenant_id: str | None = None,
 ) -> str:
     """A message that failed validation or was refused: kept with its raw bytes."""
-    body = error.to_body()["error"] if isinstance(error, DomainError) else {
-        "code": "invalid_message", "message": str(error), "fields": error.fields}
+    body = (
+        error.to_body()["error"]
+        if isinstance(error, DomainError)
+        else {"code": "invalid_message", "message": str(error), "fields": error.fields}
+    )
     async with db.transaction() as conn:
-        return await insert(
-            conn, names, reason=DeadLetterReason.INVALID_MESSAGE, job_id=job_id,
-            tenant_id=tenant_id, last_error=body, raw=raw or b"", source_topic=source_topic,
+        dl_id = await insert(
+            conn,
+            names,
+            reason=DeadLetterReason.INVALID_MESSAGE,
+            job_id=job_id,
+            tenant_id=tenant_id,
+            last_error=body,
+            raw=raw or b"",
+            source_topic=source_topic,
         )
+    # Counted after the commit (callers of `insert` count theirs after their own commit).
+    metrics.DEAD_LETTERED.labels(DeadLetterReason.INVALID_MESSAGE.value).inc()
+    return dl_id

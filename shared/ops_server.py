@@ -51,14 +51,17 @@ def add_routes(app: web.Application, health: Health) -> None:
     async def healthz(_: web.Request) -> web.Response:
         loops = health.alive()
         ok = all(loops.values())
-        return web.json_response({"status": "ok" if ok else "failing", "loops": loops},
-                                 status=200 if ok else 503)
+        return web.json_response(
+            {"status": "ok" if ok else "failing", "loops": loops}, status=200 if ok else 503
+        )
 
     async def readyz(_: web.Request) -> web.Response:
         checks = await health.ready()
         ok = all(checks.values())
-        return web.json_response({"status": "ready" if ok else "unavailable", "checks": checks},
-                                 status=200 if ok else 503)
+        return web.json_response(
+            {"status": "ready" if ok else "unavailable", "checks": checks},
+            status=200 if ok else 503,
+        )
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

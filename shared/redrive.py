@@ -148,12 +148,14 @@ async def list_dead_letters(
     where, params = filters.where(principal)
     rows = await db.fetch(
         "SELECT d.id, d.job_id, d.tenant_id, d.platform, d.connection_id, d.reason, d.attempt,"
-        " d.last_error, d.raw, d.created_at, d.redriven_at FROM dead_letters d WHERE" + where
+        " d.last_error, d.raw, d.created_at, d.redriven_at FROM dead_letters d WHERE"
+        + where
         + " AND (%(redriven)s OR d.redriven_at IS NULL)"
         " AND (%(after_ts)s::timestamptz IS NULL"
         "      OR (d.created_at, d.id) < (%(after_ts)s, %(after_id)s::uuid))"
         " ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s",
-        params | {
+        params
+        | {
             "redriven": include_redriven,
             "after_ts": after[0] if after else None,
             "after_id": after[1] if after else None,
@@ -223,8 +225,12 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
             self._bar = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
             )
             self._task = self._bar.add_task("redriving", total=total)
 

@@ -38,8 +38,11 @@ class Supervisor:
         if task.cancelled() or self.stopping.is_set():
             return
         exc = task.exception()
-        log.error("loop ended unexpectedly", extra={"loop": task.get_name()},
-                  exc_info=exc if exc else None)
+        log.error(
+            "loop ended unexpectedly",
+            extra={"loop": task.get_name()},
+            exc_info=exc if exc else None,
+        )
         self.failed = exc or RuntimeError(f"loop {task.get_name()} returned")
         self.stopping.set()
 

@@ -8,6 +8,7 @@ test fails under CI=true (never skips) with a message naming `herald stack up`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -110,14 +111,13 @@ class Namespace:
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i : i + 1000])
         kafka = admin(self.base.kafka_bootstrap)
-        topics = [t for t in kafka.list_topics(timeout=10).topics
-                  if t.startswith(self.topic_prefix)]
+        topics = [
+            t for t in kafka.list_topics(timeout=10).topics if t.startswith(self.topic_prefix)
+        ]
         if topics:
             for future in kafka.delete_topics(topics, operation_timeout=30).values():
-                try:
+                with contextlib.suppress(Exception):  # already gone
                     future.result()
-                except Exception:
-                    pass
 
 
 @pytest.fixture

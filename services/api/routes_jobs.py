@@ -20,9 +20,7 @@ def idempotency_key(request: web.Request) -> str | None:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise ValidationFailed(
             "bad Idempotency-Key",
-            fields={
-                "Idempotency-Key": f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"
-            },
+            fields={"Idempotency-Key": f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"},
         )
     return key
 

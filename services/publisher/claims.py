@@ -169,25 +169,42 @@ class ClaimStore:
             claims: dict[str, list[ClaimRow]] = {}
             for r in await reads[1].fetchall():
                 claims.setdefault(r["job_id"], []).append(
-                    ClaimRow(r["job_id"], r["attempt"], r["worker"], r["expired"],
-                             r["lease_until"], r["result"])
+                    ClaimRow(
+                        r["job_id"],
+                        r["attempt"],
+                        r["worker"],
+                        r["expired"],
+                        r["lease_until"],
+                        r["result"],
+                    )
                 )
             attempts: dict[str, list[AttemptRow]] = {}
             for r in await reads[2].fetchall():
                 attempts.setdefault(r["job_id"], []).append(
-                    AttemptRow(r["job_id"], r["attempt"], r["outcome"], r["provider_ids"] or {},
-                               r["finished_at"])
+                    AttemptRow(
+                        r["job_id"],
+                        r["attempt"],
+                        r["outcome"],
+                        r["provider_ids"] or {},
+                        r["finished_at"],
+                    )
                 )
             out = self._decide_all(requests, jobs, claims, attempts, now)
-            writes = [(req, c.decision) for req, c in zip(requests, out, strict=True)
-                      if c.decision.claim]
+            writes = [
+                (req, c.decision) for req, c in zip(requests, out, strict=True) if c.decision.claim
+            ]
             if writes:
-                await conn.execute(_UPSERT_CLAIMS, (
-                    self.worker, self.lease_seconds,
-                    _records((r.job_id, r.attempt, d.result) for r, d in writes),
-                ))
-            calling = [r.job_id for r, c in zip(requests, out, strict=True)
-                       if c.decision.kind is Kind.CALL]
+                await conn.execute(
+                    _UPSERT_CLAIMS,
+                    (
+                        self.worker,
+                        self.lease_seconds,
+                        _records((r.job_id, r.attempt, d.result) for r, d in writes),
+                    ),
+                )
+            calling = [
+                r.job_id for r, c in zip(requests, out, strict=True) if c.decision.kind is Kind.CALL
+            ]
             if calling:
                 await conn.execute(_STAMP, (calling,))
         return out
@@ -210,8 +227,13 @@ class ClaimStore:
             seen.add(key)
             row = jobs.get(req.job_id)
             decision = decide(
-                req, _job_state(row), claims.get(req.job_id, ()), attempts.get(req.job_id, ()),
-                worker=self.worker, now=now, platforms=self.platforms,
+                req,
+                _job_state(row),
+                claims.get(req.job_id, ()),
+                attempts.get(req.job_id, ()),
+                worker=self.worker,
+                now=now,
+                platforms=self.platforms,
             )
             out.append(self._with_connection(req, decision, row, now))
         return out
@@ -253,20 +275,32 @@ class ClaimStore:
             try:
                 encoded = events.encode(RESULT, dict(value))
             except InvalidMessage as exc:  # a stored value that no longer validates
-                log.error("stored result fails the schema; emitting ours",
-                          extra={"job_id": item.request.job_id, "error": str(exc)})
+                log.error(
+                    "stored result fails the schema; emitting ours",
+                    extra={"job_id": item.request.job_id, "error": str(exc)},
+                )
                 encoded = events.encode(RESULT, dict(item.value))
             records.append((self.topic, item.request.connection_id, encoded))
         async with self._kafka:
             await self.producer.send_batch_async(records)
         # One structured line per batch (a line per result cost a fifth of the CPU time):
         # every result's job id, attempt, trace id and outcome, after Kafka acknowledged it.
-        log.info("results emitted", extra={"count": len(items), "results": [
-            {"job_id": i.request.job_id, "attempt": i.request.attempt,
-             "trace_id": i.request.trace_id, "outcome": v.get("outcome"),
-             "stored_earlier": not i.store or v is not i.value}
-            for i, v in zip(items, values, strict=True)
-        ]})
+        log.info(
+            "results emitted",
+            extra={
+                "count": len(items),
+                "results": [
+                    {
+                        "job_id": i.request.job_id,
+                        "attempt": i.request.attempt,
+                        "trace_id": i.request.trace_id,
+                        "outcome": v.get("outcome"),
+                        "stored_earlier": not i.store or v is not i.value,
+                    }
+                    for i, v in zip(items, values, strict=True)
+                ],
+            },
+        )
         return values
 
     async def _store_results(
@@ -276,9 +310,13 @@ class ClaimStore:
         result replaces ours in `values` (whoever stored first decides what is emitted)."""
         keys = [(i.request.job_id, i.request.attempt) for _, i in store]
         ids = [k[0] for k in keys]
-        cur = await conn.execute(_STORE_RESULTS, (
-            _records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)), ids,
-        ))
+        cur = await conn.execute(
+            _STORE_RESULTS,
+            (
+                _records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),
+                ids,
+            ),
+        )
         stored = {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
         lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in stored]
         if not lost:
@@ -290,9 +328,13 @@ class ClaimStore:
             if earlier.get(k) is not None:
                 values[n] = earlier[k]  # another worker answered first: agree with it
         if missing:  # no claim row at all (should not happen): store ours
-            await conn.execute(_INSERT_RESULTS, (
-                self.worker, _records((k[0], k[1], values[n]) for n, k in missing),
-            ))
+            await conn.execute(
+                _INSERT_RESULTS,
+                (
+                    self.worker,
+                    _records((k[0], k[1], values[n]) for n, k in missing),
+                ),
+            )
 
 
 _FAST_JSON: weakref.WeakSet[AsyncConnection[Row]] = weakref.WeakSet()

@@ -130,8 +130,11 @@ def _earlier_success(
     job: JobState, claims: list[ClaimRow], attempts: list[AttemptRow], attempt: int
 ) -> PublishOutcome | None:
     claimed = next(
-        (c.result for c in claims
-         if c.attempt != attempt and c.result and c.result.get("outcome") == Outcome.PUBLISHED),
+        (
+            c.result
+            for c in claims
+            if c.attempt != attempt and c.result and c.result.get("outcome") == Outcome.PUBLISHED
+        ),
         None,
     )
     row = next((a for a in attempts if a.outcome == Outcome.PUBLISHED), None)

@@ -40,8 +40,13 @@ async def serve(
     platforms = registry if registry is not None else build_registry(settings, rt.db)
     name = worker or worker_id(settings)
     claims = ClaimStore(
-        rt.db, rt.producer, rt.names, rt.cipher,
-        worker=name, lease_seconds=settings.lease_seconds, platforms=platforms,
+        rt.db,
+        rt.producer,
+        rt.names,
+        rt.cipher,
+        worker=name,
+        lease_seconds=settings.lease_seconds,
+        platforms=platforms,
     )
     publish = PublishWorker(
         db=rt.db,
@@ -50,8 +55,9 @@ async def serve(
         connections=rt.connections(),
         registry=platforms,
         limiter=RateLimiter(rt.redis, rt.names),
-        timing=Timing(settings.container_poll_seconds, settings.call_timeout_seconds,
-                      settings.lease_seconds),
+        timing=Timing(
+            settings.container_poll_seconds, settings.call_timeout_seconds, settings.lease_seconds
+        ),
         worker=name,
         stopping=stopping,
     )
@@ -63,8 +69,14 @@ async def serve(
         max_in_flight=settings.publisher_max_in_flight,
         batch_size=128,
     )
-    log.info("publisher started", extra={"worker": name, "platforms": sorted(platforms),
-                                         "max_in_flight": settings.publisher_max_in_flight})
+    log.info(
+        "publisher started",
+        extra={
+            "worker": name,
+            "platforms": sorted(platforms),
+            "max_in_flight": settings.publisher_max_in_flight,
+        },
+    )
     leases = asyncio.create_task(publish.renew_leases(stopping), name="claim-leases")
     try:
         await consumer.run(stopping)

@@ -103,8 +103,11 @@ class PublishWorker:
             except InvalidMessage as exc:
                 error = exc
                 log.warning("invalid request", extra={"source_topic": topic, "error": str(exc)})
-                await self._store(lambda: dead_letters.record_invalid(
-                    self.db, self.names, source_topic=topic, raw=raw, error=error))
+                await self._store(
+                    lambda: dead_letters.record_invalid(
+                        self.db, self.names, source_topic=topic, raw=raw, error=error
+                    )
+                )
                 return True
             async with self._job(request.job_id):
                 await self._process(request, raw, topic)
@@ -133,17 +136,26 @@ class PublishWorker:
         if decision.kind is Kind.UNKNOWN_JOB:
             error = InvalidMessage(f"unknown job {req.job_id}")
             log.warning("request for an unknown job", extra=ids)
-            await self._store(lambda: dead_letters.record_invalid(
-                self.db, self.names, source_topic=topic, raw=raw, error=error,
-                job_id=req.job_id, tenant_id=req.tenant_id))
+            await self._store(
+                lambda: dead_letters.record_invalid(
+                    self.db,
+                    self.names,
+                    source_topic=topic,
+                    raw=raw,
+                    error=error,
+                    job_id=req.job_id,
+                    tenant_id=req.tenant_id,
+                )
+            )
             return
         if decision.kind is Kind.CANCELLED:
             log.info("cancelled job skipped", extra=ids)
             return
         if decision.kind in (Kind.REEMIT, Kind.ANSWER):
             assert decision.result is not None
-            value = await self._store(lambda: self.claims.emit(Emit(req, decision.result or {},
-                                                                    store=False)))
+            value = await self._store(
+                lambda: self.claims.emit(Emit(req, decision.result or {}, store=False))
+            )
             fresh = decision.kind is Kind.ANSWER
             self._done(req, value, reemitted=not fresh, called=False)
             return
@@ -155,7 +167,10 @@ class PublishWorker:
             if outcome.outcome is Outcome.AUTH_ERROR:
                 await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
             value = result_value(
-                req, outcome, worker=self.worker, started_at=started,
+                req,
+                outcome,
+                worker=self.worker,
+                started_at=started,
                 finished_at=events.now_utc(),
             )
             if connection.access_token:
@@ -178,8 +193,7 @@ class PublishWorker:
                 log.warning(
                     "another worker still holds the claim; leaving it to that worker and the"
                     " reconciler",
-                    extra={"job_id": req.job_id, "attempt": req.attempt,
-                           "trace_id": req.trace_id},
+                    extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id},
                 )
                 return None
             lease_left = 1.0
@@ -196,8 +210,11 @@ class PublishWorker:
         admission = await self._store(lambda: self.limiter.acquire(connection))
         if admission.retry_after is not None:
             message = f"per-account rate limit: next slot in {admission.retry_after:g}s"
-            return PublishOutcome(Outcome.RATE_LIMITED, retry_after_seconds=admission.retry_after,
-                                  error_message=message)
+            return PublishOutcome(
+                Outcome.RATE_LIMITED,
+                retry_after_seconds=admission.retry_after,
+                error_message=message,
+            )
         remembered: list[str] = []
 
         async def remember(container_id: str) -> None:
@@ -215,13 +232,21 @@ class PublishWorker:
             call_timeout_seconds=self.timing.call_timeout_seconds,
         )
         call = platform.confirm if req.check_only else platform.publish
+
+        async def attempt() -> PublishOutcome:
+            async with asyncio.timeout(self.timing.attempt_seconds):
+                return await call(req, connection, ctx)
+
         began = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timing.attempt_seconds):
-                outcome = await call(req, connection, ctx)
+            # A status read is safe to repeat: a store outage retries it instead of answering.
+            outcome = await (self._store(attempt) if req.check_only else attempt())
+        except Abandoned:
+            raise
         except Exception as exc:
             may_be_live = bool(
-                remembered or decision.stored_container_id
+                remembered
+                or decision.stored_container_id
                 or getattr(platform, "posts_without_container", False)
             )
             what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
@@ -238,9 +263,14 @@ class PublishWorker:
                 )
             log.warning(
                 "platform call failed",
-                extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id,
-                       "platform": req.platform, "error_type": type(exc).__name__,
-                       "outcome": outcome.outcome.value},
+                extra={
+                    "job_id": req.job_id,
+                    "attempt": req.attempt,
+                    "trace_id": req.trace_id,
+                    "platform": req.platform,
+                    "error_type": type(exc).__name__,
+                    "outcome": outcome.outcome.value,
+                },
             )
         finally:
             metrics.PUBLISH_DURATION.labels(req.platform).observe(time.perf_counter() - began)
@@ -259,9 +289,15 @@ class PublishWorker:
             return
         log.info(
             "result re-emitted",
-            extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id,
-                   "platform": req.platform, "outcome": outcome, "called": called,
-                   "check_only": req.check_only},
+            extra={
+                "job_id": req.job_id,
+                "attempt": req.attempt,
+                "trace_id": req.trace_id,
+                "platform": req.platform,
+                "outcome": outcome,
+                "called": called,
+                "check_only": req.check_only,
+            },
         )
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -273,8 +309,10 @@ class PublishWorker:
             try:
                 return await fn()
             except RETRYABLE as exc:
-                log.warning("store step failed; retrying",
-                            extra={"error": str(exc)[:300], "retry_in": delay})
+                log.warning(
+                    "store step failed; retrying",
+                    extra={"error": str(exc)[:300], "retry_in": delay},
+                )
             if await sleep_or_stop(self.stopping, delay):
                 raise Abandoned
             delay = min(delay * 2, 5.0)

@@ -86,8 +86,11 @@ class ResultsConsumer:
 
     def consumer(self) -> BatchConsumer:
         return BatchConsumer(
-            self.rt.settings.kafka_bootstrap, self.names.group(GROUP), [self.topic],
-            self.handle, batch_size=self.batch_size,
+            self.rt.settings.kafka_bootstrap,
+            self.names.group(GROUP),
+            [self.topic],
+            self.handle,
+            batch_size=self.batch_size,
         )
 
     async def handle(self, messages: list[Message]) -> None:
@@ -101,18 +104,23 @@ class ResultsConsumer:
             # A value Postgres (or an event schema) refuses must not stop the consumer:
             # isolate it and set it aside as an invalid message.
             if len(raws) > 1:
-                log.warning("batch refused; retrying one by one",
-                            extra={"error": _first_line(exc)})
+                log.warning("batch refused; retrying one by one", extra={"error": _first_line(exc)})
                 reports = [await self.apply([raw]) for raw in raws]
                 return BatchReport(
-                    len(raws), sum(r.invalid for r in reports),
+                    len(raws),
+                    sum(r.invalid for r in reports),
                     sum(r.duplicates for r in reports),
                     dict(sum((Counter(r.decisions) for r in reports), Counter())),
                 )
             error = InvalidMessage(f"refused: {_first_line(exc)}")
-            await dead_letters.record_invalid(self.rt.db, self.names, source_topic=self.topic,
-                                              raw=raws[0], error=error,
-                                              job_id=records.job_id_of(raws[0]))
+            await dead_letters.record_invalid(
+                self.rt.db,
+                self.names,
+                source_topic=self.topic,
+                raw=raws[0],
+                error=error,
+                job_id=records.job_id_of(raws[0]),
+            )
             return BatchReport(1, 1, 0, {})
 
     async def _apply(self, raws: Sequence[bytes | None]) -> BatchReport:
@@ -140,30 +148,49 @@ class ResultsConsumer:
             async with conn.pipeline():
                 for inc, reason, row in plan.dead:
                     await dead_letters.insert(
-                        conn, self.names, reason=reason.value, job_id=inc.job_id,
-                        tenant_id=row["tenant_id"], platform=row["platform"],
-                        connection_id=str(row["connection_id"]), attempt=inc.attempt,
-                        last_error=row["last_error"], request=records.request_of(row),
-                        last_result=inc.value, attempt_summary=summaries.get(inc.job_id, []),
+                        conn,
+                        self.names,
+                        reason=reason.value,
+                        job_id=inc.job_id,
+                        tenant_id=row["tenant_id"],
+                        platform=row["platform"],
+                        connection_id=str(row["connection_id"]),
+                        attempt=inc.attempt,
+                        last_error=row["last_error"],
+                        request=records.request_of(row),
+                        last_result=inc.value,
+                        attempt_summary=summaries.get(inc.job_id, []),
                         trace_id=inc.trace_id,
                     )
                 for bad in invalid:
                     await dead_letters.insert(
-                        conn, self.names, reason=DeadLetterReason.INVALID_MESSAGE,
-                        job_id=bad.job_id, tenant_id=None, raw=bad.raw or b"",
+                        conn,
+                        self.names,
+                        reason=DeadLetterReason.INVALID_MESSAGE,
+                        job_id=bad.job_id,
+                        tenant_id=None,
+                        raw=bad.raw or b"",
                         source_topic=self.topic,
-                        last_error={"code": "invalid_message", "message": str(bad.error),
-                                    "fields": bad.error.fields},
+                        last_error={
+                            "code": "invalid_message",
+                            "message": str(bad.error),
+                            "fields": bad.error.fields,
+                        },
                     )
                 await outbox.add(conn, self.names, plan.events)
         if self.after_commit is not None:
             await self.after_commit()
         await self._mirror(plan)
         self._observe(plan)
+        if invalid:
+            metrics.DEAD_LETTERED.labels(DeadLetterReason.INVALID_MESSAGE.value).inc(len(invalid))
         return BatchReport(len(raws), len(invalid), plan.duplicates, dict(plan.decisions))
 
     def _plan(
-        self, known: list[records.Incoming], fresh: set[tuple[str, int]], rows: dict[str, Row],
+        self,
+        known: list[records.Incoming],
+        fresh: set[tuple[str, int]],
+        rows: dict[str, Row],
         now: datetime,
     ) -> Plan:
         plan = Plan(locked=rows)
@@ -183,8 +210,10 @@ class ResultsConsumer:
             states[inc.job_id] = decision.state
             plan.decisions[decision.action.value] += 1
             if not decision.moved:
-                log.info("result recorded", extra=inc.log_fields(note=decision.reason,
-                                                                 status=row["status"]))
+                log.info(
+                    "result recorded",
+                    extra=inc.log_fields(note=decision.reason, status=row["status"]),
+                )
                 continue
             plan.original.setdefault(inc.job_id, row["status"])
             self._move(plan, row, inc, decision, horizon)
@@ -196,13 +225,17 @@ class ResultsConsumer:
     ) -> None:
         new = decision.state
         row.update(
-            status=new.status.value, failed_attempts=new.failed_attempts,
-            next_attempt_at=new.next_attempt_at, check_only=new.check_only,
+            status=new.status.value,
+            failed_attempts=new.failed_attempts,
+            next_attempt_at=new.next_attempt_at,
+            check_only=new.check_only,
             force_required=new.force_required,
             queued=new.status is JobStatus.RETRY_SCHEDULED
-            and new.next_attempt_at is not None and new.next_attempt_at <= horizon,
-            provider_ids={k: str(v) for k, v in
-                          {**(row["provider_ids"] or {}), **inc.provider_ids}.items()},
+            and new.next_attempt_at is not None
+            and new.next_attempt_at <= horizon,
+            provider_ids={
+                k: str(v) for k, v in {**(row["provider_ids"] or {}), **inc.provider_ids}.items()
+            },
         )
         if decision.action is Action.PUBLISH:
             row["published_at"] = inc.published_at or inc.finished_at
@@ -213,9 +246,12 @@ class ResultsConsumer:
             plan.dead.append((inc, decision.dead_letter, dict(row)))
         plan.touched.add(inc.job_id)
         plan.events.append(outbox.status_event(row, new.status, reason=decision.reason))
-        log.info("job moved", extra=inc.log_fields(status=new.status.value,
-                                                   reason=decision.reason,
-                                                   next_attempt_at=new.next_attempt_at))
+        log.info(
+            "job moved",
+            extra=inc.log_fields(
+                status=new.status.value, reason=decision.reason, next_attempt_at=new.next_attempt_at
+            ),
+        )
 
     async def _mirror(self, plan: Plan) -> None:
         """Redis follows Postgres for every job the batch moved (or saw again)."""
@@ -238,6 +274,8 @@ class ResultsConsumer:
     @staticmethod
     def _observe(plan: Plan) -> None:
         metrics.RETRIES_SCHEDULED.inc(plan.decisions.get(Action.RETRY.value, 0))
+        for _, reason, _ in plan.dead:  # counted after the commit: a retried batch counts once
+            metrics.DEAD_LETTERED.labels(reason.value).inc()
         for row in plan.published:
             lag = (row["published_at"] - row["scheduled_at"]).total_seconds()
             metrics.END_TO_END_LAG.observe(max(lag, 0.0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -20,9 +19,6 @@ BATCH_SIZE = 500
 PRUNE_INTERVAL_SECONDS = 3600.0
 PRUNE_CHUNK = 5000
 _PRUNE_LOCK = "herald-results-prune"
-# Chaos tests only: pause this long after each batch's Postgres commit (before Redis and the
-# offset commit), so a SIGKILL lands between them.
-FAULT_PAUSE_ENV = "HERALD_FAULT_RESULTS_PAUSE_AFTER_COMMIT_SECONDS"
 
 # Each statement touches at most PRUNE_CHUNK rows, so pruning never holds long locks.
 _PRUNE = {
@@ -86,8 +82,8 @@ async def prune_loop(
             return
 
 
-def fault_pause() -> Callable[[], Awaitable[None]] | None:
-    seconds = float(os.environ.get(FAULT_PAUSE_ENV) or 0)
+def fault_pause(settings: Settings) -> Callable[[], Awaitable[None]] | None:
+    seconds = settings.fault_pause_after_commit_seconds
     if seconds <= 0:
         return None
 
@@ -99,7 +95,7 @@ def fault_pause() -> Callable[[], Awaitable[None]] | None:
 
 
 async def results_main(rt: Runtime, sup: Supervisor) -> None:
-    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE, after_commit=fault_pause())
+    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE, after_commit=fault_pause(rt.settings))
     sup.start("results-consumer", consumer.consumer().run(sup.stopping))
     sup.start("pruning", prune_loop(rt, sup.stopping))
 

@@ -107,8 +107,14 @@ def decide(
     if job.status in (JobStatus.PUBLISHED, JobStatus.CANCELLED):
         return Decision(Action.RECORD, job, "terminal")
     if result.outcome is Outcome.PUBLISHED:
-        live = replace(job, status=JobStatus.PUBLISHED, next_attempt_at=None, check_only=False,
-                       force_required=False, may_be_live=False)
+        live = replace(
+            job,
+            status=JobStatus.PUBLISHED,
+            next_attempt_at=None,
+            check_only=False,
+            force_required=False,
+            may_be_live=False,
+        )
         return _move(job, Action.PUBLISH, live, Outcome.PUBLISHED.value)
     if result.attempt < job.attempt_count:
         return Decision(Action.RECORD, job, "stale")
@@ -129,9 +135,7 @@ def decide(
     return _dead(job, DeadLetterReason(outcome.value), job.failed_attempts + 1)
 
 
-def _failed(
-    job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand
-) -> Decision:
+def _failed(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand) -> Decision:
     failed = job.failed_attempts + 1
     ambiguous = result.outcome is Outcome.AMBIGUOUS
     if failed >= config.max_attempts:
@@ -142,8 +146,14 @@ def _failed(
     if ambiguous and at > job.publish_deadline:
         # That retry would be answered `missed` without a look at the platform; read now.
         return _status_read(job, result, failed)
-    later = replace(job, status=JobStatus.RETRY_SCHEDULED, next_attempt_at=at,
-                    failed_attempts=failed, check_only=False, may_be_live=ambiguous)
+    later = replace(
+        job,
+        status=JobStatus.RETRY_SCHEDULED,
+        next_attempt_at=at,
+        failed_attempts=failed,
+        check_only=False,
+        may_be_live=ambiguous,
+    )
     return _move(job, Action.RETRY, later, result.outcome.value)
 
 
@@ -174,16 +184,28 @@ def _after_status_read(
 
 def _status_read(job: JobState, result: AttemptResult, failed: int) -> Decision:
     """One last dispatch that only reads whether the post is live, due at once."""
-    read = replace(job, status=JobStatus.RETRY_SCHEDULED, next_attempt_at=result.finished_at,
-                   failed_attempts=failed, check_only=True, may_be_live=True)
+    read = replace(
+        job,
+        status=JobStatus.RETRY_SCHEDULED,
+        next_attempt_at=result.finished_at,
+        failed_attempts=failed,
+        check_only=True,
+        may_be_live=True,
+    )
     return _move(job, Action.RETRY, read, STATUS_CHECK)
 
 
 def _dead(job: JobState, reason: DeadLetterReason, failed: int) -> Decision:
     unconfirmed = reason is DeadLetterReason.UNCONFIRMED
-    dead = replace(job, status=JobStatus.DEAD_LETTERED, next_attempt_at=None,
-                   failed_attempts=failed, check_only=False, force_required=unconfirmed,
-                   may_be_live=unconfirmed)
+    dead = replace(
+        job,
+        status=JobStatus.DEAD_LETTERED,
+        next_attempt_at=None,
+        failed_attempts=failed,
+        check_only=False,
+        force_required=unconfirmed,
+        may_be_live=unconfirmed,
+    )
     return _move(job, Action.DEAD_LETTER, dead, reason.value, reason)
 
 

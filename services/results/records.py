@@ -71,8 +71,13 @@ class Incoming:
         }
 
     def log_fields(self, **more: Any) -> dict[str, Any]:
-        return {"job_id": self.job_id, "attempt": self.attempt, "outcome": self.outcome.value,
-                "trace_id": self.trace_id, **more}
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "outcome": self.outcome.value,
+            "trace_id": self.trace_id,
+            **more,
+        }
 
 
 def clean(value: Any) -> Any:
@@ -111,13 +116,21 @@ def parse(raw: bytes | None) -> Incoming:
     assert started is not None and finished is not None  # required by the schema
     retry_after = value.get("retry_after_seconds")
     return Incoming(
-        value=value, raw=raw, job_id=str(uuid.UUID(value["job_id"])),
-        tenant_id=value["tenant_id"], platform=value["platform"],
-        connection_id=str(uuid.UUID(value["connection_id"])), attempt=int(value["attempt"]),
-        outcome=outcome, worker=value["worker"], started_at=started, finished_at=finished,
+        value=value,
+        raw=raw,
+        job_id=str(uuid.UUID(value["job_id"])),
+        tenant_id=value["tenant_id"],
+        platform=value["platform"],
+        connection_id=str(uuid.UUID(value["connection_id"])),
+        attempt=int(value["attempt"]),
+        outcome=outcome,
+        worker=value["worker"],
+        started_at=started,
+        finished_at=finished,
         published_at=_instant(value, "published_at"),
         retry_after=float(retry_after) if retry_after is not None else None,
-        provider_ids=dict(value.get("provider_ids") or {}), trace_id=value["trace_id"],
+        provider_ids=dict(value.get("provider_ids") or {}),
+        trace_id=value["trace_id"],
     )
 
 
@@ -133,8 +146,11 @@ def job_id_of(raw: bytes | None) -> str | None:
 def mismatch(inc: Incoming, row: Row | None) -> str | None:
     if row is None:
         return f"unknown job {inc.job_id}"
-    for key, mine in (("tenant_id", inc.tenant_id), ("platform", inc.platform),
-                      ("connection_id", inc.connection_id)):
+    for key, mine in (
+        ("tenant_id", inc.tenant_id),
+        ("platform", inc.platform),
+        ("connection_id", inc.connection_id),
+    ):
         if str(row[key]) != mine:
             return f"{key} {mine} does not match job {inc.job_id}"
     return None
@@ -156,13 +172,19 @@ def job_state(row: Row) -> JobState:
 def request_of(row: Row) -> dict[str, Any]:
     """The job as the publisher was asked to publish it (for the dead letter)."""
     return {
-        "job_id": str(row["id"]), "tenant_id": row["tenant_id"], "post_id": str(row["post_id"]),
-        "platform": row["platform"], "connection_id": str(row["connection_id"]),
-        "attempt": int(row["attempt_count"]), "media_asset_ids": list(row["media_asset_ids"]),
-        "caption": row["caption"], "media_type": row["media_type"],
+        "job_id": str(row["id"]),
+        "tenant_id": row["tenant_id"],
+        "post_id": str(row["post_id"]),
+        "platform": row["platform"],
+        "connection_id": str(row["connection_id"]),
+        "attempt": int(row["attempt_count"]),
+        "media_asset_ids": list(row["media_asset_ids"]),
+        "caption": row["caption"],
+        "media_type": row["media_type"],
         "scheduled_at": events.iso(row["scheduled_at"]),
         "publish_deadline": events.iso(row["publish_deadline"]),
-        "check_only": bool(row["check_only"]), "trace_id": row["trace_id"],
+        "check_only": bool(row["check_only"]),
+        "trace_id": row["trace_id"],
     }
 
 
@@ -184,10 +206,20 @@ async def insert_attempts(
     if not incoming:
         return set()
     params = [
-        (i.job_id, i.attempt, i.worker, i.started_at, i.finished_at, i.outcome.value,
-         i.value.get("error_code"), i.value.get("error_subcode"), i.value.get("error_message"),
-         i.retry_after, Jsonb(i.provider_ids),
-         Jsonb(i.value["provider_response"]) if i.value.get("provider_response") else None)
+        (
+            i.job_id,
+            i.attempt,
+            i.worker,
+            i.started_at,
+            i.finished_at,
+            i.outcome.value,
+            i.value.get("error_code"),
+            i.value.get("error_subcode"),
+            i.value.get("error_message"),
+            i.retry_after,
+            Jsonb(i.provider_ids),
+            Jsonb(i.value["provider_response"]) if i.value.get("provider_response") else None,
+        )
         for i in incoming
     ]
     fresh: set[tuple[str, int]] = set()
@@ -207,11 +239,21 @@ async def update_jobs(
     params = []
     for job_id, before in original.items():
         r = rows[job_id]
-        params.append((
-            r["status"], r["failed_attempts"], r["next_attempt_at"], r["queued"], r["check_only"],
-            r["force_required"], r["published_at"], Jsonb(r["provider_ids"] or {}),
-            Jsonb(r["last_error"]) if r["last_error"] is not None else None, job_id, before,
-        ))
+        params.append(
+            (
+                r["status"],
+                r["failed_attempts"],
+                r["next_attempt_at"],
+                r["queued"],
+                r["check_only"],
+                r["force_required"],
+                r["published_at"],
+                Jsonb(r["provider_ids"] or {}),
+                Jsonb(r["last_error"]) if r["last_error"] is not None else None,
+                job_id,
+                before,
+            )
+        )
     async with conn.cursor() as cur:
         await cur.executemany(_UPDATE_JOB, params)
         if cur.rowcount != len(params):
@@ -231,10 +273,16 @@ async def attempt_summaries(
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for r in await cur.fetchall():
-        out.setdefault(str(r["job_id"]), []).append({
-            "attempt": r["attempt"], "outcome": r["outcome"], "error_code": r["error_code"],
-            "error_subcode": r["error_subcode"], "error_message": r["error_message"],
-            "worker": r["worker"], "started_at": events.iso(r["started_at"]),
-            "finished_at": events.iso(r["finished_at"]),
-        })
+        out.setdefault(str(r["job_id"]), []).append(
+            {
+                "attempt": r["attempt"],
+                "outcome": r["outcome"],
+                "error_code": r["error_code"],
+                "error_subcode": r["error_subcode"],
+                "error_message": r["error_message"],
+                "worker": r["worker"],
+                "started_at": events.iso(r["started_at"]),
+                "finished_at": events.iso(r["finished_at"]),
+            }
+        )
     return {job: items[-SUMMARY_LIMIT:] for job, items in out.items()}

@@ -109,17 +109,28 @@ class Dispatcher:
         async with self.rt.db.transaction() as conn:
             cur = await conn.execute(
                 _MARK_DISPATCHED,
-                {"ids": list(due), "lease": settings.lease_seconds,
-                 "stuck": settings.stuck_after_seconds},
+                {
+                    "ids": list(due),
+                    "lease": settings.lease_seconds,
+                    "stuck": settings.stuck_after_seconds,
+                },
             )
             rows = await cur.fetchall()
-            await outbox.add(conn, self.rt.names, [
-                outbox.status_event(r, JobStatus.IN_PROGRESS)
-                for r in rows if r["old_status"] != JobStatus.IN_PROGRESS
-            ])
+            await outbox.add(
+                conn,
+                self.rt.names,
+                [
+                    outbox.status_event(r, JobStatus.IN_PROGRESS)
+                    for r in rows
+                    if r["old_status"] != JobStatus.IN_PROGRESS
+                ],
+            )
         records = [
-            (self.topic, str(r["connection_id"]),
-             events.encode(REQUEST, request_value(r, due[str(r["id"])])))
+            (
+                self.topic,
+                str(r["connection_id"]),
+                events.encode(REQUEST, request_value(r, due[str(r["id"])])),
+            )
             for r in rows
         ]
         if records:
@@ -128,8 +139,13 @@ class Dispatcher:
         sent = time.time()
         for r in rows:
             metrics.DISPATCH_LAG.observe(max(0.0, sent - due[str(r["id"])]))
-            log.info("job dispatched", extra={"job_id": str(r["id"]),
-                                              "attempt": r["attempt_count"],
-                                              "trace_id": r["trace_id"]})
+            log.info(
+                "job dispatched",
+                extra={
+                    "job_id": str(r["id"]),
+                    "attempt": r["attempt_count"],
+                    "trace_id": r["trace_id"],
+                },
+            )
         metrics.JOBS_DISPATCHED.inc(len(rows))
         return len(rows)

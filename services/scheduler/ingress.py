@@ -20,8 +20,15 @@ from shared.runtime import Runtime
 from shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
-_SCHEDULE_FIELDS = ("platform", "connection_id", "media_asset_ids", "caption", "scheduled_at",
-                    "media_type", "publish_deadline")
+_SCHEDULE_FIELDS = (
+    "platform",
+    "connection_id",
+    "media_asset_ids",
+    "caption",
+    "scheduled_at",
+    "media_type",
+    "publish_deadline",
+)
 
 
 def _job_id_of(raw: bytes | None) -> str | None:
@@ -76,7 +83,9 @@ class CommandIngress:
             ScheduleItem(
                 principal=Principal(tenant_id=c["tenant_id"], is_admin=False),
                 body={k: c[k] for k in _SCHEDULE_FIELDS if k in c},
-                job_id=c["job_id"], post_id=c.get("post_id"), trace_id=c["trace_id"],
+                job_id=c["job_id"],
+                post_id=c.get("post_id"),
+                trace_id=c["trace_id"],
             )
             for _, c in pending
         ]
@@ -86,12 +95,20 @@ class CommandIngress:
                 await self._refused(raw, error, command["job_id"], command["tenant_id"])
 
     async def _refused(
-        self, raw: bytes | None, error: InvalidMessage | DomainError, job_id: str | None,
+        self,
+        raw: bytes | None,
+        error: InvalidMessage | DomainError,
+        job_id: str | None,
         tenant_id: str | None,
     ) -> None:
         await dead_letters.record_invalid(
-            self.rt.db, self.rt.names, source_topic=self.topic, raw=raw, error=error,
-            job_id=job_id, tenant_id=tenant_id,
+            self.rt.db,
+            self.rt.names,
+            source_topic=self.topic,
+            raw=raw,
+            error=error,
+            job_id=job_id,
+            tenant_id=tenant_id,
         )
 
     async def apply(self, command: dict[str, Any]) -> None:
@@ -102,8 +119,11 @@ class CommandIngress:
         if kind == "cancel":
             await self.jobs.cancel(principal, job_id)
         elif kind == "reschedule":
-            body = {k: command[k] for k in ("scheduled_at", "caption", "publish_deadline")
-                    if k in command}
+            body = {
+                k: command[k]
+                for k in ("scheduled_at", "caption", "publish_deadline")
+                if k in command
+            }
             await self.jobs.reschedule(principal, job_id, body)
         elif kind == "retry":
             await self.apply_retry(principal, job_id, bool(command.get("force", False)))
@@ -112,7 +132,9 @@ class CommandIngress:
     async def apply_retry(self, principal: Principal, job_id: str, force: bool) -> None:
         # A redelivered retry command finds the job already requeued or beyond: no-op.
         job = await self.jobs.get_row(principal, job_id)
-        if job["status"] in ("RETRY_SCHEDULED", "IN_PROGRESS", "PUBLISHED") and \
-                job["failed_attempts"] == 0:
+        if (
+            job["status"] in ("RETRY_SCHEDULED", "IN_PROGRESS", "PUBLISHED")
+            and job["failed_attempts"] == 0
+        ):
             return
         await self.jobs.retry(principal, job_id, force=force)

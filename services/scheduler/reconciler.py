@@ -65,9 +65,7 @@ class Reconciler:
             )
             if not rows:
                 return total
-            await self.rt.queue.add(
-                {str(r["id"]): r["next_attempt_at"].timestamp() for r in rows}
-            )
+            await self.rt.queue.add({str(r["id"]): r["next_attempt_at"].timestamp() for r in rows})
             total += len(rows)
             log.info("paged jobs into the delayed queue", extra={"count": len(rows)})
 

@@ -93,7 +93,8 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
             if job_id in known:
                 if known[job_id] != plan.digest:
                     results[i] = Conflict(
-                        "job_id is already used by another job", code="job_id_reused",
+                        "job_id is already used by another job",
+                        code="job_id_reused",
                         fields={"job_id": "is already used with another body"},
                     )
                 continue  # the same command again: a no-op
@@ -111,12 +112,25 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 "attempt_count": 0,
                 "next_attempt_at": spec.scheduled_at,
             }
-            params.append((
-                values["id"], values["tenant_id"], values["post_id"], spec.platform,
-                plan.connection["id"], spec.media_asset_ids, spec.caption, spec.media_type,
-                spec.scheduled_at, spec.publish_deadline, spec.deadline_explicit,
-                spec.scheduled_at, spec.scheduled_at <= horizon, plan.digest, values["trace_id"],
-            ))
+            params.append(
+                (
+                    values["id"],
+                    values["tenant_id"],
+                    values["post_id"],
+                    spec.platform,
+                    plan.connection["id"],
+                    spec.media_asset_ids,
+                    spec.caption,
+                    spec.media_type,
+                    spec.scheduled_at,
+                    spec.publish_deadline,
+                    spec.deadline_explicit,
+                    spec.scheduled_at,
+                    spec.scheduled_at <= horizon,
+                    plan.digest,
+                    values["trace_id"],
+                )
+            )
             events.append(outbox.status_event(values, JobStatus.SCHEDULED, time=now))
         if params:
             async with conn.cursor() as c:

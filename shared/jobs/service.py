@@ -426,9 +426,7 @@ def _valid_uuids(values: list[str]) -> list[str]:
     return out
 
 
-def check_connections(
-    principal: Principal, spec: JobInput, by_id: dict[str, Row]
-) -> list[Row]:
+def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:
     """The job's connections, in order: each known to the principal, enabled, of the job's
     platform, all of one tenant (and of the admin's `tenant_id`, when given)."""
     field = "connection_ids" if spec.multi else "connection_id"

@@ -61,9 +61,7 @@ class BatchConsumer:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._consumer = await self._call(
-            consumer, self.bootstrap, self.group, **self.overrides
-        )
+        self._consumer = await self._call(consumer, self.bootstrap, self.group, **self.overrides)
         c = self._consumer
         await self._call(c.subscribe, self.topics)
         try:
@@ -93,8 +91,8 @@ class BatchConsumer:
                 return True
             except (StoreUnavailable, KafkaError) as exc:
                 log.warning(
-                    "batch failed, retrying", extra={"group": self.group, "error": str(exc),
-                                                     "retry_in": delay}
+                    "batch failed, retrying",
+                    extra={"group": self.group, "error": str(exc), "retry_in": delay},
                 )
             if stopping.is_set():
                 return False
@@ -108,8 +106,9 @@ class BatchConsumer:
     async def _commit(self, messages: list[Message]) -> None:
         assert self._consumer is not None
         try:
-            await self._call(self._consumer.commit, offsets=next_offsets(messages),
-                             asynchronous=False)
+            await self._call(
+                self._consumer.commit, offsets=next_offsets(messages), asynchronous=False
+            )
         except confluent_kafka.KafkaException as exc:
             # Partitions were revoked meanwhile: the new owner redelivers; effects are idempotent.
             log.warning("commit failed", extra={"group": self.group, "error": str(exc)})

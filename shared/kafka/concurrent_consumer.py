@@ -163,8 +163,12 @@ class ConcurrentConsumer:
         except Exception as exc:
             log.error(
                 "message handler failed; stopping the consumer",
-                extra={"group": self.group, "topic": part[0], "partition": part[1],
-                       "offset": offset},
+                extra={
+                    "group": self.group,
+                    "topic": part[0],
+                    "partition": part[1],
+                    "offset": offset,
+                },
                 exc_info=exc,
             )
             if self._failure is None:
@@ -234,8 +238,10 @@ class ConcurrentConsumer:
             # cooperative: assign the increment now so it can be paused like the rest
             c.incremental_assign(parts)
             c.pause(parts)
-        log.info("partitions assigned", extra={"group": self.group,
-                                               "partitions": sorted(p for _, p in new)})
+        log.info(
+            "partitions assigned",
+            extra={"group": self.group, "partitions": sorted(p for _, p in new)},
+        )
 
     def _on_revoke(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
         leaving = [(str(p.topic), int(p.partition)) for p in parts]
@@ -251,8 +257,11 @@ class ConcurrentConsumer:
             dropped = self.tracker.forget(parts)
         log.info(
             f"partitions {why}",
-            extra={"group": self.group, "partitions": sorted(p for _, p in parts),
-                   "in_flight_dropped": dropped},
+            extra={
+                "group": self.group,
+                "partitions": sorted(p for _, p in parts),
+                "in_flight_dropped": dropped,
+            },
         )
 
     def _pause_all(self) -> None:

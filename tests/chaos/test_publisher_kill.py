@@ -51,7 +51,10 @@ class Copies:
         with (self.logs / f"{name}.log").open("wb") as err:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "publisher"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
 
     def name_of(self, worker: str) -> str:
@@ -117,6 +120,7 @@ async def test_sigkill_of_one_copy_loses_no_request_and_posts_nothing_twice(
     produce(rt.producer, rt.names.topic(REQUEST), requests)
     results = TopicReader(bootstrap, rt.names.topic(RESULT))
     try:
+
         async def busy_victim() -> str | None:
             values = await results.poll()
             workers = Counter(v["worker"] for v in values)
@@ -160,9 +164,11 @@ async def test_sigkill_of_one_copy_loses_no_request_and_posts_nothing_twice(
             assert per_job[job] == 0, job  # only an ambiguous answer may hide a post
     outcomes = Counter(r["outcome"] for r in final.values())
     assert outcomes["published"] > len(jobs) // 2, outcomes
-    print(f"\nkilled {victim} after {at_kill} results; {len(values)} results for {len(jobs)}"
-          f" attempts ({sum(len(v) > 1 for v in answered.values())} answered more than once);"
-          f" outcomes {dict(outcomes)}")
+    print(
+        f"\nkilled {victim} after {at_kill} results; {len(values)} results for {len(jobs)}"
+        f" attempts ({sum(len(v) > 1 for v in answered.values())} answered more than once);"
+        f" outcomes {dict(outcomes)}"
+    )
 
     output = copies.output()
     assert "results emitted" in output and TOKEN not in output

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from services.results.main import FAULT_PAUSE_ENV
 from shared.names import STATUS
 from shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
@@ -56,7 +55,7 @@ async def test_results_sigkilled_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     connections = await sandbox_connections(rt, 8)
     ids = await schedule_jobs(rt, JOBS, connections=connections)
-    paused = ns.env() | {FAULT_PAUSE_ENV: "600"}
+    paused = ns.env(fault_pause_after_commit_seconds=600)
     service = ServiceProcess("results", paused, tmp_path, "results-paused").start()
     kills = 0
     try:
@@ -95,15 +94,16 @@ async def test_results_sigkilled_mid_batch_loses_and_doubles_nothing(
     assert counts["PUBLISHED"] + counts["DEAD_LETTERED"] == JOBS and counts["DEAD_LETTERED"] > 0
     letters = await rt.db.fetch("SELECT job_id, count(*) AS n FROM dead_letters GROUP BY job_id")
     assert {str(r["job_id"]): r["n"] for r in letters} == {
-        j: 1 for j, s in final.items() if s == "DEAD_LETTERED"}
+        j: 1 for j, s in final.items() if s == "DEAD_LETTERED"
+    }
     for job_id in ids:  # the attempt numbers have no gaps
-        n = (await rt.db.fetchone("SELECT attempt_count FROM jobs WHERE id = %s", (job_id,)))
+        n = await rt.db.fetchone("SELECT attempt_count FROM jobs WHERE id = %s", (job_id,))
         assert n is not None
         assert {a for j, a in recorded if j == job_id} == set(range(1, n["attempt_count"] + 1))
-    events = await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(STATUS),
-                               expect=JOBS * 3, timeout=120, quiet=2.0)
-    terminal = Counter(e["job_id"] for e in events
-                       if e["status"] in ("PUBLISHED", "DEAD_LETTERED"))
+    events = await aread_topic(
+        rt.settings.kafka_bootstrap, rt.names.topic(STATUS), expect=JOBS * 3, timeout=120, quiet=2.0
+    )
+    terminal = Counter(e["job_id"] for e in events if e["status"] in ("PUBLISHED", "DEAD_LETTERED"))
     assert terminal == Counter(dict.fromkeys(ids, 1))
 
 

@@ -17,21 +17,27 @@ PORTS = {"kafka": 29092, "controller": 29093, "redis": 26379, "postgres": 25432,
 
 def _herald(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=env, text=True,
-        capture_output=True, timeout=300,
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
     )
 
 
 def test_down_then_up_keeps_a_topic_and_a_row(tmp_path: Path) -> None:
     env = dict(os.environ)
-    env.update({
-        "HERALD_STACK_DIR": str(tmp_path / "stack"),
-        "HERALD_KAFKA_BOOTSTRAP": f"127.0.0.1:{PORTS['kafka']}",
-        "HERALD_KAFKA_CONTROLLER_PORT": str(PORTS["controller"]),
-        "HERALD_REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
-        "HERALD_DATABASE_URL": f"postgresql://herald@127.0.0.1:{PORTS['postgres']}/herald",
-        "HERALD_PROMETHEUS_PORT": str(PORTS["prom"]),
-    })
+    env.update(
+        {
+            "HERALD_STACK_DIR": str(tmp_path / "stack"),
+            "HERALD_KAFKA_BOOTSTRAP": f"127.0.0.1:{PORTS['kafka']}",
+            "HERALD_KAFKA_CONTROLLER_PORT": str(PORTS["controller"]),
+            "HERALD_REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
+            "HERALD_DATABASE_URL": f"postgresql://herald@127.0.0.1:{PORTS['postgres']}/herald",
+            "HERALD_PROMETHEUS_PORT": str(PORTS["prom"]),
+        }
+    )
     bootstrap, db_url = env["HERALD_KAFKA_BOOTSTRAP"], env["HERALD_DATABASE_URL"]
     try:
         up = _herald(env, "stack", "up")

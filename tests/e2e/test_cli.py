@@ -14,8 +14,13 @@ from tests.conftest import Namespace
 
 def herald(ns: Namespace, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=ns.env(), text=True,
-        input=stdin, capture_output=True, timeout=60,
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=ns.env(),
+        text=True,
+        input=stdin,
+        capture_output=True,
+        timeout=60,
     )
 
 
@@ -27,23 +32,48 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
     assert [k["tenant_id"] for k in keys] == ["acme"] and "digest" not in keys[0]
 
     token = "EAAG-secret-token-value"
-    added = herald(ns, "connections", "add", "--platform", "instagram", "--name", "shop",
-                   "--account-id", "17841400000000001", "--tenant", "acme", stdin=token)
+    added = herald(
+        ns,
+        "connections",
+        "add",
+        "--platform",
+        "instagram",
+        "--name",
+        "shop",
+        "--account-id",
+        "17841400000000001",
+        "--tenant",
+        "acme",
+        stdin=token,
+    )
     assert added.returncode == 0, added.stderr
     connection_id = added.stdout.strip()
-    sandbox = herald(ns, "connections", "add", "--platform", "sandbox", "--name", "demo",
-                     "--tenant", "acme").stdout.strip()
+    sandbox = herald(
+        ns, "connections", "add", "--platform", "sandbox", "--name", "demo", "--tenant", "acme"
+    ).stdout.strip()
     listed = herald(ns, "connections", "list")
     assert token not in listed.stdout and connection_id in listed.stdout
     with psycopg.connect(ns.base.database_url) as conn:
         stored = conn.execute(
             f'SELECT token_ciphertext FROM "{ns.db_schema}".connections WHERE id = %s',
-            (connection_id,)).fetchone()
+            (connection_id,),
+        ).fetchone()
     assert stored is not None and token.encode() not in bytes(stored[0])  # encrypted at rest
 
-    scheduled = herald(ns, "schedule", "--platform", "sandbox", "--connection", sandbox,
-                       "--media", "https://cdn.example.com/a.jpg", "--caption", "hi",
-                       "--at", "2030-01-01T10:00:00+02:00")
+    scheduled = herald(
+        ns,
+        "schedule",
+        "--platform",
+        "sandbox",
+        "--connection",
+        sandbox,
+        "--media",
+        "https://cdn.example.com/a.jpg",
+        "--caption",
+        "hi",
+        "--at",
+        "2030-01-01T10:00:00+02:00",
+    )
     assert scheduled.returncode == 0, scheduled.stderr
     (job_id,) = scheduled.stdout.split()
     jobs = orjson.loads(herald(ns, "jobs", "list", "--json").stdout)
@@ -55,8 +85,16 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
     cancelled = herald(ns, "jobs", "cancel", job_id)
     assert orjson.loads(cancelled.stdout)["status"] == "CANCELLED"
 
-    bad = herald(ns, "schedule", "--platform", "sandbox", "--connection", sandbox,
-                 "--media", "http://not-https.example.com/a.jpg")
+    bad = herald(
+        ns,
+        "schedule",
+        "--platform",
+        "sandbox",
+        "--connection",
+        sandbox,
+        "--media",
+        "http://not-https.example.com/a.jpg",
+    )
     assert bad.returncode != 0 and bad.stdout == ""
     assert orjson.loads(bad.stderr.strip().splitlines()[-1])["error"]["fields"]
 

@@ -30,8 +30,10 @@ async def test_2000_jobs_with_failures_all_end_terminal_and_posted_at_most_once(
 ) -> None:
     connections = await sandbox_connections(rt, 20, metadata=FAILING)
     env = ns.env()
-    services = [ServiceProcess(name, env, tmp_path).start()
-                for name in ("scheduler", "publisher", "results")]
+    services = [
+        ServiceProcess(name, env, tmp_path).start()
+        for name in ("scheduler", "publisher", "results")
+    ]
     try:
         ids = await schedule_jobs(rt, JOBS, connections=connections)
 
@@ -41,26 +43,31 @@ async def test_2000_jobs_with_failures_all_end_terminal_and_posted_at_most_once(
 
         await eventually(settled, timeout=600, interval=1.0)
         assert all(s.alive() for s in services), [s.log()[-2000:] for s in services]
-        jobs = {str(r["id"]): r for r in await rt.db.fetch(
-            "SELECT id, status, attempt_count FROM jobs")}
+        jobs = {
+            str(r["id"]): r for r in await rt.db.fetch("SELECT id, status, attempt_count FROM jobs")
+        }
         events = await aread_topic(
-            rt.settings.kafka_bootstrap, rt.names.topic(STATUS),
-            expect=sum(2 * r["attempt_count"] + 1 for r in jobs.values()), timeout=120, quiet=3)
+            rt.settings.kafka_bootstrap,
+            rt.names.topic(STATUS),
+            expect=sum(2 * r["attempt_count"] + 1 for r in jobs.values()),
+            timeout=120,
+            quiet=3,
+        )
     finally:
         for s in services:
             s.stop()
     final = Counter(r["status"] for r in jobs.values())
     assert final["PUBLISHED"] + final["DEAD_LETTERED"] == JOBS and final["DEAD_LETTERED"] > 0
 
-    posts = Counter(str(r["job_id"]) for r in await rt.db.fetch(
-        "SELECT job_id FROM sandbox_posts"))
+    posts = Counter(str(r["job_id"]) for r in await rt.db.fetch("SELECT job_id FROM sandbox_posts"))
     published = {j for j, r in jobs.items() if r["status"] == "PUBLISHED"}
     assert set(posts) == published  # every post belongs to a PUBLISHED job, and vice versa
     assert set(posts.values()) == {1}
 
     attempts: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for a in await rt.db.fetch("SELECT job_id, attempt, outcome, finished_at, retry_after"
-                               " FROM attempts"):
+    for a in await rt.db.fetch(
+        "SELECT job_id, attempt, outcome, finished_at, retry_after FROM attempts"
+    ):
         attempts[str(a["job_id"])][a["attempt"]] = a
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:

@@ -25,28 +25,41 @@ async def test_5000_jobs_through_api_and_topic_dispatched_once_by_three_schedule
 ) -> None:
     connections = await sandbox_connections(rt, 10, tenant="acme")
     due = now_utc() + timedelta(seconds=25)
-    schedulers = [ServiceProcess("scheduler", ns.env(), tmp_path, f"scheduler{i}").start()
-                  for i in range(3)]
+    schedulers = [
+        ServiceProcess("scheduler", ns.env(), tmp_path, f"scheduler{i}").start() for i in range(3)
+    ]
     try:
         # Half through the job service (what the HTTP API calls)...
         jobs = rt.jobs()
         api_ids = []
         for i in range(2500):
-            result = await jobs.schedule(ADMIN, {
-                "platform": "sandbox", "connection_id": connections[i % 10],
-                "media_asset_ids": MEDIA, "caption": f"api {i}", "scheduled_at": due.isoformat(),
-            })
+            result = await jobs.schedule(
+                ADMIN,
+                {
+                    "platform": "sandbox",
+                    "connection_id": connections[i % 10],
+                    "media_asset_ids": MEDIA,
+                    "caption": f"api {i}",
+                    "scheduled_at": due.isoformat(),
+                },
+            )
             api_ids.append(result.body["id"])
         # ...and half as commands on publish.schedule through the Python client.
         client = HeraldClient(ns.base.kafka_bootstrap, "acme", topic_prefix=ns.topic_prefix)
         topic_ids = [
-            client.schedule(platform="sandbox", connection_id=connections[i % 10],
-                            media_asset_ids=MEDIA, caption=f"topic {i}", scheduled_at=due)
+            client.schedule(
+                platform="sandbox",
+                connection_id=connections[i % 10],
+                media_asset_ids=MEDIA,
+                caption=f"topic {i}",
+                scheduled_at=due,
+            )
             for i in range(2500)
         ]
         client.flush()
-        values = await aread_topic(ns.base.kafka_bootstrap, ns.topic_prefix + REQUEST,
-                                   expect=5000, timeout=150, quiet=3)
+        values = await aread_topic(
+            ns.base.kafka_bootstrap, ns.topic_prefix + REQUEST, expect=5000, timeout=150, quiet=3
+        )
         assert all(s.alive() for s in schedulers), [s.log()[-2000:] for s in schedulers]
     finally:
         for s in schedulers:
@@ -58,8 +71,7 @@ async def test_5000_jobs_through_api_and_topic_dispatched_once_by_three_schedule
         assert parse_time(v["dispatched_at"]) >= due.replace(microsecond=0)  # type: ignore[operator]
         assert v["attempt"] == 1 and v["tenant_id"] == "acme"
     # the topic commands were persisted with their client-made ids
-    row = await rt.db.fetchone("SELECT count(*) AS n FROM jobs WHERE id = ANY(%s)",
-                               (topic_ids,))
+    row = await rt.db.fetchone("SELECT count(*) AS n FROM jobs WHERE id = ANY(%s)", (topic_ids,))
     assert row is not None and row["n"] == 2500
 
 
@@ -70,13 +82,23 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     at = (now_utc() + timedelta(seconds=1)).isoformat()
     jobs = rt.jobs()
     ids = [
-        (await jobs.schedule(ADMIN, {"platform": "sandbox", "connection_id": connections[i % 2],
-                                     "media_asset_ids": MEDIA, "scheduled_at": at})).body["id"]
+        (
+            await jobs.schedule(
+                ADMIN,
+                {
+                    "platform": "sandbox",
+                    "connection_id": connections[i % 2],
+                    "media_asset_ids": MEDIA,
+                    "scheduled_at": at,
+                },
+            )
+        ).body["id"]
         for i in range(200)
     ]
     # This instance claims the batch, then pauses (fault injection) and is SIGKILLed.
-    doomed = ServiceProcess("scheduler", ns.env(fault_pause_after_claim_seconds=600),
-                            tmp_path, "doomed").start()
+    doomed = ServiceProcess(
+        "scheduler", ns.env(fault_pause_after_claim_seconds=600), tmp_path, "doomed"
+    ).start()
     try:
         await eventually(lambda: _in_flight(rt, ids), timeout=30)
         assert "pausing after claim" in doomed.log()
@@ -85,8 +107,9 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     killed_at = time.time()
     survivor = ServiceProcess("scheduler", ns.env(), tmp_path, "survivor").start()
     try:
-        values = await aread_topic(ns.base.kafka_bootstrap, ns.topic_prefix + REQUEST,
-                                   expect=200, timeout=60, quiet=2)
+        values = await aread_topic(
+            ns.base.kafka_bootstrap, ns.topic_prefix + REQUEST, expect=200, timeout=60, quiet=2
+        )
     finally:
         survivor.stop()
     counts = Counter(v["job_id"] for v in values)

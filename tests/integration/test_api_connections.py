@@ -18,8 +18,12 @@ from shared.tenancy import create_api_key
 pytestmark = pytest.mark.integration
 TOKEN = "EAAG-very-secret-token-" + uuid.uuid4().hex
 NEW_TOKEN = "EAAG-rotated-secret-" + uuid.uuid4().hex
-IG = {"platform": "instagram", "name": "brand", "access_token": TOKEN,
-      "metadata": {"instagramBusinessAccountId": "1784"}}
+IG = {
+    "platform": "instagram",
+    "name": "brand",
+    "access_token": TOKEN,
+    "metadata": {"instagramBusinessAccountId": "1784"},
+}
 
 
 @pytest.fixture
@@ -49,8 +53,7 @@ async def test_connection_lifecycle_never_shows_the_token(
 
     made = await call("POST", "/publishing/connections", 201, json=IG)
     assert made["tenant_id"] == "acme" and made["status"] == "active"
-    assert set(made) >= {"id", "tenant_id", "platform", "name", "metadata", "status",
-                         "created_at"}
+    assert set(made) >= {"id", "tenant_id", "platform", "name", "metadata", "status", "created_at"}
     assert "access_token" not in made and made["created_at"].endswith("Z")
     cid = made["id"]
     assert (await call("GET", f"/publishing/connections/{cid}", 200)) == made
@@ -58,8 +61,12 @@ async def test_connection_lifecycle_never_shows_the_token(
     assert [c["id"] for c in listed["items"]] == [cid] and listed["next_cursor"] is None
 
     await rt.db.execute("UPDATE connections SET status = 'needs_reauth' WHERE id = %s", (cid,))
-    patched = await call("PATCH", f"/publishing/connections/{cid}", 200,
-                         json={"name": "renamed", "access_token": NEW_TOKEN})
+    patched = await call(
+        "PATCH",
+        f"/publishing/connections/{cid}",
+        200,
+        json={"name": "renamed", "access_token": NEW_TOKEN},
+    )
     assert patched["name"] == "renamed" and patched["status"] == "active"  # re-authorised
     stored = await rt.connections().load_for_publish(cid)
     assert stored is not None and stored.access_token == NEW_TOKEN
@@ -68,13 +75,17 @@ async def test_connection_lifecycle_never_shows_the_token(
 
     # Refused bodies do not echo the token either.
     await call("POST", "/publishing/connections", 422, json={**IG, "name": ""})
-    await call("PATCH", f"/publishing/connections/{cid}", 422,
-               json={"access_token": NEW_TOKEN, "status": "paused"})
+    await call(
+        "PATCH",
+        f"/publishing/connections/{cid}",
+        422,
+        json={"access_token": NEW_TOKEN, "status": "paused"},
+    )
     disabled = await call("DELETE", f"/publishing/connections/{cid}", 200)
     assert disabled["status"] == "disabled"
     for text in texts:
         assert TOKEN not in text and NEW_TOKEN not in text
-        assert "access_token\":" not in text.replace(" ", "")
+        assert 'access_token":' not in text.replace(" ", "")
     for record in caplog.records:
         line = record.getMessage() + repr(record.__dict__)
         assert TOKEN not in line and NEW_TOKEN not in line
@@ -91,8 +102,10 @@ async def test_connection_validation_names_fields(
         ({**IG, "access_token": None}, "access_token"),
         ({**IG, "metadata": {}}, "metadata.instagramBusinessAccountId"),
         ({"platform": "sandbox", "name": "x", "metadata": []}, "metadata"),
-        ({"platform": "sandbox", "name": "x", "metadata": {"retryable_rate": 2}},
-         "metadata.retryable_rate"),
+        (
+            {"platform": "sandbox", "name": "x", "metadata": {"retryable_rate": 2}},
+            "metadata.retryable_rate",
+        ),
         ({"platform": "sandbox", "name": "a\u0000b"}, "name"),
         ({"platform": "sandbox", "name": "x", "tenant_id": "globex"}, "tenant_id"),
     ]
@@ -100,8 +113,7 @@ async def test_connection_validation_names_fields(
         resp = await client.post("/publishing/connections", json=body, headers=key)
         assert resp.status == 422, (body, await resp.text())
         assert field in (await resp.json())["error"]["fields"], body
-    bad_limit = await client.get("/publishing/connections", params={"limit": "501"},
-                                 headers=key)
+    bad_limit = await client.get("/publishing/connections", params={"limit": "501"}, headers=key)
     assert bad_limit.status == 422
 
 
@@ -109,19 +121,24 @@ async def test_a_tenant_cannot_see_or_use_another_tenants_connection(
     client: TestClient[Any, Any], rt: Runtime
 ) -> None:
     a, b, admin = await key_for(rt, "acme"), await key_for(rt, "globex"), await key_for(rt, None)
-    resp = await client.post("/publishing/connections", json={"platform": "sandbox",
-                                                              "name": "b"}, headers=b)
+    resp = await client.post(
+        "/publishing/connections", json={"platform": "sandbox", "name": "b"}, headers=b
+    )
     theirs = (await resp.json())["id"]
     for method, body in (("GET", None), ("PATCH", {"name": "mine"}), ("DELETE", None)):
-        resp = await client.request(method, f"/publishing/connections/{theirs}", headers=a,
-                                    json=body)
+        resp = await client.request(
+            method, f"/publishing/connections/{theirs}", headers=a, json=body
+        )
         assert resp.status == 404, method
     for bad in ("not-a-uuid", str(uuid.uuid4())):
         assert (await client.get(f"/publishing/connections/{bad}", headers=a)).status == 404
-    assert (await (await client.get("/publishing/connections", headers=a)).json())[
-        "items"] == []
-    job = {"platform": "sandbox", "connection_id": theirs, "media_asset_ids":
-           ["https://cdn.example.com/a.jpg"], "caption": "hi"}
+    assert (await (await client.get("/publishing/connections", headers=a)).json())["items"] == []
+    job = {
+        "platform": "sandbox",
+        "connection_id": theirs,
+        "media_asset_ids": ["https://cdn.example.com/a.jpg"],
+        "caption": "hi",
+    }
     resp = await client.post("/publishing/jobs", json=job, headers=a)
     assert resp.status == 422
     assert "connection_id" in (await resp.json())["error"]["fields"]
@@ -131,8 +148,11 @@ async def test_a_tenant_cannot_see_or_use_another_tenants_connection(
     assert row == {"name": "b", "status": "active"}
 
     # An admin names the tenant of a connection and sees every tenant's.
-    resp = await client.post("/publishing/connections", headers=admin,
-                             json={"platform": "sandbox", "name": "c", "tenant_id": "acme"})
+    resp = await client.post(
+        "/publishing/connections",
+        headers=admin,
+        json={"platform": "sandbox", "name": "c", "tenant_id": "acme"},
+    )
     assert resp.status == 201 and (await resp.json())["tenant_id"] == "acme"
     everyone = await (await client.get("/publishing/connections", headers=admin)).json()
     assert {c["tenant_id"] for c in everyone["items"]} == {"acme", "globex"}
@@ -144,12 +164,16 @@ async def test_a_disabled_connection_takes_no_new_job(
     client: TestClient[Any, Any], rt: Runtime
 ) -> None:
     key = await key_for(rt, "acme")
-    resp = await client.post("/publishing/connections", json={"platform": "sandbox",
-                                                              "name": "s"}, headers=key)
+    resp = await client.post(
+        "/publishing/connections", json={"platform": "sandbox", "name": "s"}, headers=key
+    )
     cid = (await resp.json())["id"]
     assert (await client.delete(f"/publishing/connections/{cid}", headers=key)).status == 200
-    job = {"platform": "sandbox", "connection_id": cid,
-           "media_asset_ids": ["https://cdn.example.com/a.jpg"]}
+    job = {
+        "platform": "sandbox",
+        "connection_id": cid,
+        "media_asset_ids": ["https://cdn.example.com/a.jpg"],
+    }
     resp = await client.post("/publishing/jobs", json=job, headers=key)
     assert resp.status == 422
     assert "disabled" in (await resp.json())["error"]["fields"]["connection_id"]

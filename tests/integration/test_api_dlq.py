@@ -45,8 +45,9 @@ async def key_for(rt: Runtime, tenant: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def dead_job(client: TestClient[Any, Any], rt: Runtime, key: dict[str, str], conn: str,
-                   reason: str) -> str:
+async def dead_job(
+    client: TestClient[Any, Any], rt: Runtime, key: dict[str, str], conn: str, reason: str
+) -> str:
     body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": [IMAGE]}
     resp = await client.post("/publishing/jobs", json=body, headers=key)
     job = await resp.json()
@@ -55,56 +56,95 @@ async def dead_job(client: TestClient[Any, Any], rt: Runtime, key: dict[str, str
         await conn_.execute(
             "UPDATE jobs SET status = 'DEAD_LETTERED', attempt_count = 1, failed_attempts = 1,"
             " next_attempt_at = NULL, force_required = %s WHERE id = %s",
-            (reason == "unconfirmed", job["id"]))
+            (reason == "unconfirmed", job["id"]),
+        )
         await dead_letters.insert(
-            conn_, rt.names, reason=reason, job_id=job["id"], tenant_id=job["tenant_id"],
-            platform="sandbox", connection_id=conn, attempt=1,
-            last_error={"code": reason, "message": "it failed"})
+            conn_,
+            rt.names,
+            reason=reason,
+            job_id=job["id"],
+            tenant_id=job["tenant_id"],
+            platform="sandbox",
+            connection_id=conn,
+            attempt=1,
+            last_error={"code": reason, "message": "it failed"},
+        )
     return str(job["id"])
 
 
 async def connection(client: TestClient[Any, Any], key: dict[str, str]) -> str:
-    resp = await client.post("/publishing/connections", json={"platform": "sandbox",
-                                                              "name": "s"}, headers=key)
+    resp = await client.post(
+        "/publishing/connections", json={"platform": "sandbox", "name": "s"}, headers=key
+    )
     return str((await resp.json())["id"])
 
 
 @pytest.fixture
 async def world(client: TestClient[Any, Any], rt: Runtime) -> World:
-    acme, globex, admin = (await key_for(rt, "acme"), await key_for(rt, "globex"),
-                           await key_for(rt, None))
-    a1, a2, b = (await connection(client, acme), await connection(client, acme),
-                 await connection(client, globex))
-    w = World(acme, globex, admin, a1, a2,
-              permanent=await dead_job(client, rt, acme, a1, "permanent_error"),
-              exhausted=await dead_job(client, rt, acme, a2, "exhausted"),
-              unconfirmed=await dead_job(client, rt, acme, a1, "unconfirmed"),
-              theirs=await dead_job(client, rt, globex, b, "permanent_error"))
-    await dead_letters.record_invalid(rt.db, rt.names, source_topic="publish.schedule",
-                                      raw=b"\x00garbage", error=InvalidMessage("bad"))
+    acme, globex, admin = (
+        await key_for(rt, "acme"),
+        await key_for(rt, "globex"),
+        await key_for(rt, None),
+    )
+    a1, a2, b = (
+        await connection(client, acme),
+        await connection(client, acme),
+        await connection(client, globex),
+    )
+    w = World(
+        acme,
+        globex,
+        admin,
+        a1,
+        a2,
+        permanent=await dead_job(client, rt, acme, a1, "permanent_error"),
+        exhausted=await dead_job(client, rt, acme, a2, "exhausted"),
+        unconfirmed=await dead_job(client, rt, acme, a1, "unconfirmed"),
+        theirs=await dead_job(client, rt, globex, b, "permanent_error"),
+    )
+    await dead_letters.record_invalid(
+        rt.db,
+        rt.names,
+        source_topic="publish.schedule",
+        raw=b"\x00garbage",
+        error=InvalidMessage("bad"),
+    )
     return w
 
 
-async def listed(client: TestClient[Any, Any], key: dict[str, str],
-                 **params: str) -> list[dict[str, Any]]:
+async def listed(
+    client: TestClient[Any, Any], key: dict[str, str], **params: str
+) -> list[dict[str, Any]]:
     resp = await client.get("/publishing/dlq", params=params, headers=key)
     assert resp.status == 200, await resp.text()
     items: list[dict[str, Any]] = (await resp.json())["items"]
     return items
 
 
-async def test_listing_filters_tenancy_and_pages(client: TestClient[Any, Any],
-                                                 world: World) -> None:
+async def test_listing_filters_tenancy_and_pages(
+    client: TestClient[Any, Any], world: World
+) -> None:
     w = world
     mine = await listed(client, w.acme)
     assert [d["job_id"] for d in mine] == [w.unconfirmed, w.exhausted, w.permanent]
     assert all("raw_base64" not in d and d["redriven_at"] is None for d in mine)
-    assert set(mine[0]) >= {"id", "job_id", "tenant_id", "platform", "connection_id", "reason",
-                            "attempt", "last_error", "created_at", "redriven_at"}
-    assert [d["job_id"] for d in await listed(client, w.acme, reason="exhausted")] == [
-        w.exhausted]
+    assert set(mine[0]) >= {
+        "id",
+        "job_id",
+        "tenant_id",
+        "platform",
+        "connection_id",
+        "reason",
+        "attempt",
+        "last_error",
+        "created_at",
+        "redriven_at",
+    }
+    assert [d["job_id"] for d in await listed(client, w.acme, reason="exhausted")] == [w.exhausted]
     assert {d["job_id"] for d in await listed(client, w.acme, connection_id=w.a1)} == {
-        w.permanent, w.unconfirmed}
+        w.permanent,
+        w.unconfirmed,
+    }
     assert len(await listed(client, w.acme, platform="sandbox")) == 3
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert await listed(client, w.acme, since=future) == []
@@ -119,19 +159,28 @@ async def test_listing_filters_tenancy_and_pages(client: TestClient[Any, Any],
     first = await client.get("/publishing/dlq", params={"limit": "2"}, headers=w.acme)
     page = await first.json()
     assert len(page["items"]) == 2 and page["next_cursor"]
-    rest = await (await client.get("/publishing/dlq", headers=w.acme, params={
-        "limit": "2", "cursor": page["next_cursor"]})).json()
+    rest = await (
+        await client.get(
+            "/publishing/dlq", headers=w.acme, params={"limit": "2", "cursor": page["next_cursor"]}
+        )
+    ).json()
     assert [d["job_id"] for d in page["items"] + rest["items"]] == [
-        d["job_id"] for d in mine] and rest["next_cursor"] is None
+        d["job_id"] for d in mine
+    ] and rest["next_cursor"] is None
 
 
-async def test_bad_filters_are_422_naming_the_field(client: TestClient[Any, Any],
-                                                    world: World) -> None:
-    for params, field in (({"reason": "bored"}, "reason"), ({"since": "yesterday"}, "since"),
-                          ({"until": "2030-01-01T00:00:00"}, "until"),
-                          ({"connection_id": "x"}, "connection_id"), ({"limit": "501"}, "limit"),
-                          ({"include_redriven": "maybe"}, "include_redriven"),
-                          ({"cursor": "!!"}, "cursor")):
+async def test_bad_filters_are_422_naming_the_field(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    for params, field in (
+        ({"reason": "bored"}, "reason"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2030-01-01T00:00:00"}, "until"),
+        ({"connection_id": "x"}, "connection_id"),
+        ({"limit": "501"}, "limit"),
+        ({"include_redriven": "maybe"}, "include_redriven"),
+        ({"cursor": "!!"}, "cursor"),
+    ):
         resp = await client.get("/publishing/dlq", params=params, headers=world.acme)
         assert resp.status == 422, params
         assert field in (await resp.json())["error"]["fields"]
@@ -177,14 +226,17 @@ async def test_dry_run_lists_what_the_redrive_then_replays(
 
 
 async def test_redrive_body_errors(client: TestClient[Any, Any], world: World) -> None:
-    for body, field in (({}, "dry_run"), ({"dry_run": "yes"}, "dry_run"),
-                        ({"dry_run": True, "force": 1}, "force"),
-                        ({"dry_run": True, "job_ids": "abc"}, "job_ids"),
-                        ({"dry_run": True, "job_ids": ["nope"]}, "job_ids"),
-                        ({"dry_run": True, "reason": "bored"}, "reason"),
-                        ({"dry_run": True, "platform": 5}, "platform"),
-                        ({"dry_run": True, "since": "2030-01-01"}, "since"),
-                        ({"dry_run": True, "dryrun": False}, "dryrun")):
+    for body, field in (
+        ({}, "dry_run"),
+        ({"dry_run": "yes"}, "dry_run"),
+        ({"dry_run": True, "force": 1}, "force"),
+        ({"dry_run": True, "job_ids": "abc"}, "job_ids"),
+        ({"dry_run": True, "job_ids": ["nope"]}, "job_ids"),
+        ({"dry_run": True, "reason": "bored"}, "reason"),
+        ({"dry_run": True, "platform": 5}, "platform"),
+        ({"dry_run": True, "since": "2030-01-01"}, "since"),
+        ({"dry_run": True, "dryrun": False}, "dryrun"),
+    ):
         resp = await client.post("/publishing/dlq/redrive", json=body, headers=world.acme)
         assert resp.status == 422, body
         assert field in (await resp.json())["error"]["fields"], body

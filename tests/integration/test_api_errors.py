@@ -36,16 +36,20 @@ async def key(rt: Runtime) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def new_connection(client: TestClient[Any, Any], key: dict[str, str],
-                         **body: Any) -> str:
+async def new_connection(client: TestClient[Any, Any], key: dict[str, str], **body: Any) -> str:
     body = {"platform": "sandbox", "name": "s", **body}
     resp = await client.post("/publishing/connections", json=body, headers=key)
     assert resp.status == 201, await resp.text()
     return str((await resp.json())["id"])
 
 
-def assert_error(status: int, body: dict[str, Any], expected: int, field: str | None = None,
-                 code: str | None = None) -> None:
+def assert_error(
+    status: int,
+    body: dict[str, Any],
+    expected: int,
+    field: str | None = None,
+    code: str | None = None,
+) -> None:
     assert status == expected, body
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
     if field is not None:
@@ -54,19 +58,27 @@ def assert_error(status: int, body: dict[str, Any], expected: int, field: str | 
         assert body["error"]["code"] == code, body
 
 
-async def test_missing_bad_or_revoked_keys_get_401(client: TestClient[Any, Any],
-                                                   rt: Runtime) -> None:
+async def test_missing_bad_or_revoked_keys_get_401(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
     key_id, good = await create_api_key(rt.db, tenant_id="acme", admin=False)
-    for headers in ({}, {"Authorization": good}, {"Authorization": f"Basic {good}"},
-                    {"Authorization": "Bearer "}, {"Authorization": "Bearer hk_wrong"}):
+    for headers in (
+        {},
+        {"Authorization": good},
+        {"Authorization": f"Basic {good}"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer hk_wrong"},
+    ):
         resp = await client.get("/publishing/jobs", headers=headers)
         assert_error(resp.status, await resp.json(), 401, code="unauthorized")
         assert resp.headers["WWW-Authenticate"] == "Bearer"
-    assert (await client.get("/publishing/jobs",
-                             headers={"Authorization": f"Bearer {good}"})).status == 200
+    assert (
+        await client.get("/publishing/jobs", headers={"Authorization": f"Bearer {good}"})
+    ).status == 200
     await revoke_api_key(rt.db, key_id)
-    resp = await client.post("/publishing/jobs", json={},
-                             headers={"Authorization": f"Bearer {good}"})
+    resp = await client.post(
+        "/publishing/jobs", json={}, headers={"Authorization": f"Bearer {good}"}
+    )
     assert resp.status == 401
     assert good not in await resp.text()
 
@@ -75,8 +87,13 @@ async def test_every_bad_input_is_a_4xx_naming_the_field(
     client: TestClient[Any, Any], key: dict[str, str]
 ) -> None:
     sandbox = await new_connection(client, key)
-    insta = await new_connection(client, key, platform="instagram", access_token="t",
-                                 metadata={"instagramBusinessAccountId": "1"})
+    insta = await new_connection(
+        client,
+        key,
+        platform="instagram",
+        access_token="t",
+        metadata={"instagramBusinessAccountId": "1"},
+    )
     off = await new_connection(client, key)
     assert (await client.delete(f"/publishing/connections/{off}", headers=key)).status == 200
     ok = {"platform": "sandbox", "connection_id": sandbox, "media_asset_ids": [IMAGE]}
@@ -119,11 +136,15 @@ async def test_every_bad_input_is_a_4xx_naming_the_field(
     assert (await client.post("/publishing/jobs", json=fine, headers=key)).status == 201
 
 
-async def test_malformed_or_non_object_bodies(client: TestClient[Any, Any],
-                                              key: dict[str, str]) -> None:
+async def test_malformed_or_non_object_bodies(
+    client: TestClient[Any, Any], key: dict[str, str]
+) -> None:
     job = f"/publishing/jobs/{uuid.uuid4()}"
-    for path, method in (("/publishing/jobs", "POST"), ("/publishing/connections", "POST"),
-                         ("/publishing/dlq/redrive", "POST")):
+    for path, method in (
+        ("/publishing/jobs", "POST"),
+        ("/publishing/connections", "POST"),
+        ("/publishing/dlq/redrive", "POST"),
+    ):
         for raw in (b'{"platform": "sandbox",', b"", b"not json", b"\xff\xfe"):
             resp = await client.request(method, path, data=raw, headers=key)
             assert_error(resp.status, await resp.json(), 400, code="malformed_json")
@@ -136,18 +157,26 @@ async def test_malformed_or_non_object_bodies(client: TestClient[Any, Any],
     assert_error(resp.status, await resp.json(), 422, "force")
 
 
-async def test_bad_query_parameters_and_headers(client: TestClient[Any, Any],
-                                                key: dict[str, str]) -> None:
-    for params, field in (({"limit": "501"}, "limit"), ({"limit": "0"}, "limit"),
-                          ({"limit": "ten"}, "limit"), ({"status": "DONE"}, "status"),
-                          ({"connection_id": "x"}, "connection_id"),
-                          ({"platform": "a\u0000"}, "platform"), ({"cursor": "!!"}, "cursor")):
+async def test_bad_query_parameters_and_headers(
+    client: TestClient[Any, Any], key: dict[str, str]
+) -> None:
+    for params, field in (
+        ({"limit": "501"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"status": "DONE"}, "status"),
+        ({"connection_id": "x"}, "connection_id"),
+        ({"platform": "a\u0000"}, "platform"),
+        ({"cursor": "!!"}, "cursor"),
+    ):
         resp = await client.get("/publishing/jobs", params=params, headers=key)
         assert_error(resp.status, await resp.json(), 422, field)
-    assert (await client.get("/publishing/jobs", params={"limit": "500"},
-                             headers=key)).status == 200
-    resp = await client.post("/publishing/jobs", json={}, headers={
-        **key, "Idempotency-Key": "k" * 256})
+    assert (
+        await client.get("/publishing/jobs", params={"limit": "500"}, headers=key)
+    ).status == 200
+    resp = await client.post(
+        "/publishing/jobs", json={}, headers={**key, "Idempotency-Key": "k" * 256}
+    )
     assert_error(resp.status, await resp.json(), 422, "Idempotency-Key")
 
 
@@ -156,23 +185,27 @@ async def test_a_naive_time_is_refused_and_an_offset_time_answered_in_utc(
 ) -> None:
     conn = await new_connection(client, key)
     body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": [IMAGE]}
-    resp = await client.post("/publishing/jobs", json={**body, "scheduled_at":
-                                                       "2099-06-01T09:30:00"}, headers=key)
+    resp = await client.post(
+        "/publishing/jobs", json={**body, "scheduled_at": "2099-06-01T09:30:00"}, headers=key
+    )
     assert_error(resp.status, await resp.json(), 422, "scheduled_at")
-    resp = await client.post("/publishing/jobs", json={**body, "scheduled_at":
-                                                       "2099-06-01T09:30:00-04:00"}, headers=key)
+    resp = await client.post(
+        "/publishing/jobs", json={**body, "scheduled_at": "2099-06-01T09:30:00-04:00"}, headers=key
+    )
     job = await resp.json()
     assert resp.status == 201
     assert job["scheduled_at"] == "2099-06-01T13:30:00.000000Z"
     assert job["publish_deadline"].endswith("Z") and job["created_at"].endswith("Z")
-    past = await client.post("/publishing/jobs", json={**body, "scheduled_at":
-                                                       "2001-01-01T00:00:00Z"}, headers=key)
+    past = await client.post(
+        "/publishing/jobs", json={**body, "scheduled_at": "2001-01-01T00:00:00Z"}, headers=key
+    )
     stored = datetime.fromisoformat((await past.json())["scheduled_at"])
     assert abs(stored - datetime.now(UTC)) < timedelta(minutes=1)  # the past means now
 
 
-async def test_unknown_routes_and_methods_answer_json(client: TestClient[Any, Any],
-                                                      key: dict[str, str]) -> None:
+async def test_unknown_routes_and_methods_answer_json(
+    client: TestClient[Any, Any], key: dict[str, str]
+) -> None:
     for headers in ({}, key):
         resp = await client.get("/publishing/nothing", headers=headers)
         assert_error(resp.status, await resp.json(), 404, code="not_found")
@@ -182,8 +215,9 @@ async def test_unknown_routes_and_methods_answer_json(client: TestClient[Any, An
     assert_error(resp.status, await resp.json(), 405, code="method_not_allowed")
     resp = await client.get(f"/publishing/jobs/{uuid.uuid4()}", headers=key)
     assert_error(resp.status, await resp.json(), 404, code="not_found")
-    resp = await client.post("/publishing/jobs", data=b"{" + b" " * (2 * 1024**2) + b"}",
-                             headers=key)
+    resp = await client.post(
+        "/publishing/jobs", data=b"{" + b" " * (2 * 1024**2) + b"}", headers=key
+    )
     assert_error(resp.status, await resp.json(), 413)
 
 
@@ -205,10 +239,21 @@ async def test_open_routes_need_no_key(client: TestClient[Any, Any]) -> None:
     document = await spec.json()
     assert spec.status == 200 and document == build_spec()
     assert set(document["paths"]) >= {
-        "/publishing/jobs", "/publishing/jobs/{id}", "/publishing/jobs/{id}/attempts",
-        "/publishing/jobs/{id}/retry", "/publishing/jobs/{id}/cancel",
-        "/publishing/connections", "/publishing/connections/{id}", "/publishing/dlq",
-        "/publishing/dlq/redrive", "/healthz", "/readyz", "/metrics", "/openapi.json", "/"}
+        "/publishing/jobs",
+        "/publishing/jobs/{id}",
+        "/publishing/jobs/{id}/attempts",
+        "/publishing/jobs/{id}/retry",
+        "/publishing/jobs/{id}/cancel",
+        "/publishing/connections",
+        "/publishing/connections/{id}",
+        "/publishing/dlq",
+        "/publishing/dlq/redrive",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/",
+    }
 
 
 async def test_503_with_retry_after_when_postgres_is_away(settings: Settings) -> None:
@@ -236,14 +281,16 @@ async def test_503_when_redis_is_away_after_the_job_is_persisted(
     try:
         async with TestClient(TestServer(create_app(away, Health()))) as c:
             body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": [IMAGE]}
-            resp = await c.post("/publishing/jobs", json=body,
-                                headers={**key, "Idempotency-Key": "redis-away"})
+            resp = await c.post(
+                "/publishing/jobs", json=body, headers={**key, "Idempotency-Key": "redis-away"}
+            )
             assert_error(resp.status, await resp.json(), 503, code="store_unavailable")
             assert "Retry-After" in resp.headers
     finally:
         await away.close()
     # Postgres holds it (the reconciler queues it); a retry with the key finds it.
     async with TestClient(TestServer(create_app(rt, Health()))) as c:
-        again = await c.post("/publishing/jobs", json=body,
-                             headers={**key, "Idempotency-Key": "redis-away"})
+        again = await c.post(
+            "/publishing/jobs", json=body, headers={**key, "Idempotency-Key": "redis-away"}
+        )
         assert again.status == 200

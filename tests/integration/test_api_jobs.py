@@ -43,16 +43,22 @@ async def connection(client: TestClient[Any, Any], key: dict[str, str]) -> str:
 
 
 def job_body(conn: str, **extra: Any) -> dict[str, Any]:
-    return {"platform": "sandbox", "connection_id": conn, "media_asset_ids": [IMAGE],
-            "caption": "hello", **extra}
+    return {
+        "platform": "sandbox",
+        "connection_id": conn,
+        "media_asset_ids": [IMAGE],
+        "caption": "hello",
+        **extra,
+    }
 
 
 def later(**delta: float) -> str:
     return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
-async def schedule(client: TestClient[Any, Any], key: dict[str, str], body: dict[str, Any],
-                   **headers: str) -> dict[str, Any]:
+async def schedule(
+    client: TestClient[Any, Any], key: dict[str, str], body: dict[str, Any], **headers: str
+) -> dict[str, Any]:
     resp = await client.post("/publishing/jobs", json=body, headers={**key, **headers})
     assert resp.status == 201, await resp.text()
     data: dict[str, Any] = await resp.json()
@@ -75,8 +81,9 @@ async def test_schedule_persists_in_postgres_and_redis_and_answers_utc(
     assert job["status"] == "SCHEDULED" and job["tenant_id"] == "acme"
     assert job["scheduled_at"].endswith("Z")
     assert datetime.fromisoformat(job["scheduled_at"]) == when
-    row = await rt.db.fetchone("SELECT status, tenant_id, scheduled_at FROM jobs WHERE id = %s",
-                               (job["id"],))
+    row = await rt.db.fetchone(
+        "SELECT status, tenant_id, scheduled_at FROM jobs WHERE id = %s", (job["id"],)
+    )
     assert row is not None and row["status"] == "SCHEDULED" and row["scheduled_at"] == when
     assert await rt.queue.held([job["id"]]) == {job["id"]}
     assert scheduled_total() == before + 1
@@ -120,20 +127,28 @@ async def test_the_same_idempotency_key_makes_one_job(
     conn = await connection(client, key)
     body = job_body(conn, scheduled_at=later(minutes=10))
     first = await schedule(client, key, body, **{"Idempotency-Key": "k-1"})
-    again = await client.post("/publishing/jobs", json=body,
-                              headers={**key, "Idempotency-Key": "k-1"})
+    again = await client.post(
+        "/publishing/jobs", json=body, headers={**key, "Idempotency-Key": "k-1"}
+    )
     assert again.status == 200
     assert (await again.json()) == first
     count = await rt.db.fetchone("SELECT count(*) AS n FROM jobs")
     assert count is not None and count["n"] == 1
-    other = await client.post("/publishing/jobs", json={**body, "caption": "changed"},
-                              headers={**key, "Idempotency-Key": "k-1"})
+    other = await client.post(
+        "/publishing/jobs",
+        json={**body, "caption": "changed"},
+        headers={**key, "Idempotency-Key": "k-1"},
+    )
     assert other.status == 409
     assert (await other.json())["error"]["code"] == "idempotency_key_reused"
     # Keys are per tenant: another tenant may use the same one.
     other_key = await tenant_key(rt, "globex")
-    theirs = await schedule(client, other_key, job_body(await connection(client, other_key)),
-                            **{"Idempotency-Key": "k-1"})
+    theirs = await schedule(
+        client,
+        other_key,
+        job_body(await connection(client, other_key)),
+        **{"Idempotency-Key": "k-1"},
+    )
     assert theirs["id"] != first["id"]
 
 
@@ -164,7 +179,8 @@ async def test_filters_and_cursor_pagination(client: TestClient[Any, Any], rt: R
     resp = await client.get("/publishing/jobs", params={"status": "CANCELLED"}, headers=key)
     assert [j["id"] for j in (await resp.json())["items"]] == [on_a[0]]
     post_id = (await (await client.get(f"/publishing/jobs/{on_b[1]}", headers=key)).json())[
-        "post_id"]
+        "post_id"
+    ]
     resp = await client.get("/publishing/jobs", params={"post_id": post_id}, headers=key)
     assert [j["id"] for j in (await resp.json())["items"]] == [on_b[1]]
     resp = await client.get("/publishing/jobs", params={"platform": "instagram"}, headers=key)
@@ -182,15 +198,18 @@ async def test_cancel_rules(client: TestClient[Any, Any], rt: Runtime) -> None:
     assert again.status == 200 and (await again.json())["status"] == "CANCELLED"
 
     started = await schedule(client, key, job_body(conn))
-    await rt.db.execute("UPDATE jobs SET status = 'IN_PROGRESS', call_started_at = now()"
-                        " WHERE id = %s", (started["id"],))
+    await rt.db.execute(
+        "UPDATE jobs SET status = 'IN_PROGRESS', call_started_at = now() WHERE id = %s",
+        (started["id"],),
+    )
     resp = await client.post(f"/publishing/jobs/{started['id']}/cancel", headers=key)
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "call_started"
 
     published = await schedule(client, key, job_body(conn))
     await rt.db.execute("UPDATE jobs SET status = 'PUBLISHED' WHERE id = %s", (published["id"],))
-    assert (await client.post(f"/publishing/jobs/{published['id']}/cancel",
-                              headers=key)).status == 409
+    assert (
+        await client.post(f"/publishing/jobs/{published['id']}/cancel", headers=key)
+    ).status == 409
 
 
 async def test_patch_reschedules_and_edits_the_caption(
@@ -200,23 +219,29 @@ async def test_patch_reschedules_and_edits_the_caption(
     conn = await connection(client, key)
     job = await schedule(client, key, job_body(conn, scheduled_at=later(minutes=10)))
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=20)
-    resp = await client.patch(f"/publishing/jobs/{job['id']}", headers=key,
-                              json={"scheduled_at": when.isoformat(), "caption": "new"})
+    resp = await client.patch(
+        f"/publishing/jobs/{job['id']}",
+        headers=key,
+        json={"scheduled_at": when.isoformat(), "caption": "new"},
+    )
     assert resp.status == 200, await resp.text()
     changed = await resp.json()
     assert datetime.fromisoformat(changed["scheduled_at"]) == when
     assert changed["caption"] == "new"
     score = await rt.redis.zscore(rt.queue.queue_key, job["id"])
     assert score == when.timestamp()
-    far = await client.patch(f"/publishing/jobs/{job['id']}", headers=key,
-                             json={"scheduled_at": later(days=5)})
+    far = await client.patch(
+        f"/publishing/jobs/{job['id']}", headers=key, json={"scheduled_at": later(days=5)}
+    )
     assert far.status == 200 and await rt.queue.held([job["id"]]) == set()
-    bad = await client.patch(f"/publishing/jobs/{job['id']}", headers=key,
-                             json={"platform": "instagram"})
+    bad = await client.patch(
+        f"/publishing/jobs/{job['id']}", headers=key, json={"platform": "instagram"}
+    )
     assert bad.status == 422 and "platform" in (await bad.json())["error"]["fields"]
     await client.post(f"/publishing/jobs/{job['id']}/cancel", headers=key)
-    late = await client.patch(f"/publishing/jobs/{job['id']}", headers=key,
-                              json={"caption": "too late"})
+    late = await client.patch(
+        f"/publishing/jobs/{job['id']}", headers=key, json={"caption": "too late"}
+    )
     assert late.status == 409
 
 
@@ -227,8 +252,11 @@ async def test_retry_rules(client: TestClient[Any, Any], rt: Runtime) -> None:
     resp = await client.post(f"/publishing/jobs/{job['id']}/retry", headers=key)
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "not_retryable"
 
-    await rt.db.execute("UPDATE jobs SET status = 'DEAD_LETTERED', failed_attempts = 5,"
-                        " next_attempt_at = NULL WHERE id = %s", (job["id"],))
+    await rt.db.execute(
+        "UPDATE jobs SET status = 'DEAD_LETTERED', failed_attempts = 5,"
+        " next_attempt_at = NULL WHERE id = %s",
+        (job["id"],),
+    )
     await rt.queue.remove([job["id"]])
     resp = await client.post(f"/publishing/jobs/{job['id']}/retry", headers=key)  # no body
     assert resp.status == 200, await resp.text()
@@ -238,15 +266,19 @@ async def test_retry_rules(client: TestClient[Any, Any], rt: Runtime) -> None:
     assert row is not None and row["failed_attempts"] == 0
 
     unsure = await schedule(client, key, job_body(conn))
-    await rt.db.execute("UPDATE jobs SET status = 'DEAD_LETTERED', force_required = true"
-                        " WHERE id = %s", (unsure["id"],))
+    await rt.db.execute(
+        "UPDATE jobs SET status = 'DEAD_LETTERED', force_required = true WHERE id = %s",
+        (unsure["id"],),
+    )
     resp = await client.post(f"/publishing/jobs/{unsure['id']}/retry", json={}, headers=key)
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "force_required"
-    resp = await client.post(f"/publishing/jobs/{unsure['id']}/retry", json={"force": "yes"},
-                             headers=key)
+    resp = await client.post(
+        f"/publishing/jobs/{unsure['id']}/retry", json={"force": "yes"}, headers=key
+    )
     assert resp.status == 422 and "force" in (await resp.json())["error"]["fields"]
-    resp = await client.post(f"/publishing/jobs/{unsure['id']}/retry", json={"force": True},
-                             headers=key)
+    resp = await client.post(
+        f"/publishing/jobs/{unsure['id']}/retry", json={"force": True}, headers=key
+    )
     assert resp.status == 200 and (await resp.json())["status"] == "RETRY_SCHEDULED"
 
 
@@ -257,7 +289,8 @@ async def test_attempts_newest_first(client: TestClient[Any, Any], rt: Runtime) 
         await rt.db.execute(
             "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome,"
             " error_code, error_message) VALUES (%s, %s, 'w1', now(), now(), %s, %s, %s)",
-            (job["id"], n, outcome, 500 if n == 1 else None, "boom" if n == 1 else None))
+            (job["id"], n, outcome, 500 if n == 1 else None, "boom" if n == 1 else None),
+        )
     resp = await client.get(f"/publishing/jobs/{job['id']}/attempts", headers=key)
     assert resp.status == 200
     items = (await resp.json())["items"]
@@ -274,10 +307,12 @@ async def test_a_tenant_cannot_touch_another_tenants_job(
     a, b = await tenant_key(rt, "acme"), await tenant_key(rt, "globex")
     theirs = await schedule(client, b, job_body(await connection(client, b)))
     jid = theirs["id"]
-    for method, path in (("GET", f"/publishing/jobs/{jid}"),
-                         ("GET", f"/publishing/jobs/{jid}/attempts"),
-                         ("POST", f"/publishing/jobs/{jid}/cancel"),
-                         ("POST", f"/publishing/jobs/{jid}/retry")):
+    for method, path in (
+        ("GET", f"/publishing/jobs/{jid}"),
+        ("GET", f"/publishing/jobs/{jid}/attempts"),
+        ("POST", f"/publishing/jobs/{jid}/cancel"),
+        ("POST", f"/publishing/jobs/{jid}/retry"),
+    ):
         resp = await client.request(method, path, headers=a)
         assert resp.status == 404, (method, path)
         assert (await resp.json())["error"]["code"] == "not_found"
@@ -300,9 +335,11 @@ async def test_admin_names_the_tenant_and_a_tenant_key_may_not(
     conn = await connection(client, key)
     job = await schedule(client, admin, job_body(conn, tenant_id="acme"))
     assert job["tenant_id"] == "acme"
-    wrong = await client.post("/publishing/jobs", json=job_body(conn, tenant_id="globex"),
-                              headers=admin)
+    wrong = await client.post(
+        "/publishing/jobs", json=job_body(conn, tenant_id="globex"), headers=admin
+    )
     assert wrong.status == 422 and "tenant_id" in (await wrong.json())["error"]["fields"]
-    refused = await client.post("/publishing/jobs", json=job_body(conn, tenant_id="acme"),
-                                headers=key)
+    refused = await client.post(
+        "/publishing/jobs", json=job_body(conn, tenant_id="acme"), headers=key
+    )
     assert refused.status == 422 and "tenant_id" in (await refused.json())["error"]["fields"]

@@ -25,9 +25,18 @@ def test_faust_agent_forwards_10k_keyed_messages_in_order(ns: Namespace, tmp_pat
         (source, f"k{i % KEYS}", f"{i % KEYS}:{i // KEYS}".encode()) for i in range(N)
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faust_forwarder", bootstrap,
-         ns.topic_prefix + "faust-app", source, target],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.faust_forwarder",
+            bootstrap,
+            ns.topic_prefix + "faust-app",
+            source,
+            target,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         c = consumer(bootstrap, ns.topic_prefix + "faust-check")

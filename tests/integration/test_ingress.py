@@ -27,34 +27,57 @@ async def test_commands_are_applied_and_bad_ones_go_to_the_dlq(ns: Namespace, rt
     (foreign,) = await sandbox_connections(rt, 1, tenant="other")
     client = HeraldClient(ns.base.kafka_bootstrap, "acme", topic_prefix=ns.topic_prefix)
     later = now_utc() + timedelta(hours=1)
-    good = client.schedule(platform="sandbox", connection_id=conn, media_asset_ids=MEDIA,
-                           caption="hello", scheduled_at=later)
-    client.schedule(platform="sandbox", connection_id=conn, media_asset_ids=MEDIA,
-                    caption="hello", scheduled_at=later, job_id=good)  # a retried command
-    reused = client.schedule(platform="sandbox", connection_id=conn, media_asset_ids=MEDIA,
-                             caption="other body", scheduled_at=later, job_id=good)
-    refused = client.schedule(platform="sandbox", connection_id=foreign, media_asset_ids=MEDIA,
-                              scheduled_at=later)
-    cancelled = client.schedule(platform="sandbox", connection_id=conn, media_asset_ids=MEDIA,
-                                scheduled_at=later)
+    good = client.schedule(
+        platform="sandbox",
+        connection_id=conn,
+        media_asset_ids=MEDIA,
+        caption="hello",
+        scheduled_at=later,
+    )
+    client.schedule(
+        platform="sandbox",
+        connection_id=conn,
+        media_asset_ids=MEDIA,
+        caption="hello",
+        scheduled_at=later,
+        job_id=good,
+    )  # a retried command
+    reused = client.schedule(
+        platform="sandbox",
+        connection_id=conn,
+        media_asset_ids=MEDIA,
+        caption="other body",
+        scheduled_at=later,
+        job_id=good,
+    )
+    refused = client.schedule(
+        platform="sandbox", connection_id=foreign, media_asset_ids=MEDIA, scheduled_at=later
+    )
+    cancelled = client.schedule(
+        platform="sandbox", connection_id=conn, media_asset_ids=MEDIA, scheduled_at=later
+    )
     client.cancel(cancelled)
     client.flush()
     topic = ns.topic_prefix + SCHEDULE
     Producer(ns.base.kafka_bootstrap).send_batch(
         [(topic, "x", b"{not json"), (topic, "y", orjson.dumps({"schema_version": "1.0"}))]
     )
-    last = client.schedule(platform="sandbox", connection_id=conn, media_asset_ids=MEDIA,
-                           scheduled_at=later)
+    last = client.schedule(
+        platform="sandbox", connection_id=conn, media_asset_ids=MEDIA, scheduled_at=later
+    )
     client.flush()
 
     stop = asyncio.Event()
     ingress = CommandIngress(rt, rt.jobs())
-    tasks = [asyncio.create_task(ingress.consumer().run(stop)),
-             asyncio.create_task(relay_outbox(rt, stop))]
+    tasks = [
+        asyncio.create_task(ingress.consumer().run(stop)),
+        asyncio.create_task(relay_outbox(rt, stop)),
+    ]
     try:
         await eventually(lambda: _exists(rt, last), timeout=60)
-        dlq = await aread_topic(ns.base.kafka_bootstrap, ns.topic_prefix + DLQ, expect=4,
-                                timeout=30)
+        dlq = await aread_topic(
+            ns.base.kafka_bootstrap, ns.topic_prefix + DLQ, expect=4, timeout=30
+        )
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -75,4 +98,6 @@ async def test_commands_are_applied_and_bad_ones_go_to_the_dlq(ns: Namespace, rt
 
 
 async def _exists(rt: Runtime, job_id: str) -> bool:
-    return await rt.db.fetchone("SELECT 1 FROM jobs WHERE id = %s", (uuid.UUID(job_id),)) is not None
+    return (
+        await rt.db.fetchone("SELECT 1 FROM jobs WHERE id = %s", (uuid.UUID(job_id),)) is not None
+    )

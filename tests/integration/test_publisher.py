@@ -115,8 +115,10 @@ class Harness:
     async def all_committed(self, produced: int) -> None:
         async def done() -> bool:
             total = await asyncio.to_thread(
-                committed_total, self.rt.settings.kafka_bootstrap,
-                self.rt.names.group(GROUP), self.request_topic,
+                committed_total,
+                self.rt.settings.kafka_bootstrap,
+                self.rt.names.group(GROUP),
+                self.request_topic,
             )
             return total >= produced
 
@@ -308,6 +310,7 @@ async def test_invalid_messages_are_dead_lettered_and_the_consumer_goes_on(
     # the relay lock is database-wide, so another run's relay may hold it for a moment)
     dlq = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(DLQ))
     try:
+
         async def three() -> bool:
             await outbox.relay_once(rt.db, harness.producer)
             return len(await dlq.poll()) >= 3
@@ -373,16 +376,26 @@ async def test_instagram_through_the_worker_stores_the_container_first(
         )
         spy = Spy(SandboxPublisher(rt.db))
         async with running(rt, logs, {"sandbox": spy, "instagram": instagram}, spy) as h:
-            created = await rt.connections().create(ADMIN, {
-                "platform": "instagram", "name": "ig", "access_token": DEFAULT_TOKEN,
-                "metadata": {"instagramBusinessAccountId": DEFAULT_ACCOUNT},
-            })
+            created = await rt.connections().create(
+                ADMIN,
+                {
+                    "platform": "instagram",
+                    "name": "ig",
+                    "access_token": DEFAULT_TOKEN,
+                    "metadata": {"instagramBusinessAccountId": DEFAULT_ACCOUNT},
+                },
+            )
             jobs = []
             for caption in ("first", "second"):
-                scheduled = await rt.jobs().schedule(ADMIN, {
-                    "platform": "instagram", "connection_id": created["id"], "caption": caption,
-                    "media_asset_ids": ["https://cdn.example.com/a/photo.jpg"],
-                })
+                scheduled = await rt.jobs().schedule(
+                    ADMIN,
+                    {
+                        "platform": "instagram",
+                        "connection_id": created["id"],
+                        "caption": caption,
+                        "media_asset_ids": ["https://cdn.example.com/a/photo.jpg"],
+                    },
+                )
                 jobs.append(str(scheduled.body["id"]))
             published, checked = jobs
 
@@ -393,8 +406,9 @@ async def test_instagram_through_the_worker_stores_the_container_first(
             assert row is not None and row["container_id"] == first["provider_ids"]["container_id"]
 
             # An earlier attempt's media_publish went through but its answer was lost.
-            container = await graph_post(fake, f"{DEFAULT_ACCOUNT}/media",
-                                         image_url="https://cdn.example.com/a/photo.jpg")
+            container = await graph_post(
+                fake, f"{DEFAULT_ACCOUNT}/media", image_url="https://cdn.example.com/a/photo.jpg"
+            )
             await graph_post(fake, f"{DEFAULT_ACCOUNT}/media_publish", creation_id=container)
             await rt.db.execute(
                 "UPDATE jobs SET container_id = %s WHERE id = %s", (container, checked)
@@ -414,8 +428,11 @@ async def test_instagram_through_the_worker_stores_the_container_first(
 
 
 async def graph_post(fake: FakeGraph, path: str, **params: str) -> str:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{fake.base_url}/{path}", data={**params, "access_token": DEFAULT_TOKEN}
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{fake.base_url}/{path}", data={**params, "access_token": DEFAULT_TOKEN}
+        ) as resp,
+    ):
         body = await resp.json()
     return str(body["id"])

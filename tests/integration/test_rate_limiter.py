@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 
 def connection(cid: str, platform: str = "sandbox", **metadata: object) -> Connection:
-    return Connection(id=cid, tenant_id="t", platform=platform, name="n", status="active",
-                      metadata=dict(metadata))
+    return Connection(
+        id=cid, tenant_id="t", platform=platform, name="n", status="active", metadata=dict(metadata)
+    )
 
 
 def test_limits_per_platform() -> None:

@@ -64,7 +64,9 @@ async def test_a_dry_run_lists_exactly_what_the_redrive_then_replays(rt: Runtime
     assert len(every["items"]) == 7
     assert sum(i["redriven_at"] is not None for i in every["items"]) == 5
     assert await redrive.redrive(rt.jobs(), ADMIN, everything, dry_run=True, force=False) == {
-        "count": 0, "job_ids": []}
+        "count": 0,
+        "job_ids": [],
+    }
 
     # `unconfirmed` only with force; then the job may be published again (after a check).
     forced = await redrive.redrive(rt.jobs(), ADMIN, everything, dry_run=True, force=True)
@@ -87,8 +89,9 @@ async def test_filters_tenancy_and_pages(rt: Runtime) -> None:
     acme = Principal(tenant_id="acme", is_admin=False)
 
     async def ids(principal: Principal, **filters: Any) -> list[str | None]:
-        page = await redrive.list_dead_letters(rt.db, principal, redrive.Filters.parse(**filters),
-                                               limit=500)
+        page = await redrive.list_dead_letters(
+            rt.db, principal, redrive.Filters.parse(**filters), limit=500
+        )
         return sorted(i["job_id"] or "" for i in page["items"])
 
     assert await ids(acme) == sorted(a1 + a2)
@@ -97,8 +100,11 @@ async def test_filters_tenancy_and_pages(rt: Runtime) -> None:
     assert await ids(acme, reason="invalid_message") == []  # admins only
     assert await ids(ADMIN, job_ids=[g[0], a1[0]]) == sorted([g[0], a1[0]])
     assert len(await ids(ADMIN)) == 8
-    [invalid] = (await redrive.list_dead_letters(
-        rt.db, ADMIN, redrive.Filters.parse(reason="invalid_message")))["items"]
+    [invalid] = (
+        await redrive.list_dead_letters(
+            rt.db, ADMIN, redrive.Filters.parse(reason="invalid_message")
+        )
+    )["items"]
     assert invalid["job_id"] is None and invalid["raw_base64"] == "Z2FyYmFnZQ=="
     later = (now_utc() + timedelta(minutes=1)).isoformat()
     assert await ids(ADMIN, since=later) == []
@@ -109,8 +115,9 @@ async def test_filters_tenancy_and_pages(rt: Runtime) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = await redrive.list_dead_letters(rt.db, ADMIN, redrive.Filters(), limit=3,
-                                               cursor=cursor)
+        page = await redrive.list_dead_letters(
+            rt.db, ADMIN, redrive.Filters(), limit=3, cursor=cursor
+        )
         seen += [i["id"] for i in page["items"]]
         stamps = [i["created_at"] for i in page["items"]]
         assert stamps == sorted(stamps, reverse=True)
@@ -120,8 +127,9 @@ async def test_filters_tenancy_and_pages(rt: Runtime) -> None:
     assert len(seen) == len(set(seen)) == 8
 
     # A tenant's redrive never touches another tenant's jobs.
-    done = await redrive.redrive(rt.jobs(), acme, redrive.Filters.parse(reason="blocked"),
-                                 dry_run=False, force=False)
+    done = await redrive.redrive(
+        rt.jobs(), acme, redrive.Filters.parse(reason="blocked"), dry_run=False, force=False
+    )
     assert sorted(done["job_ids"]) == sorted(a2)
     assert set((await statuses(rt, g)).values()) == {"DEAD_LETTERED"}
 
@@ -144,8 +152,12 @@ def test_bad_filters_name_the_field(filters: dict[str, Any], field: str) -> None
 
 
 def test_good_filters_parse() -> None:
-    f = redrive.Filters.parse(reason="exhausted", since="2026-05-01T10:00:00+02:00",
-                              platform="", job_ids="6B3F0B9E-8A52-4A5E-9D9A-1F7C1F0E2A11")
+    f = redrive.Filters.parse(
+        reason="exhausted",
+        since="2026-05-01T10:00:00+02:00",
+        platform="",
+        job_ids="6B3F0B9E-8A52-4A5E-9D9A-1F7C1F0E2A11",
+    )
     assert f.reason == "exhausted" and f.platform is None
     assert f.since is not None and f.since.hour == 8
     assert f.job_ids == ("6b3f0b9e-8a52-4a5e-9d9a-1f7c1f0e2a11",)
@@ -164,16 +176,17 @@ async def test_a_redrive_of_500_dead_letters_publishes_each_once(rt: Runtime) ->
 
     async with pipeline(rt, script):
         await eventually(lambda: _all(rt, ids, "DEAD_LETTERED"), timeout=120)
-        plan = await redrive.redrive(rt.jobs(), ADMIN, redrive.Filters(), dry_run=True,
-                                     force=False)
+        plan = await redrive.redrive(rt.jobs(), ADMIN, redrive.Filters(), dry_run=True, force=False)
         assert plan["count"] == 520
         redriven = True
-        done = await redrive.redrive(rt.jobs(), ADMIN, redrive.Filters(), dry_run=False,
-                                     force=False, progress=True)
+        done = await redrive.redrive(
+            rt.jobs(), ADMIN, redrive.Filters(), dry_run=False, force=False, progress=True
+        )
         assert done == plan
         await eventually(lambda: _all(rt, ids, "PUBLISHED"), timeout=120)
     published = await rt.db.fetch(
-        "SELECT job_id, count(*) AS n FROM attempts WHERE outcome = 'published' GROUP BY job_id")
+        "SELECT job_id, count(*) AS n FROM attempts WHERE outcome = 'published' GROUP BY job_id"
+    )
     assert len(published) == 520 and {r["n"] for r in published} == {1}
     assert {k for k, n in answers.items() if k.endswith(":published") and n != 1} == set()
 

@@ -48,8 +48,9 @@ async def runtime(ns: Namespace, **overrides: Any) -> AsyncIterator[Runtime]:
 
 
 async def topic_values(rt: Runtime, base: str, expect: int) -> list[dict[str, Any]]:
-    return await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(base), expect=expect,
-                             timeout=60, quiet=1.0)
+    return await aread_topic(
+        rt.settings.kafka_bootstrap, rt.names.topic(base), expect=expect, timeout=60, quiet=1.0
+    )
 
 
 def at(text: str | None) -> datetime:
@@ -65,8 +66,9 @@ def by_job(values: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def wait_status(rt: Runtime, job_ids: list[str], wanted: set[str],
-                      timeout: float = 60) -> dict[str, str]:
+async def wait_status(
+    rt: Runtime, job_ids: list[str], wanted: set[str], timeout: float = 60
+) -> dict[str, str]:
     async def check() -> dict[str, str] | None:
         found = await statuses(rt, job_ids)
         return found if len(found) == len(job_ids) and set(found.values()) <= wanted else None
@@ -76,8 +78,7 @@ async def wait_status(rt: Runtime, job_ids: list[str], wanted: set[str],
 
 
 async def attempt_rows(rt: Runtime, job_id: str) -> list[dict[str, Any]]:
-    return await rt.db.fetch("SELECT * FROM attempts WHERE job_id = %s ORDER BY attempt",
-                             (job_id,))
+    return await rt.db.fetch("SELECT * FROM attempts WHERE job_id = %s ORDER BY attempt", (job_id,))
 
 
 async def test_a_published_result_records_the_attempt_and_publishes_the_job(
@@ -106,9 +107,15 @@ async def test_a_redelivered_result_changes_nothing(rt: Runtime) -> None:
     [conn] = await sandbox_connections(rt, 1)
     ids = await schedule_jobs(rt, 2, connections=[conn])
     rows = {str(r["id"]): r for r in await mark_in_progress(rt, ids)}
-    failed = result_value(rows[ids[0]], {"outcome": "retryable_error", "error_code": 2,
-                                         "error_message": "try later",
-                                         "retry_after_seconds": 3600})
+    failed = result_value(
+        rows[ids[0]],
+        {
+            "outcome": "retryable_error",
+            "error_code": 2,
+            "error_message": "try later",
+            "retry_after_seconds": 3600,
+        },
+    )
     # Same connection, same partition: the sentinel is consumed after the three copies.
     produce_results(rt, [failed, failed, failed, result_value(rows[ids[1]], "published")])
     async with pipeline(rt, dispatcher=False):
@@ -124,8 +131,7 @@ async def test_a_redelivered_result_changes_nothing(rt: Runtime) -> None:
     assert retry["last_error"]["code"] == 2 and retry["queued"]
     score = await rt.redis.zscore(rt.queue.queue_key, ids[0])
     assert score == pytest.approx(retry["next_attempt_at"].timestamp(), abs=1e-3)
-    assert [e["status"] for e in events[ids[0]]] == ["SCHEDULED", "IN_PROGRESS",
-                                                     "RETRY_SCHEDULED"]
+    assert [e["status"] for e in events[ids[0]]] == ["SCHEDULED", "IN_PROGRESS", "RETRY_SCHEDULED"]
     assert events[ids[0]][-1]["reason"] == "retryable_error"
 
 
@@ -149,8 +155,9 @@ async def test_retries_land_in_redis_within_the_backoff_bounds(rt: Runtime) -> N
         elif i < 30:
             values.append(result_value(row, "rate_limited"))
         else:  # a platform's retry-after, far above the 0.5 s cap
-            values.append(result_value(row, {"outcome": "rate_limited",
-                                             "retry_after_seconds": 7200}))
+            values.append(
+                result_value(row, {"outcome": "rate_limited", "retry_after_seconds": 7200})
+            )
     retries_before = metrics.RETRIES_SCHEDULED._value.get()
     produce_results(rt, values)
     async with pipeline(rt, dispatcher=False):
@@ -188,8 +195,14 @@ async def test_failures_are_retried_until_the_budget_is_exhausted(ns: Namespace)
             attempts = await attempt_rows(rt, job_id)
             assert [a["attempt"] for a in attempts] == [1, 2, 3]
             assert [e["status"] for e in status[job_id]] == [
-                "SCHEDULED", "IN_PROGRESS", "RETRY_SCHEDULED", "IN_PROGRESS",
-                "RETRY_SCHEDULED", "IN_PROGRESS", "DEAD_LETTERED"]
+                "SCHEDULED",
+                "IN_PROGRESS",
+                "RETRY_SCHEDULED",
+                "IN_PROGRESS",
+                "RETRY_SCHEDULED",
+                "IN_PROGRESS",
+                "DEAD_LETTERED",
+            ]
             retries = [e for e in status[job_id] if e["status"] == "RETRY_SCHEDULED"]
             for n, (event, failed) in enumerate(zip(retries, attempts, strict=False), start=1):
                 delay = at(event["next_attempt_at"]) - failed["finished_at"]
@@ -222,8 +235,14 @@ async def test_an_ambiguous_end_of_budget_is_settled_by_one_status_read(
             status = by_job(await topic_values(rt, STATUS, expect=2 * 7))
         assert fake is not None
         seen = sorted((r["job_id"] == live, r["attempt"], r["check_only"]) for r in fake.requests)
-        assert seen == [(False, 1, False), (False, 2, False), (False, 3, True),
-                        (True, 1, False), (True, 2, False), (True, 3, True)]
+        assert seen == [
+            (False, 1, False),
+            (False, 2, False),
+            (False, 3, True),
+            (True, 1, False),
+            (True, 2, False),
+            (True, 3, True),
+        ]
         assert (await job(rt, live))["status"] == "PUBLISHED"
         dead = await job(rt, unknown)
         assert dead["status"] == "DEAD_LETTERED" and dead["force_required"]
@@ -231,7 +250,9 @@ async def test_an_ambiguous_end_of_budget_is_settled_by_one_status_read(
         [letter] = await rt.db.fetch("SELECT reason FROM dead_letters")
         assert letter["reason"] == "unconfirmed"
         assert [e["reason"] for e in status[live] if e["status"] == "RETRY_SCHEDULED"] == [
-            "ambiguous", "status_check"]
+            "ambiguous",
+            "status_check",
+        ]
         assert status[unknown][-1]["status"] == "DEAD_LETTERED"
         assert status[unknown][-1]["reason"] == "unconfirmed"
 
@@ -241,7 +262,10 @@ async def test_final_outcomes_and_missed_deadlines_dead_letter_at_once(rt: Runti
     rows = await mark_in_progress(rt, ids)
     answers: list[str | dict[str, Any]] = [
         {"outcome": "permanent_error", "error_code": 100, "error_message": "bad media"},
-        "auth_error", "blocked", "unconfirmed", "missed",
+        "auth_error",
+        "blocked",
+        "unconfirmed",
+        "missed",
         {"outcome": "rate_limited", "retry_after_seconds": 3600},  # after the deadline
     ]
     values = [result_value(r, a) for r, a in zip(rows, answers, strict=True)]
@@ -269,10 +293,15 @@ async def test_published_wins_over_a_pending_retry_and_over_a_dead_letter(rt: Ru
     await mark_in_progress(rt, [retrying, dead])
     second = await mark_in_progress(rt, [retrying, dead])  # attempt 2 while 1's answer is late
     rows = {str(r["id"]): r for r in second}
-    produce_results(rt, [
-        result_value(rows[retrying], {"outcome": "retryable_error", "retry_after_seconds": 600}),
-        result_value(rows[dead], "permanent_error"),
-    ])
+    produce_results(
+        rt,
+        [
+            result_value(
+                rows[retrying], {"outcome": "retryable_error", "retry_after_seconds": 600}
+            ),
+            result_value(rows[dead], "permanent_error"),
+        ],
+    )
     async with pipeline(rt, dispatcher=False):
         await eventually(lambda: rt.queue.held([retrying]))
         await wait_status(rt, [dead], {"DEAD_LETTERED"})
@@ -285,9 +314,10 @@ async def test_published_wins_over_a_pending_retry_and_over_a_dead_letter(rt: Ru
         row = await job(rt, job_id)
         assert row["attempt_count"] == 2 and row["next_attempt_at"] is None
         one, two = await attempt_rows(rt, job_id)
-        assert (one["outcome"], two["outcome"]) == ("published", "retryable_error"
-                                                         if job_id == retrying
-                                                         else "permanent_error")
+        assert (one["outcome"], two["outcome"]) == (
+            "published",
+            "retryable_error" if job_id == retrying else "permanent_error",
+        )
         assert status[job_id][-1]["status"] == "PUBLISHED"
     # The dead letter stays as history but is no longer replayable.
     plan = await redrive.redrive(rt.jobs(), ADMIN, redrive.Filters(), dry_run=True, force=True)
@@ -303,12 +333,15 @@ async def test_stale_and_terminal_results_are_recorded_without_moving_the_job(
     [current] = await mark_in_progress(rt, [moving])  # attempt 2
     cancelled_row = await job(rt, cancelled)
     await rt.jobs().cancel(ADMIN, cancelled)
-    produce_results(rt, [
-        result_value(current, "permanent_error", attempt=1),  # stale
-        result_value(cancelled_row, "published", attempt=1),  # terminal: CANCELLED
-        result_value(current, "published"),  # attempt 2: moves
-        result_value(current, "retryable_error", attempt=3),  # after PUBLISHED
-    ])
+    produce_results(
+        rt,
+        [
+            result_value(current, "permanent_error", attempt=1),  # stale
+            result_value(cancelled_row, "published", attempt=1),  # terminal: CANCELLED
+            result_value(current, "published"),  # attempt 2: moves
+            result_value(current, "retryable_error", attempt=3),  # after PUBLISHED
+        ],
+    )
     async with pipeline(rt, dispatcher=False):
         await eventually(lambda: _count(rt, "SELECT count(*) AS n FROM attempts", 4))
     assert (await job(rt, moving))["status"] == "PUBLISHED"
@@ -326,15 +359,22 @@ async def _count(rt: Runtime, sql: str, wanted: int) -> bool:
 async def test_invalid_results_are_dead_lettered_and_the_consumer_goes_on(rt: Runtime) -> None:
     [good, other] = await schedule_jobs(rt, 2)
     rows = {str(r["id"]): r for r in await mark_in_progress(rt, [good, other])}
-    unknown_job = result_value(rows[other], "published",
-                               job_id="00000000-0000-4000-8000-0000000000aa")
+    unknown_job = result_value(
+        rows[other], "published", job_id="00000000-0000-4000-8000-0000000000aa"
+    )
     wrong_tenant = result_value(rows[other], "published", tenant_id="someone-else")
     bad_outcome = result_value(rows[other], "published")
     bad_outcome["outcome"] = "exploded"
     future_major = result_value(rows[other], "published", schema_version="9.0")
-    raws = [b"not json", b'{"schema_version": "1.0"}', b"\x00\xff",
-            orjson.dumps(unknown_job), orjson.dumps(wrong_tenant), orjson.dumps(bad_outcome),
-            orjson.dumps(future_major)]
+    raws = [
+        b"not json",
+        b'{"schema_version": "1.0"}',
+        b"\x00\xff",
+        orjson.dumps(unknown_job),
+        orjson.dumps(wrong_tenant),
+        orjson.dumps(bad_outcome),
+        orjson.dumps(future_major),
+    ]
     produce_raw(rt, raws)
     produce_results(rt, [result_value(rows[good], "published")])
     async with pipeline(rt, dispatcher=False):
@@ -360,8 +400,11 @@ async def test_a_value_postgres_refuses_is_set_aside_and_the_batch_goes_on(rt: R
         [orjson.dumps(poison)] + [orjson.dumps(result_value(r, "published")) for r in rows[1:]]
     )
     assert report.invalid == 1 and report.decisions == {"publish": 2}
-    assert await statuses(rt, ids) == {ids[0]: "IN_PROGRESS", ids[1]: "PUBLISHED",
-                                       ids[2]: "PUBLISHED"}
+    assert await statuses(rt, ids) == {
+        ids[0]: "IN_PROGRESS",
+        ids[1]: "PUBLISHED",
+        ids[2]: "PUBLISHED",
+    }
     [letter] = await rt.db.fetch("SELECT * FROM dead_letters")
     assert letter["reason"] == "invalid_message" and str(letter["job_id"]) == ids[0]
 
@@ -369,8 +412,14 @@ async def test_a_value_postgres_refuses_is_set_aside_and_the_batch_goes_on(rt: R
 async def test_nul_characters_are_dropped_not_fatal(rt: Runtime) -> None:
     [job_id] = await schedule_jobs(rt, 1)
     [row] = await mark_in_progress(rt, [job_id])
-    value = result_value(row, {"outcome": "permanent_error", "error_message": "bad\x00byte",
-                               "provider_response": {"detail": "x\x00y"}})
+    value = result_value(
+        row,
+        {
+            "outcome": "permanent_error",
+            "error_message": "bad\x00byte",
+            "provider_response": {"detail": "x\x00y"},
+        },
+    )
     report = await ResultsConsumer(rt).apply([orjson.dumps(value)])
     assert report.decisions == {"dead_letter": 1}
     [attempt] = await attempt_rows(rt, job_id)
@@ -387,22 +436,32 @@ async def test_pruning_drops_old_responses_dead_letters_and_idempotency_keys(
         await rt.db.execute(
             "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome,"
             " provider_response) VALUES (%s, 1, 'w', %s, %s, 'permanent_error', '{\"a\": 1}')",
-            (job_id, finished, finished))
+            (job_id, finished, finished),
+        )
         await rt.db.execute(
             "INSERT INTO dead_letters (id, job_id, reason, created_at) VALUES"
-            " (gen_random_uuid(), %s, 'permanent_error', %s)", (job_id, finished))
+            " (gen_random_uuid(), %s, 'permanent_error', %s)",
+            (job_id, finished),
+        )
     for key, created in (("old", now_utc() - timedelta(days=31)), ("new", now_utc())):
         await rt.db.execute(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, post_id, job_ids,"
             " multi, created_at) VALUES ('default', %s, 'h', gen_random_uuid(), '{}', false, %s)",
-            (key, created))
+            (key, created),
+        )
     counts = await prune_once(rt)
     assert counts == {"attempt_responses": 1, "dead_letters": 1, "idempotency_keys": 1}
     kept = await rt.db.fetch("SELECT job_id, provider_response FROM attempts ORDER BY job_id")
     assert {str(r["job_id"]): r["provider_response"] for r in kept} == {
-        old_job: None, new_job: {"a": 1}}
+        old_job: None,
+        new_job: {"a": 1},
+    }
     assert [str(r["job_id"]) for r in await rt.db.fetch("SELECT job_id FROM dead_letters")] == [
-        new_job]
+        new_job
+    ]
     assert [r["key"] for r in await rt.db.fetch("SELECT key FROM idempotency_keys")] == ["new"]
-    assert await prune_once(rt) == {"attempt_responses": 0, "dead_letters": 0,
-                                    "idempotency_keys": 0}
+    assert await prune_once(rt) == {
+        "attempt_responses": 0,
+        "dead_letters": 0,
+        "idempotency_keys": 0,
+    }

@@ -37,16 +37,24 @@ async def running(rt: Runtime, *, reconcile: bool = False) -> AsyncIterator[None
         await asyncio.wait_for(asyncio.gather(*tasks), 15)
 
 
-async def schedule_many(rt: Runtime, connections: list[str], count: int, in_seconds: float,
-                        **extra: object) -> list[str]:
+async def schedule_many(
+    rt: Runtime, connections: list[str], count: int, in_seconds: float, **extra: object
+) -> list[str]:
     at = (now_utc() + timedelta(seconds=in_seconds)).isoformat()
     jobs = rt.jobs()
     ids = []
     for i in range(count):
-        result = await jobs.schedule(ADMIN, {
-            "platform": "sandbox", "connection_id": connections[i % len(connections)],
-            "media_asset_ids": MEDIA, "caption": f"post {i}", "scheduled_at": at, **extra,
-        })
+        result = await jobs.schedule(
+            ADMIN,
+            {
+                "platform": "sandbox",
+                "connection_id": connections[i % len(connections)],
+                "media_asset_ids": MEDIA,
+                "caption": f"post {i}",
+                "scheduled_at": at,
+                **extra,
+            },
+        )
         ids.append(result.body["id"])
     return ids
 
@@ -84,11 +92,13 @@ async def test_cancelled_job_is_never_dispatched_and_reschedule_moves_it(
     new_time = now_utc() + timedelta(seconds=4)
     await jobs.reschedule(ADMIN, moved, {"scheduled_at": new_time.isoformat()})
     async with running(rt):
-        early = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1,
-                           timeout=3.5, quiet=0.5)
+        early = await aread_topic(
+            settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1, timeout=3.5, quiet=0.5
+        )
         assert [v["job_id"] for v in early] == [kept]
-        values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=2,
-                            timeout=30)
+        values = await aread_topic(
+            settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=2, timeout=30
+        )
     assert Counter(v["job_id"] for v in values) == Counter({kept: 1, moved: 1})
     moved_value = next(v for v in values if v["job_id"] == moved)
     assert parse_time(moved_value["dispatched_at"]) >= new_time  # type: ignore[operator]
@@ -111,12 +121,15 @@ async def test_reconciler_restores_jobs_after_redis_loses_its_data(
         assert await rt.queue.held(soon) == set()
         async with running(rt, reconcile=True):
             await eventually(lambda: _held_count(rt, soon, 1000), timeout=20)
-            values = await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(REQUEST),
-                                expect=1050, timeout=60)
+            values = await aread_topic(
+                rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1050, timeout=60
+            )
         counts = Counter(v["job_id"] for v in values)
         assert set(counts) == set(soon) | set(later) and set(counts.values()) == {1}
-        scheduled = {str(r["id"]): r["scheduled_at"] for r in
-                     await rt.db.fetch("SELECT id, scheduled_at FROM jobs")}
+        scheduled = {
+            str(r["id"]): r["scheduled_at"]
+            for r in await rt.db.fetch("SELECT id, scheduled_at FROM jobs")
+        }
         for v in values:
             assert parse_time(v["dispatched_at"]) >= scheduled[v["job_id"]]  # type: ignore[operator]
     finally:
@@ -143,8 +156,13 @@ async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
         connections = await sandbox_connections(rt, 1)
         (job_id,) = await schedule_many(rt, connections, 1, in_seconds=0)
         async with running(rt, reconcile=True):
-            values = await aread_topic(rt.settings.kafka_bootstrap, rt.names.topic(REQUEST),
-                                expect=2, timeout=30, quiet=0.5)
+            values = await aread_topic(
+                rt.settings.kafka_bootstrap,
+                rt.names.topic(REQUEST),
+                expect=2,
+                timeout=30,
+                quiet=0.5,
+            )
         # Nobody answered: after HERALD_STUCK_AFTER_SECONDS it was dispatched again,
         # keeping its attempt number.
         assert [v["job_id"] for v in values[:2]] == [job_id, job_id]

@@ -41,11 +41,19 @@ def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
     assert [m.version for m in first] == [m.version for m in discover()]
     assert migrate(ns.base.database_url, schema) == []
     with psycopg.connect(ns.base.database_url) as conn:
-        versions = [r[0] for r in conn.execute(
-            f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')]
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (schema,))}
+        versions = [
+            r[0]
+            for r in conn.execute(
+                f'SELECT version FROM "{schema}".schema_migrations ORDER BY version'
+            )
+        ]
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            )
+        }
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     assert versions == [m.version for m in discover()]
     assert {"jobs", "attempts", "dead_letters", "connections", "api_keys", "outbox"} <= tables

@@ -32,11 +32,9 @@ def read_topic(
     try:
         while time.monotonic() < deadline:
             batch = [m for m in c.consume(1000, 0.2) if not m.error()]
-            values += [orjson.loads(m.value()) for m in batch]
+            values += [orjson.loads(m.value() or b"null") for m in batch]
             if len(values) >= expect:
-                if quiet_until is None:
-                    quiet_until = time.monotonic() + quiet
-                elif batch:
+                if quiet_until is None or batch:
                     quiet_until = time.monotonic() + quiet
                 elif time.monotonic() >= quiet_until:
                     break
@@ -51,10 +49,15 @@ async def sandbox_connections(
     store = rt.connections()
     ids = []
     for i in range(count):
-        created = await store.create(ADMIN, {
-            "platform": "sandbox", "name": f"sandbox {i}", "metadata": metadata or {},
-            "tenant_id": tenant,
-        })
+        created = await store.create(
+            ADMIN,
+            {
+                "platform": "sandbox",
+                "name": f"sandbox {i}",
+                "metadata": metadata or {},
+                "tenant_id": tenant,
+            },
+        )
         ids.append(created["id"])
     return ids
 
@@ -72,8 +75,11 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", self.service], cwd=ROOT, env=self.env,
-            stdout=log, stderr=log,
+            [sys.executable, "-m", "services.cli", self.service],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         return self

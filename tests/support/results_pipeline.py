@@ -30,15 +30,23 @@ Script = Callable[[dict[str, Any]], Answer | None]  # a request → an outcome (
 
 
 async def schedule_jobs(
-    rt: Runtime, count: int, *, connections: list[str] | None = None,
-    deadline: datetime | None = None, tenant: str = "default",
+    rt: Runtime,
+    count: int,
+    *,
+    connections: list[str] | None = None,
+    deadline: datetime | None = None,
+    tenant: str = "default",
 ) -> list[str]:
     conns = connections or await sandbox_connections(rt, 1, tenant=tenant)
     jobs = rt.jobs()
     ids = []
     for i in range(count):
-        body: dict[str, Any] = {"platform": "sandbox", "connection_id": conns[i % len(conns)],
-                                "media_asset_ids": MEDIA, "caption": f"post {i}"}
+        body: dict[str, Any] = {
+            "platform": "sandbox",
+            "connection_id": conns[i % len(conns)],
+            "media_asset_ids": MEDIA,
+            "caption": f"post {i}",
+        }
         if deadline is not None:
             body["publish_deadline"] = deadline.isoformat()
         ids.append((await jobs.schedule(ADMIN, body)).body["id"])
@@ -57,10 +65,13 @@ async def mark_in_progress(rt: Runtime, job_ids: list[str]) -> list[Row]:
         cur = await conn.execute(
             f"UPDATE jobs SET status = 'IN_PROGRESS', attempt_count = attempt_count + 1,"
             f" next_attempt_at = NULL, queued = false, dispatched_at = now()"
-            f" WHERE id = ANY(%s) RETURNING {JOB_COLUMNS}", (job_ids,))
+            f" WHERE id = ANY(%s) RETURNING {JOB_COLUMNS}",
+            (job_ids,),
+        )
         rows = await cur.fetchall()
-        await outbox.add(conn, rt.names,
-                         [outbox.status_event(r, JobStatus.IN_PROGRESS) for r in rows])
+        await outbox.add(
+            conn, rt.names, [outbox.status_event(r, JobStatus.IN_PROGRESS) for r in rows]
+        )
     await rt.queue.remove(job_ids)
     return rows
 
@@ -115,9 +126,13 @@ class FakePublisher:
         self.producer = Producer(rt.settings.kafka_bootstrap)
 
     def consumer(self) -> BatchConsumer:
-        return BatchConsumer(self.rt.settings.kafka_bootstrap,
-                             self.rt.names.group("fake-publisher"),
-                             [self.rt.names.topic(REQUEST)], self.handle, batch_size=1000)
+        return BatchConsumer(
+            self.rt.settings.kafka_bootstrap,
+            self.rt.names.group("fake-publisher"),
+            [self.rt.names.topic(REQUEST)],
+            self.handle,
+            batch_size=1000,
+        )
 
     async def handle(self, messages: list[Message]) -> None:
         values = []
@@ -134,8 +149,12 @@ class FakePublisher:
 
 @asynccontextmanager
 async def pipeline(
-    rt: Runtime, script: Script | None = None, *, dispatcher: bool = True,
-    results: bool = True, consumer: ResultsConsumer | None = None,
+    rt: Runtime,
+    script: Script | None = None,
+    *,
+    dispatcher: bool = True,
+    results: bool = True,
+    consumer: ResultsConsumer | None = None,
 ) -> AsyncIterator[FakePublisher | None]:
     """Run the dispatcher, the outbox relay, the results consumer and a fake publisher."""
     stop = asyncio.Event()

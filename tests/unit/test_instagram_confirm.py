@@ -29,10 +29,13 @@ async def publisher(fake: FakeGraph) -> AsyncIterator[InstagramPublisher]:
 
 
 async def create_container(fake: FakeGraph) -> str:
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{fake.base_url}/{DEFAULT_ACCOUNT}/media",
-        data={"image_url": IMG, "caption": "c", "access_token": DEFAULT_TOKEN},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{fake.base_url}/{DEFAULT_ACCOUNT}/media",
+            data={"image_url": IMG, "caption": "c", "access_token": DEFAULT_TOKEN},
+        ) as resp,
+    ):
         body = await resp.json()
     return str(body["id"])
 

@@ -15,9 +15,12 @@ CONN = "6f1c1f1e-6d36-4e8e-9d0e-2b1a1c1d1e1f"
 
 
 def body(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"platform": "instagram", "connection_id": CONN,
-                            "media_asset_ids": ["https://cdn.example.com/a.jpg"],
-                            "caption": "hello"}
+    base: dict[str, Any] = {
+        "platform": "instagram",
+        "connection_id": CONN,
+        "media_asset_ids": ["https://cdn.example.com/a.jpg"],
+        "caption": "hello",
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -36,37 +39,42 @@ def test_a_valid_body_defaults_time_and_deadline() -> None:
 
 
 def test_offset_times_are_stored_in_utc_and_past_times_become_now() -> None:
-    spec = validate_job(body(scheduled_at="2026-12-01T09:30:00+01:00"), now=NOW,
-                        missed_after_seconds=60)
+    spec = validate_job(
+        body(scheduled_at="2026-12-01T09:30:00+01:00"), now=NOW, missed_after_seconds=60
+    )
     assert spec.scheduled_at == datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
-    past = validate_job(body(scheduled_at="2020-01-01T00:00:00Z"), now=NOW,
-                        missed_after_seconds=60)
+    past = validate_job(body(scheduled_at="2020-01-01T00:00:00Z"), now=NOW, missed_after_seconds=60)
     assert past.scheduled_at == NOW
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"platform": "myspace"}, "platform"),
-    ({"connection_id": None}, "connection_id"),
-    ({"connection_ids": [CONN]}, "connection_id"),  # both given
-    ({"media_asset_ids": None}, "media_asset_ids"),
-    ({"media_asset_ids": []}, "media_asset_ids"),
-    ({"media_asset_ids": ["http://insecure.example.com/a.jpg"]}, "media_asset_ids"),
-    ({"media_asset_ids": [f"https://c.example.com/{i}.jpg" for i in range(11)]},
-     "media_asset_ids"),
-    ({"media_asset_ids": [42]}, "media_asset_ids"),
-    ({"caption": "x" * 2201}, "caption"),
-    ({"caption": " ".join(f"#tag{i}" for i in range(31))}, "caption"),
-    ({"caption": " ".join(f"@user{i}" for i in range(21))}, "caption"),
-    ({"caption": 7}, "caption"),
-    ({"scheduled_at": "2026-12-01T09:30:00"}, "scheduled_at"),  # naive
-    ({"scheduled_at": "tomorrow"}, "scheduled_at"),
-    ({"scheduled_at": 1764000000}, "scheduled_at"),
-    ({"media_type": "GIF"}, "media_type"),
-    ({"media_type": "CAROUSEL"}, "media_asset_ids"),  # one asset
-    ({"media_type": "REELS"}, "media_asset_ids"),  # not a video
-    ({"caption": "bad\x00text"}, "caption"),
-    ({"tenant_id": 5}, "tenant_id"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"platform": "myspace"}, "platform"),
+        ({"connection_id": None}, "connection_id"),
+        ({"connection_ids": [CONN]}, "connection_id"),  # both given
+        ({"media_asset_ids": None}, "media_asset_ids"),
+        ({"media_asset_ids": []}, "media_asset_ids"),
+        ({"media_asset_ids": ["http://insecure.example.com/a.jpg"]}, "media_asset_ids"),
+        (
+            {"media_asset_ids": [f"https://c.example.com/{i}.jpg" for i in range(11)]},
+            "media_asset_ids",
+        ),
+        ({"media_asset_ids": [42]}, "media_asset_ids"),
+        ({"caption": "x" * 2201}, "caption"),
+        ({"caption": " ".join(f"#tag{i}" for i in range(31))}, "caption"),
+        ({"caption": " ".join(f"@user{i}" for i in range(21))}, "caption"),
+        ({"caption": 7}, "caption"),
+        ({"scheduled_at": "2026-12-01T09:30:00"}, "scheduled_at"),  # naive
+        ({"scheduled_at": "tomorrow"}, "scheduled_at"),
+        ({"scheduled_at": 1764000000}, "scheduled_at"),
+        ({"media_type": "GIF"}, "media_type"),
+        ({"media_type": "CAROUSEL"}, "media_asset_ids"),  # one asset
+        ({"media_type": "REELS"}, "media_asset_ids"),  # not a video
+        ({"caption": "bad\x00text"}, "caption"),
+        ({"tenant_id": 5}, "tenant_id"),
+    ],
+)
 def test_bad_input_names_the_field(changes: dict[str, Any], field: str) -> None:
     assert field in fields_of(body(**changes))
 
@@ -76,19 +84,25 @@ def test_a_body_that_is_not_an_object_is_refused() -> None:
 
 
 def test_deadline_must_follow_the_scheduled_time() -> None:
-    assert "publish_deadline" in fields_of(body(scheduled_at="2026-12-01T10:00:00Z",
-                                                publish_deadline="2026-12-01T09:00:00Z"))
+    assert "publish_deadline" in fields_of(
+        body(scheduled_at="2026-12-01T10:00:00Z", publish_deadline="2026-12-01T09:00:00Z")
+    )
 
 
 def test_sandbox_has_no_hashtag_limit_but_a_length_limit() -> None:
     tags = " ".join(f"#t{i}" for i in range(40))
-    assert validate_job(body(platform="sandbox", caption=tags), now=NOW,
-                        missed_after_seconds=60).caption == tags
+    assert (
+        validate_job(
+            body(platform="sandbox", caption=tags), now=NOW, missed_after_seconds=60
+        ).caption
+        == tags
+    )
     assert "caption" in fields_of(body(platform="sandbox", caption="y" * 2201))
 
 
 def test_parse_instant_accepts_z_and_lowercase() -> None:
     errors: dict[str, str] = {}
     assert parse_instant("2026-01-02T03:04:05z", "t", errors) == datetime(
-        2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        2026, 1, 2, 3, 4, 5, tzinfo=UTC
+    )
     assert errors == {}

@@ -16,8 +16,15 @@ from shared.ops_server import Health
 from shared.runtime import Runtime
 from shared.settings import Settings
 
-OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/static/app.js",
-        "/static/style.css"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/",
+    "/static/app.js",
+    "/static/style.css",
+}
 
 
 @pytest.fixture
@@ -55,16 +62,25 @@ async def test_every_route_is_documented_and_every_documented_route_exists(
 
 def test_the_routes_of_the_design_are_all_there() -> None:
     expected = {
-        ("post", "/publishing/jobs"), ("get", "/publishing/jobs"),
-        ("get", "/publishing/jobs/{id}"), ("patch", "/publishing/jobs/{id}"),
-        ("get", "/publishing/jobs/{id}/attempts"), ("post", "/publishing/jobs/{id}/retry"),
+        ("post", "/publishing/jobs"),
+        ("get", "/publishing/jobs"),
+        ("get", "/publishing/jobs/{id}"),
+        ("patch", "/publishing/jobs/{id}"),
+        ("get", "/publishing/jobs/{id}/attempts"),
+        ("post", "/publishing/jobs/{id}/retry"),
         ("post", "/publishing/jobs/{id}/cancel"),
-        ("post", "/publishing/connections"), ("get", "/publishing/connections"),
-        ("get", "/publishing/connections/{id}"), ("patch", "/publishing/connections/{id}"),
+        ("post", "/publishing/connections"),
+        ("get", "/publishing/connections"),
+        ("get", "/publishing/connections/{id}"),
+        ("patch", "/publishing/connections/{id}"),
         ("delete", "/publishing/connections/{id}"),
-        ("get", "/publishing/dlq"), ("post", "/publishing/dlq/redrive"),
-        ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
-        ("get", "/openapi.json"), ("get", "/"),
+        ("get", "/publishing/dlq"),
+        ("post", "/publishing/dlq/redrive"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+        ("get", "/"),
     }
     assert expected <= documented(build_spec())
 

@@ -109,8 +109,14 @@ def test_the_status_read_answers_published_or_unconfirmed() -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [Outcome.RETRYABLE_ERROR, Outcome.AMBIGUOUS, Outcome.PERMANENT_ERROR, Outcome.MISSED,
-     Outcome.BLOCKED, Outcome.AUTH_ERROR],
+    [
+        Outcome.RETRYABLE_ERROR,
+        Outcome.AMBIGUOUS,
+        Outcome.PERMANENT_ERROR,
+        Outcome.MISSED,
+        Outcome.BLOCKED,
+        Outcome.AUTH_ERROR,
+    ],
 )
 def test_any_other_answer_to_a_status_read_is_unconfirmed(outcome: Outcome) -> None:
     reading = job(attempt_count=6, failed_attempts=5, check_only=True, may_be_live=True)
@@ -167,8 +173,12 @@ def test_rate_limited_past_the_deadline_is_missed() -> None:
 
 
 def test_a_post_that_may_be_live_is_never_missed_it_is_read_instead() -> None:
-    state = job(attempt_count=2, failed_attempts=1, may_be_live=True,
-                publish_deadline=T0 + timedelta(seconds=60))
+    state = job(
+        attempt_count=2,
+        failed_attempts=1,
+        may_be_live=True,
+        publish_deadline=T0 + timedelta(seconds=60),
+    )
     limited = decide(state, result(Outcome.RATE_LIMITED, attempt=2, retry_after=600), CONFIG)
     assert limited.action is Action.RETRY and limited.state.check_only
     missed = decide(state, result(Outcome.MISSED, attempt=2), CONFIG)
@@ -183,8 +193,13 @@ def test_a_post_that_may_be_live_is_never_missed_it_is_read_instead() -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [Outcome.PERMANENT_ERROR, Outcome.AUTH_ERROR, Outcome.BLOCKED, Outcome.UNCONFIRMED,
-     Outcome.MISSED],
+    [
+        Outcome.PERMANENT_ERROR,
+        Outcome.AUTH_ERROR,
+        Outcome.BLOCKED,
+        Outcome.UNCONFIRMED,
+        Outcome.MISSED,
+    ],
 )
 def test_final_outcomes_dead_letter_at_once_with_their_reason(outcome: Outcome) -> None:
     d = decide(job(), result(outcome), CONFIG)
@@ -198,12 +213,21 @@ def test_final_outcomes_dead_letter_at_once_with_their_reason(outcome: Outcome) 
 
 @pytest.mark.parametrize(
     "status",
-    [JobStatus.IN_PROGRESS, JobStatus.RETRY_SCHEDULED, JobStatus.DEAD_LETTERED,
-     JobStatus.SCHEDULED],
+    [
+        JobStatus.IN_PROGRESS,
+        JobStatus.RETRY_SCHEDULED,
+        JobStatus.DEAD_LETTERED,
+        JobStatus.SCHEDULED,
+    ],
 )
 def test_published_always_wins_even_from_a_stale_attempt(status: JobStatus) -> None:
-    state = job(status=status, attempt_count=3, failed_attempts=2,
-                next_attempt_at=T0 + timedelta(seconds=5), force_required=True)
+    state = job(
+        status=status,
+        attempt_count=3,
+        failed_attempts=2,
+        next_attempt_at=T0 + timedelta(seconds=5),
+        force_required=True,
+    )
     d = decide(state, result(Outcome.PUBLISHED, attempt=1), CONFIG)
     assert d.action is Action.PUBLISH and d.state.status is JobStatus.PUBLISHED
     assert d.state.next_attempt_at is None and not d.state.force_required

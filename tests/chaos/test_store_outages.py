@@ -1,0 +1,129 @@
+"""Restart Postgres, Redis or Kafka while jobs flow (on a stack of the test's own): every
+service waits, then carries on; every job is published exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+
+from shared.db.migrate import migrate
+from shared.events import now_utc
+from shared.kafka.admin import create_topics, load_topic_specs
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.stack import down
+from shared.stack.manager import down_service, up, up_service
+from shared.tenancy import ADMIN
+from tests.conftest import FAST, eventually
+from tests.support.helpers import ServiceProcess, sandbox_connections
+
+pytestmark = pytest.mark.chaos
+N = 300
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    folder = tmp_path_factory.mktemp("outage-stack")
+    settings = Settings(
+        stack_dir=folder / "stack",
+        kafka_bootstrap="127.0.0.1:39092",
+        kafka_controller_port=39093,
+        redis_url="redis://127.0.0.1:36379/0",
+        database_url="postgresql://herald@127.0.0.1:35432/herald",
+        prometheus_port=39090,
+        db_schema="outage",
+        **FAST,  # type: ignore[arg-type]
+    )
+    assert up(settings) == 0, "the test's own stack did not start"
+    try:
+        migrate(settings.database_url, settings.db_schema)
+        create_topics(settings.kafka_bootstrap, load_topic_specs())
+        yield settings
+    finally:
+        down(settings)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    for key, value in settings.model_dump(mode="json").items():
+        if value is not None and key not in ("replica", "secret_key"):
+            env[f"HERALD_{key.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="module")
+def services(
+    own_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServiceProcess]]:
+    logs = tmp_path_factory.mktemp("outage-logs")
+    procs = [
+        ServiceProcess(name, _env(own_stack), logs).start()
+        for name in ("scheduler", "publisher", "results")
+    ]
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture
+async def rt(own_stack: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(own_stack)
+    await runtime.open()
+    yield runtime
+    await runtime.close()
+
+
+@pytest.mark.parametrize("store", ["postgres", "redis", "kafka"])
+async def test_services_ride_out_a_store_restart(
+    store: str, own_stack: Settings, services: list[ServiceProcess], rt: Runtime
+) -> None:
+    (connection,) = await sandbox_connections(rt, 1, metadata={"latency_ms": 20})
+    # Due times spread over 16 s, so jobs are being dispatched, published and recorded
+    # before, during and after the outage (from +4 s to +12 s).
+    start = now_utc()
+    jobs = rt.jobs()
+    ids = [
+        (
+            await jobs.schedule(
+                ADMIN,
+                {
+                    "platform": "sandbox",
+                    "connection_id": connection,
+                    "media_asset_ids": ["https://cdn.example.com/x.jpg"],
+                    "scheduled_at": (start + timedelta(seconds=1 + 15 * i / N)).isoformat(),
+                },
+            )
+        ).body["id"]
+        for i in range(N)
+    ]
+    await asyncio.sleep(max(0.0, 4 - (now_utc() - start).total_seconds()))
+    assert await asyncio.to_thread(down_service, own_stack, store) == 0
+    await asyncio.sleep(8)  # the store is away while jobs fall due
+    assert await asyncio.to_thread(up_service, own_stack, store) == 0
+
+    async def all_published() -> bool:
+        try:
+            row = await rt.db.fetchone(
+                "SELECT count(*) AS n FROM jobs WHERE id = ANY(%s) AND status = 'PUBLISHED'",
+                (ids,),
+            )
+        except Exception:
+            return False
+        return bool(row and row["n"] == N)
+
+    await eventually(all_published, timeout=240, interval=1.0)
+    dead = [p.name for p in services if not p.alive()]
+    assert not dead, [p.log()[-3000:] for p in services if not p.alive()]
+    posts = Counter(
+        str(r["job_id"])
+        for r in await rt.db.fetch(
+            "SELECT job_id FROM sandbox_posts WHERE job_id = ANY(%s)", (ids,)
+        )
+    )
+    assert set(posts) == set(ids) and set(posts.values()) == {1}
