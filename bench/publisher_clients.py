@@ -182,7 +182,9 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        admin(args.bootstrap).delete_topics([topic], operation_timeout=30)
+        kafka = admin(args.bootstrap)  # kept alive until the deletion is answered
+        for future in kafka.delete_topics([topic], operation_timeout=30).values():
+            future.result()
     return 0
 
 
