@@ -28,33 +28,65 @@ ME, OTHER = "publisher-a-1", "publisher-b-2"
 
 
 def req(attempt: int = 1, *, check_only: bool = False, platform: str = "sandbox") -> PublishRequest:
-    return request_from_value({
-        "job_id": JOB, "tenant_id": "t", "post_id": JOB, "platform": platform,
-        "connection_id": JOB, "attempt": attempt, "media_asset_ids": ["https://x/a.jpg"],
-        "caption": "c", "media_type": None, "scheduled_at": "2026-03-01T11:00:00Z",
-        "due_at": "2026-03-01T11:00:00Z", "publish_deadline": "2026-03-03T11:00:00Z",
-        "dispatched_at": "2026-03-01T11:59:00Z", "trace_id": "tr", "check_only": check_only,
-    })
+    return request_from_value(
+        {
+            "job_id": JOB,
+            "tenant_id": "t",
+            "post_id": JOB,
+            "platform": platform,
+            "connection_id": JOB,
+            "attempt": attempt,
+            "media_asset_ids": ["https://x/a.jpg"],
+            "caption": "c",
+            "media_type": None,
+            "scheduled_at": "2026-03-01T11:00:00Z",
+            "due_at": "2026-03-01T11:00:00Z",
+            "publish_deadline": "2026-03-03T11:00:00Z",
+            "dispatched_at": "2026-03-01T11:59:00Z",
+            "trace_id": "tr",
+            "check_only": check_only,
+        }
+    )
 
 
 def job(**changes: Any) -> JobState:
     base: dict[str, Any] = {
-        "job_id": JOB, "status": "IN_PROGRESS", "publish_deadline": NOW + timedelta(days=1),
-        "container_id": None, "published_at": None, "provider_ids": {},
+        "job_id": JOB,
+        "status": "IN_PROGRESS",
+        "publish_deadline": NOW + timedelta(days=1),
+        "container_id": None,
+        "published_at": None,
+        "provider_ids": {},
         "connection_status": "active",
     }
     return JobState(**(base | changes))
 
 
-def claim(attempt: int = 1, worker: str = OTHER, *, expired: bool = False,
-          result: dict[str, Any] | None = None) -> ClaimRow:
+def claim(
+    attempt: int = 1,
+    worker: str = OTHER,
+    *,
+    expired: bool = False,
+    result: dict[str, Any] | None = None,
+) -> ClaimRow:
     return ClaimRow(JOB, attempt, worker, expired, NOW + timedelta(seconds=5), result)
 
 
-def run(request: PublishRequest, state: JobState | None, claims: list[ClaimRow] | None = None,
-        attempts: list[AttemptRow] | None = None) -> Any:
-    return decide(request, state, claims or [], attempts or [], worker=ME, now=NOW,
-                  platforms={"sandbox", "instagram"})
+def run(
+    request: PublishRequest,
+    state: JobState | None,
+    claims: list[ClaimRow] | None = None,
+    attempts: list[AttemptRow] | None = None,
+) -> Any:
+    return decide(
+        request,
+        state,
+        claims or [],
+        attempts or [],
+        worker=ME,
+        now=NOW,
+        platforms={"sandbox", "instagram"},
+    )
 
 
 def test_unknown_and_cancelled_jobs() -> None:
@@ -80,8 +112,11 @@ def test_an_expired_or_own_claim_is_taken(holder: ClaimRow) -> None:
 
 
 def test_an_earlier_success_answers_published_without_a_call() -> None:
-    published = {"outcome": "published", "provider_ids": {"media_id": "m1"},
-                 "published_at": "2026-03-01T11:30:00Z"}
+    published = {
+        "outcome": "published",
+        "provider_ids": {"media_id": "m1"},
+        "published_at": "2026-03-01T11:30:00Z",
+    }
     d = run(req(2), job(), [claim(1, result=published)])
     assert d.kind is Kind.ANSWER and d.claim and d.result is not None
     assert d.result["outcome"] == "published" and d.result["attempt"] == 2
@@ -107,8 +142,11 @@ def test_past_the_deadline_is_missed_unless_only_checking() -> None:
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(None, Outcome.PERMANENT_ERROR), ("disabled", Outcome.PERMANENT_ERROR),
-     ("needs_reauth", Outcome.AUTH_ERROR)],
+    [
+        (None, Outcome.PERMANENT_ERROR),
+        ("disabled", Outcome.PERMANENT_ERROR),
+        ("needs_reauth", Outcome.AUTH_ERROR),
+    ],
 )
 def test_connection_states_answer_without_a_call(status: str | None, outcome: Outcome) -> None:
     d = run(req(), job(connection_status=status))
@@ -126,8 +164,9 @@ def test_the_previous_attempt_being_ambiguous_is_passed_on() -> None:
     assert run(req(2), job(), attempts=[ambiguous]).previous_ambiguous
     later = [ambiguous, AttemptRow(JOB, 2, "retryable_error", {}, NOW)]
     assert not run(req(3), job(), attempts=later).previous_ambiguous
-    assert run(req(3), job(), [claim(2, result={"outcome": "ambiguous"})],
-               attempts=later[:1]).previous_ambiguous
+    assert run(
+        req(3), job(), [claim(2, result={"outcome": "ambiguous"})], attempts=later[:1]
+    ).previous_ambiguous
 
 
 def test_sandbox_draw_follows_the_rates() -> None:
