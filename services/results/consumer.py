@@ -29,6 +29,7 @@ from shared.db.pool import Row
 from shared.domain.jobs import JobStatus
 from shared.domain.outcomes import DeadLetterReason
 from shared.errors import InvalidMessage, StoreUnavailable
+from shared.jobs.views import request_view
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.client import Message
 from shared.names import RESULT
@@ -157,7 +158,7 @@ class ResultsConsumer:
                         connection_id=str(row["connection_id"]),
                         attempt=inc.attempt,
                         last_error=row["last_error"],
-                        request=records.request_of(row),
+                        request=request_view(row),
                         last_result=inc.value,
                         attempt_summary=summaries.get(inc.job_id, []),
                         trace_id=inc.trace_id,

@@ -169,25 +169,6 @@ def job_state(row: Row) -> JobState:
     )
 
 
-def request_of(row: Row) -> dict[str, Any]:
-    """The job as the publisher was asked to publish it (for the dead letter)."""
-    return {
-        "job_id": str(row["id"]),
-        "tenant_id": row["tenant_id"],
-        "post_id": str(row["post_id"]),
-        "platform": row["platform"],
-        "connection_id": str(row["connection_id"]),
-        "attempt": int(row["attempt_count"]),
-        "media_asset_ids": list(row["media_asset_ids"]),
-        "caption": row["caption"],
-        "media_type": row["media_type"],
-        "scheduled_at": events.iso(row["scheduled_at"]),
-        "publish_deadline": events.iso(row["publish_deadline"]),
-        "check_only": bool(row["check_only"]),
-        "trace_id": row["trace_id"],
-    }
-
-
 async def lock_jobs(conn: psycopg.AsyncConnection[Row], job_ids: list[str]) -> dict[str, Row]:
     """Lock the batch's jobs in id order (concurrent batches then never deadlock)."""
     if not job_ids:

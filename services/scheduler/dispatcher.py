@@ -18,6 +18,7 @@ from shared import events, metrics, outbox
 from shared.db.pool import Row
 from shared.delayed_queue import Claimed
 from shared.domain.jobs import JobStatus
+from shared.jobs.views import request_view
 from shared.names import REQUEST
 from shared.runtime import Runtime
 
@@ -46,22 +47,9 @@ RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_
 
 
 def request_value(row: Row, due: float) -> dict[str, Any]:
-    return {
-        "job_id": str(row["id"]),
-        "tenant_id": row["tenant_id"],
-        "post_id": str(row["post_id"]),
-        "platform": row["platform"],
-        "connection_id": str(row["connection_id"]),
-        "attempt": int(row["attempt_count"]),
-        "media_asset_ids": list(row["media_asset_ids"]),
-        "caption": row["caption"],
-        "media_type": row["media_type"],
-        "scheduled_at": events.iso(row["scheduled_at"]),
+    return request_view(row) | {
         "due_at": events.iso(datetime.fromtimestamp(due, UTC)),
-        "publish_deadline": events.iso(row["publish_deadline"]),
         "dispatched_at": events.iso(row["dispatched_at"]),
-        "trace_id": row["trace_id"],
-        "check_only": bool(row["check_only"]),
     }
 
 

@@ -42,6 +42,25 @@ def job_view(row: Row) -> dict[str, Any]:
     }
 
 
+def request_view(row: Row) -> dict[str, Any]:
+    """The job as the publisher is asked to publish it (publish.request, dead letters)."""
+    return {
+        "job_id": str(row["id"]),
+        "tenant_id": row["tenant_id"],
+        "post_id": str(row["post_id"]),
+        "platform": row["platform"],
+        "connection_id": str(row["connection_id"]),
+        "attempt": int(row["attempt_count"]),
+        "media_asset_ids": list(row["media_asset_ids"]),
+        "caption": row["caption"],
+        "media_type": row["media_type"],
+        "scheduled_at": iso(row["scheduled_at"]),
+        "publish_deadline": iso(row["publish_deadline"]),
+        "check_only": bool(row["check_only"]),
+        "trace_id": row["trace_id"],
+    }
+
+
 def attempt_view(row: Row) -> dict[str, Any]:
     return {
         "attempt": row["attempt"],

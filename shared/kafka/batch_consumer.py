@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import confluent_kafka
@@ -18,6 +17,7 @@ from confluent_kafka import TopicPartition
 
 from shared.errors import StoreUnavailable
 from shared.kafka.client import KafkaError, Message, consumer
+from shared.kafka.serial import SerialCalls, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[list[Message]], Awaitable[None]]
@@ -53,12 +53,8 @@ class BatchConsumer:
         self.poll_timeout = poll_timeout
         self.retry_backoff = retry_backoff
         self.overrides = overrides
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{group}")
+        self._call = SerialCalls(group)
         self._consumer: confluent_kafka.Consumer | None = None
-
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def run(self, stopping: asyncio.Event) -> None:
         self._consumer = await self._call(consumer, self.bootstrap, self.group, **self.overrides)
@@ -67,13 +63,7 @@ class BatchConsumer:
         try:
             while not stopping.is_set():
                 raw = await self._call(c.consume, self.batch_size, self.poll_timeout)
-                messages = []
-                for msg in raw:
-                    err = msg.error()
-                    if err is None:
-                        messages.append(msg)
-                    elif err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
-                        log.warning("consume error", extra={"kafka_error": str(err)})
+                messages = without_errors(raw)
                 if not messages:
                     continue
                 if not await self._handle(messages, stopping):
@@ -81,7 +71,7 @@ class BatchConsumer:
                 await self._commit(messages)
         finally:
             await self._call(c.close)
-            self._executor.shutdown(wait=False)
+            self._call.shutdown()
 
     async def _handle(self, messages: list[Message], stopping: asyncio.Event) -> bool:
         delay = self.retry_backoff

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import confluent_kafka
@@ -36,6 +35,7 @@ from confluent_kafka import TopicPartition
 
 from shared.kafka.client import Message, consumer
 from shared.kafka.offset_tracker import OffsetTracker, Partition
+from shared.kafka.serial import SerialCalls, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[bool]]
@@ -74,16 +74,12 @@ class ConcurrentConsumer:
         self._paused = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{group}")
+        self._call = SerialCalls(group)
         self._consumer: confluent_kafka.Consumer | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
-
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     # ---- main loop ----------------------------------------------------------------------
 
@@ -107,7 +103,7 @@ class ConcurrentConsumer:
             await self._drain()
             await self._commit()
             await self._call(c.close)
-            self._executor.shutdown(wait=False)
+            self._call.shutdown()
         if self._failure is not None:
             raise self._failure
 
@@ -135,12 +131,7 @@ class ConcurrentConsumer:
     def _usable(self, raw: list[Message]) -> list[Message]:
         out = []
         with self._lock:
-            for msg in raw:
-                err = msg.error()
-                if err is not None:
-                    if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
-                        log.warning("consume error", extra={"kafka_error": str(err)})
-                    continue
+            for msg in without_errors(raw):
                 part = (str(msg.topic()), int(msg.partition() or 0))
                 if part not in self._assigned:
                     continue  # revoked while the batch was being fetched: the new owner reads it
