@@ -114,11 +114,12 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         "settings": vars(args) | {"handler": None},
         "figures": figures,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(began))
-    json_path = RESULTS / f"{name}-{stamp}.json"
+    json_path = out / f"{name}-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    chart = _chart(name, figures, RESULTS / f"{name}-{stamp}.png")
+    chart = _chart(name, figures, out / f"{name}-{stamp}.png")
     sys.stdout.write(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"[bench] wrote {json_path}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     return 0

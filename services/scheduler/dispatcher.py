@@ -54,19 +54,27 @@ def request_value(row: Row, due: float) -> dict[str, Any]:
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, *, batch_size: int = 2000, max_sleep: float = 1.0) -> None:
+    def __init__(
+        self, rt: Runtime, *, batch_size: int = 1000, max_sleep: float = 1.0, concurrency: int = 3
+    ) -> None:
         self.rt = rt
+        self.concurrency = concurrency
         self.batch_size = batch_size
         self.max_sleep = max_sleep
         self.topic = rt.names.topic(REQUEST)
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
+        wait for Kafka's acknowledgement (claims are atomic, so they never overlap)."""
+        await asyncio.gather(*(self._loop(stopping, i == 0) for i in range(self.concurrency)))
+
+    async def _loop(self, stopping: asyncio.Event, requeues: bool) -> None:
         queue = self.rt.queue
         last_requeue = 0.0
         while not stopping.is_set():
             try:
                 now = time.time()
-                if now - last_requeue >= 1.0:
+                if requeues and now - last_requeue >= 1.0:
                     back = await queue.requeue_expired()
                     if back:
                         log.warning("expired leases returned to the queue", extra={"count": back})
@@ -127,12 +135,20 @@ class Dispatcher:
         sent = time.time()
         for r in rows:
             metrics.DISPATCH_LAG.observe(max(0.0, sent - due[str(r["id"])]))
+        if rows:
+            # One structured line per batch: the job ids with their attempts and traces.
             log.info(
-                "job dispatched",
+                "jobs dispatched",
                 extra={
-                    "job_id": str(r["id"]),
-                    "attempt": r["attempt_count"],
-                    "trace_id": r["trace_id"],
+                    "count": len(rows),
+                    "jobs": [
+                        {
+                            "job_id": str(r["id"]),
+                            "attempt": r["attempt_count"],
+                            "trace_id": r["trace_id"],
+                        }
+                        for r in rows
+                    ],
                 },
             )
         metrics.JOBS_DISPATCHED.inc(len(rows))

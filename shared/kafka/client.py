@@ -51,40 +51,33 @@ class Producer:
         }
         config.update(overrides)
         self._producer = confluent_kafka.Producer(config)
-        self._errors: list[str] = []
-
-    def produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
-        """Queue one record; call `flush` to wait for acknowledgements."""
-        self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
-
-    def _on_delivery(self, err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._errors.append(str(err))
 
     def send_batch(
         self, records: Iterable[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
     ) -> int:
-        """Produce records and wait until Kafka acknowledged all of them (raises otherwise)."""
-        self._errors = []
+        """Produce records and wait until Kafka acknowledged all of them (raises otherwise).
+        Safe to call from several threads at once: each call sees its own failures."""
+        errors: list[str] = []
+
+        def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(str(err))
+
         count = 0
         for topic, key, value in records:
             while True:
                 try:
-                    self.produce(topic, key, value)
+                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
                     break
-                except BufferError:
+                except BufferError:  # the local queue is full: let librdkafka send some
                     self._producer.poll(0.05)
             count += 1
-        self.flush(timeout)
-        return count
-
-    def flush(self, timeout: float = 60.0) -> None:
         remaining = self._producer.flush(timeout)
         if remaining:
             raise KafkaError(f"{remaining} records not acknowledged within {timeout}s")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise KafkaError(f"{len(errors)} records failed: {errors[0]}")
+        if errors:
+            raise KafkaError(f"{len(errors)} of {count} records failed: {errors[0]}")
+        return count
 
     async def send_batch_async(
         self, records: Sequence[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
