@@ -48,9 +48,11 @@ BUILD = Info("herald_build", "Herald build information")
 
 
 def start_counters() -> None:
-    """Counters with known label values start at 0 so rates and alerts see them."""
+    """Counters (and histograms) with known label values start at 0, so the first scrape
+    already sees them and rates cover the first observations."""
     for platform in PLATFORMS:
         RATE_LIMITED.labels(platform)
+        PUBLISH_DURATION.labels(platform)
         for outcome in Outcome:
             PUBLISH_ATTEMPTS.labels(platform, outcome.value)
         for status in ("active", "needs_reauth", "disabled"):
