@@ -59,13 +59,19 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
         left.set_xticks(range(len(keys)), keys)
     left.set_ylabel("seconds")
     left.set_title("lag percentiles")
-    left.legend()
+    if lags:
+        left.legend()
     if "throughput_by_copies" in figures:
         tp = figures["throughput_by_copies"]
         right.bar(list(tp), list(tp.values()))
         right.set_xlabel("publisher copies")
     elif "throughput_jobs_per_s" in figures:
         right.bar(["throughput"], [figures["throughput_jobs_per_s"]])
+    elif "rate_per_s" in figures:
+        right.bar(
+            ["scheduled", "completed"],
+            [figures["rate_per_s"], figures["done"] / figures["seconds"]],
+        )
     else:
         numbers = {k: v for k, v in figures.items() if isinstance(v, int | float)}
         right.barh(list(numbers), list(numbers.values()))
