@@ -17,18 +17,17 @@ from shared.db.pool import Row
 from shared.domain.jobs import JobStatus
 from shared.errors import Conflict, DomainError
 from shared.events import new_trace_id, now_utc
-from shared.jobs.service import JobService, check_connections, request_hash
+from shared.jobs.service import (
+    INSERT_JOB,
+    JobService,
+    check_connections,
+    job_insert_params,
+    request_hash,
+)
 from shared.jobs.validation import JobInput, validate_job
 from shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
-
-_INSERT = (
-    "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
-    " caption, media_type, scheduled_at, publish_deadline, deadline_explicit, status,"
-    " next_attempt_at, queued, request_hash, trace_id) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, 'SCHEDULED', %s, %s, %s, %s)"
-)
 
 
 @dataclass(frozen=True)
@@ -113,28 +112,21 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 "next_attempt_at": spec.scheduled_at,
             }
             params.append(
-                (
-                    values["id"],
-                    values["tenant_id"],
-                    values["post_id"],
-                    spec.platform,
-                    plan.connection["id"],
-                    spec.media_asset_ids,
-                    spec.caption,
-                    spec.media_type,
-                    spec.scheduled_at,
-                    spec.publish_deadline,
-                    spec.deadline_explicit,
-                    spec.scheduled_at,
-                    spec.scheduled_at <= horizon,
-                    plan.digest,
-                    values["trace_id"],
+                job_insert_params(
+                    spec,
+                    job_id=values["id"],
+                    tenant_id=values["tenant_id"],
+                    post_id=values["post_id"],
+                    connection_id=plan.connection["id"],
+                    queued=spec.scheduled_at <= horizon,
+                    digest=plan.digest,
+                    trace_id=values["trace_id"],
                 )
             )
             events.append(outbox.status_event(values, JobStatus.SCHEDULED, time=now))
         if params:
             async with conn.cursor() as c:
-                await c.executemany(_INSERT, params)
+                await c.executemany(INSERT_JOB, params)
             await outbox.add(conn, svc.names, events)
     due = {
         str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at.timestamp()

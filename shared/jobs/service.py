@@ -40,6 +40,45 @@ class Scheduled:
     body: dict[str, Any]
 
 
+# One new SCHEDULED job; the parameters are listed in `job_insert_params`.
+INSERT_JOB = (
+    "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
+    " caption, media_type, scheduled_at, publish_deadline, deadline_explicit, status,"
+    " next_attempt_at, queued, request_hash, trace_id) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, 'SCHEDULED', %s, %s, %s, %s)"
+)
+
+
+def job_insert_params(
+    spec: JobInput,
+    *,
+    job_id: str,
+    tenant_id: str,
+    post_id: str,
+    connection_id: Any,
+    queued: bool,
+    digest: str,
+    trace_id: str,
+) -> tuple[Any, ...]:
+    return (
+        job_id,
+        tenant_id,
+        post_id,
+        spec.platform,
+        connection_id,
+        spec.media_asset_ids,
+        spec.caption,
+        spec.media_type,
+        spec.scheduled_at,
+        spec.publish_deadline,
+        spec.deadline_explicit,
+        spec.scheduled_at,
+        queued,
+        digest,
+        trace_id,
+    )
+
+
 def request_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -99,27 +138,16 @@ class JobService:
             rows = []
             for job_id, connection in zip(ids, connections, strict=True):
                 cur = await conn.execute(
-                    f"INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id,"
-                    f" media_asset_ids, caption, media_type, scheduled_at, publish_deadline,"
-                    f" deadline_explicit, status, next_attempt_at, queued, request_hash, trace_id)"
-                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'SCHEDULED', %s, %s,"
-                    f" %s, %s) RETURNING {JOB_COLUMNS}",
-                    (
-                        job_id,
-                        tenant_id,
-                        post,
-                        spec.platform,
-                        connection["id"],
-                        spec.media_asset_ids,
-                        spec.caption,
-                        spec.media_type,
-                        spec.scheduled_at,
-                        spec.publish_deadline,
-                        spec.deadline_explicit,
-                        spec.scheduled_at,
-                        queued,
-                        digest,
-                        trace,
+                    f"{INSERT_JOB} RETURNING {JOB_COLUMNS}",
+                    job_insert_params(
+                        spec,
+                        job_id=job_id,
+                        tenant_id=tenant_id,
+                        post_id=post,
+                        connection_id=connection["id"],
+                        queued=queued,
+                        digest=digest,
+                        trace_id=trace,
                     ),
                 )
                 row = await cur.fetchone()

@@ -25,8 +25,14 @@ def test_every_topic_has_a_compiled_schema_named_in_asyncapi() -> None:
 
 
 def test_a_status_value_round_trips_and_a_bad_one_names_its_field() -> None:
-    value = {"job_id": str(uuid.uuid4()), "tenant_id": "t", "status": "PUBLISHED",
-             "attempt": 1, "time": "2026-11-29T10:00:00Z", "trace_id": "x"}
+    value = {
+        "job_id": str(uuid.uuid4()),
+        "tenant_id": "t",
+        "status": "PUBLISHED",
+        "attempt": 1,
+        "time": "2026-11-29T10:00:00Z",
+        "trace_id": "x",
+    }
     assert events.decode("publish.status", events.encode("publish.status", dict(value)))["status"]
     with pytest.raises(InvalidMessage) as exc:
         events.encode("publish.status", value | {"status": "LOST"})

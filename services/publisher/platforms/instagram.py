@@ -55,14 +55,7 @@ class InstagramPublisher:
             return PublishOutcome(
                 Outcome.RATE_LIMITED, retry_after_seconds=paused, error_message=message
             )
-        client = GraphClient(
-            self._get_session(),
-            self._graph_url,
-            token=connection.access_token,
-            account_id=account_id,
-            timeout_seconds=ctx.call_timeout_seconds,
-            on_headers=lambda headers: self.throttle.note_usage(account_id, headers),
-        )
+        client = self._client(connection, account_id, ctx)
         attempt = Attempt(
             client,
             request,
@@ -95,14 +88,7 @@ class InstagramPublisher:
         """Only read the stored container's status (PUBLISHED → published, anything else →
         unconfirmed); never publishes. See ``instagram_confirm``."""
         account_id = str(connection.metadata.get("instagramBusinessAccountId") or "")
-        client = GraphClient(
-            self._get_session(),
-            self._graph_url,
-            token=connection.access_token,
-            account_id=account_id,
-            timeout_seconds=ctx.call_timeout_seconds,
-            on_headers=lambda headers: self.throttle.note_usage(account_id, headers),
-        )
+        client = self._client(connection, account_id, ctx)
         reader = GraphReader(
             client,
             account_id,
@@ -111,6 +97,17 @@ class InstagramPublisher:
         )
         outcome = await confirm_published(client, reader, request, ctx)
         return _scrubbed(outcome, client.scrub)
+
+    def _client(self, connection: Connection, account_id: str, ctx: AttemptContext) -> GraphClient:
+        """A Graph caller for one account, feeding its usage headers to the throttle."""
+        return GraphClient(
+            self._get_session(),
+            self._graph_url,
+            token=connection.access_token,
+            account_id=account_id,
+            timeout_seconds=ctx.call_timeout_seconds,
+            on_headers=lambda headers: self.throttle.note_usage(account_id, headers),
+        )
 
     async def close(self) -> None:
         if self._session is not None:
