@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka.admin import AdminClient
 from prometheus_client import Gauge
 
 from shared import metrics
 from shared.db.pool import Database
 from shared.delayed_queue import DelayedQueue
 from shared.jobs.validation import PLATFORMS
-from shared.kafka.admin import admin
-from shared.kafka.lag import herald_groups, herald_topics, lag_report, read_offsets
+from shared.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
 from shared.names import Names
 
 CONNECTION_STATUSES = ("active", "needs_reauth", "disabled")
@@ -68,14 +66,12 @@ class KafkaGauges:
     def __init__(self, bootstrap: str, names: Names, timeout: float = 5.0) -> None:
         self.names = names
         self.timeout = timeout
-        self._admin: AdminClient = admin(bootstrap)
+        self._reader = OffsetReader(bootstrap, timeout)
         self._lag = LabelledGauge(metrics.CONSUMER_LAG)
         self._sizes = LabelledGauge(metrics.TOPIC_MESSAGES)
 
     def refresh(self) -> None:
-        offsets = read_offsets(
-            self._admin, herald_topics(self.names), herald_groups(self.names), self.timeout
-        )
+        offsets = self._reader.read(herald_topics(self.names), herald_groups(self.names))
         report = lag_report(offsets)
         self._lag.replace({(g, t, str(p)): float(n) for (g, t, p), n in report.lag.items()})
         self._sizes.replace({(t, str(p)): float(n) for (t, p), n in report.sizes.items()})

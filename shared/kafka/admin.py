@@ -36,11 +36,17 @@ def admin(bootstrap: str) -> AdminClient:
     return AdminClient(base_config(bootstrap))
 
 
+_PING_CLIENTS: dict[str, AdminClient] = {}
+
+
 async def ping(bootstrap: str, timeout: float = 3.0) -> bool:
-    """Whether the broker answers a metadata request."""
+    """Whether the broker answers a metadata request (one client per process, reused)."""
 
     def _list() -> bool:
-        admin(bootstrap).list_topics(timeout=timeout)
+        client = _PING_CLIENTS.get(bootstrap)
+        if client is None:
+            client = _PING_CLIENTS[bootstrap] = admin(bootstrap)
+        client.list_topics(timeout=timeout)
         return True
 
     try:

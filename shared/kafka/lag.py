@@ -6,20 +6,19 @@ has not committed yet. A partition the group never committed counts from the low
 offset below the low watermark (records already deleted by retention) counts from the low
 watermark too. A topic's size per partition = high - low watermark.
 
-The arithmetic is pure (`partition_lag`, `lag_report`); `read_offsets` does the broker
-calls with an AdminClient (`list_offsets`, `list_consumer_group_offsets`) and is
-blocking: call it from a thread.
+The arithmetic is pure (`partition_lag`, `lag_report`); `OffsetReader` does the broker
+calls (`get_watermark_offsets`, `committed`) and is blocking: call it from a thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+import confluent_kafka
+from confluent_kafka import TopicPartition
 
+from shared.kafka.client import consumer
 from shared.names import ALL_TOPICS, REQUEST, RESULT, SCHEDULE, Names
 
 # Herald's consumer groups (before the prefix) and the topics each one reads.
@@ -83,55 +82,53 @@ def herald_topics(names: Names) -> list[str]:
     return [names.topic(t) for t in ALL_TOPICS]
 
 
-def read_offsets(
-    admin: AdminClient,
-    topics: Iterable[str],
-    groups: Mapping[str, Iterable[str]],
-    timeout: float = 10.0,
-) -> Offsets:
-    """Watermarks of every partition of `topics` and each group's committed offsets on
-    the partitions of the topics it reads. Topics that do not exist are left out."""
-    metadata = admin.list_topics(timeout=timeout).topics
-    partitions: dict[str, list[int]] = {
-        t: sorted(metadata[t].partitions) for t in topics if t in metadata
-    }
-    tps = [(t, p) for t, ps in partitions.items() for p in ps]
-    if not tps:
-        return Offsets()
-    low = _list_offsets(admin, tps, OffsetSpec.earliest(), timeout)  # type: ignore[no-untyped-call]
-    high = _list_offsets(admin, tps, OffsetSpec.latest(), timeout)  # type: ignore[no-untyped-call]
-    watermarks = {tp: Watermarks(low[tp], high[tp]) for tp in tps}
-    committed: dict[str, dict[Partition, int | None]] = {}
-    for group, group_topics in groups.items():
-        wanted = [(t, p) for t in group_topics for p in partitions.get(t, [])]
-        if wanted:
-            committed[group] = _committed(admin, group, wanted, timeout)
-    return Offsets(watermarks, committed)
+class OffsetReader:
+    """Reads watermarks and committed offsets with plain consumers that never subscribe
+    (so they join no group and commit nothing), one per group, kept for the process's
+    life. Blocking: call `read` from a thread, one call at a time.
 
+    Not the AdminClient: its future-based calls for a group that does not exist yet, and
+    AdminClients collected while librdkafka's background thread holds their futures, have
+    crashed the process (a segfault in `rdk:main`, seen in CI)."""
 
-def _list_offsets(
-    admin: AdminClient, tps: list[Partition], spec: OffsetSpec, timeout: float
-) -> dict[Partition, int]:
-    request = {TopicPartition(t, p): spec for t, p in tps}
-    futures: dict[TopicPartition, Future[object]] = admin.list_offsets(
-        request, request_timeout=timeout
-    )
-    return {
-        (tp.topic, tp.partition): int(f.result(timeout).offset)  # type: ignore[attr-defined]
-        for tp, f in futures.items()
-    }
+    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.timeout = timeout
+        self._consumers: dict[str, confluent_kafka.Consumer] = {}
 
+    def _consumer(self, group: str) -> confluent_kafka.Consumer:
+        if group not in self._consumers:
+            self._consumers[group] = consumer(self.bootstrap, group)
+        return self._consumers[group]
 
-def _committed(
-    admin: AdminClient, group: str, tps: list[Partition], timeout: float
-) -> dict[Partition, int | None]:
-    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
-    futures: dict[str, Future[ConsumerGroupTopicPartitions]] = admin.list_consumer_group_offsets(
-        request, request_timeout=timeout
-    )
-    result = futures[group].result(timeout)
-    out: dict[Partition, int | None] = dict.fromkeys(tps)
-    for tp in result.topic_partitions or []:
-        if tp.error is None and tp.offset >= 0:
-            out[(tp.topic, tp.partition)] = int(tp.offset)
-    return out
+    def read(self, topics: Iterable[str], groups: Mapping[str, Iterable[str]]) -> Offsets:
+        """Watermarks of every partition of `topics` and each group's committed offsets on
+        the partitions of the topics it reads. Topics that do not exist are left out."""
+        any_client = self._consumer(next(iter(groups), "herald-lag-reader"))
+        metadata = any_client.list_topics(timeout=self.timeout).topics
+        partitions: dict[str, list[int]] = {
+            t: sorted(metadata[t].partitions) for t in topics if t in metadata
+        }
+        watermarks: dict[Partition, Watermarks] = {}
+        for topic, parts in partitions.items():
+            for p in parts:
+                low, high = any_client.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=self.timeout, cached=False
+                )
+                watermarks[(topic, p)] = Watermarks(int(low), int(high))
+        committed: dict[str, dict[Partition, int | None]] = {}
+        for group, group_topics in groups.items():
+            wanted = [TopicPartition(t, p) for t in group_topics for p in partitions.get(t, [])]
+            if not wanted:
+                continue
+            out: dict[Partition, int | None] = {(tp.topic, tp.partition): None for tp in wanted}
+            for tp in self._consumer(group).committed(wanted, timeout=self.timeout):
+                if tp.error is None and tp.offset >= 0:
+                    out[(tp.topic, tp.partition)] = int(tp.offset)
+            committed[group] = out
+        return Offsets(watermarks, committed)
+
+    def close(self) -> None:
+        for c in self._consumers.values():
+            c.close()
+        self._consumers.clear()
