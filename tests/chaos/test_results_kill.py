@@ -79,6 +79,8 @@ async def test_results_sigkilled_mid_batch_loses_and_doubles_nothing(
                 return set(found.values()) <= {"PUBLISHED", "DEAD_LETTERED"}
 
             await eventually(settled, timeout=300, interval=0.5)
+            # every status event of the last batches has left the outbox for Kafka
+            await eventually(lambda: _outbox_drained(rt), timeout=60)
             answered = set(fake.answered)
         assert service.alive(), service.log()[-3000:]
     finally:
@@ -113,3 +115,8 @@ async def _at_least(rt: Runtime, n: int) -> bool:
 
 async def _logged(service: ServiceProcess, text: str) -> bool:
     return text in service.log()
+
+
+async def _outbox_drained(rt: Runtime) -> bool:
+    row = await rt.db.fetchone("SELECT count(*) AS n FROM outbox")
+    return row is not None and row["n"] == 0
