@@ -1,12 +1,13 @@
-"""The reference for Herald's lag gauges: a plain Kafka consumer's view of a group
-(`committed()` and `get_watermark_offsets()`), independent of shared/kafka/lag.py."""
+"""The reference for Herald's lag gauges: the Kafka AdminClient's view of a group
+(`list_consumer_group_offsets` and `list_offsets`), independent of shared/kafka/lag.py,
+which reads the same numbers through plain consumers."""
 
 from __future__ import annotations
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from shared.kafka.admin import admin
-from shared.kafka.client import consumer
 from shared.kafka.lag import herald_groups
 from shared.names import Names
 
@@ -15,23 +16,40 @@ LagKey = tuple[str, str, str]  # (group, topic, partition) as the gauge labels t
 
 def client_lag(bootstrap: str, groups: dict[str, list[str]]) -> dict[LagKey, int]:
     """high watermark - committed offset (low watermark when nothing is committed)."""
-    topics = admin(bootstrap).list_topics(timeout=10).topics
+    client = admin(bootstrap)
+    topics = client.list_topics(timeout=10).topics
     lag: dict[LagKey, int] = {}
     for group, group_topics in groups.items():
-        c = consumer(bootstrap, group)  # never subscribes: it reads, joins and commits nothing
-        try:
-            tps = [
-                TopicPartition(t, p)
-                for t in group_topics
-                if t in topics
-                for p in sorted(topics[t].partitions)
-            ]
-            for tp in c.committed(tps, timeout=10):
-                low, high = c.get_watermark_offsets(tp, timeout=10, cached=False)
-                start = tp.offset if tp.offset >= 0 else low
-                lag[(group, tp.topic, str(tp.partition))] = high - start
-        finally:
-            c.close()
+        tps = [
+            TopicPartition(t, p)
+            for t in group_topics
+            if t in topics
+            for p in sorted(topics[t].partitions)
+        ]
+        if not tps:
+            continue
+        low = {
+            (tp.topic, tp.partition): f.result(10).offset
+            for tp, f in client.list_offsets(
+                {tp: OffsetSpec.earliest() for tp in tps}, request_timeout=10
+            ).items()
+        }
+        high = {
+            (tp.topic, tp.partition): f.result(10).offset
+            for tp, f in client.list_offsets(
+                {tp: OffsetSpec.latest() for tp in tps}, request_timeout=10
+            ).items()
+        }
+        request = [ConsumerGroupTopicPartitions(group, tps)]
+        result = client.list_consumer_group_offsets(request, request_timeout=10)[group].result(10)
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in result.topic_partitions or []
+            if tp.error is None and tp.offset >= 0
+        }
+        for key in low:
+            start = committed.get(key, low[key])
+            lag[(group, key[0], str(key[1]))] = high[key] - start
     return lag
 
 
