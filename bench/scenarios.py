@@ -5,14 +5,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.pipeline import BenchPipeline, _say, percentiles, utc_in
+from bench.pipeline import BenchPipeline, JobTimes, _say, percentiles, utc_in
 from shared.settings import Settings
 
 
+def _lag_figures(times: list[JobTimes]) -> dict[str, Any]:
+    """Dispatch and end-to-end lag percentiles, each measured from the job's due time."""
+    return {
+        "dispatch_lag_s": percentiles(
+            [max(0.0, t.dispatched - t.due) for t in times if t.dispatched is not None]
+        ),
+        "end_to_end_lag_s": percentiles(
+            [max(0.0, t.published - t.due) for t in times if t.published is not None]
+        ),
+    }
+
+
 def _drain_figures(pipe: BenchPipeline, n: int, due: float) -> dict[str, Any]:
-    times = [t for t in pipe.job_times()]
+    times = pipe.job_times()
     published = [t for t in times if t.published is not None]
-    dispatched = [t for t in times if t.dispatched is not None]
     last = max((t.published for t in published if t.published), default=due)
     drain = max(last - due, 1e-9)
     return {
@@ -23,8 +34,7 @@ def _drain_figures(pipe: BenchPipeline, n: int, due: float) -> dict[str, Any]:
         ),
         "drain_seconds": round(drain, 3),
         "throughput_jobs_per_s": round(len(published) / drain, 1),
-        "dispatch_lag_s": percentiles([max(0.0, (t.dispatched or 0) - t.due) for t in dispatched]),
-        "end_to_end_lag_s": percentiles([max(0.0, (t.published or 0) - t.due) for t in published]),
+        **_lag_figures(times),
     }
 
 
@@ -88,12 +98,7 @@ def steady(
             "seconds": seconds,
             "jobs": sent,
             "done": done,
-            "dispatch_lag_s": percentiles(
-                [max(0.0, t.dispatched - t.due) for t in times if t.dispatched]
-            ),
-            "end_to_end_lag_s": percentiles(
-                [max(0.0, t.published - t.due) for t in times if t.published]
-            ),
+            **_lag_figures(times),
             "backlog_at_end": backlog_at_end,
             "kept_up": backlog_at_end == 0,
             "publishers": publishers,
