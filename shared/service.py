@@ -4,6 +4,7 @@ loops, signal handling at the edge and an ordered, idempotent stop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -78,6 +79,21 @@ def standard_checks(health: Health, rt: Runtime) -> None:
 ServiceMain = Callable[[Runtime, Supervisor], Awaitable[None]]
 
 
+def settle_garbage_collector(first_generation: int = 20_000) -> None:
+    """Keep the cyclic garbage collector out of the hot path once a service has started.
+
+    Every object alive now (modules, compiled schemas, clients) lives as long as the process;
+    `gc.freeze` takes them out of the collector's scans, and a larger first generation runs
+    the collector less often. Measured before this, in `herald bench steady`: full
+    collections of 27-157 ms every few seconds in every service, each one a stall of the
+    event loop (and so of dispatch and publish latency).
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(first_generation, second, third)
+
+
 async def run_service(
     name: str,
     settings: Settings,
@@ -102,6 +118,7 @@ async def run_service(
     try:
         await rt.open()
         await main(rt, supervisor)
+        settle_garbage_collector()
         await supervisor.stopping.wait()
     finally:
         log.info("stopping")

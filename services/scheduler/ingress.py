@@ -52,7 +52,7 @@ class CommandIngress:
             self.rt.names.group("herald-scheduler"),
             [self.topic],
             self.handle_batch,
-            batch_size=250,
+            batch_size=100,
         )
 
     async def handle_batch(self, messages: list[Message]) -> None:
