@@ -1,4 +1,4 @@
-"""`herald bench burst|steady|scale|limits`: prints figures, writes JSON and a PNG chart."""
+"""`herald bench burst|steady|scale|memory|limits`: prints figures, writes JSON and a PNG chart."""
 
 from __future__ import annotations
 
@@ -61,7 +61,17 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
     left.set_title("lag percentiles")
     if lags:
         left.legend()
-    if "throughput_by_copies" in figures:
+    title = "jobs/s" if "limits" not in name else "ceilings"
+    if "series" in figures:
+        title = "one publisher copy"
+        series = figures["series"]
+        right.plot(series["t_s"], series["rss_mb"])
+        right.set_ylabel("RSS (MiB)")
+        right.set_xlabel("seconds from the due instant")
+        calls = right.twinx()
+        calls.plot(series["t_s"], series["calls_in_flight"], color="tab:orange")
+        calls.set_ylabel("calls in flight", color="tab:orange")
+    elif "throughput_by_copies" in figures:
         tp = figures["throughput_by_copies"]
         right.bar(list(tp), list(tp.values()))
         right.set_xlabel("publisher copies")
@@ -75,7 +85,7 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
     else:
         numbers = {k: v for k, v in figures.items() if isinstance(v, int | float)}
         right.barh(list(numbers), list(numbers.values()))
-    right.set_title("jobs/s" if "limits" not in name else "ceilings")
+    right.set_title(title)
     fig.suptitle(f"herald bench {name}")
     fig.tight_layout()
     fig.savefig(path)
@@ -102,6 +112,12 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             seconds=args.seconds or 30.0,
             publishers=args.publishers or 2,
         )
+    elif name == "memory":
+        figures = scenarios.memory(
+            settings,
+            n=args.jobs or 20_000,
+            latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
+        )
     else:
         figures = scenarios.scale(
             settings,
@@ -126,6 +142,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     json_path = out / f"{name}-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     chart = _chart(name, figures, out / f"{name}-{stamp}.png")
-    sys.stdout.write(json.dumps(figures, indent=2, default=str) + "\n")
+    printed = {k: v for k, v in figures.items() if k != "series"}  # the series is for the chart
+    sys.stdout.write(json.dumps(printed, indent=2, default=str) + "\n")
     print(f"[bench] wrote {json_path}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class BenchPipeline:
         publishers: int = 1,
         latency_ms: float = 0.0,
         connections: int = 48,
+        max_in_flight: int | None = None,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
@@ -65,6 +67,7 @@ class BenchPipeline:
             topic_prefix=f"bench{run}.",
             redis_prefix=f"bench{run}:",
             db_schema=f"bench_{run}",
+            publisher_max_in_flight=max_in_flight or base.publisher_max_in_flight,
         )
         self.publishers = publishers
         self.latency_ms = latency_ms
@@ -204,6 +207,55 @@ class BenchPipeline:
                 f' FROM "{self.settings.db_schema}".jobs'
             ).fetchall()
         return [JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows]
+
+
+@dataclass
+class Sample:
+    at: float  # wall clock, like JobTimes
+    rss_mb: float
+    in_flight: int
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident set size (VmRSS in /proc/<pid>/status), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class PublisherSampler:
+    """From a thread, every `interval` seconds: the first publisher copy's RSS and its calls
+    in flight, counted as claims without a stored result (the publisher has no such gauge)."""
+
+    def __init__(self, pipe: BenchPipeline, interval: float = 0.2) -> None:
+        self.pid = next(proc.pid for name, proc in pipe.procs if name.startswith("publisher"))
+        self.database_url = pipe.settings.database_url
+        self.query = (
+            f'SELECT count(*) FROM "{pipe.settings.db_schema}".publish_claims WHERE result IS NULL'
+        )
+        self.interval = interval
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher-sampler", daemon=True)
+
+    def __enter__(self) -> PublisherSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            next_at = time.monotonic()
+            while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+                next_at += self.interval
+                row = conn.execute(self.query).fetchone()
+                in_flight = int(row[0]) if row else 0
+                self.samples.append(Sample(time.time(), rss_mb(self.pid), in_flight))
 
 
 def _ts(value: datetime | None) -> float | None:

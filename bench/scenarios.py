@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.pipeline import BenchPipeline, JobTimes, _say, percentiles, utc_in
+from bench.pipeline import (
+    BenchPipeline,
+    JobTimes,
+    PublisherSampler,
+    Sample,
+    _say,
+    percentiles,
+    utc_in,
+)
 from shared.settings import Settings
 
 
@@ -38,6 +46,21 @@ def _drain_figures(pipe: BenchPipeline, n: int, due: float) -> dict[str, Any]:
     }
 
 
+def _send_burst(pipe: BenchPipeline, n: int, label: str) -> float:
+    """Schedules N jobs all due at one instant, waits until all are terminal; returns the due
+    time."""
+    client = pipe.client()
+    lead = max(8.0, n / 2500)  # time to schedule them all before they are due
+    due_at = utc_in(lead)
+    began = time.monotonic()
+    for start in range(0, n, 5000):
+        pipe.schedule(client, min(5000, n - start), due_at, start)
+        client.flush()
+    _say(f"{n} jobs sent in {time.monotonic() - began:.1f}s, due at {due_at.isoformat()}")
+    pipe.wait_terminal(n, timeout=lead + 120 + n / 200, label=label)
+    return due_at.timestamp()
+
+
 def burst(
     base: Settings,
     *,
@@ -50,17 +73,58 @@ def burst(
     with BenchPipeline(
         base, publishers=publishers, latency_ms=latency_ms, connections=connections
     ) as pipe:
-        client = pipe.client()
-        lead = max(8.0, n / 2500)  # time to schedule them all before they are due
-        due_at = utc_in(lead)
-        began = time.monotonic()
-        for start in range(0, n, 5000):
-            pipe.schedule(client, min(5000, n - start), due_at, start)
-            client.flush()
-        _say(f"{n} jobs sent in {time.monotonic() - began:.1f}s, due at {due_at.isoformat()}")
-        pipe.wait_terminal(n, timeout=lead + 120 + n / 200, label="burst")
-        figures = _drain_figures(pipe, n, due_at.timestamp())
+        figures = _drain_figures(pipe, n, _send_burst(pipe, n, "burst"))
     figures.update({"publishers": publishers, "latency_ms": latency_ms, "connections": connections})
+    return figures
+
+
+def _memory_figures(samples: list[Sample], due: float, drained: float) -> dict[str, Any]:
+    before = [s for s in samples if s.at < due]
+    during = [s for s in samples if due <= s.at <= drained] or samples
+    return {
+        "rss_mb_before": round(before[-1].rss_mb, 1) if before else None,
+        "rss_mb_peak": round(max(s.rss_mb for s in samples), 1),
+        "rss_mb_p50": round(percentiles([s.rss_mb for s in during])["p50"], 1),
+        "calls_in_flight": percentiles([s.in_flight for s in during]),
+        "series": {
+            "t_s": [round(s.at - due, 2) for s in samples],
+            "rss_mb": [round(s.rss_mb, 1) for s in samples],
+            "calls_in_flight": [s.in_flight for s in samples],
+        },
+    }
+
+
+def memory(
+    base: Settings,
+    *,
+    n: int = 20_000,
+    latency_ms: float = 200.0,
+    max_in_flight: int = 1000,
+    connections: int = 48,
+) -> dict[str, Any]:
+    """The burst through one publisher copy with `max_in_flight` slow sandbox calls at once,
+    sampling the copy's RSS every 0.2 s from before the due instant until the burst drains."""
+    with (
+        BenchPipeline(
+            base,
+            publishers=1,
+            latency_ms=latency_ms,
+            connections=connections,
+            max_in_flight=max_in_flight,
+        ) as pipe,
+        PublisherSampler(pipe) as sampler,
+    ):
+        due = _send_burst(pipe, n, "memory")
+        figures = _drain_figures(pipe, n, due)
+    figures.update(_memory_figures(sampler.samples, due, due + figures["drain_seconds"]))
+    figures.update(
+        {
+            "publishers": 1,
+            "max_in_flight": max_in_flight,
+            "latency_ms": latency_ms,
+            "connections": connections,
+        }
+    )
     return figures
 
 

@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(handler=_with_runtime(_sandbox))
 
     s = sub.add_parser("bench", help="benchmarks (print figures)")
-    s.add_argument("scenario", choices=["burst", "steady", "scale", "limits"])
+    s.add_argument("scenario", choices=["burst", "steady", "scale", "memory", "limits"])
     s.add_argument("-n", "--jobs", type=int, default=None)
     s.add_argument("--rate", type=float, default=None)
     s.add_argument("--seconds", type=float, default=None)

@@ -1,4 +1,4 @@
-"""`herald bench` works end to end (a tiny burst); figures are printed, never asserted."""
+"""`herald bench` works end to end (tiny runs); figures are printed, never asserted."""
 
 from __future__ import annotations
 
@@ -6,25 +6,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from shared.paths import ROOT
 from tests.conftest import Namespace
 
 
-def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_path: Path) -> None:
+def _bench(ns: Namespace, out: Path, *argv: str) -> dict[str, Any]:
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "bench",
-            "burst",
-            "-n",
-            "200",
-            "--no-limits",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "services.cli", "bench", *argv, "--no-limits", "--out", str(out)],
         cwd=ROOT,
         env=ns.env(),
         text=True,
@@ -32,7 +22,24 @@ def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    figures = json.loads(run.stdout)
+    figures: dict[str, Any] = json.loads(run.stdout)
+    return figures
+
+
+def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_path: Path) -> None:
+    figures = _bench(ns, tmp_path, "burst", "-n", "200")
     assert figures["jobs"] == 200 and figures["published"] == 200
     assert {"p50", "p99"} <= set(figures["end_to_end_lag_s"])
     assert list(tmp_path.glob("burst-*.json")) and list(tmp_path.glob("burst-*.png"))
+
+
+def test_a_tiny_memory_run_samples_the_publishers_rss(ns: Namespace, tmp_path: Path) -> None:
+    figures = _bench(ns, tmp_path, "memory", "-n", "200")
+    assert figures["jobs"] == 200 and figures["published"] == 200
+    assert figures["publishers"] == 1 and figures["max_in_flight"] == 1000
+    assert figures["rss_mb_peak"] >= figures["rss_mb_p50"] > 0 and figures["rss_mb_before"] > 0
+    assert "series" not in figures  # kept for the JSON and the chart
+    [saved] = tmp_path.glob("memory-*.json")
+    assert saved.with_suffix(".png").exists()
+    series = json.loads(saved.read_text())["figures"]["series"]
+    assert len(series["t_s"]) == len(series["rss_mb"]) == len(series["calls_in_flight"]) > 0
