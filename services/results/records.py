@@ -3,6 +3,7 @@ statements (locks, attempt rows, job updates, dead-letter context)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb
 
 from services.results.policy import AttemptResult, JobState
 from shared import events
@@ -23,16 +23,42 @@ from shared.names import RESULT
 
 SUMMARY_LIMIT = 50  # attempts per dead letter's summary (the newest)
 
-_INSERT_ATTEMPT = (
-    "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome,"
-    " error_code, error_subcode, error_message, retry_after, provider_ids, provider_response)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (job_id, attempt) DO NOTHING RETURNING job_id, attempt"
-)
-_UPDATE_JOB = (
-    "UPDATE jobs SET status = %s, failed_attempts = %s, next_attempt_at = %s, queued = %s,"
-    " check_only = %s, force_required = %s, published_at = %s, provider_ids = %s,"
-    " last_error = %s, updated_at = now() WHERE id = %s AND status = %s"
+# Each batch writes its attempts and its jobs with one statement apiece, the rows passed as
+# one JSON parameter (`jsonb_to_recordset`): a statement per row cost 20,000 executions per
+# 20,000 results; `unnest` of typed arrays measured slower in Python (a jsonb[] element is
+# dumped one by one) and, estimated at 500 rows, was planned as a hash join over a
+# sequential scan of `jobs`. error_code/error_subcode travel as float8 and are cast as the
+# row-by-row statement's parameters were (a schema-valid `2.0` is stored as 2).
+_INSERT_ATTEMPTS = """
+INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_code,
+                      error_subcode, error_message, retry_after, provider_ids, provider_response)
+SELECT v.job_id, v.attempt, v.worker, v.started_at, v.finished_at, v.outcome, v.error_code::int,
+       v.error_subcode::int, v.error_message, v.retry_after, v.provider_ids, v.provider_response
+FROM jsonb_to_recordset(%s::jsonb) AS v(
+    job_id uuid, attempt int, worker text, started_at timestamptz, finished_at timestamptz,
+    outcome text, error_code float8, error_subcode float8, error_message text,
+    retry_after float8, provider_ids jsonb, provider_response jsonb)
+ON CONFLICT (job_id, attempt) DO NOTHING
+RETURNING job_id::text AS job_id, attempt
+"""
+_UPDATE_JOBS = """
+UPDATE jobs AS j
+SET status = v.status, failed_attempts = v.failed_attempts, next_attempt_at = v.next_attempt_at,
+    queued = v.queued, check_only = v.check_only, force_required = v.force_required,
+    published_at = v.published_at, provider_ids = v.provider_ids, last_error = v.last_error,
+    updated_at = now()
+FROM jsonb_to_recordset(%s::jsonb) AS v(
+    id uuid, before text, status text, failed_attempts int, next_attempt_at timestamptz,
+    queued boolean, check_only boolean, force_required boolean, published_at timestamptz,
+    provider_ids jsonb, last_error jsonb)
+WHERE j.id = v.id AND j.status = v.before
+"""
+# Every statement of a batch touches rows by key; as in the publisher's claims (BY_KEY there),
+# keep the planner off sequential scans and hash joins for the transaction: on a 20,000-row
+# `jobs` table it otherwise scans the table whole to lock 500 rows (2.8 ms instead of 1.8 ms),
+# and the cost grows with the table, not the batch.
+BY_KEY = (
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)"
 )
 
 
@@ -170,45 +196,46 @@ def job_state(row: Row) -> JobState:
 
 
 async def lock_jobs(conn: psycopg.AsyncConnection[Row], job_ids: list[str]) -> dict[str, Row]:
-    """Lock the batch's jobs in id order (concurrent batches then never deadlock)."""
+    """Lock the batch's jobs in id order (concurrent batches then never deadlock); also sets
+    the transaction's planner hints (`BY_KEY`) for this and the batch's later statements."""
     if not job_ids:
         return {}
-    cur = await conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-        (job_ids,),
-    )
+    async with conn.pipeline():
+        await conn.execute(BY_KEY)
+        cur = await conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+            (job_ids,),
+        )
     return {str(r["id"]): r for r in await cur.fetchall()}
 
 
 async def insert_attempts(
     conn: psycopg.AsyncConnection[Row], incoming: list[Incoming]
 ) -> set[tuple[str, int]]:
-    """Insert attempt rows; answers the (job id, attempt) pairs that were new."""
-    if not incoming:
+    """Insert attempt rows; answers the (job id, attempt) pairs that were new. Of several
+    copies of one attempt in a batch, the first is the one written."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for i in incoming:
+        if (i.job_id, i.attempt) in rows:
+            continue
+        rows[(i.job_id, i.attempt)] = {
+            "job_id": i.job_id,
+            "attempt": i.attempt,
+            "worker": i.worker,
+            "started_at": i.started_at,
+            "finished_at": i.finished_at,
+            "outcome": i.outcome.value,
+            "error_code": i.value.get("error_code"),
+            "error_subcode": i.value.get("error_subcode"),
+            "error_message": i.value.get("error_message"),
+            "retry_after": i.retry_after,
+            "provider_ids": i.provider_ids,
+            "provider_response": i.value.get("provider_response") or None,
+        }
+    if not rows:
         return set()
-    params = [
-        (
-            i.job_id,
-            i.attempt,
-            i.worker,
-            i.started_at,
-            i.finished_at,
-            i.outcome.value,
-            i.value.get("error_code"),
-            i.value.get("error_subcode"),
-            i.value.get("error_message"),
-            i.retry_after,
-            Jsonb(i.provider_ids),
-            Jsonb(i.value["provider_response"]) if i.value.get("provider_response") else None,
-        )
-        for i in incoming
-    ]
-    fresh: set[tuple[str, int]] = set()
-    async with conn.cursor() as cur:
-        await cur.executemany(_INSERT_ATTEMPT, params, returning=True)
-        async for result in cur.results():
-            fresh.update((str(r["job_id"]), int(r["attempt"])) for r in await result.fetchall())
-    return fresh
+    cur = await conn.execute(_INSERT_ATTEMPTS, (_json(list(rows.values())),))
+    return {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
 
 
 async def update_jobs(
@@ -217,28 +244,41 @@ async def update_jobs(
     """Write the moved jobs, each guarded by the status it had under the lock."""
     if not original:
         return
-    params = []
-    for job_id, before in original.items():
+    values = []
+    for job_id in sorted(original):
         r = rows[job_id]
-        params.append(
-            (
-                r["status"],
-                r["failed_attempts"],
-                r["next_attempt_at"],
-                r["queued"],
-                r["check_only"],
-                r["force_required"],
-                r["published_at"],
-                Jsonb(r["provider_ids"] or {}),
-                Jsonb(r["last_error"]) if r["last_error"] is not None else None,
-                job_id,
-                before,
-            )
+        values.append(
+            {
+                "id": job_id,
+                "before": original[job_id],
+                "status": r["status"],
+                "failed_attempts": r["failed_attempts"],
+                "next_attempt_at": r["next_attempt_at"],
+                "queued": r["queued"],
+                "check_only": r["check_only"],
+                "force_required": r["force_required"],
+                "published_at": r["published_at"],
+                "provider_ids": r["provider_ids"] or {},
+                "last_error": r["last_error"],  # None: SQL NULL (jsonb_to_recordset maps null)
+            }
         )
-    async with conn.cursor() as cur:
-        await cur.executemany(_UPDATE_JOB, params)
-        if cur.rowcount != len(params):
-            raise RuntimeError(f"{len(params) - cur.rowcount} jobs changed under their locks")
+    cur = await conn.execute(_UPDATE_JOBS, (_json(values),))
+    if cur.rowcount != len(values):
+        raise RuntimeError(f"{len(values) - cur.rowcount} jobs changed under their locks")
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    """Rows as one JSON parameter for `jsonb_to_recordset`."""
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # an integer beyond 64 bits (read back from a jsonb column): stdlib
+        return json.dumps(rows, default=_instant_json)
+
+
+def _instant_json(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 async def attempt_summaries(

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from services.results import records
 from services.results.consumer import ResultsConsumer
 from services.results.main import prune_once
 from services.results.policy import PolicyConfig, backoff_ceiling
@@ -143,6 +144,86 @@ async def test_duplicates_in_one_batch_count_once(rt: Runtime) -> None:
     assert report.duplicates == 2 and report.decisions == {"dead_letter": 1}
     rows = await rt.db.fetch("SELECT reason FROM dead_letters WHERE job_id = %s", (job_id,))
     assert [r["reason"] for r in rows] == ["permanent_error"]
+
+
+async def test_one_batch_writes_its_attempts_and_jobs_as_computed(rt: Runtime) -> None:
+    ids = await schedule_jobs(rt, 3)
+    rows = {str(r["id"]): r for r in await mark_in_progress(rt, ids)}
+    retry = result_value(
+        rows[ids[0]],
+        {
+            "outcome": "retryable_error",
+            "error_code": 2.0,  # schema-valid integer: stored as 2
+            "error_message": "later",
+            "retry_after_seconds": 1.5,
+            "provider_response": {},
+        },
+    )
+    later_copy = result_value(rows[ids[0]], "published")  # same attempt: the first copy wins
+    published = result_value(
+        rows[ids[1]], "published", provider_response={"id": "17841400000000000", "n": 2**62}
+    )
+    ahead = result_value(rows[ids[2]], "retryable_error", attempt=5)  # recorded, not moved
+    report = await ResultsConsumer(rt, rand=lambda: 0.5).apply(
+        [orjson.dumps(v) for v in (retry, later_copy, published, ahead)]
+    )
+    assert report.duplicates == 1 and report.invalid == 0
+    assert report.decisions == {"retry": 1, "publish": 1, "record": 1}
+    [a0] = await attempt_rows(rt, ids[0])
+    assert (a0["outcome"], a0["error_code"], a0["error_subcode"]) == ("retryable_error", 2, None)
+    assert a0["retry_after"] == 1.5 and a0["provider_response"] is None
+    assert a0["provider_ids"] == {} and a0["finished_at"] == at(retry["finished_at"])
+    [a1] = await attempt_rows(rt, ids[1])
+    assert a1["provider_response"] == published["provider_response"]
+    assert a1["provider_ids"] == published["provider_ids"] and a1["error_code"] is None
+    assert [a["attempt"] for a in await attempt_rows(rt, ids[2])] == [5]
+    moved = await job(rt, ids[0])
+    assert moved["status"] == "RETRY_SCHEDULED" and moved["failed_attempts"] == 1
+    assert moved["next_attempt_at"] == at(retry["finished_at"]) + timedelta(seconds=1.5)
+    assert moved["queued"] and moved["published_at"] is None
+    assert moved["last_error"] == {
+        "outcome": "retryable_error",
+        "attempt": 1,
+        "code": 2,
+        "subcode": None,
+        "message": "later",
+        "may_be_live": False,
+    }
+    done = await job(rt, ids[1])
+    assert done["status"] == "PUBLISHED" and done["published_at"] == at(published["published_at"])
+    assert done["provider_ids"] == published["provider_ids"] and not done["queued"]
+    null_error = await rt.db.fetchone(
+        "SELECT last_error IS NULL AS sql_null FROM jobs WHERE id = %s", (ids[1],)
+    )
+    assert null_error == {"sql_null": True}  # not a jsonb 'null'
+    assert (await job(rt, ids[2]))["status"] == "IN_PROGRESS"
+
+
+async def test_a_job_changed_under_its_lock_fails_the_whole_write(rt: Runtime) -> None:
+    ids = await schedule_jobs(rt, 2)
+    await mark_in_progress(rt, ids)
+    with pytest.raises(RuntimeError, match="1 jobs changed under their locks"):
+        async with rt.db.transaction() as conn:
+            locked = await records.lock_jobs(conn, sorted(ids))
+            for row in locked.values():
+                row["status"] = "PUBLISHED"
+            await records.update_jobs(
+                conn, locked, {ids[0]: "IN_PROGRESS", ids[1]: "RETRY_SCHEDULED"}
+            )
+    assert await statuses(rt, ids) == {i: "IN_PROGRESS" for i in ids}
+
+
+async def test_the_planner_hints_last_for_the_batch_transaction_only(rt: Runtime) -> None:
+    [job_id] = await schedule_jobs(rt, 1)
+    async with rt.db.transaction() as conn:
+        assert list(await records.lock_jobs(conn, [job_id])) == [job_id]
+        cur = await conn.execute("SELECT current_setting('enable_seqscan') AS s")
+        assert await cur.fetchone() == {"s": "off"}
+        cur = await conn.execute("SELECT current_setting('enable_hashjoin') AS s")
+        assert await cur.fetchone() == {"s": "off"}
+    async with rt.db.connection() as conn:
+        cur = await conn.execute("SELECT current_setting('enable_seqscan') AS s")
+        assert await cur.fetchone() == {"s": "on"}
 
 
 async def test_retries_land_in_redis_within_the_backoff_bounds(rt: Runtime) -> None:
