@@ -192,7 +192,9 @@ class BenchPipeline:
                 if done >= expected:
                     break
                 self.check_alive()
-                time.sleep(0.2)
+                # The figures come from the jobs' own timestamps, so polling once a second
+                # only delays noticing the end; at 0.2 s this count was 5 % of Postgres's time.
+                time.sleep(1.0)
         return done
 
     def check_alive(self) -> None:

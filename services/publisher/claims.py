@@ -78,7 +78,7 @@ UPDATE jobs SET call_started_at = now() WHERE id = ANY(%s::uuid[]) AND call_star
 _STORE_RESULTS = """
 UPDATE publish_claims AS p SET result = v.r
 FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-WHERE p.job_id = ANY(%s::uuid[]) AND p.job_id = v.j AND p.attempt = v.a AND p.result IS NULL
+WHERE p.job_id = v.j AND p.attempt = v.a AND p.result IS NULL
 RETURNING p.job_id::text AS job_id, p.attempt
 """
 _INSERT_RESULTS = """
@@ -309,13 +309,9 @@ class ClaimStore:
         """Store each result in its claim unless one is stored already; then that stored
         result replaces ours in `values` (whoever stored first decides what is emitted)."""
         keys = [(i.request.job_id, i.request.attempt) for _, i in store]
-        ids = [k[0] for k in keys]
         cur = await conn.execute(
             _STORE_RESULTS,
-            (
-                _records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),
-                ids,
-            ),
+            (_records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),),
         )
         stored = {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
         lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in stored]
