@@ -94,6 +94,20 @@ def settle_garbage_collector(first_generation: int = 20_000) -> None:
     gc.set_threshold(first_generation, second, third)
 
 
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run a service's coroutine on uvloop where it is installed (the asyncio loop otherwise).
+
+    Measured in `herald bench burst` (20,000 jobs, 2 publishers): 3,219 -> 3,427 and 3,748
+    jobs/s, 23.4 -> 20.3-22.8 CPU seconds for the whole pipeline (decision 0008).
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop (Windows)
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 async def run_service(
     name: str,
     settings: Settings,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
 from services.api.app import create_app
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_service
+from shared.service import Supervisor, run_loop, run_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,4 +47,4 @@ async def api_main(rt: Runtime, sup: Supervisor) -> None:
 
 def run(settings: Settings) -> int:
     # A request waits at most 3 s for a Postgres connection before answering 503.
-    return asyncio.run(run_service("api", settings, api_main, db_acquire_timeout=3.0))
+    return run_loop(run_service("api", settings, api_main, db_acquire_timeout=3.0))

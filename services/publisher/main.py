@@ -17,7 +17,7 @@ from services.publisher.worker import PublishWorker, Timing
 from shared.kafka.concurrent_consumer import ConcurrentConsumer
 from shared.names import REQUEST
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_service
+from shared.service import Supervisor, run_loop, run_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,4 +93,4 @@ async def publisher_main(rt: Runtime, sup: Supervisor) -> None:
 
 
 def run(settings: Settings) -> int:
-    return asyncio.run(run_service("publisher", settings, publisher_main))
+    return run_loop(run_service("publisher", settings, publisher_main))

@@ -10,7 +10,7 @@ from datetime import timedelta
 from services.results.consumer import ResultsConsumer
 from shared.events import now_utc
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_service, sleep_or_stop
+from shared.service import Supervisor, run_loop, run_service, sleep_or_stop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,4 +101,4 @@ async def results_main(rt: Runtime, sup: Supervisor) -> None:
 
 
 def run(settings: Settings) -> int:
-    return asyncio.run(run_service("results", settings, results_main))
+    return run_loop(run_service("results", settings, results_main))

@@ -11,7 +11,7 @@ from services.scheduler.ingress import CommandIngress
 from services.scheduler.reconciler import Reconciler
 from shared import outbox, state_gauges
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_service, sleep_or_stop
+from shared.service import Supervisor, run_loop, run_service, sleep_or_stop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,4 +75,4 @@ async def scheduler_main(rt: Runtime, sup: Supervisor) -> None:
 
 
 def run(settings: Settings) -> int:
-    return asyncio.run(run_service("scheduler", settings, scheduler_main))
+    return run_loop(run_service("scheduler", settings, scheduler_main))
