@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import weakref
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +19,6 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection
-from psycopg.types.json import set_json_loads
 
 from services.publisher.decision import (
     AttemptRow,
@@ -162,7 +160,6 @@ class ClaimStore:
         now = events.now_utc()
         # Pipelined: the reads go out together, the writes and the commit too (2 round trips).
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
-            _fast_json(conn)
             await conn.execute(BY_KEY)
             reads = [await conn.execute(sql, (ids,)) for sql in (_JOBS, _CLAIMS, _ATTEMPTS)]
             jobs = {r["job_id"]: r for r in await reads[0].fetchall()}
@@ -267,7 +264,6 @@ class ClaimStore:
         store = [(n, i) for n, i in enumerate(items) if i.store]
         if store:
             async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
-                _fast_json(conn)
                 await conn.execute(BY_KEY)
                 await self._store_results(conn, store, values)
         records = []
@@ -331,17 +327,6 @@ class ClaimStore:
                     _records((k[0], k[1], values[n]) for n, k in missing),
                 ),
             )
-
-
-_FAST_JSON: weakref.WeakSet[AsyncConnection[Row]] = weakref.WeakSet()
-
-
-def _fast_json(conn: AsyncConnection[Row]) -> None:
-    """Parse jsonb columns with orjson on this (pooled) connection: the stdlib parser was a
-    tenth of the publisher's CPU time."""
-    if conn not in _FAST_JSON:
-        set_json_loads(orjson.loads, conn)
-        _FAST_JSON.add(conn)
 
 
 def _job_state(row: Row | None) -> JobState | None:

@@ -58,6 +58,7 @@ class Plan:
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     dead: list[tuple[records.Incoming, DeadLetterReason, Row]] = field(default_factory=list)
     published: list[Row] = field(default_factory=list)
+    logged: list[dict[str, Any]] = field(default_factory=list)  # one entry per fresh result
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,11 @@ class ResultsConsumer:
         if self.after_commit is not None:
             await self.after_commit()
         await self._mirror(plan)
+        if plan.logged:
+            # One structured line per committed batch (a line per job was a tenth of this
+            # service's CPU time): each result's job id, attempt, trace id, outcome, the
+            # status it left the job in and why (`note` when the job did not move).
+            log.info("results applied", extra={"count": len(plan.logged), "results": plan.logged})
         self._observe(plan)
         if invalid:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.INVALID_MESSAGE.value).inc(len(invalid))
@@ -211,10 +217,7 @@ class ResultsConsumer:
             states[inc.job_id] = decision.state
             plan.decisions[decision.action.value] += 1
             if not decision.moved:
-                log.info(
-                    "result recorded",
-                    extra=inc.log_fields(note=decision.reason, status=row["status"]),
-                )
+                plan.logged.append(inc.log_fields(note=decision.reason, status=row["status"]))
                 continue
             plan.original.setdefault(inc.job_id, row["status"])
             self._move(plan, row, inc, decision, horizon)
@@ -247,11 +250,10 @@ class ResultsConsumer:
             plan.dead.append((inc, decision.dead_letter, dict(row)))
         plan.touched.add(inc.job_id)
         plan.events.append(outbox.status_event(row, new.status, reason=decision.reason))
-        log.info(
-            "job moved",
-            extra=inc.log_fields(
+        plan.logged.append(
+            inc.log_fields(
                 status=new.status.value, reason=decision.reason, next_attempt_at=new.next_attempt_at
-            ),
+            )
         )
 
     async def _mirror(self, plan: Plan) -> None:

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
+
+
+def _loads(data: bytes | str) -> Any:
+    """json/jsonb columns parsed by orjson (the stdlib parser was a tenth of the publisher's
+    CPU time); integers beyond 64 bits, which orjson refuses, fall back to the stdlib."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+set_json_loads(_loads)  # for every connection of this process
 
 
 def _conninfo(url: str, schema: str) -> str:
