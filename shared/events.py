@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jsonschema_rs
@@ -37,6 +37,13 @@ def iso(value: datetime | None) -> str | None:
     """RFC 3339 UTC with `Z`."""
     if value is None:
         return None
+    return _iso(value)
+
+
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    # Cached: a batch shares instants (its `dispatched_at`, a burst's `scheduled_at`), and
+    # formatting was 9 % of the scheduler's CPU time in a burst.
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -30,7 +31,18 @@ def _loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
-set_json_loads(_loads)  # for every connection of this process
+class _UUIDText(Loader):
+    """uuid columns (text format) load as their canonical text: every caller wants the
+    string (topic values, logs, API views), and building `uuid.UUID` objects only to call
+    `str()` on them was 8 % of the scheduler's CPU time in a burst."""
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
+
+
+# For every connection of this process:
+set_json_loads(_loads)
+psycopg.adapters.register_loader("uuid", _UUIDText)
 
 
 def _conninfo(url: str, schema: str) -> str:
