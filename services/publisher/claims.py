@@ -32,7 +32,7 @@ from services.publisher.decision import (
 from shared import events
 from shared.batching import Coalescer
 from shared.crypto import TokenCipher
-from shared.db.pool import Database, Row
+from shared.db.pool import Database, Row, id_array
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 from shared.errors import InvalidMessage
@@ -161,7 +161,8 @@ class ClaimStore:
         # Pipelined: the reads go out together, the writes and the commit too (2 round trips).
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(BY_KEY)
-            reads = [await conn.execute(sql, (ids,)) for sql in (_JOBS, _CLAIMS, _ATTEMPTS)]
+            keys = id_array(ids)
+            reads = [await conn.execute(sql, (keys,)) for sql in (_JOBS, _CLAIMS, _ATTEMPTS)]
             jobs = {r["job_id"]: r for r in await reads[0].fetchall()}
             claims: dict[str, list[ClaimRow]] = {}
             for r in await reads[1].fetchall():
@@ -203,7 +204,7 @@ class ClaimStore:
                 r.job_id for r, c in zip(requests, out, strict=True) if c.decision.kind is Kind.CALL
             ]
             if calling:
-                await conn.execute(_STAMP, (calling,))
+                await conn.execute(_STAMP, (id_array(calling),))
         return out
 
     def _decide_all(

@@ -14,7 +14,7 @@ import psycopg
 
 from services.results.policy import AttemptResult, JobState
 from shared import events
-from shared.db.pool import Row
+from shared.db.pool import Row, id_array
 from shared.domain.jobs import JobStatus
 from shared.domain.outcomes import Outcome
 from shared.errors import InvalidMessage
@@ -204,7 +204,7 @@ async def lock_jobs(conn: psycopg.AsyncConnection[Row], job_ids: list[str]) -> d
         await conn.execute(BY_KEY)
         cur = await conn.execute(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-            (job_ids,),
+            (id_array(job_ids),),
         )
     return {str(r["id"]): r for r in await cur.fetchall()}
 
@@ -290,7 +290,7 @@ async def attempt_summaries(
         "SELECT job_id, attempt, outcome, error_code, error_subcode, error_message, worker,"
         " started_at, finished_at FROM attempts WHERE job_id = ANY(%s::uuid[])"
         " ORDER BY job_id, attempt",
-        (job_ids,),
+        (id_array(job_ids),),
     )
     out: dict[str, list[dict[str, Any]]] = {}
     for r in await cur.fetchall():

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import events, metrics, outbox
-from shared.db.pool import Row
+from shared.db.pool import Row, id_array
 from shared.delayed_queue import Claimed
 from shared.domain.jobs import JobStatus
 from shared.jobs.views import request_view
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _MARK_DISPATCHED = """
 WITH old AS (
-    SELECT id, status FROM jobs WHERE id = ANY(%(ids)s) FOR UPDATE
+    SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
 )
 UPDATE jobs SET
     attempt_count = CASE WHEN old.status = 'IN_PROGRESS' THEN jobs.attempt_count
@@ -106,7 +106,7 @@ class Dispatcher:
             cur = await conn.execute(
                 _MARK_DISPATCHED,
                 {
-                    "ids": list(due),
+                    "ids": id_array(due),
                     "lease": settings.lease_seconds,
                     "stuck": settings.stuck_after_seconds,
                 },

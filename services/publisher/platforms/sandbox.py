@@ -28,7 +28,7 @@ import orjson
 
 from services.publisher.platforms.base import AttemptContext
 from shared.batching import Coalescer
-from shared.db.pool import Database
+from shared.db.pool import Database, id_array
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
@@ -149,9 +149,10 @@ class SandboxPublisher:
         # first, in its own statement, so the statements after it see every committed post.
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(_BY_KEY)
-            await conn.execute(_LOCK, (_LOCK_NAMESPACE, jobs))
+            keys = id_array(jobs)
+            await conn.execute(_LOCK, (_LOCK_NAMESPACE, keys))
             inserted = await conn.execute(_INSERT, (orjson.dumps(record).decode(),))
-            posts = await conn.execute(_POSTS, (jobs,))
+            posts = await conn.execute(_POSTS, (keys,))
             new = {r["job_id"]: r["id"] for r in await inserted.fetchall()}
             found = {
                 r["job_id"]: _Found(str(r["id"]), r["published_at"], r["job_id"] not in new)
