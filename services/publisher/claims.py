@@ -48,13 +48,25 @@ BY_KEY = (
     "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)"
 )
 _JOBS = """
-SELECT j.id::text AS job_id, j.status, j.publish_deadline, j.container_id, j.published_at,
-       j.provider_ids, c.id::text AS connection_id, c.tenant_id AS connection_tenant,
-       c.platform AS connection_platform, c.name AS connection_name,
-       c.status AS connection_status, c.metadata AS connection_metadata, c.token_ciphertext
-FROM jobs j LEFT JOIN connections c ON c.id = j.connection_id
-WHERE j.id = ANY(%s::uuid[]) ORDER BY j.id FOR UPDATE OF j
+SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,
+       connection_id
+FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
 """
+# Each connection once per batch (a batch's jobs share a few dozen accounts), not per job.
+_CONNECTIONS = """
+SELECT id AS connection_id, tenant_id AS connection_tenant, platform AS connection_platform,
+       name AS connection_name, status AS connection_status,
+       metadata AS connection_metadata, token_ciphertext
+FROM connections WHERE id IN (SELECT connection_id FROM jobs WHERE id = ANY(%s::uuid[]))
+"""
+_NO_CONNECTION: Row = {
+    "connection_tenant": None,
+    "connection_platform": None,
+    "connection_name": None,
+    "connection_status": None,
+    "connection_metadata": None,
+    "token_ciphertext": None,
+}
 _CLAIMS = """
 SELECT job_id::text AS job_id, attempt, worker, lease_until, lease_until < now() AS expired, result
 FROM publish_claims WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, attempt FOR UPDATE
@@ -162,10 +174,17 @@ class ClaimStore:
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(BY_KEY)
             keys = id_array(ids)
-            reads = [await conn.execute(sql, (keys,)) for sql in (_JOBS, _CLAIMS, _ATTEMPTS)]
-            jobs = {r["job_id"]: r for r in await reads[0].fetchall()}
+            reads = [
+                await conn.execute(sql, (keys,))
+                for sql in (_JOBS, _CONNECTIONS, _CLAIMS, _ATTEMPTS)
+            ]
+            accounts = {r["connection_id"]: r for r in await reads[1].fetchall()}
+            jobs = {
+                r["job_id"]: r | accounts.get(r["connection_id"], _NO_CONNECTION)
+                for r in await reads[0].fetchall()
+            }
             claims: dict[str, list[ClaimRow]] = {}
-            for r in await reads[1].fetchall():
+            for r in await reads[2].fetchall():
                 claims.setdefault(r["job_id"], []).append(
                     ClaimRow(
                         r["job_id"],
@@ -177,7 +196,7 @@ class ClaimStore:
                     )
                 )
             attempts: dict[str, list[AttemptRow]] = {}
-            for r in await reads[2].fetchall():
+            for r in await reads[3].fetchall():
                 attempts.setdefault(r["job_id"], []).append(
                     AttemptRow(
                         r["job_id"],
