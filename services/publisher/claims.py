@@ -143,10 +143,10 @@ class ClaimStore:
         self.lease_seconds = lease_seconds
         self.platforms = platforms
         self._claims: Coalescer[PublishRequest, Claimed] = Coalescer(
-            self._claim_many, max_batch=max_batch, concurrency=2
+            self._claim_many, max_batch=max_batch, concurrency=1
         )
         self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
-            self._emit_many, max_batch=max_batch, concurrency=2
+            self._emit_many, max_batch=max_batch, concurrency=1
         )
         self._kafka = asyncio.Lock()  # Producer.send_batch is one batch at a time
 
