@@ -125,7 +125,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
         )
     if name != "limits" and not args.no_limits:
-        ceilings = limits.measure(settings, scale=0.25)
+        ceilings = limits.measure(settings)
         figures["limits"] = ceilings
         figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)
     result = {
