@@ -71,7 +71,7 @@ def run_faust(
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         store="memory://",
-        datadir=str(Path(tempfile.gettempdir()) / "herald-faust" / group),  # not the cwd
+        datadir=str(Path(tempfile.gettempdir()) / f"herald-faust-{group}"),  # not the cwd
         topic_partitions=12,
     )  # faust's own defaults otherwise (commits every 2.8 s)
     source = app.topic(topic, value_type=bytes, key_type=bytes)

@@ -257,7 +257,10 @@ async def test_open_routes_need_no_key(client: TestClient[Any, Any]) -> None:
 
 
 async def test_503_with_retry_after_when_postgres_is_away(settings: Settings) -> None:
-    away = Runtime.build(settings.model_copy(update={"database_url": CLOSED_POSTGRES}))
+    # A short pool timeout, as the API process has (3 s), so the 503 comes without a long wait.
+    away = Runtime.build(
+        settings.model_copy(update={"database_url": CLOSED_POSTGRES}), db_acquire_timeout=1.0
+    )
     await away.open()
     try:
         async with TestClient(TestServer(create_app(away, Health()))) as c:

@@ -27,7 +27,7 @@ def build(bootstrap: str, app_id: str, source: str, target: str) -> faust.App:
         broker_commit_every=100,
         consumer_auto_offset_reset="earliest",
         store="memory://",
-        datadir=str(Path(tempfile.gettempdir()) / "herald-faust" / app_id),  # not the cwd
+        datadir=str(Path(tempfile.gettempdir()) / f"herald-faust-{app_id}"),  # not the cwd
     )
     source_topic = app.topic(source, value_serializer="raw", key_serializer="raw")
     target_topic = app.topic(target, value_serializer="raw", key_serializer="raw")
