@@ -214,7 +214,7 @@ async def _connections(rt: Any, args: argparse.Namespace) -> int:
 
     store = rt.connections()
     if args.action == "list":
-        _out(await store.list_connections(ADMIN, platform=args.platform))
+        _out(await store.list_all(ADMIN, platform=args.platform))
         return 0
     metadata = orjson.loads(args.metadata) if args.metadata else {}
     if args.account_id:

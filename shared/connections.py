@@ -13,6 +13,7 @@ from shared.domain.requests import Connection
 from shared.errors import NotFound, ValidationFailed
 from shared.events import iso
 from shared.jobs.validation import PLATFORMS, has_nul
+from shared.jobs.views import decode_cursor, encode_cursor
 from shared.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
 
 STATUSES = ("active", "needs_reauth", "disabled")
@@ -124,16 +125,47 @@ class ConnectionStore:
         return view(await self.get_row(principal, connection_id))
 
     async def list_connections(
-        self, principal: Principal, *, platform: str | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
+        self,
+        principal: Principal,
+        *,
+        platform: str | None = None,
+        limit: int = 500,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page, oldest first: `{"items": [...], "next_cursor": ... | None}`."""
+        after = decode_cursor(cursor) if cursor else None
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM connections"
             " WHERE (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
             " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
+            " AND (%(after_ts)s::timestamptz IS NULL"
+            "      OR (created_at, id) > (%(after_ts)s, %(after_id)s::uuid))"
             " ORDER BY created_at, id LIMIT %(limit)s",
-            {"tenant": principal.tenant_id, "platform": platform, "limit": limit},
+            {
+                "tenant": principal.tenant_id,
+                "platform": platform,
+                "after_ts": after[0] if after else None,
+                "after_id": after[1] if after else None,
+                "limit": limit + 1,
+            },
         )
-        return [view(r) for r in rows]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return {"items": [view(r) for r in rows], "next_cursor": next_cursor}
+
+    async def list_all(
+        self, principal: Principal, *, platform: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every connection, page by page."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_connections(principal, platform=platform, cursor=cursor)
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
 
     async def patch(self, principal: Principal, connection_id: str, body: Any) -> dict[str, Any]:
         row = await self.get_row(principal, connection_id)

@@ -448,6 +448,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             params=(
                 param("platform", {"enum": list(PLATFORMS)}),
                 param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 500}),
+                CURSOR,
             ),
             tag="connections",
         ),

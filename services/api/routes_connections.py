@@ -17,7 +17,7 @@ def add_routes(app: web.Application, connections: ConnectionStore) -> None:
         return json_ok(await connections.create(principal(request), body), status=201)
 
     async def list_connections(request: web.Request) -> web.Response:
-        items = await connections.list_connections(
+        page = await connections.list_connections(
             principal(request),
             platform=query(request, "platform"),
             limit=parse_limit(
@@ -25,8 +25,9 @@ def add_routes(app: web.Application, connections: ConnectionStore) -> None:
                 default=MAX_CONNECTIONS_PAGE,
                 maximum=MAX_CONNECTIONS_PAGE,
             ),
+            cursor=query(request, "cursor"),
         )
-        return json_ok({"items": items, "next_cursor": None})
+        return json_ok(page)
 
     async def get_connection(request: web.Request) -> web.Response:
         return json_ok(await connections.get(principal(request), request.match_info["id"]))

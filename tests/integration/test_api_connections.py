@@ -177,3 +177,43 @@ async def test_a_disabled_connection_takes_no_new_job(
     resp = await client.post("/publishing/jobs", json=job, headers=key)
     assert resp.status == 422
     assert "disabled" in (await resp.json())["error"]["fields"]["connection_id"]
+
+
+async def test_the_connection_list_pages_with_a_cursor(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
+    key, other = await key_for(rt, "pager"), await key_for(rt, "someone-else")
+    sandbox = {"platform": "sandbox", "metadata": {}}
+    made = []
+    for n in range(5):
+        resp = await client.post(
+            "/publishing/connections", json={**sandbox, "name": f"c{n}"}, headers=key
+        )
+        assert resp.status == 201
+        made.append((await resp.json())["id"])
+    resp = await client.post(
+        "/publishing/connections", json={**sandbox, "name": "theirs"}, headers=other
+    )
+    theirs = (await resp.json())["id"]
+
+    seen: list[str] = []
+    pages = 0
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        resp = await client.get("/publishing/connections", params=params, headers=key)
+        assert resp.status == 200
+        page = await resp.json()
+        pages += 1
+        assert len(page["items"]) <= 2
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == made  # oldest first, each once, none of another tenant's
+    assert theirs not in seen
+
+    resp = await client.get("/publishing/connections", params={"cursor": "nope"}, headers=key)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["fields"] == {"cursor": "is not a cursor"}
