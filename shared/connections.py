@@ -13,7 +13,7 @@ from shared.domain.requests import Connection
 from shared.errors import NotFound, ValidationFailed
 from shared.events import iso
 from shared.jobs.validation import PLATFORMS, has_nul
-from shared.jobs.views import decode_cursor, encode_cursor
+from shared.jobs.views import cursor_params, page
 from shared.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
 
 STATUSES = ("active", "needs_reauth", "disabled")
@@ -133,7 +133,6 @@ class ConnectionStore:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """One page, oldest first: `{"items": [...], "next_cursor": ... | None}`."""
-        after = decode_cursor(cursor) if cursor else None
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM connections"
             " WHERE (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
@@ -141,18 +140,9 @@ class ConnectionStore:
             " AND (%(after_ts)s::timestamptz IS NULL"
             "      OR (created_at, id) > (%(after_ts)s, %(after_id)s::uuid))"
             " ORDER BY created_at, id LIMIT %(limit)s",
-            {
-                "tenant": principal.tenant_id,
-                "platform": platform,
-                "after_ts": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit + 1,
-            },
+            {"tenant": principal.tenant_id, "platform": platform} | cursor_params(cursor, limit),
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-        return {"items": [view(r) for r in rows], "next_cursor": next_cursor}
+        return page(rows, limit, view)
 
     async def list_all(
         self, principal: Principal, *, platform: str | None = None

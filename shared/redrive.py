@@ -25,7 +25,7 @@ from shared.errors import ValidationFailed
 from shared.events import iso
 from shared.jobs.service import JobService
 from shared.jobs.validation import parse_instant
-from shared.jobs.views import decode_cursor, encode_cursor
+from shared.jobs.views import cursor_params, page
 from shared.tenancy import Principal
 
 CHUNK = 500  # jobs per requeue transaction
@@ -144,7 +144,6 @@ async def list_dead_letters(
     """Newest first; `invalid_message` rows (with their raw bytes) for admins only."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed("bad limit", fields={"limit": f"must be from 1 to {MAX_LIMIT}"})
-    after = decode_cursor(cursor) if cursor else None
     where, params = filters.where(principal)
     rows = await db.fetch(
         "SELECT d.id, d.job_id, d.tenant_id, d.platform, d.connection_id, d.reason, d.attempt,"
@@ -154,22 +153,10 @@ async def list_dead_letters(
         " AND (%(after_ts)s::timestamptz IS NULL"
         "      OR (d.created_at, d.id) < (%(after_ts)s, %(after_id)s::uuid))"
         " ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s",
-        params
-        | {
-            "redriven": include_redriven,
-            "after_ts": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit + 1,
-        },
+        params | {"redriven": include_redriven} | cursor_params(cursor, limit),
     )
     rows = [r for r in rows if principal.sees(r["tenant_id"] or "")]  # the SQL did; be sure
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-    return {
-        "items": [dead_letter_view(r, admin=principal.is_admin) for r in rows],
-        "next_cursor": next_cursor,
-    }
+    return page(rows, limit, lambda r: dead_letter_view(r, admin=principal.is_admin))
 
 
 async def replayable(

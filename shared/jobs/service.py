@@ -24,7 +24,7 @@ from shared.domain.jobs import JobStatus, allowed_sources
 from shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from shared.events import new_trace_id, now_utc
 from shared.jobs.validation import JobInput, check_caption, has_nul, parse_instant, validate_job
-from shared.jobs.views import JOB_COLUMNS, attempt_view, decode_cursor, encode_cursor, job_view
+from shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
 from shared.names import Names
 from shared.settings import Settings
 from shared.tenancy import Principal, ensure_tenant
@@ -269,7 +269,6 @@ class JobService:
                     errors[name] = "must be a UUID"
         if errors:
             raise ValidationFailed("bad filter", fields=errors)
-        after = decode_cursor(cursor) if cursor else None
         rows = await self.db.fetch(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE"
             " (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
@@ -286,15 +285,10 @@ class JobService:
                 "platform": platform,
                 "conn": connection_id,
                 "post": post_id,
-                "after_ts": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit + 1,
-            },
+            }
+            | cursor_params(cursor, limit),
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
-        return {"items": [job_view(r) for r in rows], "next_cursor": next_cursor}
+        return page(rows, limit, job_view)
 
     # ---- change ---------------------------------------------------------------------------
 

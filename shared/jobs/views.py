@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +86,25 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created), row_id
     except Exception as exc:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a cursor"}) from exc
+
+
+def cursor_params(cursor: str | None, limit: int) -> dict[str, Any]:
+    """Keyset parameters of a list query: `after_ts`, `after_id` (the cursor's row, or
+    None for the first page) and `limit` (one more than the page, to see if more follow)."""
+    after = decode_cursor(cursor) if cursor else None
+    return {
+        "after_ts": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit + 1,
+    }
+
+
+def page(rows: list[Row], limit: int, view: Callable[[Row], dict[str, Any]]) -> dict[str, Any]:
+    """`{"items": [...], "next_cursor": ... | None}` from up to `limit + 1` rows."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return {"items": [view(r) for r in rows], "next_cursor": next_cursor}
 
 
 def parse_limit(value: str | None, default: int = 50, maximum: int = 500) -> int:
