@@ -70,6 +70,27 @@ async def sleep_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
         return stopping.is_set()
 
 
+async def repeat(
+    stopping: asyncio.Event,
+    interval: float,
+    step: Callable[[], Awaitable[object]],
+    *,
+    failed: str,
+    level: int = logging.WARNING,
+) -> None:
+    """Run `step` every `interval` seconds until the service stops; a failing step is logged
+    (`failed`, at `level`) and tried again next round."""
+    while not stopping.is_set():
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.log(level, failed, extra={"error": repr(exc)})
+        if await sleep_or_stop(stopping, interval):
+            return
+
+
 def standard_checks(health: Health, rt: Runtime) -> None:
     health.add_check("postgres", rt.db.ping)
     health.add_check("redis", lambda: redis_store.ping(rt.redis))

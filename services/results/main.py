@@ -10,7 +10,7 @@ from datetime import timedelta
 from services.results.consumer import ResultsConsumer
 from shared.events import now_utc
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_loop, run_service, sleep_or_stop
+from shared.service import Supervisor, repeat, run_loop, run_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,10 @@ async def prune_once(rt: Runtime) -> dict[str, int]:
 async def prune_loop(
     rt: Runtime, stopping: asyncio.Event, interval: float = PRUNE_INTERVAL_SECONDS
 ) -> None:
-    while not stopping.is_set():
-        try:
-            await prune_once(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a store away: try again next round
-            log.warning("pruning failed; retrying later", extra={"error": repr(exc)})
-        if await sleep_or_stop(stopping, interval):
-            return
+    # A store away: try again next round.
+    await repeat(
+        stopping, interval, lambda: prune_once(rt), failed="pruning failed; retrying later"
+    )
 
 
 def fault_pause(settings: Settings) -> Callable[[], Awaitable[None]] | None:

@@ -11,7 +11,7 @@ from services.scheduler.ingress import CommandIngress
 from services.scheduler.reconciler import Reconciler
 from shared import outbox, state_gauges
 from shared.runtime import Runtime
-from shared.service import Supervisor, run_loop, run_service, sleep_or_stop
+from shared.service import Supervisor, repeat, run_loop, run_service, sleep_or_stop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,30 +34,26 @@ async def relay_outbox(rt: Runtime, stopping: asyncio.Event) -> None:
 
 async def queue_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 2.0) -> None:
     """Delayed-queue depth, due backlog (Redis) and connections by status (Postgres)."""
-    while not stopping.is_set():
-        try:
-            await state_gauges.refresh_queue(rt.queue)
-            await state_gauges.refresh_connections(rt.db)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("queue gauges unavailable", extra={"error": repr(exc)})
-        if await sleep_or_stop(stopping, interval):
-            return
+
+    async def refresh() -> None:
+        await state_gauges.refresh_queue(rt.queue)
+        await state_gauges.refresh_connections(rt.db)
+
+    await repeat(
+        stopping, interval, refresh, failed="queue gauges unavailable", level=logging.DEBUG
+    )
 
 
 async def kafka_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 5.0) -> None:
     """Consumer lag per (group, topic, partition) and topic sizes, from the broker."""
     gauges = state_gauges.KafkaGauges(rt.settings.kafka_bootstrap, rt.names)
-    while not stopping.is_set():
-        try:
-            await asyncio.to_thread(gauges.refresh)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("kafka gauges unavailable", extra={"error": repr(exc)})
-        if await sleep_or_stop(stopping, interval):
-            return
+    await repeat(
+        stopping,
+        interval,
+        lambda: asyncio.to_thread(gauges.refresh),
+        failed="kafka gauges unavailable",
+        level=logging.DEBUG,
+    )
 
 
 async def scheduler_main(rt: Runtime, sup: Supervisor) -> None:

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 
 from shared.runtime import Runtime
-from shared.service import sleep_or_stop
+from shared.service import repeat
 
 log = logging.getLogger(__name__)
 _LOCK = "herald-reconciler"
@@ -27,15 +27,9 @@ class Reconciler:
         self.page = page
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.reconcile_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reconcile failed; retrying", extra={"error": repr(exc)})
-            if await sleep_or_stop(stopping, self.interval):
-                return
+        await repeat(
+            stopping, self.interval, self.reconcile_once, failed="reconcile failed; retrying"
+        )
 
     async def reconcile_once(self) -> dict[str, int]:
         async with self.rt.db.connection() as conn:
