@@ -101,7 +101,11 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     ).start()
     try:
         await eventually(lambda: _in_flight(rt, ids), timeout=30)
-        assert "pausing after claim" in doomed.log()
+
+        async def paused() -> bool:  # the line is written just after the claim returns
+            return "pausing after claim" in doomed.log()
+
+        await eventually(paused, timeout=10)
     finally:
         doomed.kill()
     killed_at = time.time()
