@@ -33,7 +33,14 @@ from tests.support.dashboards import (
 )
 from tests.support.helpers import ServiceProcess, sandbox_connections
 from tests.support.kafka_lag import LagKey, herald_client_lag
-from tests.support.prometheus import Prometheus, binary, free_port, has_finite_value, http_get
+from tests.support.prometheus import (
+    EXPECTED_ALERTS,
+    Prometheus,
+    binary,
+    free_port,
+    has_finite_value,
+    http_get,
+)
 
 MEDIA = ["https://cdn.example.com/a.jpg"]
 PIPELINE = ("scheduler", "publisher", "results")
@@ -246,16 +253,7 @@ def _every_panel_returns_data(prom: Prometheus) -> None:
 async def _rules_evaluated(prom: Prometheus) -> bool:
     def check() -> bool:
         rules = prom.rules()
-        assert {r["name"] for r in rules} >= {
-            "HeraldServiceDown",
-            "HeraldServiceMissing",
-            "HeraldConsumerLagGrowing",
-            "HeraldDueBacklogGrowing",
-            "HeraldDispatchLagHigh",
-            "HeraldSuccessRatioLow",
-            "HeraldDeadLetters",
-            "HeraldConnectionNeedsReauth",
-        }
+        assert {r["name"] for r in rules} >= EXPECTED_ALERTS
         for rule in rules:
             prom.query(rule["query"])  # valid PromQL through the HTTP API
             assert rule.get("health") != "err", rule

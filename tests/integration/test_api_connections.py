@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from services.api.app import create_app
-from shared.ops_server import Health
 from shared.runtime import Runtime
 from shared.tenancy import create_api_key
 
@@ -24,12 +21,6 @@ IG = {
     "access_token": TOKEN,
     "metadata": {"instagramBusinessAccountId": "1784"},
 }
-
-
-@pytest.fixture
-async def client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(rt, Health()))) as c:
-        yield c
 
 
 async def key_for(rt: Runtime, tenant: str | None) -> dict[str, str]:

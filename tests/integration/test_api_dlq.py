@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from services.api.app import create_app
 from shared import dead_letters
 from shared.errors import InvalidMessage
-from shared.ops_server import Health
 from shared.runtime import Runtime
 from shared.tenancy import create_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"
-
-
-@pytest.fixture
-async def client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(rt, Health()))) as c:
-        yield c
 
 
 @dataclass

@@ -4,7 +4,6 @@ and the open routes (ops endpoints, spec, page)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"
 CLOSED_POSTGRES = "postgresql://herald@127.0.0.1:1/herald"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-async def client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(rt, Health()))) as c:
-        yield c
 
 
 @pytest.fixture

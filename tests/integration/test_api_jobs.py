@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from services.api.app import create_app
-from shared.ops_server import Health
 from shared.runtime import Runtime
 from shared.tenancy import create_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"
-
-
-@pytest.fixture
-async def client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(rt, Health()))) as c:
-        yield c
 
 
 def auth(key: str) -> dict[str, str]:

@@ -21,6 +21,21 @@ import pytest
 
 from shared.stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
 
+# The alert rules deploy/prometheus/alerts.yml must define (written out here on purpose, as
+# the tests' own expectation, not read from the file).
+EXPECTED_ALERTS = frozenset(
+    {
+        "HeraldServiceDown",
+        "HeraldServiceMissing",
+        "HeraldConsumerLagGrowing",
+        "HeraldDueBacklogGrowing",
+        "HeraldDispatchLagHigh",
+        "HeraldSuccessRatioLow",
+        "HeraldDeadLetters",
+        "HeraldConnectionNeedsReauth",
+    }
+)
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

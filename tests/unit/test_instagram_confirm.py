@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from services.publisher.platforms.instagram import InstagramPublisher
 from shared.domain.outcomes import Outcome
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.test_instagram_publisher import IMG, Ctx, connection, posts, request
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGraph]:
-    async with FakeGraph() as graph:
-        yield graph
-
-
-@pytest.fixture
-async def publisher(fake: FakeGraph) -> AsyncIterator[InstagramPublisher]:
-    pub = InstagramPublisher(
-        fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
-    )
-    yield pub
-    await pub.close()
 
 
 async def create_container(fake: FakeGraph) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,21 +87,6 @@ def connection(token: str = DEFAULT_TOKEN) -> Connection:
         metadata={"instagramBusinessAccountId": DEFAULT_ACCOUNT},
         access_token=token,
     )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGraph]:
-    async with FakeGraph() as graph:
-        yield graph
-
-
-@pytest.fixture
-async def publisher(fake: FakeGraph) -> AsyncIterator[InstagramPublisher]:
-    pub = InstagramPublisher(
-        fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
-    )
-    yield pub
-    await pub.close()
 
 
 async def publish(
