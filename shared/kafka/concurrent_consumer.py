@@ -8,6 +8,10 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
 - All confluent-kafka calls run on one dedicated thread (the client is not thread-safe);
   rebalance callbacks run there too, inside `consume`.
 - At capacity (`max_in_flight` messages taken and not finished) the loop waits for a slot.
+  With fewer than `min_batch` slots free it waits up to `gather_seconds` for more, so
+  messages are taken in groups rather than one per freed slot (each group shares the
+  handler's batched transactions: at 200 ms platform latency, 64 instead of 1 halved the
+  publisher's CPU per message).
   When none frees within `pause_after` seconds (slow platform calls), every assigned
   partition is paused and the loop keeps polling, so group membership and rebalances are
   served while no new message arrives; the partitions resume when capacity frees. (Pausing
@@ -55,6 +59,8 @@ class ConcurrentConsumer:
         commit_interval: float = 0.2,
         drain_grace: float = 8.0,
         pause_after: float = 2.0,
+        min_batch: int = 1,
+        gather_seconds: float = 0.02,
         **overrides: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -67,12 +73,15 @@ class ConcurrentConsumer:
         self.commit_interval = commit_interval
         self.drain_grace = drain_grace
         self.pause_after = pause_after
+        self.min_batch = max(1, min(min_batch, max_in_flight, batch_size))
+        self.gather_seconds = gather_seconds
         self.overrides = overrides
         self.tracker = OffsetTracker()
         self._lock = threading.Lock()  # the tracker is touched by the loop and the kafka thread
         self._assigned: set[Partition] = set()
         self._paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed: asyncio.Event | None = None  # set whenever a task finishes
         self._failure: BaseException | None = None
         self._call = SerialCalls(group)
         self._consumer: confluent_kafka.Consumer | None = None
@@ -120,6 +129,8 @@ class ConcurrentConsumer:
                 await self._call(self._pause_all)
             elif free > 0 and self._paused:
                 await self._call(self._resume_all)
+            elif 0 < free < self.min_batch:
+                free = await self._gather_slots()
             batch = max(1, min(self.batch_size, free))
             raw = await self._call(c.consume, batch, self.poll_timeout)
             messages = self._usable(raw)
@@ -142,7 +153,12 @@ class ConcurrentConsumer:
     def _start(self, msg: Message) -> None:
         task = asyncio.create_task(self._handle(msg))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._slot_freed is not None:
+            self._slot_freed.set()
 
     async def _handle(self, msg: Message) -> None:
         part = (str(msg.topic()), int(msg.partition() or 0))
@@ -169,10 +185,30 @@ class ConcurrentConsumer:
             with self._lock:
                 self.tracker.done(part, offset)
 
+    async def _gather_slots(self) -> int:
+        """Wait up to `gather_seconds` for `min_batch` free slots; answers the free count.
+        Taking messages as single slots free makes batches of a few, and every batch
+        costs a claim, a call and an emit transaction."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gather_seconds
+        while (free := self.max_in_flight - self.in_flight) < self.min_batch:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await self._wait_for_slot(left)
+        return free
+
     async def _wait_for_slot(self, timeout: float) -> None:
-        tasks = set(self._tasks)
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        """Until some task finishes (or `timeout`). One event rather than `asyncio.wait` on
+        every task, which adds and removes a callback on each in-flight task per call."""
+        if not self._tasks:
+            return
+        if self._slot_freed is None:
+            self._slot_freed = asyncio.Event()
+        self._slot_freed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._slot_freed.wait()
 
     async def _drain(self) -> None:
         tasks = set(self._tasks)
