@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import limits, scenarios
+from bench import limits, repeat, scenarios
 from shared import __version__
 from shared.paths import ROOT
 from shared.settings import Settings
@@ -93,8 +93,7 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    began = time.time()
+def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     name = args.scenario
     if name == "limits":
         figures = limits.measure(settings)
@@ -124,6 +123,32 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             n=args.jobs or 20_000,
             latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
         )
+    return figures
+
+
+def _repeated(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The scenario `--repeat` times: the medians, their ranges and every run's figures."""
+    count = max(1, args.repeat or 1)
+    runs = []
+    for i in range(count):
+        if count > 1:
+            print(f"[bench] {args.scenario}: run {i + 1} of {count}", file=sys.stderr, flush=True)
+        runs.append(_scenario(args, settings))
+    if count == 1:
+        return runs[0]
+    figures = repeat.median_figures(runs)
+    figures["repeat"] = {
+        "runs": count,
+        "range": repeat.range_figures(runs),
+        "figures": [{k: v for k, v in run.items() if k != "series"} for run in runs],
+    }
+    return figures
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    began = time.time()
+    name = args.scenario
+    figures = _repeated(args, settings)
     if name != "limits" and not args.no_limits:
         ceilings = limits.measure(settings)
         figures["limits"] = ceilings
@@ -142,7 +167,10 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     json_path = out / f"{name}-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     chart = _chart(name, figures, out / f"{name}-{stamp}.png")
-    printed = {k: v for k, v in figures.items() if k != "series"}  # the series is for the chart
+    # The series is for the chart; with --repeat every run's figures stay in the JSON only.
+    printed = {k: v for k, v in figures.items() if k != "series"}
+    if "repeat" in printed:
+        printed["repeat"] = {k: v for k, v in printed["repeat"].items() if k != "figures"}
     sys.stdout.write(json.dumps(printed, indent=2, default=str) + "\n")
     print(f"[bench] wrote {json_path}" + (f" and {chart}" if chart else ""), file=sys.stderr)
     return 0

@@ -404,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--publishers", type=int, default=None)
     s.add_argument("--latency-ms", type=float, default=None)
     s.add_argument("--no-limits", action="store_true", help="skip the building-block ceilings")
+    s.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the scenario N times and print the median of every figure, with its range",
+    )
     s.add_argument("--out", help="folder for the JSON and PNG results (default bench/results)")
     s.set_defaults(handler=cmd_bench)
     return p

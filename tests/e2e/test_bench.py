@@ -43,3 +43,18 @@ def test_a_tiny_memory_run_samples_the_publishers_rss(ns: Namespace, tmp_path: P
     assert saved.with_suffix(".png").exists()
     series = json.loads(saved.read_text())["figures"]["series"]
     assert len(series["t_s"]) == len(series["rss_mb"]) == len(series["calls_in_flight"]) > 0
+
+
+def test_repeat_prints_medians_with_ranges_and_keeps_every_run(
+    ns: Namespace, tmp_path: Path
+) -> None:
+    figures = _bench(ns, tmp_path, "burst", "-n", "100", "--repeat", "2")
+    assert figures["jobs"] == 100 and figures["published"] == 100
+    assert figures["repeat"]["runs"] == 2
+    low, high = figures["repeat"]["range"]["throughput_jobs_per_s"]
+    assert low <= figures["throughput_jobs_per_s"] <= high
+    assert "figures" not in figures["repeat"]  # every run's figures are in the JSON only
+    [saved] = tmp_path.glob("burst-*.json")
+    runs = json.loads(saved.read_text())["figures"]["repeat"]["figures"]
+    assert [r["published"] for r in runs] == [100, 100]
+    assert sorted(r["throughput_jobs_per_s"] for r in runs) == [low, high]
