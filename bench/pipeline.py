@@ -210,6 +210,16 @@ class BenchPipeline:
             ).fetchall()
         return [JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows]
 
+    def jobs_per_copy(self) -> list[int]:
+        """Published attempts per publisher copy, busiest first (the copies split the work
+        by partition, and the accounts' keys decide how evenly)."""
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                f'SELECT count(*) FROM "{self.settings.db_schema}".attempts'
+                " WHERE outcome = 'published' GROUP BY worker ORDER BY 1 DESC"
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
 
 @dataclass
 class Sample:

@@ -30,6 +30,7 @@ def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_
     figures = _bench(ns, tmp_path, "burst", "-n", "200")
     assert figures["jobs"] == 200 and figures["published"] == 200
     assert {"p50", "p99"} <= set(figures["end_to_end_lag_s"])
+    assert 0.5 <= figures["busiest_copy_share"] <= 1.0  # 2 publisher copies by default
     assert list(tmp_path.glob("burst-*.json")) and list(tmp_path.glob("burst-*.png"))
 
 
