@@ -43,6 +43,7 @@ class JobTimes:
     dispatched: float | None
     published: float | None
     status: str
+    updated: float | None = None  # the job row's last write: the results service's, once done
 
 
 class BenchPipeline:
@@ -205,10 +206,13 @@ class BenchPipeline:
     def job_times(self) -> list[JobTimes]:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                f"SELECT id, scheduled_at, dispatched_at, published_at, status"
+                f"SELECT id, scheduled_at, dispatched_at, published_at, status, updated_at"
                 f' FROM "{self.settings.db_schema}".jobs'
             ).fetchall()
-        return [JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4]) for r in rows]
+        return [
+            JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4], _ts(r[5]))
+            for r in rows
+        ]
 
     def jobs_per_copy(self) -> list[int]:
         """Published attempts per publisher copy, busiest first (the copies split the work

@@ -18,13 +18,22 @@ from shared.settings import Settings
 
 
 def _lag_figures(times: list[JobTimes]) -> dict[str, Any]:
-    """Dispatch and end-to-end lag percentiles, each measured from the job's due time."""
+    """Dispatch and end-to-end lag percentiles, each measured from the job's due time, and
+    the status lag: from a post going live to its job reading PUBLISHED in Postgres (the
+    results service's write, which yields the CPU to the publish path: decision 0009)."""
     return {
         "dispatch_lag_s": percentiles(
             [max(0.0, t.dispatched - t.due) for t in times if t.dispatched is not None]
         ),
         "end_to_end_lag_s": percentiles(
             [max(0.0, t.published - t.due) for t in times if t.published is not None]
+        ),
+        "status_lag_s": percentiles(
+            [
+                max(0.0, t.updated - t.published)
+                for t in times
+                if t.status == "PUBLISHED" and t.published is not None and t.updated is not None
+            ]
         ),
     }
 

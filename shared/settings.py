@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     api_port: int = 8080
     metrics_port: int = 0
     publisher_max_in_flight: int = Field(default=256, ge=1)
+    # The results service's CPU niceness (0-19; 0 = the same priority as the other
+    # services). Its work comes after a post is live, so where services share CPUs the
+    # publish path goes first (decision 0009).
+    results_nice: int = Field(default=10, ge=0, le=19)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
     use_testcontainers: bool = False
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from services.results.consumer import ResultsConsumer
 from shared.events import now_utc
 from shared.runtime import Runtime
-from shared.service import Supervisor, repeat, run_loop, run_service
+from shared.service import Supervisor, lower_cpu_priority, repeat, run_loop, run_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,4 +96,7 @@ async def results_main(rt: Runtime, sup: Supervisor) -> None:
 
 
 def run(settings: Settings) -> int:
+    # Attempts, statuses and retries follow a post that is already live: where services
+    # share CPUs (`herald run`, the benchmarks) the publish path goes first (decision 0009).
+    lower_cpu_priority(settings.results_nice)
     return run_loop(run_service("results", settings, results_main))

@@ -31,6 +31,7 @@ def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_
     assert figures["jobs"] == 200 and figures["published"] == 200
     assert {"p50", "p99"} <= set(figures["end_to_end_lag_s"])
     assert 0.5 <= figures["busiest_copy_share"] <= 1.0  # 2 publisher copies by default
+    assert set(figures["status_lag_s"]) == {"p50", "p95", "p99", "max"}  # for every post
     assert list(tmp_path.glob("burst-*.json")) and list(tmp_path.glob("burst-*.png"))
 
 
