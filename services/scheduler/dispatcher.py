@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from services.scheduler.placement import PartitionCount, partition_for
 from shared import events, metrics, outbox
 from shared.db.pool import Row, id_array
 from shared.delayed_queue import Claimed
@@ -42,7 +43,8 @@ WHERE jobs.id = old.id AND (
 RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
     jobs.attempt_count, jobs.media_asset_ids, jobs.caption, jobs.media_type, jobs.scheduled_at,
     jobs.publish_deadline, jobs.dispatched_at, jobs.trace_id, jobs.provider_ids,
-    jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status
+    jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status,
+    (SELECT c.placement FROM connections c WHERE c.id = jobs.connection_id) AS placement
 """
 
 
@@ -62,6 +64,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.max_sleep = max_sleep
         self.topic = rt.names.topic(REQUEST)
+        self.partitions = PartitionCount(rt.producer, self.topic)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
@@ -102,6 +105,7 @@ class Dispatcher:
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}
         settings = self.rt.settings
+        partitions = await self.partitions.get()
         async with self.rt.db.transaction() as conn:
             cur = await conn.execute(
                 _MARK_DISPATCHED,
@@ -126,6 +130,7 @@ class Dispatcher:
                 self.topic,
                 str(r["connection_id"]),
                 events.encode(REQUEST, request_value(r, due[str(r["id"])])),
+                partition_for(r["placement"], partitions),
             )
             for r in rows
         ]

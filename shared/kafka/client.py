@@ -18,6 +18,10 @@ from shared.errors import HeraldError
 
 log = logging.getLogger(__name__)
 Message = confluent_kafka.Message
+# (topic, key, value), or with an explicit partition last; librdkafka's "unassigned"
+# partition (-1) lets the partitioner hash the key.
+Record = tuple[str, str | bytes | None, bytes] | tuple[str, str | bytes | None, bytes, int]
+UNASSIGNED = -1
 
 
 class KafkaError(HeraldError):
@@ -52,11 +56,11 @@ class Producer:
         config.update(overrides)
         self._producer = confluent_kafka.Producer(config)
 
-    def send_batch(
-        self, records: Iterable[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
-    ) -> int:
+    def send_batch(self, records: Iterable[Record], timeout: float = 60.0) -> int:
         """Produce records and wait until Kafka acknowledged all of them (raises otherwise).
-        Safe to call from several threads at once: each call sees its own failures."""
+        A record is (topic, key, value), or (topic, key, value, partition) to place it
+        explicitly. Safe to call from several threads at once: each call sees its own
+        failures."""
         errors: list[str] = []
 
         def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
@@ -64,10 +68,14 @@ class Producer:
                 errors.append(str(err))
 
         count = 0
-        for topic, key, value in records:
+        for record in records:
+            topic, key, value = record[0], record[1], record[2]
+            partition = record[3] if len(record) > 3 else UNASSIGNED
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    self._producer.produce(
+                        topic, value=value, key=key, partition=partition, on_delivery=on_delivery
+                    )
                     break
                 except BufferError:  # the local queue is full: let librdkafka send some
                     self._producer.poll(0.05)
@@ -79,10 +87,15 @@ class Producer:
             raise KafkaError(f"{len(errors)} of {count} records failed: {errors[0]}")
         return count
 
-    async def send_batch_async(
-        self, records: Sequence[tuple[str, str | bytes | None, bytes]], timeout: float = 60.0
-    ) -> int:
+    async def send_batch_async(self, records: Sequence[Record], timeout: float = 60.0) -> int:
         return await asyncio.to_thread(self.send_batch, records, timeout)
+
+    def partition_count(self, topic: str, timeout: float = 10.0) -> int:
+        """How many partitions `topic` has (raises when it does not exist)."""
+        meta = self._producer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise KafkaError(f"topic {topic} is not available: {meta.error if meta else None}")
+        return len(meta.partitions)
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)

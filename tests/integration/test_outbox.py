@@ -230,7 +230,7 @@ async def test_migration_0003_keeps_the_rows_of_an_existing_outbox(
                 "INSERT INTO outbox (topic, key, value) VALUES (%s, %s, %s)",
                 (topic, f"job-{i}", orjson.dumps({"i": i})),
             )
-    assert [m.version for m in migrate(url, schema)] == [3]
+    assert [m.version for m in migrate(url, schema)][:1] == [3]  # 0003, then any later ones
     db = Database(url, schema)
     await db.open(wait=True)
     try:

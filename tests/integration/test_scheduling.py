@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import orjson
 import redis as sync_redis
 
 from services.scheduler.dispatcher import Dispatcher
 from services.scheduler.reconciler import Reconciler
 from shared.events import now_utc, parse_time
+from shared.kafka.admin import load_topic_specs
+from shared.kafka.client import consumer
 from shared.names import REQUEST
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -169,3 +174,46 @@ async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
         assert {v["attempt"] for v in values} == {1}
     finally:
         await rt.close()
+
+
+def _partitions_of(bootstrap: str, topic: str, expect: int) -> dict[str, set[int]]:
+    """The partitions each connection's requests arrived on."""
+    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
+    c.subscribe([topic])
+    seen: dict[str, set[int]] = {}
+    count = 0
+    deadline = time.monotonic() + 60
+    try:
+        while count < expect and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.2):
+                if m.error():
+                    continue
+                value = orjson.loads(m.value() or b"null")
+                seen.setdefault(value["connection_id"], set()).add(int(m.partition() or 0))
+                count += 1
+    finally:
+        c.close()
+    return seen
+
+
+async def test_connections_are_spread_evenly_over_the_request_partitions(
+    rt: Runtime, settings: Settings
+) -> None:
+    connections = await sandbox_connections(rt, 24)
+    await schedule_many(rt, connections, 96, in_seconds=1.0)
+    async with running(rt):
+        seen = await asyncio.to_thread(
+            _partitions_of, settings.kafka_bootstrap, rt.names.topic(REQUEST), 96
+        )
+    placements = {
+        str(r["id"]): r["placement"]
+        for r in await rt.db.fetch("SELECT id, placement FROM connections")
+    }
+    [spec] = [s for s in load_topic_specs() if s.name == "publish.request"]
+    partitions = spec.partitions
+    assert set(seen) == set(connections)
+    for connection, found in seen.items():
+        assert found == {placements[connection] % partitions}  # one partition per account
+    per_partition = Counter(p for found in seen.values() for p in found)
+    assert set(per_partition) == set(range(partitions))
+    assert set(per_partition.values()) == {24 // partitions}  # two accounts on each
