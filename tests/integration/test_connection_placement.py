@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 
 import psycopg
 
 from shared.db.migrate import migrate
-from shared.paths import MIGRATIONS_DIR
 from tests.conftest import Namespace
+from tests.support.helpers import migrate_until
 
 INSERT = "INSERT INTO connections (id, tenant_id, platform, name) VALUES (%s, 't', 'sandbox', %s)"
 
@@ -18,13 +17,9 @@ INSERT = "INSERT INTO connections (id, tenant_id, platform, name) VALUES (%s, 't
 def test_existing_and_new_connections_get_consecutive_placements(
     ns: Namespace, tmp_path: Path
 ) -> None:
-    old = tmp_path / "migrations"
-    old.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("000[123]_*.sql")):
-        shutil.copy(path, old)
     schema = ns.db_schema + "_place"
     url = ns.base.database_url
-    migrate(url, schema, old)
+    migrate_until(url, schema, tmp_path / "migrations", last=3)
     before = [uuid.uuid4() for _ in range(3)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')

@@ -4,7 +4,6 @@ in order, bounded by events, re-relayed after a crash, and old one-event rows st
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,14 +16,14 @@ import pytest
 from shared import outbox
 from shared.db.migrate import migrate
 from shared.db.pool import Database, Row
-from shared.kafka.client import Producer
+from shared.kafka.client import Producer, Record
 from shared.names import DLQ, STATUS
-from shared.paths import MIGRATIONS_DIR
 from shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import TopicReader
+from tests.support.helpers import migrate_until
 
-Record = tuple[str, str | bytes | None, bytes]
+Sent = tuple[str, str | bytes | None, bytes]
 
 
 class RecordingProducer(Producer):
@@ -33,12 +32,12 @@ class RecordingProducer(Producer):
 
     def __init__(self, bootstrap: str) -> None:
         super().__init__(bootstrap)
-        self.sent: list[Record] = []
+        self.sent: list[Sent] = []
         self.crash_after_send = False
 
     async def send_batch_async(self, records: Sequence[Record], timeout: float = 60.0) -> int:
         count = await super().send_batch_async(records, timeout)
-        self.sent.extend(records)
+        self.sent.extend((r[0], r[1], r[2]) for r in records)
         if self.crash_after_send:
             raise RuntimeError("relay killed after Kafka acknowledged, before the commit")
         return count
@@ -83,7 +82,7 @@ async def _waiting(db: Database) -> int:
     return int(row["n"]) if row else 0
 
 
-def _statuses(records: list[Record]) -> list[tuple[str, str]]:
+def _statuses(records: list[Sent]) -> list[tuple[str, str]]:
     return [(str(key), orjson.loads(value)["status"]) for _topic, key, value in records]
 
 
@@ -215,13 +214,9 @@ async def test_the_outbox_rejects_a_row_whose_arrays_do_not_line_up(rt: Runtime)
 async def test_migration_0003_keeps_the_rows_of_an_existing_outbox(
     ns: Namespace, tmp_path: Path, producer: RecordingProducer
 ) -> None:
-    old = tmp_path / "migrations"
-    old.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("000[12]_*.sql")):
-        shutil.copy(path, old)
     schema = ns.db_schema + "_old"
     url = ns.base.database_url
-    migrate(url, schema, old)
+    migrate_until(url, schema, tmp_path / "migrations", last=2)
     topic = ns.settings().topic_prefix + STATUS
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')

@@ -1,8 +1,10 @@
-"""Test helpers: read a topic back, make connections, run service processes."""
+"""Test helpers: read a topic back, make connections, run service processes, build an
+older Herald's schema."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +15,9 @@ from typing import Any
 
 import orjson
 
+from shared.db.migrate import migrate
 from shared.kafka.client import consumer
-from shared.paths import ROOT
+from shared.paths import MIGRATIONS_DIR, ROOT
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
 
@@ -113,3 +116,12 @@ async def aread_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[st
     import asyncio
 
     return await asyncio.to_thread(lambda: read_topic(bootstrap, topic, **kwargs))
+
+
+def migrate_until(url: str, schema: str, folder: Path, last: int) -> None:
+    """Give `schema` the tables of an older Herald: the migrations up to `last` only."""
+    folder.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name.split("_", 1)[0]) <= last:
+            shutil.copy(path, folder)
+    migrate(url, schema, folder)
