@@ -118,8 +118,8 @@ def settle_garbage_collector(first_generation: int = 20_000) -> None:
 
 def lower_cpu_priority(niceness: int) -> int:
     """Run this process at `niceness` or lower priority (never raises it); answers the
-    process's niceness afterwards. Only the scheduler sees it: it matters where processes
-    share CPUs and costs nothing elsewhere."""
+    process's niceness afterwards. Only the operating system's CPU scheduler reads it: it
+    matters where processes share CPUs and changes nothing elsewhere."""
     if not hasattr(os, "getpriority"):  # pragma: no cover - Windows
         return 0
     current = os.getpriority(os.PRIO_PROCESS, 0)
