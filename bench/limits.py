@@ -61,7 +61,9 @@ def kafka_produce_consume(settings: Settings, n: int = 100_000) -> float:
         seen += sum(1 for m in c.consume(min(10_000, n - seen), 1.0) if not m.error())
     elapsed = time.perf_counter() - began
     c.close()
-    admin(settings.kafka_bootstrap).delete_topics([topic])
+    kafka = admin(settings.kafka_bootstrap)  # kept alive until the deletion is answered
+    for future in kafka.delete_topics([topic], operation_timeout=30).values():
+        future.result()
     return n / elapsed
 
 

@@ -153,8 +153,9 @@ class BenchPipeline:
             client.delete(key)
         kafka = admin(s.kafka_bootstrap)
         topics = [t for t in kafka.list_topics(timeout=10).topics if t.startswith(s.topic_prefix)]
-        if topics:
-            kafka.delete_topics(topics)
+        if topics:  # each deletion is awaited: an exiting process drops unsent requests
+            for future in kafka.delete_topics(topics, operation_timeout=30).values():
+                future.result()
 
     # ---- work ---------------------------------------------------------------------------------
 
