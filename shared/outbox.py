@@ -18,6 +18,7 @@ import psycopg
 
 from shared import events
 from shared.db.pool import Database, Row
+from shared.domain.jobs import next_attempt_shown
 from shared.kafka.client import Producer
 from shared.names import DLQ, STATUS, Names
 
@@ -78,7 +79,7 @@ def status_event(
         "attempt": int(job["attempt_count"]),
         "reason": reason,
         "provider_ids": job.get("provider_ids") or {},
-        "next_attempt_at": events.iso(job.get("next_attempt_at")),
+        "next_attempt_at": events.iso(next_attempt_shown(status, job.get("next_attempt_at"))),
         "published_at": events.iso(job.get("published_at")),
         "time": events.iso(time or events.now_utc()),
         "trace_id": job["trace_id"],

@@ -25,6 +25,9 @@ from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
+# leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
+# how the reconciler finds the job if it sticks.
 _MARK_DISPATCHED = """
 WITH old AS (
     SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
@@ -32,7 +35,7 @@ WITH old AS (
 UPDATE jobs SET
     attempt_count = CASE WHEN old.status = 'IN_PROGRESS' THEN jobs.attempt_count
                          ELSE jobs.attempt_count + 1 END,
-    status = 'IN_PROGRESS', next_attempt_at = NULL, dispatched_at = now(), updated_at = now()
+    status = 'IN_PROGRESS', dispatched_at = now(), updated_at = now()
 FROM old
 WHERE jobs.id = old.id AND (
     (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())

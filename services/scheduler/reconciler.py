@@ -87,9 +87,12 @@ class Reconciler:
 
     async def requeue_stuck(self) -> int:
         rows = await self.rt.db.fetch(
-            "SELECT id FROM jobs WHERE status = 'IN_PROGRESS'"
-            " AND dispatched_at < now() - %s * interval '1 s' ORDER BY dispatched_at LIMIT %s",
-            (self.rt.settings.stuck_after_seconds, self.page),
+            # An IN_PROGRESS job keeps its attempt's due instant, never later than its
+            # dispatch: the first condition lets the open-jobs index narrow the search.
+            "SELECT id FROM jobs WHERE next_attempt_at < now() - %(stuck)s * interval '1 s'"
+            " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(stuck)s * interval '1 s'"
+            " ORDER BY dispatched_at LIMIT %(page)s",
+            {"stuck": self.rt.settings.stuck_after_seconds, "page": self.page},
         )
         if not rows:
             return 0

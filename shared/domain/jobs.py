@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 from shared.errors import Conflict
+
+T = TypeVar("T")
 
 
 class JobStatus(StrEnum):
@@ -18,6 +21,12 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.PUBLISHED, JobStatus.CANCELLED, JobStatus.DEAD_LETTERED})
 WAITING = frozenset({JobStatus.SCHEDULED, JobStatus.RETRY_SCHEDULED})
+
+
+def next_attempt_shown(status: str, next_attempt_at: T | None) -> T | None:
+    """The next attempt callers see: only while the job waits for it. An IN_PROGRESS row
+    keeps its attempt's due instant for the reconciler (migration 0005)."""
+    return next_attempt_at if status in WAITING else None
 
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.SCHEDULED: frozenset(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.db.pool import Row
+from shared.domain.jobs import next_attempt_shown
 from shared.errors import ValidationFailed
 from shared.events import iso
 
@@ -30,7 +31,7 @@ def job_view(row: Row) -> dict[str, Any]:
         "status": row["status"],
         "attempt_count": row["attempt_count"],
         "scheduled_at": iso(row["scheduled_at"]),
-        "next_attempt_at": iso(row["next_attempt_at"]),
+        "next_attempt_at": iso(next_attempt_shown(row["status"], row["next_attempt_at"])),
         "published_at": iso(row["published_at"]),
         "provider_ids": row["provider_ids"] or {},
         "last_error": row["last_error"],

@@ -46,7 +46,7 @@ async def dispatch(rt: Runtime, job_ids: list[str]) -> list[dict[str, Any]]:
     publish.request values."""
     rows = await rt.db.fetch(
         "UPDATE jobs SET status = 'IN_PROGRESS', attempt_count = attempt_count + 1,"
-        " dispatched_at = now(), next_attempt_at = NULL WHERE id = ANY(%s::uuid[]) RETURNING *",
+        " dispatched_at = now() WHERE id = ANY(%s::uuid[]) RETURNING *",
         (job_ids,),
     )
     now = time.time()

@@ -197,7 +197,10 @@ async def test_cancel_rules(client: TestClient[Any, Any], rt: Runtime) -> None:
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "call_started"
 
     published = await schedule(client, key, job_body(conn))
-    await rt.db.execute("UPDATE jobs SET status = 'PUBLISHED' WHERE id = %s", (published["id"],))
+    await rt.db.execute(
+        "UPDATE jobs SET status = 'PUBLISHED', next_attempt_at = NULL WHERE id = %s",
+        (published["id"],),
+    )
     assert (
         await client.post(f"/publishing/jobs/{published['id']}/cancel", headers=key)
     ).status == 409
@@ -258,7 +261,8 @@ async def test_retry_rules(client: TestClient[Any, Any], rt: Runtime) -> None:
 
     unsure = await schedule(client, key, job_body(conn))
     await rt.db.execute(
-        "UPDATE jobs SET status = 'DEAD_LETTERED', force_required = true WHERE id = %s",
+        "UPDATE jobs SET status = 'DEAD_LETTERED', force_required = true, next_attempt_at = NULL"
+        " WHERE id = %s",
         (unsure["id"],),
     )
     resp = await client.post(f"/publishing/jobs/{unsure['id']}/retry", json={}, headers=key)

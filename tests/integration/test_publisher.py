@@ -238,7 +238,10 @@ async def test_a_cancelled_job_is_skipped(harness: Harness) -> None:
     connection = await sandbox_connection(rt)
     cancelled, kept = await schedule(rt, [connection, await sandbox_connection(rt)])
     requests = await dispatch(rt, [cancelled, kept])
-    await rt.db.execute("UPDATE jobs SET status = 'CANCELLED' WHERE id = %s", (cancelled,))
+    await rt.db.execute(
+        "UPDATE jobs SET status = 'CANCELLED', next_attempt_at = NULL WHERE id = %s",
+        (cancelled,),
+    )
     harness.send(requests)
 
     await harness.results_for(1)

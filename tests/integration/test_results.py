@@ -206,7 +206,7 @@ async def test_a_job_changed_under_its_lock_fails_the_whole_write(rt: Runtime) -
         async with rt.db.transaction() as conn:
             locked = await records.lock_jobs(conn, sorted(ids))
             for row in locked.values():
-                row["status"] = "PUBLISHED"
+                row["status"], row["next_attempt_at"] = "PUBLISHED", None
             await records.update_jobs(
                 conn, locked, {ids[0]: "IN_PROGRESS", ids[1]: "RETRY_SCHEDULED"}
             )

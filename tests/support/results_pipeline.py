@@ -64,7 +64,7 @@ async def mark_in_progress(rt: Runtime, job_ids: list[str]) -> list[Row]:
     async with rt.db.transaction() as conn:
         cur = await conn.execute(
             f"UPDATE jobs SET status = 'IN_PROGRESS', attempt_count = attempt_count + 1,"
-            f" next_attempt_at = NULL, queued = false, dispatched_at = now()"
+            f" queued = false, dispatched_at = now()"
             f" WHERE id = ANY(%s) RETURNING {JOB_COLUMNS}",
             (job_ids,),
         )
