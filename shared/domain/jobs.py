@@ -28,6 +28,7 @@ def next_attempt_shown(status: str, next_attempt_at: T | None) -> T | None:
     keeps its attempt's due instant for the reconciler (migration 0005)."""
     return next_attempt_at if status in WAITING else None
 
+
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.SCHEDULED: frozenset(
         {JobStatus.IN_PROGRESS, JobStatus.CANCELLED, JobStatus.SCHEDULED, JobStatus.PUBLISHED}
