@@ -39,11 +39,12 @@ from shared.tenancy import ADMIN
 
 _INSERT_JOBS = """
 INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption,
-    scheduled_at, publish_deadline, status, attempt_count, dispatched_at, request_hash, trace_id)
+    scheduled_at, publish_deadline, status, attempt_count, next_attempt_at, dispatched_at,
+    request_hash, trace_id)
 SELECT gen_random_uuid(), 'default', gen_random_uuid(), 'sandbox',
     (%(connections)s::uuid[])[1 + (n %% cardinality(%(connections)s::uuid[]))],
     ARRAY['https://cdn.example.com/bench.jpg'], 'bench', now(), now() + interval '1 day',
-    'IN_PROGRESS', 1, now(), 'bench', md5(n::text)
+    'IN_PROGRESS', 1, now(), now(), 'bench', md5(n::text)
 FROM generate_series(1, %(count)s) AS n
 RETURNING *
 """
