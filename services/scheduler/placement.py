@@ -29,17 +29,23 @@ def partition_for(placement: int | None, partitions: int) -> int:
 
 class PartitionCount:
     """The topic's partition count, read from Kafka's metadata and re-read every
-    `refresh` seconds (partitions are only ever added, by an operator)."""
+    `refresh` seconds (partitions are only ever added, by an operator). While no count is
+    known (Kafka's metadata unreadable so far), it asks again after `retry` seconds, so a
+    connection's requests leave the key-hash fallback soon after Kafka answers."""
 
-    def __init__(self, producer: Producer, topic: str, refresh: float = 60.0) -> None:
+    def __init__(
+        self, producer: Producer, topic: str, refresh: float = 60.0, retry: float = 1.0
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.refresh = refresh
+        self.retry = retry
         self._count = 0  # 0: not known yet (records then fall back to the key's hash)
         self._read_at = -float("inf")
 
     async def get(self) -> int:
-        if time.monotonic() - self._read_at >= self.refresh:
+        every = self.refresh if self._count else self.retry
+        if time.monotonic() - self._read_at >= every:
             try:
                 self._count = await asyncio.to_thread(self.producer.partition_count, self.topic)
             except KafkaError as exc:
