@@ -27,6 +27,7 @@ import orjson
 import psycopg
 
 from services.scheduler.dispatcher import request_value
+from services.scheduler.placement import partition_for
 from shared import events
 from shared.db.migrate import migrate
 from shared.kafka.admin import admin, create_topics, load_topic_specs
@@ -46,7 +47,7 @@ SELECT gen_random_uuid(), 'default', gen_random_uuid(), 'sandbox',
     ARRAY['https://cdn.example.com/bench.jpg'], 'bench', now(), now() + interval '1 day',
     'IN_PROGRESS', 1, now(), now(), 'bench', md5(n::text)
 FROM generate_series(1, %(count)s) AS n
-RETURNING *
+RETURNING *, (SELECT c.placement FROM connections c WHERE c.id = connection_id) AS placement
 """
 
 
@@ -88,8 +89,15 @@ async def prepare(settings: Settings, requests: int, accounts: int, latency_ms: 
         await rt.close()
     now = time.time()
     topic = settings.topic_prefix + REQUEST
-    Producer(settings.kafka_bootstrap).send_batch(
-        (topic, str(r["connection_id"]), events.encode(REQUEST, request_value(r, now)))
+    producer = Producer(settings.kafka_bootstrap)
+    partitions = producer.partition_count(topic)  # placed as the dispatcher places them
+    producer.send_batch(
+        (
+            topic,
+            str(r["connection_id"]),
+            events.encode(REQUEST, request_value(r, now)),
+            partition_for(r["placement"], partitions),
+        )
         for r in rows
     )
 
