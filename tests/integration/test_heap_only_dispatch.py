@@ -19,7 +19,7 @@ from shared.outbox import status_event
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
 from tests.conftest import Namespace
-from tests.support.helpers import migrate_until
+from tests.support.helpers import older_schema
 from tests.support.results_pipeline import schedule_jobs
 
 _XACT_UPDATES = """
@@ -81,7 +81,6 @@ def test_migration_gives_open_jobs_a_due_instant_and_clears_closed_ones(
 ) -> None:
     schema = ns.db_schema + "_hot"
     url = ns.base.database_url
-    migrate_until(url, schema, tmp_path / "migrations", last=4)
     connection = uuid.uuid4()
     # Rows as Herald wrote them before 0005: IN_PROGRESS without a next attempt, and a
     # published job that kept one.
@@ -92,17 +91,17 @@ def test_migration_gives_open_jobs_a_due_instant_and_clears_closed_ones(
         "published": ("PUBLISHED", "2026-11-29T09:00:00+00:00", dispatched),
     }
     ids = {name: str(uuid.uuid4()) for name in jobs}
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        conn.execute("INSERT INTO tenants (id) VALUES ('t')")
-        conn.execute(
-            "INSERT INTO connections (id, tenant_id, platform, name)"
-            " VALUES (%s, 't', 'sandbox', 'c')",
-            (connection,),
-        )
-        for name, (status, next_at, at) in jobs.items():
-            conn.execute(_OLD_JOB, (ids[name], uuid.uuid4(), connection, status, next_at, at))
-    try:
+    with older_schema(url, schema, tmp_path, last=4):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            conn.execute("INSERT INTO tenants (id) VALUES ('t')")
+            conn.execute(
+                "INSERT INTO connections (id, tenant_id, platform, name)"
+                " VALUES (%s, 't', 'sandbox', 'c')",
+                (connection,),
+            )
+            for name, (status, next_at, at) in jobs.items():
+                conn.execute(_OLD_JOB, (ids[name], uuid.uuid4(), connection, status, next_at, at))
         assert 5 in [m.version for m in migrate(url, schema)]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema}"')
@@ -118,13 +117,6 @@ def test_migration_gives_open_jobs_a_due_instant_and_clears_closed_ones(
                     (schema,),
                 ).fetchall()
             }
-        assert found == {
-            ids["waiting"]: "12:00",
-            ids["in_progress"]: "10:00",
-            ids["published"]: None,
-        }
-        assert "jobs_open" in indexes
-        assert not {"jobs_waiting", "jobs_in_progress"} & indexes
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    assert found == {ids["waiting"]: "12:00", ids["in_progress"]: "10:00", ids["published"]: None}
+    assert "jobs_open" in indexes
+    assert not {"jobs_waiting", "jobs_in_progress"} & indexes

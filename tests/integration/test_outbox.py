@@ -21,7 +21,7 @@ from shared.names import DLQ, STATUS
 from shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import TopicReader
-from tests.support.helpers import migrate_until
+from tests.support.helpers import older_schema
 
 Sent = tuple[str, str | bytes | None, bytes]
 
@@ -216,29 +216,27 @@ async def test_migration_0003_keeps_the_rows_of_an_existing_outbox(
 ) -> None:
     schema = ns.db_schema + "_old"
     url = ns.base.database_url
-    migrate_until(url, schema, tmp_path / "migrations", last=2)
     topic = ns.settings().topic_prefix + STATUS
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        for i in range(3):
-            conn.execute(
-                "INSERT INTO outbox (topic, key, value) VALUES (%s, %s, %s)",
-                (topic, f"job-{i}", orjson.dumps({"i": i})),
-            )
-    assert [m.version for m in migrate(url, schema)][:1] == [3]  # 0003, then any later ones
-    db = Database(url, schema)
-    await db.open(wait=True)
-    try:
-        rows: list[Row] = await db.fetch("SELECT count(*) AS n FROM outbox")
-        assert rows[0]["n"] == 3
-        assert await _relay(db, producer) == 3
-        assert [(k, orjson.loads(v)["i"]) for _t, k, v in producer.sent] == [
-            ("job-0", 0),
-            ("job-1", 1),
-            ("job-2", 2),
-        ]
-        assert await _waiting(db) == 0
-    finally:
-        await db.close()
+    with older_schema(url, schema, tmp_path, last=2):
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(f'SET search_path TO "{schema}"')
+            for i in range(3):
+                conn.execute(
+                    "INSERT INTO outbox (topic, key, value) VALUES (%s, %s, %s)",
+                    (topic, f"job-{i}", orjson.dumps({"i": i})),
+                )
+        assert [m.version for m in migrate(url, schema)][:1] == [3]  # 0003, then any later
+        db = Database(url, schema)
+        await db.open(wait=True)
+        try:
+            rows: list[Row] = await db.fetch("SELECT count(*) AS n FROM outbox")
+            assert rows[0]["n"] == 3
+            assert await _relay(db, producer) == 3
+            assert [(k, orjson.loads(v)["i"]) for _t, k, v in producer.sent] == [
+                ("job-0", 0),
+                ("job-1", 1),
+                ("job-2", 2),
+            ]
+            assert await _waiting(db) == 0
+        finally:
+            await db.close()

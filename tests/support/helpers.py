@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 
 from shared.db.migrate import migrate
 from shared.kafka.client import consumer
@@ -118,10 +121,18 @@ async def aread_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[st
     return await asyncio.to_thread(lambda: read_topic(bootstrap, topic, **kwargs))
 
 
-def migrate_until(url: str, schema: str, folder: Path, last: int) -> None:
-    """Give `schema` the tables of an older Herald: the migrations up to `last` only."""
+@contextmanager
+def older_schema(url: str, schema: str, tmp_path: Path, last: int) -> Iterator[None]:
+    """`schema` with the tables of an older Herald (the migrations up to `last` only), for
+    a migration test; dropped afterwards."""
+    folder = tmp_path / "migrations"
     folder.mkdir()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         if int(path.name.split("_", 1)[0]) <= last:
             shutil.copy(path, folder)
     migrate(url, schema, folder)
+    try:
+        yield
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
