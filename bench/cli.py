@@ -1,4 +1,5 @@
-"""`herald bench burst|steady|scale|memory|limits`: prints figures, writes JSON and a PNG chart."""
+"""`herald bench burst|steady|scale|memory|limits`: prints figures, writes JSON and a PNG chart;
+`herald bench clean` removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import limits, repeat, scenarios
+from bench import leftovers, limits, repeat, scenarios
 from shared import __version__
 from shared.paths import ROOT
 from shared.settings import Settings
@@ -145,9 +146,33 @@ def _repeated(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return figures
 
 
+def clean(settings: Settings) -> int:
+    """`herald bench clean`: remove what killed bench runs left on the stack."""
+    found = leftovers.find(settings)
+    print(f"[bench] removing leftovers of earlier runs: {found.summary()}", file=sys.stderr)
+    leftovers.remove(settings, found)
+    sys.stdout.write(json.dumps({"removed": found.summary()}) + "\n")
+    return 0
+
+
+def _warn_of_leftovers(settings: Settings) -> None:
+    found = leftovers.find(settings)
+    if found:
+        print(
+            f"[bench] warning: earlier bench runs left {found.summary()} on this stack (killed"
+            " runs?); stale topics cost the broker CPU and lower every figure. Remove them"
+            " with `herald bench clean` while no bench runs.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     began = time.time()
     name = args.scenario
+    if name == "clean":
+        return clean(settings)
+    _warn_of_leftovers(settings)
     figures = _repeated(args, settings)
     if name != "limits" and not args.no_limits:
         ceilings = limits.measure(settings)

@@ -397,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(handler=_with_runtime(_sandbox))
 
     s = sub.add_parser("bench", help="benchmarks (print figures)")
-    s.add_argument("scenario", choices=["burst", "steady", "scale", "memory", "limits"])
+    s.add_argument(
+        "scenario",
+        choices=["burst", "steady", "scale", "memory", "limits", "clean"],
+        help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind",
+    )
     s.add_argument("-n", "--jobs", type=int, default=None)
     s.add_argument("--rate", type=float, default=None)
     s.add_argument("--seconds", type=float, default=None)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
+
+from bench import leftovers
+from shared.kafka.admin import create_topics, load_topic_specs
 from shared.paths import ROOT
 from tests.conftest import Namespace
 
@@ -60,3 +66,38 @@ def test_repeat_prints_medians_with_ranges_and_keeps_every_run(
     runs = json.loads(saved.read_text())["figures"]["repeat"]["figures"]
     assert [r["published"] for r in runs] == [100, 100]
     assert sorted(r["throughput_jobs_per_s"] for r in runs) == [low, high]
+
+
+def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespace) -> None:
+    run = uuid.uuid4().hex[:8]
+    settings = ns.settings()
+    create_topics(settings.kafka_bootstrap, load_topic_specs()[:1], f"bench{run}.")
+    table = f"bench_attempts_{run[:6]}"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "bench_{run}"')
+        conn.execute(f"CREATE TABLE public.{table} (id int)")
+    client = redis.Redis.from_url(settings.redis_url)
+    client.set(f"bench{run}:queue", "x")
+    client.set(f"{settings.redis_prefix}kept", "x")  # a namespace that is not the bench's
+    try:
+        found = leftovers.find(settings)
+        assert f"bench{run}.{load_topic_specs()[0].name}" in found.topics
+        assert f"bench_{run}" in found.schemas and f"public.{table}" in found.tables
+        assert f"bench{run}:queue".encode() in found.redis_keys
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "bench", "clean"],
+            cwd=ROOT,
+            env=ns.env(),
+            text=True,
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout)["removed"]["schemas"] >= 1
+        after = leftovers.find(settings)
+        assert not any(run in name for name in [*after.topics, *after.schemas, *after.tables])
+        assert client.exists(f"bench{run}:queue") == 0
+        assert client.exists(f"{settings.redis_prefix}kept") == 1
+    finally:
+        client.delete(f"{settings.redis_prefix}kept")
+        client.close()
