@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import redis
 from bench import leftovers
 from shared.kafka.admin import create_topics, load_topic_specs
 from shared.paths import ROOT
-from tests.conftest import Namespace
+from tests.conftest import Namespace, eventually
 
 
 def _bench(ns: Namespace, out: Path, *argv: str) -> dict[str, Any]:
@@ -68,9 +69,10 @@ def test_repeat_prints_medians_with_ranges_and_keeps_every_run(
     assert sorted(r["throughput_jobs_per_s"] for r in runs) == [low, high]
 
 
-def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespace) -> None:
+async def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespace) -> None:
     run = uuid.uuid4().hex[:8]
     settings = ns.settings()
+    topic = f"bench{run}.{load_topic_specs()[0].name}"
     create_topics(settings.kafka_bootstrap, load_topic_specs()[:1], f"bench{run}.")
     table = f"bench_attempts_{run[:6]}"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -79,11 +81,18 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespace) ->
     client = redis.Redis.from_url(settings.redis_url)
     client.set(f"bench{run}:queue", "x")
     client.set(f"{settings.redis_prefix}kept", "x")  # a namespace that is not the bench's
+
+    async def found(present: bool) -> tuple[leftovers.Leftovers] | None:
+        # A new topic reaches every broker's metadata a moment after its creation (and a
+        # deleted one leaves it a moment after its deletion). A 1-tuple: no leftovers at
+        # all is a falsy Leftovers, but a result.
+        now = await asyncio.to_thread(leftovers.find, settings)
+        return (now,) if (topic in now.topics) == present else None
+
     try:
-        found = leftovers.find(settings)
-        assert f"bench{run}.{load_topic_specs()[0].name}" in found.topics
-        assert f"bench_{run}" in found.schemas and f"public.{table}" in found.tables
-        assert f"bench{run}:queue".encode() in found.redis_keys
+        (before,) = await eventually(lambda: found(True))
+        assert f"bench_{run}" in before.schemas and f"public.{table}" in before.tables
+        assert f"bench{run}:queue".encode() in before.redis_keys
         done = subprocess.run(
             [sys.executable, "-m", "services.cli", "bench", "clean"],
             cwd=ROOT,
@@ -94,7 +103,7 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespace) ->
         )
         assert done.returncode == 0, done.stderr[-3000:]
         assert json.loads(done.stdout)["removed"]["schemas"] >= 1
-        after = leftovers.find(settings)
+        (after,) = await eventually(lambda: found(False))
         assert not any(run in name for name in [*after.topics, *after.schemas, *after.tables])
         assert client.exists(f"bench{run}:queue") == 0
         assert client.exists(f"{settings.redis_prefix}kept") == 1
