@@ -19,9 +19,10 @@ from shared.paths import ROOT
 from tests.conftest import Namespace, eventually
 
 
-def _bench(ns: Namespace, out: Path, *argv: str) -> dict[str, Any]:
+def _herald_bench(ns: Namespace, *argv: str) -> dict[str, Any]:
+    """`herald bench ARGV` in the test's namespace; its JSON output."""
     run = subprocess.run(
-        [sys.executable, "-m", "services.cli", "bench", *argv, "--no-limits", "--out", str(out)],
+        [sys.executable, "-m", "services.cli", "bench", *argv],
         cwd=ROOT,
         env=ns.env(),
         text=True,
@@ -29,8 +30,12 @@ def _bench(ns: Namespace, out: Path, *argv: str) -> dict[str, Any]:
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    figures: dict[str, Any] = json.loads(run.stdout)
-    return figures
+    printed: dict[str, Any] = json.loads(run.stdout)
+    return printed
+
+
+def _bench(ns: Namespace, out: Path, *argv: str) -> dict[str, Any]:
+    return _herald_bench(ns, *argv, "--no-limits", "--out", str(out))
 
 
 def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_path: Path) -> None:
@@ -93,16 +98,7 @@ async def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespa
         (before,) = await eventually(lambda: found(True))
         assert f"bench_{run}" in before.schemas and f"public.{table}" in before.tables
         assert f"bench{run}:queue".encode() in before.redis_keys
-        done = subprocess.run(
-            [sys.executable, "-m", "services.cli", "bench", "clean"],
-            cwd=ROOT,
-            env=ns.env(),
-            text=True,
-            capture_output=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert json.loads(done.stdout)["removed"]["schemas"] >= 1
+        assert _herald_bench(ns, "clean")["removed"]["schemas"] >= 1
         (after,) = await eventually(lambda: found(False))
         assert not any(run in name for name in [*after.topics, *after.schemas, *after.tables])
         assert client.exists(f"bench{run}:queue") == 0
