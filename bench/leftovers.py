@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from shared.kafka.admin import admin
+from shared.kafka.admin import admin, delete_topics
 from shared.settings import Settings
 
 _PREFIX = r"^(?:bench[0-9a-f]{8}|bench-limits-[0-9a-f]{6}|b[0-9a-f]{8})"
@@ -74,10 +74,7 @@ def find(settings: Settings) -> Leftovers:
 
 
 def remove(settings: Settings, found: Leftovers) -> None:
-    if found.topics:
-        kafka = admin(settings.kafka_bootstrap)  # kept alive until the deletion is answered
-        for future in kafka.delete_topics(found.topics, operation_timeout=30).values():
-            future.result()
+    delete_topics(settings.kafka_bootstrap, found.topics)
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         for schema in found.schemas:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -23,7 +23,7 @@ import redis
 
 from shared.client import HeraldClient
 from shared.db.migrate import migrate
-from shared.kafka.admin import admin, create_topics, load_topic_specs
+from shared.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
 from shared.paths import ROOT
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -153,9 +153,7 @@ class BenchPipeline:
             client.delete(key)
         kafka = admin(s.kafka_bootstrap)
         topics = [t for t in kafka.list_topics(timeout=10).topics if t.startswith(s.topic_prefix)]
-        if topics:  # each deletion is awaited: an exiting process drops unsent requests
-            for future in kafka.delete_topics(topics, operation_timeout=30).values():
-                future.result()
+        delete_topics(s.kafka_bootstrap, topics)
 
     # ---- work ---------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shared.kafka.admin import TopicSpec, admin, create_topics
+from shared.kafka.admin import TopicSpec, create_topics, delete_topics
 from shared.kafka.client import Message, Producer
 from shared.kafka.concurrent_consumer import ConcurrentConsumer
 from shared.settings import Settings
@@ -185,9 +185,7 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        kafka = admin(args.bootstrap)  # kept alive until the deletion is answered
-        for future in kafka.delete_topics([topic], operation_timeout=30).values():
-            future.result()
+        delete_topics(args.bootstrap, [topic])
     return 0
 
 

@@ -80,3 +80,13 @@ def create_topics(
             if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaError(f"creating topic {name}: {exc}") from exc
     return created
+
+
+def delete_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
+    """Delete `topics` and wait until Kafka answered for each: the request is sent in the
+    background, and a process that exits first drops it (raises on a failed deletion)."""
+    if not topics:
+        return
+    client = admin(bootstrap)  # kept alive until every deletion is answered
+    for future in client.delete_topics(topics, operation_timeout=timeout).values():
+        future.result()
