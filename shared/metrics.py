@@ -36,6 +36,10 @@ END_TO_END_LAG = Histogram(
     "published_at minus scheduled_at",
     buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 300, 900, 3600, 21600),
 )
+RESULTS_HELD = Counter(
+    "herald_results_held_seconds_total",
+    "Seconds the results service waited while the publishers had a backlog",
+)
 RETRIES_SCHEDULED = Counter("herald_retries_scheduled_total", "Failed attempts requeued")
 DEAD_LETTERED = Counter("herald_dead_lettered_total", "Dead letters by reason", ["reason"])
 CONSUMER_LAG = Gauge("herald_consumer_lag", "Committed-offset lag", ["group", "topic", "partition"])

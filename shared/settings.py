@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # services). Its work comes after a post is live, so where services share CPUs the
     # publish path goes first (decision 0009).
     results_nice: int = Field(default=10, ge=0, le=19)
+    # Results wait while the publishers are at least `results_hold_backlog` requests behind
+    # on publish.request, but at most `results_hold_seconds` (0: never); decision 0012.
+    results_hold_seconds: float = Field(default=5.0, ge=0)
+    results_hold_backlog: int = Field(default=2000, ge=1)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
     use_testcontainers: bool = False
 

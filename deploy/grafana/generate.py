@@ -265,6 +265,13 @@ def overview() -> dict[str, Any]:
                 [(rate(DEAD, by="reason", fn="increase"), "{{reason}}")],
                 stack=True,
             ),
+            timeseries(
+                "Results waiting for a publisher backlog",
+                [(rate("herald_results_held_seconds_total"), "share of time held")],
+                unit="percentunit",
+                description="Results wait (at most HERALD_RESULTS_HOLD_SECONDS) while the"
+                " publishers are behind, so posts go out first (decision 0012).",
+            ),
         ],
         [
             timeseries(

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from services.results import records
+from services.results.hold import ResultHold
 from services.results.policy import Action, Decision, JobState, PolicyConfig, Rand, decide
 from shared import dead_letters, events, metrics, outbox
 from shared.db.pool import Row
@@ -77,9 +78,11 @@ class ResultsConsumer:
         batch_size: int = 500,
         rand: Rand = random.random,
         after_commit: Callable[[], Awaitable[None]] | None = None,
+        hold: ResultHold | None = None,
     ) -> None:
         self.rt = rt
         self.after_commit = after_commit  # fault injection for chaos tests
+        self.hold = hold  # None: apply every batch at once
         self.names = rt.names
         self.topic = rt.names.topic(RESULT)
         self.batch_size = batch_size
@@ -96,6 +99,8 @@ class ResultsConsumer:
         )
 
     async def handle(self, messages: list[Message]) -> None:
+        if self.hold is not None:
+            await self.hold.wait(messages)
         await self.apply([m.value() for m in messages])
 
     async def apply(self, raws: Sequence[bytes | None]) -> BatchReport:

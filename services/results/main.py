@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from services.results.consumer import ResultsConsumer
+from services.results.hold import HoldRule, PublishBacklog, ResultHold
 from shared.events import now_utc
 from shared.runtime import Runtime
 from shared.service import Supervisor, lower_cpu_priority, repeat, run_loop, run_service
@@ -89,9 +90,20 @@ def fault_pause(settings: Settings) -> Callable[[], Awaitable[None]] | None:
     return pause
 
 
+async def consume(rt: Runtime, stopping: asyncio.Event) -> None:
+    backlog = PublishBacklog(rt.settings.kafka_bootstrap, rt.names)
+    hold = ResultHold(HoldRule.from_settings(rt.settings), backlog, stopping)
+    consumer = ResultsConsumer(
+        rt, batch_size=BATCH_SIZE, after_commit=fault_pause(rt.settings), hold=hold
+    )
+    try:
+        await consumer.consumer().run(stopping)
+    finally:
+        await asyncio.to_thread(backlog.close)
+
+
 async def results_main(rt: Runtime, sup: Supervisor) -> None:
-    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE, after_commit=fault_pause(rt.settings))
-    sup.start("results-consumer", consumer.consumer().run(sup.stopping))
+    sup.start("results-consumer", consume(rt, sup.stopping))
     sup.start("pruning", prune_loop(rt, sup.stopping))
 
 

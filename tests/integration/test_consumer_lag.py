@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from shared.kafka.batch_consumer import next_offsets
-from shared.kafka.client import Message, Producer, consumer
+from shared.kafka.client import Producer
 from shared.names import REQUEST, Names
 from shared.settings import Settings
 from shared.state_gauges import KafkaGauges
-from tests.support.kafka_lag import LagKey, herald_client_lag
+from tests.support.kafka_lag import LagKey, consume_and_commit, herald_client_lag
 
 PRODUCED = 240
 
@@ -30,21 +28,6 @@ def _gauge_lag(names: Names) -> dict[LagKey, int]:
     return values
 
 
-def _consume(bootstrap: str, group: str, topic: str, count: int) -> int:
-    """Consume about `count` records (whole batches) and commit them; returns how many."""
-    c = consumer(bootstrap, group)
-    c.subscribe([topic])
-    taken: list[Message] = []
-    try:
-        while len(taken) < count:
-            taken += [m for m in c.consume(min(50, count - len(taken)), 1.0) if not m.error()]
-        offsets: list[TopicPartition] = next_offsets(taken)
-        c.commit(offsets=offsets, asynchronous=False)
-    finally:
-        c.close()
-    return len(taken)
-
-
 async def test_lag_equals_the_kafka_clients_view_partly_consumed_and_drained(
     settings: Settings,
 ) -> None:
@@ -56,7 +39,7 @@ async def test_lag_equals_the_kafka_clients_view_partly_consumed_and_drained(
     producer.close()
     gauges = KafkaGauges(bootstrap, names)
 
-    consumed = await asyncio.to_thread(_consume, bootstrap, group, topic, 100)
+    consumed = await asyncio.to_thread(consume_and_commit, bootstrap, group, topic, 100)
     await asyncio.to_thread(gauges.refresh)
     herald, reference = _gauge_lag(names), herald_client_lag(bootstrap, names)
     assert herald == reference
@@ -65,7 +48,7 @@ async def test_lag_equals_the_kafka_clients_view_partly_consumed_and_drained(
     assert len(publisher) == 12  # every partition of publish.request, committed or not
 
     # drained: the rest consumed and committed
-    await asyncio.to_thread(_consume, bootstrap, group, topic, PRODUCED - consumed)
+    await asyncio.to_thread(consume_and_commit, bootstrap, group, topic, PRODUCED - consumed)
     await asyncio.to_thread(gauges.refresh)
     herald, reference = _gauge_lag(names), herald_client_lag(bootstrap, names)
     assert herald == reference

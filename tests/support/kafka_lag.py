@@ -8,6 +8,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from shared.kafka.admin import admin
+from shared.kafka.batch_consumer import next_offsets
+from shared.kafka.client import Message, consumer
 from shared.kafka.lag import herald_groups
 from shared.names import Names
 
@@ -55,3 +57,18 @@ def client_lag(bootstrap: str, groups: dict[str, list[str]]) -> dict[LagKey, int
 
 def herald_client_lag(bootstrap: str, names: Names) -> dict[LagKey, int]:
     return client_lag(bootstrap, herald_groups(names))
+
+
+def consume_and_commit(bootstrap: str, group: str, topic: str, count: int) -> int:
+    """Consume about `count` records (whole batches) and commit them; returns how many."""
+    c = consumer(bootstrap, group)
+    c.subscribe([topic])
+    taken: list[Message] = []
+    try:
+        while len(taken) < count:
+            taken += [m for m in c.consume(min(50, count - len(taken)), 1.0) if not m.error()]
+        offsets: list[TopicPartition] = next_offsets(taken)
+        c.commit(offsets=offsets, asynchronous=False)
+    finally:
+        c.close()
+    return len(taken)

@@ -1,0 +1,135 @@
+"""Results wait while the publishers have a backlog, for a bounded time (decision 0012).
+
+A result arrives after its post is live. Recording it (the attempt row, the job's status,
+the status event) takes Postgres and Kafka time that the dispatcher and the publishers need
+while requests queue for them: in a burst that work decides when the remaining posts go
+live. So a batch of results waits while the publishers' group is more than `backlog`
+requests behind on `publish.request`, but never once its oldest result is `max_seconds`
+old: statuses follow posts by at most that much more, even under sustained overload.
+
+The rule (`HoldRule`) is pure; `PublishBacklog` reads the publishers' lag from the broker
+(committed offsets against high watermarks, `shared.kafka.lag`) at most every `refresh`
+seconds; `ResultHold` waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared import metrics
+from shared.kafka.client import Message
+from shared.kafka.lag import OffsetReader, partition_lag
+from shared.names import REQUEST, Names
+from shared.service import sleep_or_stop
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+PUBLISHER_GROUP = "herald-publisher"
+
+
+@dataclass(frozen=True)
+class HoldRule:
+    max_seconds: float  # 0: never hold
+    backlog: int  # hold while the publishers are at least this many requests behind
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HoldRule:
+        return cls(settings.results_hold_seconds, settings.results_hold_backlog)
+
+    def holds(self, oldest_age: float, backlog: int) -> bool:
+        return self.max_seconds > 0 and oldest_age < self.max_seconds and backlog >= self.backlog
+
+    def remaining(self, oldest_age: float) -> float:
+        return max(self.max_seconds - oldest_age, 0.0)
+
+
+class Backlog(Protocol):
+    async def current(self) -> int: ...
+
+
+class PublishBacklog:
+    """The requests the publishers' group has not committed on `publish.request`."""
+
+    def __init__(self, bootstrap: str, names: Names, *, refresh: float = 0.25) -> None:
+        self.topic = names.topic(REQUEST)
+        self.group = names.group(PUBLISHER_GROUP)
+        self.refresh = refresh
+        self._reader = OffsetReader(bootstrap, timeout=2.0)
+        self._value = 0
+        self._read_at = float("-inf")
+
+    async def current(self) -> int:
+        """The last reading if it is fresh enough, else a new one. A broker that does not
+        answer reads as no backlog: results are never held on a guess."""
+        if time.monotonic() - self._read_at < self.refresh:
+            return self._value
+        try:
+            self._value = await asyncio.to_thread(self._read)
+        except Exception as exc:
+            log.warning("publisher backlog unknown; not holding", extra={"error": repr(exc)})
+            self._value = 0
+        self._read_at = time.monotonic()
+        return self._value
+
+    def _read(self) -> int:
+        offsets = self._reader.read([self.topic], {self.group: [self.topic]})
+        committed = offsets.committed.get(self.group, {})
+        return sum(
+            partition_lag(committed.get(tp), marks) for tp, marks in offsets.watermarks.items()
+        )
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class ResultHold:
+    def __init__(
+        self,
+        rule: HoldRule,
+        backlog: Backlog,
+        stopping: asyncio.Event,
+        *,
+        step: float = 0.25,
+    ) -> None:
+        self.rule = rule
+        self.backlog = backlog
+        self.stopping = stopping
+        self.step = step
+
+    async def wait(self, messages: Sequence[Message]) -> float:
+        """Wait while the rule holds these results; answers the seconds waited (0: none)."""
+        if self.rule.max_seconds <= 0 or not messages:
+            return 0.0
+        oldest = _oldest_seconds(messages)
+        began = time.time()
+        slept = False
+        while not self.stopping.is_set():
+            age = time.time() - oldest
+            behind = await self.backlog.current()
+            if not self.rule.holds(age, behind):
+                break
+            slept = True
+            if await sleep_or_stop(self.stopping, min(self.step, self.rule.remaining(age))):
+                break
+        if not slept:
+            return 0.0
+        held = time.time() - began
+        metrics.RESULTS_HELD.inc(held)
+        log.info(
+            "results held while the publishers had a backlog",
+            extra={"count": len(messages), "seconds": round(held, 3), "backlog": behind},
+        )
+        return held
+
+
+def _oldest_seconds(messages: Sequence[Message]) -> float:
+    """The oldest message's timestamp (Kafka's CreateTime, set by the publisher that
+    produced it), in seconds; a message without one counts as new."""
+    now = time.time()
+    stamps = [m.timestamp()[1] for m in messages]
+    return min((s / 1000 for s in stamps if s and s > 0), default=now)
