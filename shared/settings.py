@@ -48,7 +48,8 @@ class Settings(BaseSettings):
 
     api_port: int = 8080
     metrics_port: int = 0
-    publisher_max_in_flight: int = Field(default=256, ge=1)
+    # Requests one publisher copy works on at once (decision 0013: 512, was 256).
+    publisher_max_in_flight: int = Field(default=512, ge=1)
     # The results service's CPU niceness (0-19; 0 = the same priority as the other
     # services). Its work comes after a post is live, so where services share CPUs the
     # publish path goes first (decision 0009).
