@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from prometheus_client import REGISTRY
@@ -66,64 +68,63 @@ async def _read(backlog: PublishBacklog, expected: int) -> int | None:
     return value if value == expected else None
 
 
-async def test_results_wait_for_the_backlog_up_to_the_bound(settings: Settings) -> None:
+@dataclass
+class Behind:
+    """Publishers REQUESTS behind, and a freshly produced result as the service consumes it."""
+
+    names: Names
+    bootstrap: str
+    messages: list[Message]
+    backlog: PublishBacklog
+
+    def catch_up(self) -> int:
+        topic, group = self.names.topic(REQUEST), self.names.group("herald-publisher")
+        return consume_and_commit(self.bootstrap, group, topic, REQUESTS)
+
+
+@pytest.fixture
+async def behind(settings: Settings) -> AsyncIterator[Behind]:
     names = Names.from_settings(settings)
     bootstrap = settings.kafka_bootstrap
     await asyncio.to_thread(_produce, bootstrap, names.topic(REQUEST), REQUESTS)
     messages = await asyncio.to_thread(_one_result, bootstrap, names)
     backlog = PublishBacklog(bootstrap, names, refresh=0.0)
+    yield Behind(names, bootstrap, messages, backlog)
+    backlog.close()
+
+
+async def test_results_wait_for_the_backlog_up_to_the_bound(behind: Behind) -> None:
     stopping = asyncio.Event()
-    try:
-        # a backlog below the threshold: applied at once
-        at_once = ResultHold(HoldRule(max_seconds=1.0, backlog=REQUESTS + 1), backlog, stopping)
-        assert await at_once.wait(messages) == 0.0
+    # a backlog below the threshold: applied at once
+    rule = HoldRule(max_seconds=1.0, backlog=REQUESTS + 1)
+    assert await ResultHold(rule, behind.backlog, stopping).wait(behind.messages) == 0.0
 
-        # a backlog at the threshold that never clears: held until the bound, then let go
-        before = _held_total()
-        created = messages[0].timestamp()[1] / 1000
-        rule = HoldRule(max_seconds=time.time() - created + 1.0, backlog=REQUESTS)
-        held = await ResultHold(rule, backlog, stopping).wait(messages)
-        assert held > 0
-        assert time.time() - created >= rule.max_seconds  # let go at the bound, not before
-        assert _held_total() - before == pytest.approx(held)
-    finally:
-        backlog.close()
+    # a backlog at the threshold that never clears: held until the bound, then let go
+    before = _held_total()
+    created = behind.messages[0].timestamp()[1] / 1000
+    rule = HoldRule(max_seconds=time.time() - created + 1.0, backlog=REQUESTS)
+    held = await ResultHold(rule, behind.backlog, stopping).wait(behind.messages)
+    assert held > 0
+    assert time.time() - created >= rule.max_seconds  # let go at the bound, not before
+    assert _held_total() - before == pytest.approx(held)
 
 
-async def test_results_go_as_soon_as_the_publishers_catch_up(settings: Settings) -> None:
-    names = Names.from_settings(settings)
-    bootstrap = settings.kafka_bootstrap
-    await asyncio.to_thread(_produce, bootstrap, names.topic(REQUEST), REQUESTS)
-    messages = await asyncio.to_thread(_one_result, bootstrap, names)
-    backlog = PublishBacklog(bootstrap, names, refresh=0.0)
+async def test_results_go_as_soon_as_the_publishers_catch_up(behind: Behind) -> None:
     rule = HoldRule(max_seconds=120.0, backlog=REQUESTS // 2)
-    try:
-        waiting = asyncio.create_task(ResultHold(rule, backlog, asyncio.Event()).wait(messages))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()  # held: the publishers are REQUESTS behind
-        group = names.group("herald-publisher")
-        await asyncio.to_thread(
-            consume_and_commit, bootstrap, group, names.topic(REQUEST), REQUESTS
-        )
-        held = await asyncio.wait_for(waiting, timeout=60)
-        assert held < rule.max_seconds  # let go because the backlog cleared, not the bound
-    finally:
-        backlog.close()
+    hold = ResultHold(rule, behind.backlog, asyncio.Event())
+    waiting = asyncio.create_task(hold.wait(behind.messages))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # held: the publishers are REQUESTS behind
+    await asyncio.to_thread(behind.catch_up)
+    held = await asyncio.wait_for(waiting, timeout=60)
+    assert held < rule.max_seconds  # let go because the backlog cleared, not the bound
 
 
-async def test_a_stopping_service_does_not_wait(settings: Settings) -> None:
-    names = Names.from_settings(settings)
-    bootstrap = settings.kafka_bootstrap
-    await asyncio.to_thread(_produce, bootstrap, names.topic(REQUEST), REQUESTS)
-    messages = await asyncio.to_thread(_one_result, bootstrap, names)
-    backlog = PublishBacklog(bootstrap, names, refresh=0.0)
+async def test_a_stopping_service_does_not_wait(behind: Behind) -> None:
     stopping = asyncio.Event()
-    rule = HoldRule(max_seconds=120.0, backlog=1)
-    try:
-        waiting = asyncio.create_task(ResultHold(rule, backlog, stopping).wait(messages))
-        await asyncio.sleep(0.5)
-        assert not waiting.done()
-        stopping.set()
-        await asyncio.wait_for(waiting, timeout=30)
-    finally:
-        backlog.close()
+    hold = ResultHold(HoldRule(max_seconds=120.0, backlog=1), behind.backlog, stopping)
+    waiting = asyncio.create_task(hold.wait(behind.messages))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    stopping.set()
+    await asyncio.wait_for(waiting, timeout=30)
