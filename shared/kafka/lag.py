@@ -105,10 +105,11 @@ class OffsetReader:
         """Watermarks of every partition of `topics` and each group's committed offsets on
         the partitions of the topics it reads. Topics that do not exist are left out."""
         any_client = self._consumer(next(iter(groups), "herald-lag-reader"))
-        metadata = any_client.list_topics(timeout=self.timeout).topics
-        partitions: dict[str, list[int]] = {
-            t: sorted(metadata[t].partitions) for t in topics if t in metadata
-        }
+        partitions: dict[str, list[int]] = {}
+        for topic in topics:  # one topic's metadata at a time: a shared cluster may hold many
+            meta = any_client.list_topics(topic, timeout=self.timeout).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                partitions[topic] = sorted(meta.partitions)
         watermarks: dict[Partition, Watermarks] = {}
         for topic, parts in partitions.items():
             for p in parts:
