@@ -67,9 +67,11 @@ async def serve(
         [rt.names.topic(REQUEST)],
         publish.handle,
         max_in_flight=settings.publisher_max_in_flight,
-        batch_size=128,
-        # Take requests in groups of a quarter of the slots (waiting up to 20 ms for them):
-        # every group shares one claim, one platform batch and one emit transaction.
+        # Up to 256 requests per `consume` (128 before decision 0013: bursts drained 4,823
+        # against 5,495 jobs/s, medians of five alternating pairs). Take requests in groups
+        # of at least a quarter of the slots (waiting up to 20 ms for them): every group
+        # shares one claim, one platform batch and one emit transaction.
+        batch_size=256,
         min_batch=settings.publisher_max_in_flight // 4,
     )
     log.info(
