@@ -3,9 +3,11 @@
 A result arrives after its post is live. Recording it (the attempt row, the job's status,
 the status event) takes Postgres and Kafka time that the dispatcher and the publishers need
 while requests queue for them: in a burst that work decides when the remaining posts go
-live. So a batch of results waits while the publishers' group is more than `backlog`
+live. So a batch of results waits while the publishers' group is at least `backlog`
 requests behind on `publish.request`, but never once its oldest result is `max_seconds`
-old: statuses follow posts by at most that much more, even under sustained overload.
+old: statuses follow posts by at most that much more, even under sustained overload. (A
+result's age is the larger of its Kafka timestamp's age and the time already waited, so a
+clock that runs behind the publishers' cannot stretch the wait.)
 
 The rule (`HoldRule`) is pure; `PublishBacklog` reads the publishers' lag from the broker
 (committed offsets against high watermarks, `shared.kafka.lag`) at most every `refresh`
@@ -109,7 +111,8 @@ class ResultHold:
         began = time.time()
         slept = False
         while not self.stopping.is_set():
-            age = time.time() - oldest
+            now = time.time()
+            age = max(now - oldest, now - began)
             behind = await self.backlog.current()
             if not self.rule.holds(age, behind):
                 break

@@ -60,3 +60,11 @@ async def test_disabled_hold_reads_nothing() -> None:
     hold = ResultHold(HoldRule(0.0, 1), backlog, asyncio.Event())
     assert await hold.wait([_Stamped(int(time.time() * 1000))]) == 0.0  # type: ignore[list-item]
     assert backlog.reads == 0
+
+
+async def test_a_result_stamped_ahead_of_this_clock_still_waits_no_longer_than_the_bound() -> None:
+    """A publisher host whose clock runs a minute ahead: the wait still ends at the bound."""
+    hold = ResultHold(HoldRule(0.3, 1), _Behind(), asyncio.Event(), step=0.05)
+    ahead = _Stamped(int((time.time() + 60) * 1000))
+    held = await asyncio.wait_for(hold.wait([ahead]), timeout=10)  # type: ignore[list-item]
+    assert held >= 0.3
