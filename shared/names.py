@@ -13,6 +13,11 @@ STATUS = "publish.status"
 DLQ = "publish.dlq"
 ALL_TOPICS = (SCHEDULE, REQUEST, RESULT, STATUS, DLQ)
 
+# Consumer groups (before the prefix): the scheduler's ingress, the publishers, results.
+SCHEDULER_GROUP = "herald-scheduler"
+PUBLISHER_GROUP = "herald-publisher"
+RESULTS_GROUP = "herald-results"
+
 
 @dataclass(frozen=True)
 class Names:

@@ -15,13 +15,12 @@ from services.publisher.rate_limiter import RateLimiter
 from services.publisher.registry import Registry, build_registry
 from services.publisher.worker import PublishWorker, Timing
 from shared.kafka.concurrent_consumer import ConcurrentConsumer
-from shared.names import REQUEST
+from shared.names import PUBLISHER_GROUP, REQUEST
 from shared.runtime import Runtime
 from shared.service import Supervisor, run_loop, run_service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-GROUP = "herald-publisher"
 
 
 def worker_id(settings: Settings) -> str:
@@ -63,7 +62,7 @@ async def serve(
     )
     consumer = ConcurrentConsumer(
         settings.kafka_bootstrap,
-        rt.names.group(GROUP),
+        rt.names.group(PUBLISHER_GROUP),
         [rt.names.topic(REQUEST)],
         publish.handle,
         max_in_flight=settings.publisher_max_in_flight,

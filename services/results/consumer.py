@@ -33,11 +33,10 @@ from shared.errors import InvalidMessage, StoreUnavailable
 from shared.jobs.views import request_view
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.client import Message
-from shared.names import RESULT
+from shared.names import RESULT, RESULTS_GROUP
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
-GROUP = "herald-results"
 
 
 @dataclass
@@ -92,7 +91,7 @@ class ResultsConsumer:
     def consumer(self) -> BatchConsumer:
         return BatchConsumer(
             self.rt.settings.kafka_bootstrap,
-            self.names.group(GROUP),
+            self.names.group(RESULTS_GROUP),
             [self.topic],
             self.handle,
             batch_size=self.batch_size,

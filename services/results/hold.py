@@ -26,12 +26,11 @@ from typing import Protocol
 from shared import metrics
 from shared.kafka.client import Message
 from shared.kafka.lag import OffsetReader, partition_lag
-from shared.names import REQUEST, Names
+from shared.names import PUBLISHER_GROUP, REQUEST, Names
 from shared.service import sleep_or_stop
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-PUBLISHER_GROUP = "herald-publisher"
 
 
 @dataclass(frozen=True)

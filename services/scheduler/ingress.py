@@ -15,7 +15,7 @@ from shared.jobs.bulk import ScheduleItem, schedule_batch
 from shared.jobs.service import JobService
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.client import Message
-from shared.names import SCHEDULE
+from shared.names import SCHEDULE, SCHEDULER_GROUP
 from shared.runtime import Runtime
 from shared.tenancy import Principal
 
@@ -49,7 +49,7 @@ class CommandIngress:
     def consumer(self) -> BatchConsumer:
         return BatchConsumer(
             self.rt.settings.kafka_bootstrap,
-            self.rt.names.group("herald-scheduler"),
+            self.rt.names.group(SCHEDULER_GROUP),
             [self.topic],
             self.handle_batch,
             batch_size=100,

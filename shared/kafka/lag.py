@@ -19,13 +19,22 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from shared.kafka.client import consumer
-from shared.names import ALL_TOPICS, REQUEST, RESULT, SCHEDULE, Names
+from shared.names import (
+    ALL_TOPICS,
+    PUBLISHER_GROUP,
+    REQUEST,
+    RESULT,
+    RESULTS_GROUP,
+    SCHEDULE,
+    SCHEDULER_GROUP,
+    Names,
+)
 
 # Herald's consumer groups (before the prefix) and the topics each one reads.
 GROUP_TOPICS: dict[str, tuple[str, ...]] = {
-    "herald-scheduler": (SCHEDULE,),
-    "herald-publisher": (REQUEST,),
-    "herald-results": (RESULT,),
+    SCHEDULER_GROUP: (SCHEDULE,),
+    PUBLISHER_GROUP: (REQUEST,),
+    RESULTS_GROUP: (RESULT,),
 }
 
 Partition = tuple[str, int]  # (topic, partition)

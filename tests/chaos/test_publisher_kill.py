@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services.publisher.main import GROUP
-from shared.names import REQUEST, RESULT
+from shared.names import PUBLISHER_GROUP, REQUEST, RESULT
 from shared.paths import ROOT
 from shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
@@ -108,7 +107,7 @@ async def test_sigkill_of_one_copy_loses_no_request_and_posts_nothing_twice(
 
     for i in range(COPIES):
         copies.start(f"c{i}")
-    bootstrap, group = rt.settings.kafka_bootstrap, rt.names.group(GROUP)
+    bootstrap, group = rt.settings.kafka_bootstrap, rt.names.group(PUBLISHER_GROUP)
 
     async def all_members_hold_partitions() -> bool:
         members = await asyncio.to_thread(group_members, bootstrap, group)

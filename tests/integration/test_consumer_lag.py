@@ -8,7 +8,7 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from shared.kafka.client import Producer
-from shared.names import REQUEST, Names
+from shared.names import PUBLISHER_GROUP, REQUEST, Names
 from shared.settings import Settings
 from shared.state_gauges import KafkaGauges
 from tests.support.kafka_lag import LagKey, consume_and_commit, herald_client_lag
@@ -33,7 +33,7 @@ async def test_lag_equals_the_kafka_clients_view_partly_consumed_and_drained(
 ) -> None:
     names = Names.from_settings(settings)
     bootstrap = settings.kafka_bootstrap
-    topic, group = names.topic(REQUEST), names.group("herald-publisher")
+    topic, group = names.topic(REQUEST), names.group(PUBLISHER_GROUP)
     producer = Producer(bootstrap)
     producer.send_batch([(topic, f"conn-{i % 17}", b"{}") for i in range(PRODUCED)])
     producer.close()

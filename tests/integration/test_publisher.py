@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.publisher.main import GROUP, serve
+from services.publisher.main import serve
 from services.publisher.platforms.base import AttemptContext, PlatformPublisher
 from services.publisher.platforms.instagram import InstagramPublisher
 from services.publisher.platforms.sandbox import SandboxPublisher
@@ -22,7 +22,7 @@ from shared.domain.requests import Connection, PublishRequest
 from shared.events import parse_time
 from shared.kafka.client import Producer
 from shared.logging import JsonFormatter
-from shared.names import DLQ, REQUEST, RESULT
+from shared.names import DLQ, PUBLISHER_GROUP, REQUEST, RESULT
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
 from tests.conftest import eventually
@@ -117,7 +117,7 @@ class Harness:
             total = await asyncio.to_thread(
                 committed_total,
                 self.rt.settings.kafka_bootstrap,
-                self.rt.names.group(GROUP),
+                self.rt.names.group(PUBLISHER_GROUP),
                 self.request_topic,
             )
             return total >= produced

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.results.hold import HoldRule, PublishBacklog, ResultHold
 from shared.kafka.client import Message, Producer, consumer
-from shared.names import REQUEST, RESULT, Names
+from shared.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
 from shared.settings import Settings
 from tests.conftest import eventually
 from tests.support.kafka_lag import consume_and_commit
@@ -54,7 +54,7 @@ async def test_the_backlog_is_the_publishers_uncommitted_requests(settings: Sett
         assert await backlog.current() == 0
         await asyncio.to_thread(_produce, bootstrap, names.topic(REQUEST), REQUESTS)
         assert await eventually(lambda: _read(backlog, REQUESTS)) == REQUESTS
-        group = names.group("herald-publisher")
+        group = names.group(PUBLISHER_GROUP)
         taken = await asyncio.to_thread(
             consume_and_commit, bootstrap, group, names.topic(REQUEST), 100
         )
@@ -78,7 +78,7 @@ class Behind:
     backlog: PublishBacklog
 
     def catch_up(self) -> int:
-        topic, group = self.names.topic(REQUEST), self.names.group("herald-publisher")
+        topic, group = self.names.topic(REQUEST), self.names.group(PUBLISHER_GROUP)
         return consume_and_commit(self.bootstrap, group, topic, REQUESTS)
 
 
