@@ -25,7 +25,7 @@ from typing import Protocol
 
 from shared import metrics
 from shared.kafka.client import Message
-from shared.kafka.lag import OffsetReader, partition_lag
+from shared.kafka.lag import OffsetReader, lag_report
 from shared.names import PUBLISHER_GROUP, REQUEST, Names
 from shared.service import sleep_or_stop
 from shared.settings import Settings
@@ -79,10 +79,7 @@ class PublishBacklog:
 
     def _read(self) -> int:
         offsets = self._reader.read([self.topic], {self.group: [self.topic]})
-        committed = offsets.committed.get(self.group, {})
-        return sum(
-            partition_lag(committed.get(tp), marks) for tp, marks in offsets.watermarks.items()
-        )
+        return sum(lag_report(offsets).lag.values())
 
     def close(self) -> None:
         self._reader.close()
