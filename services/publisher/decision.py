@@ -191,7 +191,7 @@ def result_value(
     started_at: datetime,
     finished_at: datetime,
 ) -> dict[str, Any]:
-    """The publish.result value of one attempt (the caller scrubs secrets)."""
+    """The publish.result value of one attempt (the caller scrubs the outcome first)."""
     return {
         "job_id": req.job_id,
         "tenant_id": req.tenant_id,

@@ -4,7 +4,7 @@ decode (invalid → dead letter) → claim (job lock, decisions, `call_started_a
 re-emit / answer without a call, or: rate-limit the account, call the platform (bounded by
 the attempt timeout) → store the result with the claim → produce it → Kafka acknowledged,
 so the consumer may commit the offset. The token lives in the `Connection` in memory only
-and is scrubbed from every result; log lines never carry it.
+and is scrubbed from every result's free text (`scrub.py`); log lines never carry it.
 
 Store outages (Postgres, Redis, Kafka) are retried with backoff, step by step; when the
 service stops meanwhile the message is given up uncommitted and Kafka redelivers it.
@@ -26,8 +26,8 @@ import psycopg
 from services.publisher.claims import ClaimStore, Emit
 from services.publisher.decision import Decision, Kind, request_from_value, result_value
 from services.publisher.platforms.base import AttemptContext, PlatformPublisher
-from services.publisher.platforms.instagram_client import Scrubber
 from services.publisher.rate_limiter import RateLimiter
+from services.publisher.scrub import Scrubber
 from shared import dead_letters, events, metrics
 from shared.connections import ConnectionStore
 from shared.db.pool import Database
@@ -168,13 +168,11 @@ class PublishWorker:
                 await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
             value = result_value(
                 req,
-                outcome,
+                Scrubber(connection.access_token).outcome(outcome),
                 worker=self.worker,
                 started_at=started,
                 finished_at=events.now_utc(),
             )
-            if connection.access_token:
-                value = Scrubber(connection.access_token).value(value)
             emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
         finally:
             self._calling.discard(key)

@@ -439,3 +439,24 @@ async def graph_post(fake: FakeGraph, path: str, **params: str) -> str:
     ):
         body = await resp.json()
     return str(body["id"])
+
+
+async def test_a_one_letter_token_leaves_every_result_intact(harness: Harness) -> None:
+    # Letters and digits that occur in job ids, platform names and outcomes.
+    rt = harness.rt
+    tokens = ["a", "x", "1", "s", "d"]
+    connections = [await sandbox_connection(rt, token=t) for t in tokens]
+    jobs = await schedule(rt, connections)
+    requests = await dispatch(rt, jobs)
+    harness.send(requests)
+
+    results = await harness.results_for(len(jobs))
+    by_job = {r["job_id"]: r for r in results}
+    assert set(by_job) == set(jobs)
+    for req in requests:
+        r = by_job[req["job_id"]]
+        assert r["platform"] == "sandbox" and r["outcome"] == "published", r
+        assert r["connection_id"] == req["connection_id"] and r["tenant_id"] == req["tenant_id"]
+        assert r["trace_id"] == req["trace_id"]
+    posts = {str(p["job_id"]): str(p["id"]) for p in await harness.posts()}
+    assert {r["job_id"]: r["provider_ids"]["sandbox_post_id"] for r in results} == posts

@@ -3,19 +3,19 @@
 errors in ``instagram_errors``, the HTTP caller in ``instagram_client``.
 
 One ``aiohttp.ClientSession`` is created lazily and closed by ``close()``; every call has the
-attempt's ``call_timeout_seconds``. The access token is scrubbed from every outcome field.
+attempt's ``call_timeout_seconds``. The access token never reaches an outcome's free text:
+the Graph client scrubs error answers, and the publisher scrubs every outcome once more.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import aiohttp
 
 from services.publisher.platforms.base import AttemptContext
 from services.publisher.platforms.instagram_attempt import Attempt, Finish
-from services.publisher.platforms.instagram_client import GraphClient, Scrubber, Throttle
+from services.publisher.platforms.instagram_client import GraphClient, Throttle
 from services.publisher.platforms.instagram_confirm import confirm_published
 from services.publisher.platforms.instagram_reads import GraphReader
 from shared.domain.outcomes import Outcome, PublishOutcome
@@ -80,7 +80,7 @@ class InstagramPublisher:
             cid = attempt.publishing_container
             ids = {"container_id": cid} if cid else {}
             outcome = PublishOutcome(Outcome.AMBIGUOUS, error_message=message, provider_ids=ids)
-        return _scrubbed(outcome, client.scrub)
+        return outcome
 
     async def confirm(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
@@ -95,8 +95,7 @@ class InstagramPublisher:
             initial_delay=self.poll_initial_seconds,
             max_delay=self.poll_max_interval_seconds,
         )
-        outcome = await confirm_published(client, reader, request, ctx)
-        return _scrubbed(outcome, client.scrub)
+        return await confirm_published(client, reader, request, ctx)
 
     def _client(self, connection: Connection, account_id: str, ctx: AttemptContext) -> GraphClient:
         """A Graph caller for one account, feeding its usage headers to the throttle."""
@@ -118,12 +117,3 @@ class InstagramPublisher:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
-
-
-def _scrubbed(outcome: PublishOutcome, scrub: Scrubber) -> PublishOutcome:
-    return replace(
-        outcome,
-        error_message=scrub.text(outcome.error_message) if outcome.error_message else None,
-        provider_ids={k: scrub.text(v) for k, v in outcome.provider_ids.items()},
-        provider_response=scrub.value(outcome.provider_response),
-    )

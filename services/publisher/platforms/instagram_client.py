@@ -2,8 +2,8 @@
 scrubbing), and the throttle state the attempts of one publisher share (usage headers).
 
 The access token travels as the ``access_token`` query parameter (GET) or form field (POST),
-as Graph expects. It never leaves this module in anything readable: every message and body
-handed back is scrubbed of it (raw and URL-encoded).
+as Graph expects. Every error message and error body handed back is scrubbed of it (raw and
+URL-encoded); successful answers carry ids only and are handed back as they came.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import aiohttp
 
@@ -26,33 +25,10 @@ from services.publisher.platforms.instagram_errors import (
     classify_transport,
     parse_usage,
 )
+from services.publisher.scrub import Scrubber
 
-REDACTED = "[redacted]"
 NEAR_LIMIT_PAUSE_SECONDS = 60.0  # usage headers at >= 90 %: stop calling for a while
 APP_WIDE = "__app__"  # throttle key for app-wide limits (code 4, X-App-Usage)
-
-
-class Scrubber:
-    """Replaces a secret (and its URL-encoded forms) in any JSON-like value."""
-
-    def __init__(self, secret: str) -> None:
-        forms = {secret, quote(secret, safe=""), quote_plus(secret)} if secret else set()
-        # Longest first, so an encoded form is not half-replaced by a shorter one.
-        self._forms = sorted((f for f in forms if f), key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for form in self._forms:
-            value = value.replace(form, REDACTED)
-        return value
-
-    def value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
-        return value
 
 
 class GraphCallError(Exception):
@@ -145,10 +121,10 @@ class GraphClient:
             raise GraphCallError(call, classify_transport(call, what), None, what) from None
         if self._on_headers is not None:
             self._on_headers(headers)
-        body = self.scrub.value(_decode(raw))
+        body = _decode(raw)
         if 200 <= status < 300 and isinstance(body, dict) and "error" not in body:
-            return body
-        error = GraphError.parse(status, body)  # parsed from the scrubbed body
+            return body  # ids and fields, never scrubbed
+        error = GraphError.parse(status, self.scrub.document(body))  # the free text is scrubbed
         classification = classify(call, error, headers, self._account_id)
         raise GraphCallError(call, classification, error)
 
