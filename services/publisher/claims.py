@@ -99,6 +99,24 @@ _STORED = """
 SELECT job_id::text AS job_id, attempt, result FROM publish_claims
 WHERE job_id = ANY(%s::uuid[]) AND attempt = ANY(%s::int[])
 """
+# The claims this worker still holds, their leases extended; each one's container stored in
+# the same statement when one is given. Holding is ownership: this worker's name and no
+# result yet. A lapsed lease alone is not a loss: another worker takes a claim over only in
+# its claim transaction, which locks the claim row and rewrites `worker`, so either this
+# statement comes first (the lease is live again and the other worker waits) or it finds
+# another worker's name and answers "lost".
+_HOLD = """
+WITH held AS (
+    UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
+    FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
+    WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
+    RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id
+), stored AS (
+    UPDATE jobs SET container_id = held.container_id FROM held
+    WHERE jobs.id = held.job_id AND held.container_id IS NOT NULL
+)
+SELECT job_id::text AS job_id, attempt FROM held
+"""
 _RENEW = """
 UPDATE publish_claims SET lease_until = now() + make_interval(secs => %s)
 WHERE worker = %s AND result IS NULL AND job_id = ANY(%s::uuid[])
@@ -147,6 +165,9 @@ class ClaimStore:
         self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
             self._emit_many, max_batch=max_batch, concurrency=1
         )
+        self._holds: Coalescer[tuple[str, int, str | None], bool] = Coalescer(
+            self._hold_many, max_batch=max_batch
+        )
 
     async def claim(self, request: PublishRequest) -> Claimed:
         return await self._claims.submit(request)
@@ -155,6 +176,12 @@ class ClaimStore:
         """Store (if asked) and produce a result; answers the value Kafka acknowledged (the
         stored one when another worker stored a result for this attempt first)."""
         return await self._emits.submit(item)
+
+    async def hold(self, job_id: str, attempt: int, container_id: str | None = None) -> bool:
+        """True when this worker still holds the claim of (job, attempt), whose lease is then
+        extended (and `container_id` stored on the job in the same statement); False when
+        another worker took it over or a result is stored."""
+        return await self._holds.submit((job_id, attempt, container_id))
 
     async def renew(self, keys: list[tuple[str, int]]) -> None:
         if keys:
@@ -223,6 +250,14 @@ class ClaimStore:
             if calling:
                 await conn.execute(_STAMP, (id_array(calling),))
         return out
+
+    async def _hold_many(self, items: list[tuple[str, int, str | None]]) -> list[bool]:
+        rows = _records((j, a, {"container_id": c} if c else None) for j, a, c in items)
+        held = {
+            (r["job_id"], r["attempt"])
+            for r in await self.db.fetch(_HOLD, (self.lease_seconds, rows, self.worker))
+        }
+        return [(j, a) in held for j, a, _ in items]
 
     def _decide_all(
         self,

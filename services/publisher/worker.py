@@ -25,7 +25,7 @@ import psycopg
 
 from services.publisher.claims import ClaimStore, Emit
 from services.publisher.decision import Decision, Kind, request_from_value, result_value
-from services.publisher.platforms.base import AttemptContext, PlatformPublisher
+from services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from services.publisher.rate_limiter import RateLimiter
 from services.publisher.scrub import Scrubber
 from shared import dead_letters, events, metrics
@@ -164,6 +164,8 @@ class PublishWorker:
         self._calling.add(key)
         try:
             outcome = await self._call(req, connection, decision)
+            if outcome is None:
+                return  # the claim was taken over: its new holder answers
             if outcome.outcome is Outcome.AUTH_ERROR:
                 await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
             value = result_value(
@@ -203,7 +205,9 @@ class PublishWorker:
 
     async def _call(
         self, req: PublishRequest, connection: Connection, decision: Decision
-    ) -> PublishOutcome:
+    ) -> PublishOutcome | None:
+        """The platform's outcome; None when this worker lost its claim on the way (it did
+        nothing irreversible since, and reports nothing)."""
         platform = self.registry[req.platform]
         admission = await self._store(lambda: self.limiter.acquire(connection))
         if admission.retry_after is not None:
@@ -215,10 +219,17 @@ class PublishWorker:
             )
         remembered: list[str] = []
 
-        async def remember(container_id: str) -> None:
-            await self.db.execute(
-                "UPDATE jobs SET container_id = %s WHERE id = %s", (container_id, req.job_id)
+        async def hold(container_id: str | None = None) -> None:
+            """Check (and extend) the claim, storing the container with it; through a store
+            outage this waits for Postgres: only a definite answer lets the attempt go on."""
+            held = await self._store(
+                lambda: self.claims.hold(req.job_id, req.attempt, container_id)
             )
+            if not held:
+                raise ClaimLost(f"{req.job_id} attempt {req.attempt}")
+
+        async def remember(container_id: str) -> None:
+            await hold(container_id)
             remembered.append(container_id)  # media_publish may follow from here on
 
         ctx = AttemptContext(
@@ -226,6 +237,7 @@ class PublishWorker:
             stored_container_id=decision.stored_container_id,
             previous_outcome_ambiguous=decision.previous_ambiguous,
             remember_container=remember,
+            confirm_claim=hold,
             poll_seconds=self.timing.poll_seconds,
             call_timeout_seconds=self.timing.call_timeout_seconds,
         )
@@ -241,6 +253,12 @@ class PublishWorker:
             outcome = await (self._store(attempt) if req.check_only else attempt())
         except Abandoned:
             raise
+        except ClaimLost:
+            log.warning(
+                "claim lost to another worker; leaving the attempt to it",
+                extra={"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id},
+            )
+            return None
         except Exception as exc:
             may_be_live = bool(
                 remembered

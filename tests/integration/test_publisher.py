@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,11 +51,14 @@ class Spy:
     calls: list[tuple[str, int, bool]] = field(default_factory=list)
     raise_with_token: bool = False
     echo_token: bool = False
+    before: Callable[[PublishRequest, AttemptContext], Awaitable[None]] | None = None
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
         self.calls.append((request.job_id, request.attempt, False))
+        if self.before is not None:
+            await self.before(request, ctx)
         if self.raise_with_token:
             raise RuntimeError(f"upstream said no to {connection.access_token}")
         if self.echo_token:
@@ -460,3 +463,45 @@ async def test_a_one_letter_token_leaves_every_result_intact(harness: Harness) -
         assert r["trace_id"] == req["trace_id"]
     posts = {str(p["job_id"]): str(p["id"]) for p in await harness.posts()}
     assert {r["job_id"]: r["provider_ids"]["sandbox_post_id"] for r in results} == posts
+
+
+async def test_a_worker_that_lost_its_claim_stores_nothing_and_reports_nothing(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    lost, lapsed = await schedule(rt, [await sandbox_connection(rt), await sandbox_connection(rt)])
+
+    async def meanwhile(request: PublishRequest, ctx: AttemptContext) -> None:
+        if request.job_id == lost:  # another worker took the claim over while we called
+            await rt.db.execute(
+                "UPDATE publish_claims SET worker = 'publisher-other', lease_until = now()"
+                " + interval '1 minute' WHERE job_id = %s",
+                (lost,),
+            )
+        else:  # our lease ran out, but nobody took the claim: it is still ours
+            await rt.db.execute(
+                "UPDATE publish_claims SET lease_until = now() - interval '1 minute'"
+                " WHERE job_id = %s",
+                (lapsed,),
+            )
+        await ctx.remember_container(f"container-of-{request.job_id}")
+
+    harness.spy.before = meanwhile
+    harness.send(await dispatch(rt, [lost, lapsed]))
+    [result] = await harness.results_for(1)
+    await harness.all_committed(2)
+    assert result["job_id"] == lapsed and result["outcome"] == "published"
+    await asyncio.sleep(0.5)  # nothing else comes
+    assert len(await harness.results.poll()) == 1
+    assert [str(p["job_id"]) for p in await harness.posts()] == [lapsed]
+    rows = {
+        str(r["id"]): r
+        for r in await rt.db.fetch(
+            "SELECT j.id, j.container_id, c.worker, c.result, c.lease_until > now() AS live"
+            " FROM jobs j JOIN publish_claims c ON c.job_id = j.id"
+        )
+    }
+    assert rows[lost]["container_id"] is None and rows[lost]["result"] is None
+    assert rows[lost]["worker"] == "publisher-other"
+    assert rows[lapsed]["container_id"] == f"container-of-{lapsed}"
+    assert rows[lapsed]["worker"] == WORKER and rows[lapsed]["result"]["outcome"] == "published"

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.publisher.platforms.base import AttemptContext
+from services.publisher.platforms.base import AttemptContext, ClaimLost
 from services.publisher.platforms.instagram import InstagramPublisher
 from services.publisher.platforms.instagram_reads import GraphReader
 from shared.domain.outcomes import Outcome, PublishOutcome
@@ -40,14 +40,22 @@ class Ctx:
         self.on_remember = on_remember
         self.remembered: list[str] = []
         self.publishes_before_remember: list[int] = []
+        self.confirms_before_publish: list[int] = []
+        self.claim_lost = False
         self.context = AttemptContext(
             worker="test",
             stored_container_id=stored,
             previous_outcome_ambiguous=False,
             remember_container=self._remember,
+            confirm_claim=self._confirm,
             poll_seconds=poll_seconds,
             call_timeout_seconds=call_timeout,
         )
+
+    async def _confirm(self) -> None:
+        self.confirms_before_publish.append(len(self.fake.calls("media_publish")))
+        if self.claim_lost:
+            raise ClaimLost("taken over")
 
     async def _remember(self, container_id: str) -> None:
         self.publishes_before_remember.append(len(self.fake.calls("media_publish")))
@@ -111,6 +119,29 @@ def assert_published_once(out: PublishOutcome, fake: FakeGraph) -> None:
     assert out.outcome is Outcome.PUBLISHED, out
     assert len(posts(fake)) == 1
     assert out.published_at is not None and out.published_at.tzinfo is not None
+
+
+# ---- the claim ---------------------------------------------------------------------------
+
+
+async def test_the_claim_is_confirmed_right_before_each_media_publish(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.fail_next("media_publish", code=9007, subcode=2207027)  # not ready: publish again
+    ctx = Ctx(fake)
+    out = await publish(publisher, fake, request([IMG]), ctx)
+    assert_published_once(out, fake)
+    assert ctx.confirms_before_publish == [0, 1]
+
+
+async def test_a_lost_claim_stops_the_attempt_before_media_publish(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    ctx = Ctx(fake)
+    ctx.claim_lost = True
+    with pytest.raises(ClaimLost):
+        await publish(publisher, fake, request([IMG]), ctx)
+    assert fake.calls("media_publish") == [] and posts(fake) == []
 
 
 # ---- happy paths ------------------------------------------------------------------------

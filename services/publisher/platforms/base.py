@@ -10,20 +10,31 @@ from shared.domain.outcomes import PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
 
+class ClaimLost(Exception):
+    """This worker no longer holds the claim of its (job, attempt): its lease ran out and
+    another worker may be working on it. The attempt stops at once and reports nothing."""
+
+
 @dataclass
 class AttemptContext:
     """What an attempt knows beyond the request, and how it records provider state durably.
 
     `stored_container_id` is the container an earlier attempt of this job created (read from
-    Postgres); `remember_container` stores a new one durably *before* `media_publish` is
-    called, so a later attempt can check it instead of posting again.
+    Postgres); `remember_container` stores a new one durably as soon as it exists, so a later
+    attempt checks it instead of creating another or posting again.
     `previous_outcome_ambiguous` is true when the last finished attempt's outcome is unknown.
+
+    A worker acts only while it holds its claim: `remember_container` stores the container
+    in the same statement that checks the claim (and extends its lease), and
+    `confirm_claim` checks it right before an irreversible call (`media_publish`, a
+    sandbox post). Both raise `ClaimLost` when the claim is gone.
     """
 
     worker: str
     stored_container_id: str | None
     previous_outcome_ambiguous: bool
     remember_container: Callable[[str], Awaitable[None]]
+    confirm_claim: Callable[[], Awaitable[None]]
     poll_seconds: float
     call_timeout_seconds: float
 

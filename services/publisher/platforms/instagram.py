@@ -13,7 +13,7 @@ import logging
 
 import aiohttp
 
-from services.publisher.platforms.base import AttemptContext
+from services.publisher.platforms.base import AttemptContext, ClaimLost
 from services.publisher.platforms.instagram_attempt import Attempt, Finish
 from services.publisher.platforms.instagram_client import GraphClient, Throttle
 from services.publisher.platforms.instagram_confirm import confirm_published
@@ -69,6 +69,8 @@ class InstagramPublisher:
             outcome = await attempt.run()
         except Finish as finish:
             outcome = finish.outcome
+        except ClaimLost:
+            raise  # checked right before media_publish: this attempt posted nothing since
         except Exception as exc:
             if not attempt.publish_called:
                 raise  # nothing irreversible happened; the caller handles it

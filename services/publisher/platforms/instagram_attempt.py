@@ -209,6 +209,7 @@ class Attempt:
         if cid != self.ctx.stored_container_id:
             await self.ctx.remember_container(cid)  # durably, before the irreversible call
         for not_ready in range(MAX_NOT_READY_REPUBLISH + 1):
+            await self.ctx.confirm_claim()  # raises ClaimLost: nothing irreversible happened
             self.publish_called, self.publishing_container = True, cid
             try:
                 body = await self.client.post(

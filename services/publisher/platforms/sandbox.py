@@ -111,6 +111,8 @@ class SandboxPublisher:
         record = answer is Outcome.PUBLISHED or (
             answer is Outcome.AMBIGUOUS and self.rng.random() < 0.5
         )
+        if record:
+            await ctx.confirm_claim()  # the post is the irreversible step
         found = await self._posts.submit(
             _Post(request.job_id, request.attempt, request.connection_id, record)
         )
