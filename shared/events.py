@@ -19,10 +19,37 @@ CURRENT_MAJOR = 1
 ACCEPTED_MAJORS = frozenset({CURRENT_MAJOR, CURRENT_MAJOR - 1})
 
 
+DEFINITIONS = "definitions.json"  # the fields every topic and the HTTP API share
+
+
+@cache
+def _registry() -> Any:
+    definitions = orjson.loads((SCHEMAS_DIR / DEFINITIONS).read_bytes())
+    return jsonschema_rs.Registry([(definitions["$id"], definitions)])
+
+
+def _compile(schema: dict[str, Any]) -> Any:
+    # Linear-time regular expressions (no backtracking), and values never echoed in error
+    # messages (a megabyte-long field must not come back in a dead letter or a 422).
+    return jsonschema_rs.validator_for(
+        schema,
+        registry=_registry(),
+        validate_formats=True,
+        pattern_options=jsonschema_rs.RegexOptions(),
+        mask="(value)",
+    )
+
+
 @cache
 def validator(topic: str) -> Any:
-    schema = orjson.loads((SCHEMAS_DIR / f"{topic}.json").read_bytes())
-    return jsonschema_rs.validator_for(schema, validate_formats=True)
+    return _compile(orjson.loads((SCHEMAS_DIR / f"{topic}.json").read_bytes()))
+
+
+@cache
+def definition(name: str) -> Any:
+    """The validator of one shared field definition (`schemas/definitions.json`)."""
+    base = orjson.loads((SCHEMAS_DIR / DEFINITIONS).read_bytes())["$id"]
+    return _compile({"$ref": f"{base}#/$defs/{name}"})
 
 
 def new_trace_id() -> str:

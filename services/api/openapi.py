@@ -7,13 +7,17 @@ routes the app registers, both ways.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+import orjson
 
 from shared import __version__
 from shared.connections import STATUSES as CONNECTION_STATUSES
 from shared.domain.jobs import JobStatus
 from shared.domain.outcomes import DeadLetterReason, Outcome
-from shared.jobs.validation import MAX_ASSETS, MEDIA_TYPES, PLATFORMS
+from shared.jobs.validation import MEDIA_TYPES, PLATFORMS
+from shared.paths import SCHEMAS_DIR
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -24,6 +28,30 @@ INT: Schema = {"type": "integer"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 UUID: Schema = {"type": "string", "format": "uuid"}
 OBJ: Schema = {"type": "object"}
+
+
+@cache
+def _definitions() -> dict[str, Schema]:
+    defs: dict[str, Schema] = orjson.loads((SCHEMAS_DIR / "definitions.json").read_bytes())["$defs"]
+    return defs
+
+
+def definition(name: str) -> Schema:
+    """A field's one definition (`schemas/definitions.json`), its own references inlined:
+    the spec describes exactly what the API and the topics check."""
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            target = node.get("$ref")
+            if isinstance(target, str) and target.startswith("#/$defs/"):
+                return inline(_definitions()[target.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    schema: Schema = inline(_definitions()[name])
+    return schema
 
 
 def ref(name: str) -> Schema:
@@ -66,11 +94,11 @@ JOB_OUT = (
     "created_at",
     "updated_at",
 )
-MEDIA: Schema = {
-    "type": "array",
-    "minItems": 1,
-    "maxItems": MAX_ASSETS,
-    "items": {"type": "string", "pattern": "^https://"},
+MEDIA: Schema = definition("media_asset_ids")
+INSTANT: Schema = {
+    **definition("instant"),
+    "description": "RFC 3339 with an offset (naive is refused), from 7 days ago to 2 years"
+    " ahead; a past time means now",
 }
 CONNECTION_OUT = ("id", "tenant_id", "platform", "name", "metadata", "status", "created_at")
 DEAD_LETTER_OUT = (
@@ -141,33 +169,33 @@ SCHEMAS: dict[str, Schema] = {
         **obj(
             {
                 "platform": {"enum": list(PLATFORMS)},
-                "connection_id": UUID,
+                "connection_id": definition("uuid"),
                 "connection_ids": {
                     "type": "array",
                     "minItems": 1,
                     "uniqueItems": True,
-                    "items": UUID,
+                    "items": definition("uuid"),
                 },
                 "media_asset_ids": MEDIA,
                 "caption": {
-                    "type": "string",
-                    "description": "instagram: ≤ 2,200 characters, ≤ 30"
-                    " hashtags, ≤ 20 mentions; no NUL characters",
+                    **definition("caption"),
+                    "description": "instagram and sandbox: ≤ 2,200 characters; instagram:"
+                    " ≤ 30 hashtags, ≤ 20 mentions; no NUL characters",
                 },
-                "scheduled_at": {
-                    **TIME,
-                    "description": "RFC 3339 with an offset; naive is refused;"
-                    " past or absent means now",
-                },
+                "scheduled_at": INSTANT,
                 "media_type": {"enum": list(MEDIA_TYPES)},
-                "publish_deadline": TIME,
-                "tenant_id": {"type": "string", "description": "admin keys only"},
+                "publish_deadline": INSTANT,
+                "tenant_id": {**definition("tenant_id"), "description": "admin keys only"},
             },
             ("platform", "media_asset_ids"),
+            closed=True,
         ),
         "oneOf": [{"required": ["connection_id"]}, {"required": ["connection_ids"]}],
     },
-    "JobPatch": obj({"scheduled_at": TIME, "caption": STR, "publish_deadline": TIME}, closed=True),
+    "JobPatch": obj(
+        {"scheduled_at": INSTANT, "caption": definition("caption"), "publish_deadline": INSTANT},
+        closed=True,
+    ),
     "RetryIn": obj(
         {"force": {**BOOL, "description": "needed for an unconfirmed job"}}, closed=True
     ),

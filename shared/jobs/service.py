@@ -23,7 +23,7 @@ from shared.delayed_queue import DelayedQueue
 from shared.domain.jobs import JobStatus, allowed_sources
 from shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from shared.events import new_trace_id, now_utc
-from shared.jobs.validation import JobInput, check_caption, has_nul, parse_instant, validate_job
+from shared.jobs.validation import JobInput, check_caption, check_instant, has_nul, validate_job
 from shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
 from shared.names import Names
 from shared.settings import Settings
@@ -331,8 +331,8 @@ class JobService:
         for key in set(body) - {"scheduled_at", "caption", "publish_deadline"}:
             errors[key] = "cannot be changed; only scheduled_at, caption and publish_deadline can"
         now = now_utc()
-        scheduled = parse_instant(body.get("scheduled_at"), "scheduled_at", errors)
-        deadline = parse_instant(body.get("publish_deadline"), "publish_deadline", errors)
+        scheduled = check_instant(body.get("scheduled_at"), "scheduled_at", errors, now=now)
+        deadline = check_instant(body.get("publish_deadline"), "publish_deadline", errors, now=now)
         caption = check_caption(row["platform"], body.get("caption", row["caption"]), errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)

@@ -1,4 +1,12 @@
-"""Pure validation of a job request. Raises ValidationFailed naming every bad field."""
+"""Pure validation of a job request. Raises ValidationFailed naming every bad field.
+
+Each field's shape (type, length, pattern) is checked with its one definition in
+`schemas/definitions.json`, the same definition the topic schemas use, so the HTTP API and
+`publish.schedule` accept exactly the same values and nothing the API took can fail on its
+way to `publish.request`. Lengths are checked before patterns, and the patterns are
+linear-time, so a megabyte-long field is refused in microseconds. The rules that need more
+than a field (per-platform caption limits, media type against assets, time windows) follow.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared import events
 from shared.errors import ValidationFailed
 
 PLATFORMS = ("instagram", "sandbox")
 MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")
 VIDEO_EXTENSIONS = (".mp4", ".mov")
 MAX_ASSETS = 10
+# A client's instant (scheduled_at, publish_deadline) lies within this window around now; a
+# past one inside it means "now". Outside it is a mistake (a year typed wrong) or hostile.
+MAX_PAST = timedelta(days=7)
+MAX_FUTURE = timedelta(days=731)  # two years, a leap day included
+
+# The fields of a job body: the definition each one is checked with, and what a client is
+# told when it fails.
+_FIELDS = {
+    "platform": ("platform", f"must be one of {', '.join(PLATFORMS)}"),
+    "connection_id": ("uuid", "must be a connection id (a UUID)"),
+    "connection_ids": (None, "must be a non-empty list of connection ids (UUIDs)"),
+    "media_asset_ids": (
+        "media_asset_ids",
+        f"must be a list of 1 to {MAX_ASSETS} https URLs, each at most 2048 characters"
+        " without whitespace or control characters",
+    ),
+    "caption": ("caption", "must be a string of at most 65536 characters"),
+    "media_type": ("media_type", f"must be one of {', '.join(MEDIA_TYPES)}"),
+    "scheduled_at": ("instant", "must be an RFC 3339 date-time with an offset"),
+    "publish_deadline": ("instant", "must be an RFC 3339 date-time with an offset"),
+    "tenant_id": ("tenant_id", "must be 1 to 200 characters without control characters"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,67 +85,89 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+def fits(definition: str, value: Any) -> bool:
+    """Whether `value` fits a shared field definition (`schemas/definitions.json`)."""
+    return bool(events.definition(definition).is_valid(value))
+
+
 def parse_instant(value: Any, field: str, errors: dict[str, str]) -> datetime | None:
-    """RFC 3339 with an offset; naive times are refused (no silent timezone shifts)."""
+    """An RFC 3339 date-time with an offset, as a UTC instant; naive times are refused (no
+    silent time-zone shifts). Any other value records an error under `field`."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        errors[field] = "must be an RFC 3339 string with an offset"
-        return None
-    text = value.strip()
-    if not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", text):
-        errors[field] = "must be an RFC 3339 date-time, e.g. 2026-05-01T09:30:00+02:00"
+    if not fits("instant", value):
+        message = "must be an RFC 3339 date-time with an offset, e.g. 2026-05-01T09:30:00+02:00"
+        if isinstance(value, str) and len(value) <= 40 and re.fullmatch(r"[\d:T .-]+", value):
+            message = "must carry a UTC offset (e.g. Z or +02:00); naive times are refused"
+        errors[field] = message
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        errors[field] = "is not a valid RFC 3339 date-time"
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):  # a leap second, or year 1 with a positive offset
+        errors[field] = "is not a representable date-time"
         return None
-    if parsed.tzinfo is None:
-        errors[field] = "must carry a UTC offset (e.g. Z or +02:00); naive times are refused"
-        return None
-    return parsed.astimezone(UTC)
 
 
-def check_media(urls: Any, media_type: str | None, errors: dict[str, str]) -> list[str]:
-    if not isinstance(urls, list) or not urls:
-        errors["media_asset_ids"] = f"must be a list of 1 to {MAX_ASSETS} https URLs"
-        return []
-    if len(urls) > MAX_ASSETS:
-        errors["media_asset_ids"] = f"at most {MAX_ASSETS} assets, got {len(urls)}"
-        return []
-    for i, url in enumerate(urls):
-        if not isinstance(url, str) or not re.match(r"^https://[^\s/]+\S*$", url):
-            errors["media_asset_ids"] = f"item {i} must be an https URL"
-            return []
-        if len(url) > 2048:
-            errors["media_asset_ids"] = f"item {i} is longer than 2048 characters"
-            return []
-    if media_type == "CAROUSEL" and not 2 <= len(urls) <= MAX_ASSETS:
-        errors["media_asset_ids"] = "a CAROUSEL needs 2 to 10 assets"
-    if media_type in ("IMAGE", "REELS", "STORIES") and len(urls) != 1:
-        errors["media_asset_ids"] = f"{media_type} takes exactly one asset"
-    if media_type == "REELS" and not urls[0].lower().split("?")[0].endswith(VIDEO_EXTENSIONS):
-        errors["media_asset_ids"] = "REELS needs a video asset (.mp4 or .mov)"
-    return list(urls)
+def check_instant(
+    value: Any, field: str, errors: dict[str, str], *, now: datetime
+) -> datetime | None:
+    """`parse_instant`, and within [now - 7 days, now + 2 years] (a client's chosen time)."""
+    instant = parse_instant(value, field, errors)
+    if instant is None:
+        return None
+    if instant < now - MAX_PAST:
+        errors[field] = "must not be more than 7 days in the past"
+        return None
+    if instant > now + MAX_FUTURE:
+        errors[field] = "must not be more than 2 years ahead"
+        return None
+    return instant
 
 
 def check_caption(platform: str, caption: Any, errors: dict[str, str]) -> str:
     if caption is None:
         return ""
-    if not isinstance(caption, str):
-        errors["caption"] = "must be a string"
+    if not fits("caption", caption):
+        errors["caption"] = _FIELDS["caption"][1]
         return ""
     limits = CAPTION_LIMITS.get(platform)
     if limits is None:
-        return caption
+        return str(caption)
     if len(caption) > limits.chars:
         errors["caption"] = f"at most {limits.chars} characters on {platform}, got {len(caption)}"
     elif limits.hashtags is not None and len(_HASHTAG.findall(caption)) > limits.hashtags:
         errors["caption"] = f"at most {limits.hashtags} hashtags on {platform}"
     elif limits.mentions is not None and len(_MENTION.findall(caption)) > limits.mentions:
         errors["caption"] = f"at most {limits.mentions} @mentions on {platform}"
-    return caption
+    return str(caption)
+
+
+def _check_media(urls: list[str], media_type: str | None, errors: dict[str, str]) -> None:
+    if media_type == "CAROUSEL" and not 2 <= len(urls) <= MAX_ASSETS:
+        errors["media_asset_ids"] = f"a CAROUSEL needs 2 to {MAX_ASSETS} assets"
+    if media_type in ("IMAGE", "REELS", "STORIES") and len(urls) != 1:
+        errors["media_asset_ids"] = f"{media_type} takes exactly one asset"
+    if media_type == "REELS" and not urls[0].lower().split("?")[0].endswith(VIDEO_EXTENSIONS):
+        errors["media_asset_ids"] = "REELS needs a video asset (.mp4 or .mov)"
+
+
+def _check_shapes(body: dict[str, Any], errors: dict[str, str]) -> None:
+    for key in body:
+        if key not in _FIELDS:
+            errors[key] = f"unknown field; a job takes {', '.join(sorted(_FIELDS))}"
+    for key, (definition, message) in _FIELDS.items():
+        value = body.get(key)
+        if value is None or definition is None or key in errors:
+            continue
+        if not fits(definition, value):
+            errors[key] = message
+    several = body.get("connection_ids")
+    if several is not None and (
+        not isinstance(several, list) or not several or not all(fits("uuid", c) for c in several)
+    ):
+        errors["connection_ids"] = _FIELDS["connection_ids"][1]
+    if body.get("platform") is not None and body.get("platform") not in PLATFORMS:
+        errors["platform"] = _FIELDS["platform"][1]
 
 
 def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> JobInput:
@@ -123,46 +176,35 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
         raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
     errors: dict[str, str] = {}
     for key, value in body.items():
-        if has_nul(value):
-            errors[key] = "must not contain NUL characters"
+        if has_nul(key) or has_nul(value):
+            errors[str(key)] = "must not contain NUL characters"
     if errors:
         raise ValidationFailed("text with NUL characters", fields=errors)
+    _check_shapes(body, errors)
 
     platform = body.get("platform")
-    if platform not in PLATFORMS:
-        errors["platform"] = f"must be one of {', '.join(PLATFORMS)}"
+    if platform is None:
+        errors.setdefault("platform", _FIELDS["platform"][1])
     single, several = body.get("connection_id"), body.get("connection_ids")
-    connection_ids: list[str] = []
     if (single is None) == (several is None):
         errors["connection_id"] = "give exactly one of connection_id or connection_ids"
-    elif single is not None:
-        if not isinstance(single, str) or not single:
-            errors["connection_id"] = "must be a connection id"
-        else:
-            connection_ids = [single]
     elif (
-        not isinstance(several, list)
-        or not several
-        or not all(isinstance(c, str) and c for c in several)
+        several is not None and "connection_ids" not in errors and len(set(several)) != len(several)
     ):
-        errors["connection_ids"] = "must be a non-empty list of connection ids"
-    elif len(set(several)) != len(several):
         errors["connection_ids"] = "must not repeat a connection"
-    else:
-        connection_ids = list(several)
-
-    media_type = body.get("media_type")
-    if media_type is not None and media_type not in MEDIA_TYPES:
-        errors["media_type"] = f"must be one of {', '.join(MEDIA_TYPES)}"
-        media_type = None
-    media = check_media(body.get("media_asset_ids"), media_type, errors)
-    caption = check_caption(str(platform), body.get("caption"), errors)
-
-    scheduled = parse_instant(body.get("scheduled_at"), "scheduled_at", errors)
-    deadline = parse_instant(body.get("publish_deadline"), "publish_deadline", errors)
-    tenant_id = body.get("tenant_id")
-    if tenant_id is not None and (not isinstance(tenant_id, str) or not tenant_id):
-        errors["tenant_id"] = "must be a non-empty string"
+    media = body.get("media_asset_ids")
+    if media is None:
+        errors["media_asset_ids"] = _FIELDS["media_asset_ids"][1]
+    elif "media_asset_ids" not in errors and "media_type" not in errors:
+        _check_media(media, body.get("media_type"), errors)
+    caption = (
+        "" if "caption" in errors else check_caption(str(platform), body.get("caption"), errors)
+    )
+    scheduled = deadline = None
+    if "scheduled_at" not in errors:
+        scheduled = check_instant(body.get("scheduled_at"), "scheduled_at", errors, now=now)
+    if "publish_deadline" not in errors:
+        deadline = check_instant(body.get("publish_deadline"), "publish_deadline", errors, now=now)
     if errors:
         raise ValidationFailed("the job is invalid", fields=errors)
 
@@ -172,15 +214,17 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
             "publish_deadline must be after scheduled_at",
             fields={"publish_deadline": "must be after scheduled_at"},
         )
+    assert isinstance(media, list)
+    connection_ids: list[str] = [str(single)] if several is None else several
     return JobInput(
         platform=str(platform),
         connection_ids=connection_ids,
         multi=several is not None,
-        media_asset_ids=media,
+        media_asset_ids=list(media),
         caption=caption,
-        media_type=media_type,
+        media_type=body.get("media_type"),
         scheduled_at=scheduled_at,
         publish_deadline=deadline or scheduled_at + timedelta(seconds=missed_after_seconds),
         deadline_explicit=deadline is not None,
-        tenant_id=tenant_id,
+        tenant_id=body.get("tenant_id"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -82,9 +83,16 @@ def encode_cursor(created_at: datetime, row_id: Any) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """A cursor made by `encode_cursor`; anything else (hand-made, cut, from another list)
+    is a 422 naming `cursor`, never a query that fails."""
     try:
+        if len(cursor) > 200:
+            raise ValueError("too long")
         created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), row_id
+        instant = datetime.fromisoformat(created)
+        if instant.tzinfo is None:
+            raise ValueError("naive")
+        return instant, str(uuid.UUID(row_id))
     except Exception as exc:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a cursor"}) from exc
 

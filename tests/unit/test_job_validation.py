@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import ValidationFailed
+from shared import events
+from shared.errors import InvalidMessage, ValidationFailed
 from shared.jobs.validation import parse_instant, validate_job
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -43,8 +44,8 @@ def test_offset_times_are_stored_in_utc_and_past_times_become_now() -> None:
         body(scheduled_at="2026-12-01T09:30:00+01:00"), now=NOW, missed_after_seconds=60
     )
     assert spec.scheduled_at == datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
-    past = validate_job(body(scheduled_at="2020-01-01T00:00:00Z"), now=NOW, missed_after_seconds=60)
-    assert past.scheduled_at == NOW
+    past = validate_job(body(scheduled_at="2026-11-23T12:00:00Z"), now=NOW, missed_after_seconds=60)
+    assert past.scheduled_at == NOW  # within the 7 days a past time may lie
 
 
 @pytest.mark.parametrize(
@@ -106,3 +107,98 @@ def test_parse_instant_accepts_z_and_lowercase() -> None:
         2026, 1, 2, 3, 4, 5, tzinfo=UTC
     )
     assert errors == {}
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: OverflowError before
+        "0001-01-01T00:00:00Z",
+        "2026-11-22T11:59:59Z",  # 7 days and a second ago
+        "2028-12-01T12:00:01Z",  # 2 years (731 days) and a second ahead
+        "2026-06-30T23:59:60Z",  # a leap second: valid RFC 3339, not a representable instant
+        "2026-12-01T09:30:00.123456789123456789123456789123Z",  # longer than any instant
+    ],
+)
+@pytest.mark.parametrize("field", ["scheduled_at", "publish_deadline"])
+def test_instants_outside_the_window_are_refused_by_name(instant: str, field: str) -> None:
+    assert field in fields_of(body(**{field: instant}))
+
+
+def test_the_window_edges_are_taken() -> None:
+    spec = validate_job(
+        body(scheduled_at="2026-11-22T12:00:01Z", publish_deadline="2028-11-29T12:00:00Z"),
+        now=NOW,
+        missed_after_seconds=60,
+    )
+    assert spec.scheduled_at == NOW and spec.publish_deadline == NOW + timedelta(days=731)
+
+
+def test_unknown_fields_are_refused_so_a_typo_never_posts_now() -> None:
+    assert fields_of(body(schedule_at="2026-12-01T09:30:00Z")) == {
+        "schedule_at": "unknown field; a job takes caption, connection_id, connection_ids,"
+        " media_asset_ids, media_type, platform, publish_deadline, scheduled_at, tenant_id"
+    }
+
+
+HOSTILE_URLS = [
+    "https://cdn.example.com/a.jpg\n",  # Python's `$` matched before a final newline
+    "https://cdn.example.com/a.jpg\r",
+    "https://cdn.example.com/a b.jpg",
+    "https://cdn.example.com/a\u2028b.jpg",
+    "https://cdn.example.com/\x7f.jpg",
+    "https:///a.jpg",
+    "https://",
+    " https://cdn.example.com/a.jpg",
+    "HTTPS://cdn.example.com/a.jpg",
+    "https://cdn.example.com/" + "a" * 2030,  # 2049 characters
+    "https://" + "a" * 1_000_000,
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS, ids=range(len(HOSTILE_URLS)))
+def test_the_api_and_the_request_topic_refuse_the_same_urls(url: str) -> None:
+    assert "media_asset_ids" in fields_of(body(media_asset_ids=[url]))
+    request = {
+        "job_id": CONN,
+        "tenant_id": "t",
+        "post_id": CONN,
+        "platform": "instagram",
+        "connection_id": CONN,
+        "attempt": 1,
+        "media_asset_ids": [url],
+        "caption": "",
+        "media_type": None,
+        "scheduled_at": "2026-11-29T12:00:00Z",
+        "due_at": "2026-11-29T12:00:00Z",
+        "publish_deadline": "2026-11-30T12:00:00Z",
+        "dispatched_at": "2026-11-29T12:00:00Z",
+        "trace_id": "t",
+    }
+    with pytest.raises(InvalidMessage) as exc:
+        events.encode("publish.request", request)
+    told = str(exc.value) + str(exc.value.fields)
+    assert "(value)" in told and len(told) < 1000  # the value is never echoed back
+
+
+def test_what_the_api_takes_the_request_topic_takes() -> None:
+    for url in ("https://cdn.example.com/a.jpg?x=1#y", "https://é.example/ü.jpg"):
+        validate_job(body(media_asset_ids=[url]), now=NOW, missed_after_seconds=60)
+        request = {
+            "job_id": CONN,
+            "tenant_id": "t",
+            "post_id": CONN,
+            "platform": "instagram",
+            "connection_id": CONN,
+            "attempt": 1,
+            "media_asset_ids": [url],
+            "caption": "#a @b " * 300,
+            "media_type": "IMAGE",
+            "scheduled_at": "2026-11-29T12:00:00Z",
+            "due_at": "2026-11-29T12:00:00Z",
+            "publish_deadline": "2026-11-30T12:00:00Z",
+            "dispatched_at": "2026-11-29T12:00:00Z",
+            "trace_id": "t",
+        }
+        events.encode("publish.request", request)
