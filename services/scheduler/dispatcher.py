@@ -1,9 +1,13 @@
 """The dispatcher: claims due jobs from Redis and hands them to `publish.request`.
 
 Per batch: claim (Lua, with lease) → mark IN_PROGRESS in Postgres (attempt + 1, status events
-in the outbox) → produce and wait for Kafka's acknowledgement → ack the claim. A crash at any
-point leaves the claim in flight; when its lease expires the job returns to the queue and is
-dispatched again with the same attempt number (the publisher de-duplicates).
+in the outbox) and encode each job's request → produce and wait for Kafka's acknowledgement →
+ack the claim. A crash at any point leaves the claim in flight; when its lease expires the job
+returns to the queue and is dispatched again with the same attempt number (the publisher
+de-duplicates).
+
+A job whose request cannot be encoded (a row an older version stored, say) is dead-lettered
+on its own, in the transaction of the mark, as `permanent_error`; the rest of its batch goes.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
+
 from services.scheduler.placement import PartitionCount, partition_for
-from shared import events, metrics, outbox
+from shared import dead_letters, events, metrics, outbox
 from shared.db.pool import Row, id_array
 from shared.delayed_queue import Claimed
 from shared.domain.jobs import JobStatus
-from shared.jobs.views import request_view
-from shared.names import REQUEST
+from shared.domain.outcomes import DeadLetterReason
+from shared.errors import InvalidMessage
+from shared.jobs.views import JOB_COLUMNS, request_view
+from shared.names import REQUEST, Names
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -118,7 +127,17 @@ class Dispatcher:
                     "stuck": settings.stuck_after_seconds,
                 },
             )
-            rows = await cur.fetchall()
+            marked = await cur.fetchall()
+            rows, records, unsendable = [], [], []
+            for r in marked:
+                try:
+                    value = events.encode(REQUEST, request_value(r, due[str(r["id"])]))
+                except Exception as exc:  # never let one job hold back its batch
+                    unsendable.append((r, exc))
+                    continue
+                rows.append(r)
+                partition = partition_for(r["placement"], partitions)
+                records.append((self.topic, str(r["connection_id"]), value, partition))
             await outbox.add(
                 conn,
                 self.rt.names,
@@ -128,15 +147,12 @@ class Dispatcher:
                     if r["old_status"] != JobStatus.IN_PROGRESS
                 ],
             )
-        records = [
-            (
-                self.topic,
-                str(r["connection_id"]),
-                events.encode(REQUEST, request_value(r, due[str(r["id"])])),
-                partition_for(r["placement"], partitions),
+            if unsendable:
+                await _dead_letter(conn, self.rt.names, unsendable)
+        if unsendable:
+            metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
+                len(unsendable)
             )
-            for r in rows
-        ]
         if records:
             await self.rt.producer.send_batch_async(records)
         await self.rt.queue.ack(list(due))
@@ -161,3 +177,48 @@ class Dispatcher:
             )
         metrics.JOBS_DISPATCHED.inc(len(rows))
         return len(rows)
+
+
+async def _dead_letter(
+    conn: psycopg.AsyncConnection[Row], names: Names, unsendable: list[tuple[Row, Exception]]
+) -> None:
+    """Jobs whose request cannot be encoded: DEAD_LETTERED as `permanent_error`, each with a
+    dead letter naming the error (retrying cannot help; an operator looks)."""
+    closed = []
+    for row, exc in unsendable:
+        fields = exc.fields if isinstance(exc, InvalidMessage) else {}
+        last_error = {
+            "outcome": DeadLetterReason.PERMANENT_ERROR.value,
+            "attempt": row["attempt_count"],
+            "code": None,
+            "subcode": None,
+            "message": f"the job cannot be sent to the publisher: {exc}",
+            "fields": fields,
+            "may_be_live": False,
+        }
+        cur = await conn.execute(
+            "UPDATE jobs SET status = 'DEAD_LETTERED', next_attempt_at = NULL, queued = false,"
+            " last_error = %s, updated_at = now() WHERE id = %s"
+            f" RETURNING {JOB_COLUMNS}",
+            (Jsonb(last_error), row["id"]),
+        )
+        job = await cur.fetchone()
+        assert job is not None
+        closed.append(outbox.status_event(job, JobStatus.DEAD_LETTERED, reason="unsendable"))
+        await dead_letters.insert(
+            conn,
+            names,
+            reason=DeadLetterReason.PERMANENT_ERROR.value,
+            job_id=str(row["id"]),
+            tenant_id=row["tenant_id"],
+            platform=row["platform"],
+            connection_id=str(row["connection_id"]),
+            attempt=row["attempt_count"],
+            last_error=last_error,
+            trace_id=row["trace_id"],
+        )
+        log.error(
+            "job cannot be sent; dead-lettered",
+            extra={"job_id": str(row["id"]), "error": str(exc)[:300]},
+        )
+    await outbox.add(conn, names, closed)

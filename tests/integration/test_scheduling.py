@@ -87,6 +87,31 @@ async def test_due_jobs_reach_publish_request_once_with_their_fields(
         assert row["status"] == "IN_PROGRESS"
 
 
+async def test_a_job_that_cannot_be_sent_is_dead_lettered_alone(
+    rt: Runtime, settings: Settings
+) -> None:
+    # A row no validation of today's would take (as an older version may have stored it):
+    # the dispatcher cannot encode its request. The jobs due with it must not wait for it.
+    connections = await sandbox_connections(rt, 2)
+    ids = await schedule_many(rt, connections, 6, in_seconds=1.0)
+    bad = ids[2]
+    await rt.db.execute(
+        "UPDATE jobs SET media_asset_ids = ARRAY['https://cdn.example.com/a.jpg' || chr(10)]"
+        " WHERE id = %s",
+        (bad,),
+    )
+    async with running(rt):
+        values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=5)
+        await asyncio.sleep(1.0)  # (the bad job would be claimed again after its lease)
+    assert sorted(v["job_id"] for v in values) == sorted(j for j in ids if j != bad)
+    job = await rt.jobs().get(ADMIN, bad)
+    assert job["status"] == "DEAD_LETTERED" and job["next_attempt_at"] is None
+    assert "cannot be sent" in job["last_error"]["message"]
+    [letter] = await rt.db.fetch("SELECT * FROM dead_letters")
+    assert str(letter["job_id"]) == bad and letter["reason"] == "permanent_error"
+    assert bad not in await rt.queue.held([bad])
+
+
 async def test_cancelled_job_is_never_dispatched_and_reschedule_moves_it(
     rt: Runtime, settings: Settings
 ) -> None:
