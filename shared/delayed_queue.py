@@ -4,17 +4,39 @@ Claiming is one Lua script that moves up to N due ids to an in-flight set scored
 lease expiry. A claimed id leaves in-flight only through `ack`, after the dispatch is
 durable; `requeue_expired` returns ids whose lease ran out. A small "wake" list lets a
 writer of an earlier-due job wake a sleeping dispatcher.
+
+Redis answering nothing (refused, dropped, timed out, still loading its data after a
+restart) is raised as `StoreUnavailable("redis")`, like every store outage in Herald.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
+from shared.errors import StoreUnavailable
 from shared.names import Names
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _outage(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    @functools.wraps(fn)
+    async def wrapped(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailable("redis", str(exc)) from exc
+
+    return wrapped
+
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
@@ -72,6 +94,7 @@ class DelayedQueue:
         self._requeue = client.register_script(_REQUEUE_EXPIRED)
         self._ack = client.register_script(_ACK)
 
+    @_outage
     async def add(self, items: dict[str, float], *, wake: bool = True) -> None:
         """Put job ids in the queue at their due times (replacing an earlier score)."""
         if not items:
@@ -83,10 +106,12 @@ class DelayedQueue:
                 pipe.ltrim(self.wake_key, 0, 0)
             await pipe.execute()
 
+    @_outage
     async def remove(self, job_ids: list[str]) -> None:
         if job_ids:
             await self._r.zrem(self.queue_key, *job_ids)
 
+    @_outage
     async def claim(
         self, limit: int, lease_seconds: float, now: float | None = None
     ) -> list[Claimed]:
@@ -97,11 +122,13 @@ class DelayedQueue:
         )
         return [Claimed(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
+    @_outage
     async def ack(self, job_ids: list[str]) -> None:
         for start in range(0, len(job_ids), 5000):
             chunk = job_ids[start : start + 5000]
             await self._ack(keys=[self.inflight_key, self.due_key], args=chunk)
 
+    @_outage
     async def requeue_expired(self, limit: int = 10_000, now: float | None = None) -> int:
         now = time.time() if now is None else now
         return int(
@@ -110,16 +137,19 @@ class DelayedQueue:
             )
         )
 
+    @_outage
     async def next_due(self) -> float | None:
         first = await self._r.zrange(self.queue_key, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
+    @_outage
     async def wait_for_wake(self, timeout: float) -> None:
         """Block until a writer signals an earlier job or `timeout` passes (own client)."""
         if timeout <= 0:
             return
         await self._r.blpop([self.wake_key], timeout=max(timeout, 0.01))
 
+    @_outage
     async def held(self, job_ids: list[str]) -> set[str]:
         """Which of these ids Redis holds (queued or in flight)."""
         if not job_ids:
@@ -134,9 +164,11 @@ class DelayedQueue:
             if a is not None or b is not None
         }
 
+    @_outage
     async def depth(self) -> int:
         return int(await self._r.zcard(self.queue_key))
 
+    @_outage
     async def due_backlog(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         return int(await self._r.zcount(self.queue_key, "-inf", now)) + int(

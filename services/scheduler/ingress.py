@@ -1,6 +1,10 @@
 """The consumer of `publish.schedule`: commands from other services, applied through the
 job service. A command that fails its schema or is refused goes to publish.dlq as
-`invalid_message` (with its job id and the error the HTTP API would answer)."""
+`invalid_message` (with its job id and the error the HTTP API would answer).
+
+Nothing one command holds can stop the others: a store that is away raises (the consumer
+retries the batch, and every command is idempotent), anything else a command raises sends
+that command alone to publish.dlq with the error, and the batch goes on."""
 
 from __future__ import annotations
 
@@ -10,16 +14,17 @@ from typing import Any
 import orjson
 
 from shared import dead_letters, events
-from shared.errors import DomainError, InvalidMessage
+from shared.errors import DomainError, InvalidMessage, StoreUnavailable
 from shared.jobs.bulk import ScheduleItem, schedule_batch
 from shared.jobs.service import JobService
 from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.client import Message
+from shared.kafka.client import KafkaError, Message
 from shared.names import SCHEDULE, SCHEDULER_GROUP
 from shared.runtime import Runtime
 from shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
+OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered
 _SCHEDULE_FIELDS = (
     "platform",
     "connection_id",
@@ -72,8 +77,10 @@ class CommandIngress:
             pending = []
             try:
                 await self.apply(command)
-            except DomainError as exc:
-                await self._refused(raw, exc, command["job_id"], command["tenant_id"])
+            except OUTAGES:
+                raise
+            except Exception as exc:
+                await self._refused(raw, _refusal(exc), command["job_id"], command["tenant_id"])
         await self._schedule(pending)
 
     async def _schedule(self, pending: list[tuple[bytes | None, dict[str, Any]]]) -> None:
@@ -89,7 +96,18 @@ class CommandIngress:
             )
             for _, c in pending
         ]
-        outcomes = await schedule_batch(self.jobs, items)
+        outcomes: list[InvalidMessage | DomainError | None]
+        try:
+            outcomes = list(await schedule_batch(self.jobs, items))
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            if len(pending) > 1:  # find the command that raised: one by one (idempotent)
+                log.warning("schedule run failed; applying it command by command")
+                for one in pending:
+                    await self._schedule([one])
+                return
+            (raw, command), outcomes = pending[0], [_refusal(exc)]
         for (raw, command), error in zip(pending, outcomes, strict=True):
             if error is not None:
                 await self._refused(raw, error, command["job_id"], command["tenant_id"])
@@ -138,3 +156,11 @@ class CommandIngress:
         ):
             return
         await self.jobs.retry(principal, job_id, force=force)
+
+
+def _refusal(exc: Exception) -> InvalidMessage | DomainError:
+    """What a dead letter says of a command that raised."""
+    if isinstance(exc, InvalidMessage | DomainError):
+        return exc
+    log.error("command failed", exc_info=exc)
+    return InvalidMessage(f"the command could not be applied ({type(exc).__name__}: {exc})")

@@ -128,13 +128,13 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
             async with conn.cursor() as c:
                 await c.executemany(INSERT_JOB, params)
             await outbox.add(conn, svc.names, events)
-    due = {
-        str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at.timestamp()
-        for p in inserted
-        if p.spec.scheduled_at <= horizon
-    }
-    if due:
-        await svc.queue.add(due)
+    await svc.mirror(
+        add={
+            str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at
+            for p in inserted
+            if p.spec.scheduled_at <= horizon
+        }
+    )
     metrics.JOBS_SCHEDULED.inc(len(inserted))
     if inserted:
         log.info("jobs scheduled", extra={"count": len(inserted)})

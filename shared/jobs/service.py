@@ -2,7 +2,9 @@
 
 The HTTP API, the `publish.schedule` consumer and the CLI all go through it. Each change is
 one Postgres transaction that also queues its `publish.status` event in the outbox; Redis is
-written after the commit (the reconciler repairs a crash in between).
+written after the commit, and only as a cache of what Postgres says: when that write fails
+(Redis away, a crash in between) the change still stands and is answered as done, and the
+reconciler puts Redis right within seconds.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ class JobService:
             )
         metrics.JOBS_SCHEDULED.inc(len(rows))
         if queued:
-            await self._enqueue({str(r["id"]): r["next_attempt_at"] for r in rows})
+            await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
         for r in rows:
             log.info(
                 "job scheduled",
@@ -221,12 +223,21 @@ class JobService:
         await ensure_tenant(self.db, ordered[0]["tenant_id"])
         return ordered
 
-    async def _enqueue(self, due: dict[str, datetime | None]) -> None:
+    async def mirror(
+        self, add: dict[str, datetime | None] | None = None, remove: list[str] | None = None
+    ) -> None:
+        """After a commit, make the delayed queue follow Postgres (best effort: a failure is
+        logged, and the reconciler restores queued jobs Redis does not hold)."""
         try:
-            await self.queue.add({j: d.timestamp() for j, d in due.items() if d is not None})
-        except Exception as exc:  # persisted in Postgres; the reconciler queues it later
-            log.warning("redis write failed after commit", extra={"job_ids": list(due)})
-            raise StoreUnavailable("redis", str(exc)) from exc
+            if add:
+                await self.queue.add({j: d.timestamp() for j, d in add.items() if d is not None})
+            if remove:
+                await self.queue.remove(remove)
+        except StoreUnavailable as exc:
+            log.warning(
+                "redis write failed after commit; the reconciler restores it",
+                extra={"job_ids": [*(add or {}), *(remove or [])][:50], "error": str(exc)},
+            )
 
     # ---- read -----------------------------------------------------------------------------
 
@@ -310,7 +321,7 @@ class JobService:
                     raise Conflict("the platform call has started", code="call_started")
                 raise Conflict(f"a {current['status']} job cannot be cancelled", code="terminal")
             await outbox.add(conn, self.names, [outbox.status_event(updated, JobStatus.CANCELLED)])
-        await self.queue.remove([str(updated["id"])])
+        await self.mirror(remove=[str(updated["id"])])
         log.info("job cancelled", extra={"job_id": str(updated["id"])})
         return job_view(updated)
 
@@ -372,9 +383,9 @@ class JobService:
                 [outbox.status_event(updated, JobStatus.SCHEDULED, reason="rescheduled")],
             )
         if queued:
-            await self._enqueue({str(updated["id"]): scheduled_at})
+            await self.mirror(add={str(updated["id"]): scheduled_at})
         else:
-            await self.queue.remove([str(updated["id"])])
+            await self.mirror(remove=[str(updated["id"])])
         log.info(
             "job rescheduled",
             extra={"job_id": str(updated["id"]), "scheduled_at": str(scheduled_at)},
@@ -432,7 +443,7 @@ class JobService:
                     for r in rows
                 ],
             )
-        await self._enqueue({str(r["id"]): r["next_attempt_at"] for r in rows})
+        await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
         for r in rows:
             log.info("job requeued by operator", extra={"job_id": str(r["id"])})
         return rows

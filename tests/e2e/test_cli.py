@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import psycopg
 
 from shared.paths import ROOT
 from tests.conftest import Namespace
+
+DAY = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
 
 
 def herald(ns: Namespace, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -72,13 +75,13 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
         "--caption",
         "hi",
         "--at",
-        "2030-01-01T10:00:00+02:00",
+        f"{DAY}T10:00:00+02:00",
     )
     assert scheduled.returncode == 0, scheduled.stderr
     (job_id,) = scheduled.stdout.split()
     jobs = orjson.loads(herald(ns, "jobs", "list", "--json").stdout)
     assert [j["id"] for j in jobs] == [job_id]
-    assert jobs[0]["scheduled_at"] == "2030-01-01T08:00:00.000000Z"
+    assert jobs[0]["scheduled_at"] == f"{DAY}T08:00:00.000000Z"
     shown = herald(ns, "jobs", "show", job_id)
     assert job_id in shown.stdout and "SCHEDULED" in shown.stdout
 

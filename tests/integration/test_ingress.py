@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import orjson
 
 from services.scheduler.ingress import CommandIngress
 from services.scheduler.main import relay_outbox
+from services.scheduler.reconciler import Reconciler
 from shared.client import HeraldClient
 from shared.events import now_utc
 from shared.kafka.client import Producer
@@ -101,3 +103,88 @@ async def _exists(rt: Runtime, job_id: str) -> bool:
     return (
         await rt.db.fetchone("SELECT 1 FROM jobs WHERE id = %s", (uuid.UUID(job_id),)) is not None
     )
+
+
+def _command(command: str, job_id: str, tenant: str, **fields: object) -> bytes:
+    value = {
+        "schema_version": "1.1",
+        "command": command,
+        "job_id": job_id,
+        "tenant_id": tenant,
+        "idempotency_key": f"{command}:{job_id}:{uuid.uuid4().hex}",
+        "trace_id": uuid.uuid4().hex,
+        **fields,
+    }
+    return orjson.dumps(value)
+
+
+async def test_no_command_can_stop_the_others_even_with_redis_away(
+    ns: Namespace, rt: Runtime
+) -> None:
+    # Every command below passes the topic schema; each used to raise out of the batch
+    # (OverflowError on far dates) and end the scheduler, or to be lost with Redis away.
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    later = (now_utc() + timedelta(hours=1)).isoformat()
+    ids = {name: str(uuid.uuid4()) for name in ("far", "year1", "good", "moved", "boom", "last")}
+    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
+    topic = ns.topic_prefix + SCHEDULE
+    far = "9999-12-31T23:59:59Z"
+
+    def cmd(name: str, command: str, **fields: object) -> tuple[str, str, bytes]:
+        return topic, ids[name], _command(command, ids[name], "acme", **fields)
+
+    Producer(ns.base.kafka_bootstrap).send_batch(
+        [
+            cmd("good", "schedule", **body),
+            cmd("moved", "schedule", **body),
+            cmd("boom", "schedule", **body),
+            cmd("far", "schedule", **body, scheduled_at=far),
+            cmd("year1", "schedule", **body, publish_deadline="0001-01-01T00:00:00+01:00"),
+            cmd("moved", "reschedule", publish_deadline=far),
+            cmd("boom", "reschedule", caption="boom"),
+            cmd("last", "schedule", **body, scheduled_at=later),
+        ]
+    )
+    away = Runtime.build(ns.settings(redis_url="redis://127.0.0.1:1/0"))
+    await away.open()
+    stop = asyncio.Event()
+    jobs = away.jobs()
+    real_reschedule = jobs.reschedule
+
+    async def reschedule(principal: Any, job_id: str, change: Any) -> dict[str, Any]:
+        if job_id == ids["boom"]:
+            raise KeyError("a bug in one command's path")
+        return await real_reschedule(principal, job_id, change)
+
+    jobs.reschedule = reschedule  # type: ignore[method-assign]
+    task = asyncio.create_task(CommandIngress(away, jobs).consumer().run(stop))
+    try:
+        await eventually(lambda: _exists(rt, ids["last"]), timeout=60)
+
+        async def four_dead_letters() -> bool:
+            return len(await rt.db.fetch("SELECT 1 FROM dead_letters")) >= 4
+
+        await eventually(four_dead_letters, timeout=30)
+        assert not task.done(), "the ingress stopped"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await away.close()
+
+    letters = {str(r["job_id"]): r for r in await rt.db.fetch("SELECT * FROM dead_letters")}
+    assert set(letters) == {ids["far"], ids["year1"], ids["moved"], ids["boom"]}
+    assert all(r["reason"] == "invalid_message" for r in letters.values())
+    assert "scheduled_at" in letters[ids["far"]]["last_error"]["fields"]
+    assert "publish_deadline" in letters[ids["year1"]]["last_error"]["fields"]
+    assert "publish_deadline" in letters[ids["moved"]]["last_error"]["fields"]
+    assert "KeyError" in letters[ids["boom"]]["last_error"]["message"]
+    for name in ("good", "moved", "boom", "last"):
+        assert await _exists(rt, ids[name]), name
+    for name in ("far", "year1"):
+        assert not await _exists(rt, ids[name]), name
+    # Redis was away: Postgres has them, and the reconciler queues the due-soon ones.
+    assert await rt.queue.held(list(ids.values())) == set()
+    await Reconciler(rt).reconcile_once()
+    assert await rt.queue.held(list(ids.values())) == {
+        ids[n] for n in ("good", "moved", "boom", "last")
+    }
