@@ -112,8 +112,8 @@ class ConnectionStore:
     async def get_row(self, principal: Principal, connection_id: str) -> Row:
         try:
             uuid.UUID(connection_id)
-        except ValueError as exc:
-            raise NotFound(f"no connection {connection_id}") from exc
+        except ValueError as exc:  # not echoed: it may be anything, any size
+            raise NotFound("no connection with that id (a connection id is a UUID)") from exc
         row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM connections WHERE id = %s", (connection_id,)
         )

@@ -88,8 +88,8 @@ def request_hash(body: Any) -> str:
 def _uuid_or_404(job_id: str, what: str = "job") -> str:
     try:
         return str(uuid.UUID(job_id))
-    except (ValueError, AttributeError) as exc:
-        raise NotFound(f"no {what} {job_id}") from exc
+    except (ValueError, AttributeError) as exc:  # not echoed: it may be anything, any size
+        raise NotFound(f"no {what} with that id (a {what} id is a UUID)") from exc
 
 
 class JobService:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -119,7 +120,7 @@ def page(rows: list[Row], limit: int, view: Callable[[Row], dict[str, Any]]) -> 
 def parse_limit(value: str | None, default: int = 50, maximum: int = 500) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= maximum:
         raise ValidationFailed(
             "bad limit", fields={"limit": f"must be an integer from 1 to {maximum}"}
         )
