@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shared import events, metrics, outbox
-from shared.db.pool import Database, Row
+from shared.db.pool import Database, Row, without_nul
 from shared.domain.outcomes import DeadLetterReason
 from shared.errors import DomainError, InvalidMessage
 from shared.names import Names
@@ -39,6 +39,7 @@ async def insert(
     trace_id: str | None = None,
 ) -> str:
     dl_id = str(uuid.uuid4())
+    last_error = without_nul(last_error)  # its text may quote what was refused
     await conn.execute(
         "INSERT INTO dead_letters (id, job_id, tenant_id, platform, connection_id, reason,"
         " attempt, last_error, raw, source_topic) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

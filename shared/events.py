@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import UTC, datetime
 from functools import cache
@@ -118,17 +117,20 @@ def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
     return value
 
 
-def invalid_dlq_value(
-    source_topic: str, raw: bytes | None, error: InvalidMessage, job_id: str | None = None
-) -> dict[str, Any]:
-    """The publish.dlq value for a message that could not be processed."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "reason": "invalid_message",
-        "job_id": job_id,
-        "source_topic": source_topic,
-        "raw_base64": base64.b64encode(raw or b"").decode(),
-        "error": {"code": "invalid_message", "message": str(error), "fields": error.fields},
-        "time": iso(now_utc()),
-        "trace_id": new_trace_id(),
-    }
+def identity(raw: bytes | None) -> tuple[str | None, int | None]:
+    """The job id and attempt a message that cannot be decoded names, each when it can be
+    read (a UUID; a positive integer), so its job can be told about it."""
+    try:
+        value = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(value, dict):
+        return None, None
+    try:
+        job_id: str | None = str(uuid.UUID(str(value.get("job_id"))))
+    except ValueError:
+        job_id = None
+    attempt = value.get("attempt")
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        attempt = None
+    return job_id, attempt

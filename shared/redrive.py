@@ -127,7 +127,8 @@ def dead_letter_view(row: Row, *, admin: bool) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "redriven_at": iso(row["redriven_at"]),
     }
-    if admin and row["reason"] == DeadLetterReason.INVALID_MESSAGE:
+    if admin and (row["raw"] is not None or row["reason"] == DeadLetterReason.INVALID_MESSAGE):
+        # The message as it came (invalid messages, unreadable results): admins only.
         item["raw_base64"] = base64.b64encode(bytes(row["raw"] or b"")).decode()
     return item
 

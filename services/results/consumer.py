@@ -8,6 +8,12 @@ change's `publish.status` event (outbox). After the commit, Redis mirrors the ne
 (retries added, dropped retries removed). The BatchConsumer commits the offsets only after
 all of that returned, so a crash anywhere redelivers the batch and the redelivery repeats
 only the idempotent Redis writes.
+
+A result that cannot be read (it fails its schema, names another tenant, platform or
+connection than its job, or holds a value Postgres refuses) is kept as a dead letter with
+its raw bytes. When it names a job that is waiting for that attempt's answer, the job does
+not wait forever: it is dead-lettered as `unreadable_result` (the post may be live, so only a
+forced retry or redrive brings it back).
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ import psycopg
 
 from services.results import records
 from services.results.hold import ResultHold
-from services.results.policy import Action, Decision, JobState, PolicyConfig, Rand, decide
+from services.results.policy import (
+    Action,
+    Decision,
+    JobState,
+    PolicyConfig,
+    Rand,
+    decide,
+    unreadable_result,
+)
 from shared import dead_letters, events, metrics, outbox
 from shared.db.pool import Row
 from shared.domain.jobs import JobStatus
@@ -44,6 +58,20 @@ class Invalid:
     raw: bytes | None
     error: InvalidMessage
     job_id: str | None = None
+    attempt: int | None = None
+    stranded: bool = False  # its job was dead-lettered as `unreadable_result` (one letter)
+
+
+@dataclass(frozen=True)
+class Dead:
+    """A job the batch dead-letters, and what its dead letter carries."""
+
+    reason: DeadLetterReason
+    row: Row
+    attempt: int
+    trace_id: str
+    last_result: dict[str, Any] | None = None
+    raw: bytes | None = None
 
 
 @dataclass
@@ -56,7 +84,7 @@ class Plan:
     original: dict[str, str] = field(default_factory=dict)  # moved job id → status before
     touched: set[str] = field(default_factory=set)  # jobs whose Redis entry must mirror Postgres
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    dead: list[tuple[records.Incoming, DeadLetterReason, Row]] = field(default_factory=list)
+    dead: list[Dead] = field(default_factory=list)
     published: list[Row] = field(default_factory=list)
     logged: list[dict[str, Any]] = field(default_factory=list)  # one entry per fresh result
 
@@ -118,57 +146,61 @@ class ResultsConsumer:
                     sum(r.duplicates for r in reports),
                     dict(sum((Counter(r.decisions) for r in reports), Counter())),
                 )
-            error = InvalidMessage(f"refused: {_first_line(exc)}")
-            await dead_letters.record_invalid(
-                self.rt.db,
-                self.names,
-                source_topic=self.topic,
-                raw=raws[0],
-                error=error,
-                job_id=records.job_id_of(raws[0]),
-            )
-            return BatchReport(1, 1, 0, {})
+            return await self._apply(raws, refused=InvalidMessage(f"refused: {_first_line(exc)}"))
 
-    async def _apply(self, raws: Sequence[bytes | None]) -> BatchReport:
+    async def _apply(
+        self, raws: Sequence[bytes | None], *, refused: InvalidMessage | None = None
+    ) -> BatchReport:
         incoming: list[records.Incoming] = []
         invalid: list[Invalid] = []
         for raw in raws:
             try:
+                if refused is not None:
+                    raise refused
                 incoming.append(records.parse(raw))
             except InvalidMessage as exc:
-                invalid.append(Invalid(raw, exc, records.job_id_of(raw)))
+                invalid.append(Invalid(raw, exc, *events.identity(raw)))
         now = events.now_utc()
         async with self.rt.db.transaction() as conn:
-            rows = await records.lock_jobs(conn, sorted({i.job_id for i in incoming}))
+            named = {i.job_id for i in incoming} | {b.job_id for b in invalid if b.job_id}
+            rows = await records.lock_jobs(conn, sorted(named))
             known = []
             for inc in incoming:
                 problem = records.mismatch(inc, rows.get(inc.job_id))
                 if problem is None:
                     known.append(inc)
                 else:
-                    invalid.append(Invalid(inc.raw, InvalidMessage(problem), inc.job_id))
+                    invalid.append(
+                        Invalid(inc.raw, InvalidMessage(problem), inc.job_id, inc.attempt)
+                    )
             fresh = await records.insert_attempts(conn, known)
             plan = self._plan(known, fresh, rows, now)
+            self._strand(plan, invalid)
             await records.update_jobs(conn, plan.locked, plan.original)
-            summaries = await records.attempt_summaries(conn, [str(r["id"]) for *_, r in plan.dead])
+            summaries = await records.attempt_summaries(conn, [str(d.row["id"]) for d in plan.dead])
             async with conn.pipeline():
-                for inc, reason, row in plan.dead:
+                for dead in plan.dead:
+                    row = dead.row
                     await dead_letters.insert(
                         conn,
                         self.names,
-                        reason=reason.value,
-                        job_id=inc.job_id,
+                        reason=dead.reason.value,
+                        job_id=str(row["id"]),
                         tenant_id=row["tenant_id"],
                         platform=row["platform"],
                         connection_id=str(row["connection_id"]),
-                        attempt=inc.attempt,
+                        attempt=dead.attempt,
                         last_error=row["last_error"],
                         request=request_view(row),
-                        last_result=inc.value,
-                        attempt_summary=summaries.get(inc.job_id, []),
-                        trace_id=inc.trace_id,
+                        last_result=dead.last_result,
+                        attempt_summary=summaries.get(str(row["id"]), []),
+                        trace_id=dead.trace_id,
+                        raw=dead.raw,
+                        source_topic=self.topic if dead.raw is not None else None,
                     )
                 for bad in invalid:
+                    if bad.stranded:
+                        continue
                     await dead_letters.insert(
                         conn,
                         self.names,
@@ -193,8 +225,9 @@ class ResultsConsumer:
             # status it left the job in and why (`note` when the job did not move).
             log.info("results applied", extra={"count": len(plan.logged), "results": plan.logged})
         self._observe(plan)
-        if invalid:
-            metrics.DEAD_LETTERED.labels(DeadLetterReason.INVALID_MESSAGE.value).inc(len(invalid))
+        letters = sum(not bad.stranded for bad in invalid)
+        if letters:
+            metrics.DEAD_LETTERED.labels(DeadLetterReason.INVALID_MESSAGE.value).inc(letters)
         return BatchReport(len(raws), len(invalid), plan.duplicates, dict(plan.decisions))
 
     def _plan(
@@ -232,26 +265,19 @@ class ResultsConsumer:
         plan: Plan, row: Row, inc: records.Incoming, decision: Decision, horizon: datetime
     ) -> None:
         new = decision.state
-        row.update(
-            status=new.status.value,
-            failed_attempts=new.failed_attempts,
-            next_attempt_at=new.next_attempt_at,
-            check_only=new.check_only,
-            force_required=new.force_required,
-            queued=new.status is JobStatus.RETRY_SCHEDULED
-            and new.next_attempt_at is not None
-            and new.next_attempt_at <= horizon,
-            provider_ids={
-                k: str(v) for k, v in {**(row["provider_ids"] or {}), **inc.provider_ids}.items()
-            },
-        )
+        _set_state(row, decision, horizon)
+        row["provider_ids"] = {
+            k: str(v) for k, v in {**(row["provider_ids"] or {}), **inc.provider_ids}.items()
+        }
         if decision.action is Action.PUBLISH:
             row["published_at"] = inc.published_at or inc.finished_at
             plan.published.append(row)
         else:
             row["last_error"] = inc.error(may_be_live=new.may_be_live)
         if decision.dead_letter is not None:
-            plan.dead.append((inc, decision.dead_letter, dict(row)))
+            plan.dead.append(
+                Dead(decision.dead_letter, dict(row), inc.attempt, inc.trace_id, inc.value)
+            )
         plan.touched.add(inc.job_id)
         plan.events.append(outbox.status_event(row, new.status, reason=decision.reason))
         plan.logged.append(
@@ -259,6 +285,53 @@ class ResultsConsumer:
                 status=new.status.value, reason=decision.reason, next_attempt_at=new.next_attempt_at
             )
         )
+
+    @staticmethod
+    def _strand(plan: Plan, invalid: list[Invalid]) -> None:
+        """Jobs waiting for the answer an unreadable result held: `unreadable_result`."""
+        for bad in invalid:
+            job_id = bad.job_id
+            row = plan.locked.get(job_id) if job_id else None
+            if job_id is None or row is None or bad.attempt not in (None, row["attempt_count"]):
+                continue  # no such job, or an answer to an earlier attempt: nothing waits
+            decision = unreadable_result(records.job_state(row))
+            if not decision.moved:
+                continue
+            attempt = int(row["attempt_count"])
+            plan.original.setdefault(job_id, row["status"])
+            _set_state(row, decision, horizon=None)
+            row["last_error"] = {
+                "outcome": DeadLetterReason.UNREADABLE_RESULT.value,
+                "attempt": attempt,
+                "code": None,
+                "subcode": None,
+                "message": f"the publisher's result could not be read ({bad.error}); the post"
+                " may be live: check it, then retry with force",
+                "fields": bad.error.fields,
+                "may_be_live": True,
+            }
+            plan.dead.append(
+                Dead(
+                    DeadLetterReason.UNREADABLE_RESULT,
+                    dict(row),
+                    attempt,
+                    str(row["trace_id"]),
+                    raw=bad.raw or b"",
+                )
+            )
+            bad.stranded = True
+            plan.touched.add(job_id)
+            plan.events.append(
+                outbox.status_event(row, decision.state.status, reason=decision.reason)
+            )
+            plan.logged.append(
+                {
+                    "job_id": bad.job_id,
+                    "attempt": attempt,
+                    "status": row["status"],
+                    "reason": decision.reason,
+                }
+            )
 
     async def _mirror(self, plan: Plan) -> None:
         """Redis follows Postgres for every job the batch moved (or saw again)."""
@@ -281,11 +354,28 @@ class ResultsConsumer:
     @staticmethod
     def _observe(plan: Plan) -> None:
         metrics.RETRIES_SCHEDULED.inc(plan.decisions.get(Action.RETRY.value, 0))
-        for _, reason, _ in plan.dead:  # counted after the commit: a retried batch counts once
-            metrics.DEAD_LETTERED.labels(reason.value).inc()
+        for dead in plan.dead:  # counted after the commit: a retried batch counts once
+            metrics.DEAD_LETTERED.labels(dead.reason.value).inc()
         for row in plan.published:
             lag = (row["published_at"] - row["scheduled_at"]).total_seconds()
             metrics.END_TO_END_LAG.observe(max(lag, 0.0))
+
+
+def _set_state(row: Row, decision: Decision, horizon: datetime | None) -> None:
+    """Write a decision's state into the locked row (`queued` when its retry falls within the
+    Redis horizon)."""
+    new = decision.state
+    row.update(
+        status=new.status.value,
+        failed_attempts=new.failed_attempts,
+        next_attempt_at=new.next_attempt_at,
+        check_only=new.check_only,
+        force_required=new.force_required,
+        queued=horizon is not None
+        and new.status is JobStatus.RETRY_SCHEDULED
+        and new.next_attempt_at is not None
+        and new.next_attempt_at <= horizon,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.domain.jobs import JobStatus, can_transition
-from shared.domain.outcomes import DeadLetterReason, Outcome
+from shared.domain.outcomes import MAY_BE_LIVE, DeadLetterReason, Outcome
 from shared.settings import Settings
 
 Rand = Callable[[], float]  # uniform in [0, 1)
@@ -195,16 +195,26 @@ def _status_read(job: JobState, result: AttemptResult, failed: int) -> Decision:
     return _move(job, Action.RETRY, read, STATUS_CHECK)
 
 
+def unreadable_result(job: JobState) -> Decision:
+    """A result of the job's current attempt that cannot be read (or names another tenant,
+    platform or connection than its job): the job is not left waiting for an answer that
+    will never come. It is dead-lettered as `unreadable_result`; the post may be live, so
+    only a forced retry or redrive (which checks first) brings it back."""
+    if job.status is not JobStatus.IN_PROGRESS:
+        return Decision(Action.RECORD, job, "not_in_progress")
+    return _dead(job, DeadLetterReason.UNREADABLE_RESULT, job.failed_attempts)
+
+
 def _dead(job: JobState, reason: DeadLetterReason, failed: int) -> Decision:
-    unconfirmed = reason is DeadLetterReason.UNCONFIRMED
+    live = reason in MAY_BE_LIVE
     dead = replace(
         job,
         status=JobStatus.DEAD_LETTERED,
         next_attempt_at=None,
         failed_attempts=failed,
         check_only=False,
-        force_required=unconfirmed,
-        may_be_live=unconfirmed,
+        force_required=live,
+        may_be_live=live,
     )
     return _move(job, Action.DEAD_LETTER, dead, reason.value, reason)
 

@@ -14,7 +14,7 @@ import psycopg
 
 from services.results.policy import AttemptResult, JobState
 from shared import events
-from shared.db.pool import Row, id_array
+from shared.db.pool import Row, id_array, without_nul
 from shared.domain.jobs import JobStatus
 from shared.domain.outcomes import Outcome
 from shared.errors import InvalidMessage
@@ -106,17 +106,6 @@ class Incoming:
         }
 
 
-def clean(value: Any) -> Any:
-    """Postgres text and jsonb refuse NUL characters: drop them."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
 def _instant(value: dict[str, Any], key: str) -> datetime | None:
     text = value.get(key)
     if text is None:
@@ -133,7 +122,7 @@ def _instant(value: dict[str, Any], key: str) -> datetime | None:
 def parse(raw: bytes | None) -> Incoming:
     value = events.decode(RESULT, raw)
     if raw is not None and b"\\u0000" in raw:  # JSON can carry NUL only escaped
-        value = clean(value)
+        value = without_nul(value)
     try:
         outcome = Outcome(value["outcome"])
     except ValueError as exc:
@@ -158,15 +147,6 @@ def parse(raw: bytes | None) -> Incoming:
         provider_ids=dict(value.get("provider_ids") or {}),
         trace_id=value["trace_id"],
     )
-
-
-def job_id_of(raw: bytes | None) -> str | None:
-    """The job id of a message that failed validation, when it names a valid one."""
-    try:
-        value = orjson.loads(raw or b"")
-        return str(uuid.UUID(str(value["job_id"])))
-    except Exception:
-        return None
 
 
 def mismatch(inc: Incoming, row: Row | None) -> str | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from shared import dead_letters, events
 from shared.errors import DomainError, InvalidMessage, StoreUnavailable
 from shared.jobs.bulk import ScheduleItem, schedule_batch
@@ -34,15 +32,6 @@ _SCHEDULE_FIELDS = (
     "media_type",
     "publish_deadline",
 )
-
-
-def _job_id_of(raw: bytes | None) -> str | None:
-    try:
-        value = orjson.loads(raw or b"")
-        job_id = value.get("job_id") if isinstance(value, dict) else None
-        return job_id if isinstance(job_id, str) and len(job_id) == 36 else None
-    except orjson.JSONDecodeError:
-        return None
 
 
 class CommandIngress:
@@ -68,7 +57,7 @@ class CommandIngress:
             try:
                 command = events.decode(SCHEDULE, raw)
             except InvalidMessage as exc:
-                await self._refused(raw, exc, _job_id_of(raw), None)
+                await self._refused(raw, exc, events.identity(raw)[0], None)
                 continue
             if command["command"] == "schedule":
                 pending.append((raw, command))

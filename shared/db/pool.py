@@ -47,6 +47,17 @@ set_json_loads(_loads)
 psycopg.adapters.register_loader("uuid", _UUIDText)
 
 
+def without_nul(value: Any) -> Any:
+    """Postgres text and jsonb refuse NUL characters: a JSON-like value without them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def id_array(ids: Iterable[str]) -> str:
     """A Postgres array literal of ids that need no quoting (uuids, digits), for a parameter
     cast in SQL (`%s::uuid[]`): psycopg adapts a list element by element, which was 6 % of a

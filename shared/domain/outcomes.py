@@ -27,7 +27,12 @@ class DeadLetterReason(StrEnum):
     EXHAUSTED = "exhausted"
     MISSED = "missed"
     UNCONFIRMED = "unconfirmed"
+    UNREADABLE_RESULT = "unreadable_result"  # the publisher's result could not be read
     INVALID_MESSAGE = "invalid_message"
+
+
+# The post may be live: retried or redriven only with `force`, after a status read.
+MAY_BE_LIVE = frozenset({DeadLetterReason.UNCONFIRMED, DeadLetterReason.UNREADABLE_RESULT})
 
 
 @dataclass(frozen=True)

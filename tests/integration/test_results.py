@@ -462,12 +462,18 @@ async def test_invalid_results_are_dead_lettered_and_the_consumer_goes_on(rt: Ru
         await wait_status(rt, [good], {"PUBLISHED"})
         await eventually(lambda: _count(rt, "SELECT count(*) AS n FROM dead_letters", 7))
         dlq = await topic_values(rt, DLQ, expect=7)
-    letters = await rt.db.fetch("SELECT * FROM dead_letters")
-    assert {d["reason"] for d in letters} == {"invalid_message"}
+    letters = await rt.db.fetch("SELECT * FROM dead_letters ORDER BY created_at")
     assert sorted(bytes(d["raw"]) for d in letters) == sorted(raws)
     assert {str(d["job_id"]) for d in letters if d["job_id"]} >= {unknown_job["job_id"]}
     assert sorted(base64.b64decode(v["raw_base64"]) for v in dlq) == sorted(raws)
-    assert (await job(rt, other))["status"] == "IN_PROGRESS"  # nothing invalid moved it
+    # The first unreadable answer to `other`'s attempt ends its wait (the post may be live);
+    # the later ones find it dead-lettered already and are kept as invalid messages.
+    [stranded] = [d for d in letters if d["reason"] == "unreadable_result"]
+    assert str(stranded["job_id"]) == other
+    assert {d["reason"] for d in letters if d is not stranded} == {"invalid_message"}
+    row = await job(rt, other)
+    assert row["status"] == "DEAD_LETTERED" and row["force_required"]
+    assert row["last_error"]["outcome"] == "unreadable_result" and row["last_error"]["may_be_live"]
     assert await rt.db.fetch("SELECT * FROM attempts WHERE job_id = %s", (other,)) == []
     listed = await redrive.list_dead_letters(rt.db, ADMIN, redrive.Filters(), limit=10)
     assert all("raw_base64" in item for item in listed["items"])
@@ -482,12 +488,44 @@ async def test_a_value_postgres_refuses_is_set_aside_and_the_batch_goes_on(rt: R
     )
     assert report.invalid == 1 and report.decisions == {"publish": 2}
     assert await statuses(rt, ids) == {
-        ids[0]: "IN_PROGRESS",
+        ids[0]: "DEAD_LETTERED",  # its answer is lost: it does not wait for it forever
         ids[1]: "PUBLISHED",
         ids[2]: "PUBLISHED",
     }
     [letter] = await rt.db.fetch("SELECT * FROM dead_letters")
-    assert letter["reason"] == "invalid_message" and str(letter["job_id"]) == ids[0]
+    assert letter["reason"] == "unreadable_result" and str(letter["job_id"]) == ids[0]
+    assert bytes(letter["raw"]) == orjson.dumps(poison)
+
+
+async def test_an_unreadable_result_never_leaves_its_job_waiting(rt: Runtime) -> None:
+    # A short token once rewrote every result's platform ("sandbo[redacted]"): the results
+    # were dead-lettered and their jobs waited IN_PROGRESS forever, though the posts were live.
+    waiting, stale = await schedule_jobs(rt, 2)
+    rows = {str(r["id"]): r for r in await mark_in_progress(rt, [waiting, stale])}
+    await mark_in_progress(rt, [stale])  # now on attempt 2
+    garbled = result_value(rows[waiting], "published", platform="sandbo[redacted]")
+    old_answer = result_value(rows[stale], "published", platform="sandbo[redacted]")
+    report = await ResultsConsumer(rt).apply([orjson.dumps(garbled), orjson.dumps(old_answer)])
+    assert report.invalid == 2
+    assert await statuses(rt, [waiting, stale]) == {
+        waiting: "DEAD_LETTERED",
+        stale: "IN_PROGRESS",  # attempt 2 is still running: an answer to attempt 1 ends nothing
+    }
+    letters = {str(d["job_id"]): d for d in await rt.db.fetch("SELECT * FROM dead_letters")}
+    assert letters[waiting]["reason"] == "unreadable_result"
+    assert letters[stale]["reason"] == "invalid_message"
+    # Visible to its tenant, redriven only with force (the post may be live).
+    listed = await redrive.list_dead_letters(
+        rt.db, ADMIN, redrive.Filters.parse(reason="unreadable_result"), limit=10
+    )
+    assert [item["job_id"] for item in listed["items"]] == [waiting]
+    jobs = rt.jobs()
+    filters = redrive.Filters.parse(reason="unreadable_result")
+    skipped = await redrive.redrive(jobs, ADMIN, filters, dry_run=False, force=False)
+    assert skipped == {"count": 0, "job_ids": []}
+    forced = await redrive.redrive(jobs, ADMIN, filters, dry_run=False, force=True)
+    assert forced["job_ids"] == [waiting]
+    assert (await job(rt, waiting))["status"] == "RETRY_SCHEDULED"
 
 
 async def test_nul_characters_are_dropped_not_fatal(rt: Runtime) -> None:

@@ -32,6 +32,7 @@ EXPECTED_ALERTS = frozenset(
         "HeraldDispatchLagHigh",
         "HeraldSuccessRatioLow",
         "HeraldDeadLetters",
+        "HeraldUnreadableResults",
         "HeraldConnectionNeedsReauth",
     }
 )

@@ -164,6 +164,45 @@ def test_alert_rules_pass_promtool_and_cover_the_cases() -> None:
         assert text.count(field) == len(alerts), field
 
 
+def test_an_unreadable_result_fires_a_critical_alert(tmp_path: Path) -> None:
+    description = (
+        "1 jobs in the last 5 minutes were dead-lettered because the publisher's result for"
+        " their attempt could not be read (a publisher bug, or a result that names another"
+        " tenant, platform or connection). Their posts may be live: check them on the"
+        " platform, then redrive with force (`herald dlq redrive --reason unreadable_result"
+        " --force`), which reads the status before posting again."
+    )
+    tests = tmp_path / "unreadable.yml"
+    tests.write_text(
+        f"""
+rule_files: [{ALERTS_FILE}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'herald_dead_lettered_total{{reason="unreadable_result"}}'
+        values: '0 0 1 1 1 1 1 1 1 1'
+      - series: 'herald_dead_lettered_total{{reason="exhausted"}}'
+        values: '0 0 0 0 0 0 0 0 0 0'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: HeraldUnreadableResults
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: HeraldUnreadableResults
+        exp_alerts:
+          - exp_labels: {{severity: critical}}
+            exp_annotations:
+              summary: "Publisher results cannot be read; their posts may be live"
+              description: "{description}"
+"""
+    )
+    run = subprocess.run(
+        [_promtool(), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_rendered_local_config_passes_promtool(tmp_path: Path) -> None:
     targets = tmp_path / "targets.json"
     targets.write_text("[]\n")
