@@ -110,10 +110,53 @@ class PublishWorker:
                 )
                 return True
             async with self._job(request.job_id):
-                await self._process(request, raw, topic)
+                try:
+                    await self._process(request, raw, topic)
+                except Abandoned:
+                    raise
+                except Exception as exc:  # one request must never stop the consumer
+                    await self._failed(request, raw, topic, exc)
             return True
         except Abandoned:
             return False
+
+    async def _failed(
+        self, req: PublishRequest, raw: bytes | None, topic: str, exc: Exception
+    ) -> None:
+        """A request the flow failed on (a bug, a value nothing expected): answered
+        `ambiguous` (the platform may have been called), so the results service retries it
+        within the budget and settles it with a status read; when even that answer cannot be
+        stored, the request is dead-lettered as it came."""
+        ids = {"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id}
+        log.error("request failed", extra=ids, exc_info=exc)
+        now = events.now_utc()
+        message = (
+            f"the publisher failed on this request ({type(exc).__name__}); the post may be live"
+        )
+        outcome = PublishOutcome(Outcome.AMBIGUOUS, error_message=message)
+        value = result_value(req, outcome, worker=self.worker, started_at=now, finished_at=now)
+        try:
+            emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
+        except Abandoned:
+            raise
+        except Exception:
+            log.exception(
+                "the failure could not be answered; dead-lettering the request", extra=ids
+            )
+            error = InvalidMessage(f"the publisher failed on this request: {exc!r}"[:500])
+            await self._store(
+                lambda: dead_letters.record_invalid(
+                    self.db,
+                    self.names,
+                    source_topic=topic,
+                    raw=raw,
+                    error=error,
+                    job_id=req.job_id,
+                    tenant_id=req.tenant_id,
+                )
+            )
+            return
+        self._done(req, emitted, reemitted=emitted is not value, called=False)
 
     async def renew_leases(self, stopping: asyncio.Event) -> None:
         """Keep the leases of claims this worker is calling for alive (every third of one)."""

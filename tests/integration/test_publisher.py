@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from services.publisher.claims import ClaimStore
 from services.publisher.main import serve
 from services.publisher.platforms.base import AttemptContext, PlatformPublisher
 from services.publisher.platforms.instagram import InstagramPublisher
@@ -505,3 +506,30 @@ async def test_a_worker_that_lost_its_claim_stores_nothing_and_reports_nothing(
     assert rows[lost]["worker"] == "publisher-other"
     assert rows[lapsed]["container_id"] == f"container-of-{lapsed}"
     assert rows[lapsed]["worker"] == WORKER and rows[lapsed]["result"]["outcome"] == "published"
+
+
+async def test_a_request_the_flow_fails_on_is_answered_and_the_rest_go_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug or a value nothing expected, outside the platform call: before, the exception
+    # stopped the consumer, the service restarted and met the same request again, forever.
+    rt = harness.rt
+    connections = [await sandbox_connection(rt) for _ in range(3)]
+    jobs = await schedule(rt, connections)
+    poisoned = jobs[1]
+    real_claim = ClaimStore.claim
+
+    async def claim(self: ClaimStore, request: PublishRequest) -> Any:
+        if request.job_id == poisoned:
+            raise TypeError("a value nothing expected")
+        return await real_claim(self, request)
+
+    monkeypatch.setattr(ClaimStore, "claim", claim)
+    harness.send(await dispatch(rt, jobs))
+    results = {r["job_id"]: r for r in await harness.results_for(3)}
+    await harness.all_committed(3)
+    assert results[poisoned]["outcome"] == "ambiguous"
+    assert "TypeError" in results[poisoned]["error_message"]
+    assert {results[j]["outcome"] for j in jobs if j != poisoned} == {"published"}
+    posted = sorted(str(p["job_id"]) for p in await harness.posts())
+    assert posted == sorted(j for j in jobs if j != poisoned)
