@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,22 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.paths import ROOT
+
+# The password of a URL's user (`scheme://user:password@host`); the host part ends at a path,
+# a query, a comma (several brokers or hosts) or the end, so an unencoded @ in a password
+# is masked whole.
+_URL_PASSWORD = re.compile(r"(://[^:/?#@\s]*):\S*?@(?=[^@\s/?#,]*(?:[/?#,\s]|$))")
+# `password=...` in a URL query or a libpq `key=value` string, and the like.
+_PARAM_SECRET = re.compile(
+    r"(\b[\w.-]*(?:password|secret|token)\s*=\s*)('(?:\\.|[^'])*'|[^\s&,;]*)", re.IGNORECASE
+)
+# Settings whose whole value is a secret, whatever its type.
+_SECRET_NAME = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with every password in a URL or a `password=` parameter replaced by ***."""
+    return _PARAM_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 class Settings(BaseSettings):
@@ -88,9 +105,14 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
     def masked(self) -> dict[str, Any]:
-        """Effective configuration for the start-up log line, secrets masked."""
+        """Effective configuration for printing: secret settings as ***, and every
+        credential inside a URL or connection string masked."""
         data = self.model_dump(mode="json")
-        data["secret_key"] = "***" if self.secret_key else None
+        for key, value in data.items():
+            if _SECRET_NAME.search(key):
+                data[key] = "***" if value else value
+            elif isinstance(value, str):
+                data[key] = mask_credentials(value)
         return data
 
 
