@@ -81,16 +81,17 @@ class ConnectionStore:
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
         await ensure_tenant(self.db, tenant_id)
+        connection_id = str(uuid.uuid4())
         row = await self.db.fetchone(
             f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext)"
             f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
-                str(uuid.uuid4()),
+                connection_id,
                 tenant_id,
                 platform,
                 name,
                 Jsonb(metadata),
-                self.cipher.encrypt(token) if token else None,
+                self.cipher.encrypt(token, connection_id) if token else None,
             ),
         )
         assert row is not None
@@ -191,7 +192,7 @@ class ConnectionStore:
                 name,
                 Jsonb(metadata),
                 status,
-                self.cipher.encrypt(token) if token else None,
+                self.cipher.encrypt(token, connection_id) if token else None,
                 connection_id,
             ),
         )
@@ -225,7 +226,7 @@ class ConnectionStore:
             name=row["name"],
             status=row["status"],
             metadata=row["metadata"] or {},
-            access_token=self.cipher.decrypt(bytes(blob)) if blob else "",
+            access_token=self.cipher.decrypt(bytes(blob), row["id"]) if blob else "",
         )
 
     async def mark_needs_reauth(self, connection_id: str) -> None:
