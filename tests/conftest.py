@@ -62,6 +62,7 @@ def base_settings() -> Settings:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+    settings.ensure_local_secret_key()  # the tests run on the local stack and share its key
     return settings
 
 
