@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from shared.crypto import TokenCipher
+from shared.crypto import DecryptError, TokenCipher
 from shared.db.pool import Database, Row
 from shared.domain.requests import Connection
 from shared.errors import NotFound, ValidationFailed
@@ -235,3 +236,46 @@ class ConnectionStore:
             " WHERE id = %s AND status = 'active'",
             (connection_id,),
         )
+
+    async def rekey(self, *, batch: int = 100) -> tuple[int, list[str]]:
+        """Re-encrypt every token not yet under the newest key, `batch` rows per short
+        transaction, while jobs keep publishing. Answers (tokens re-encrypted, ids of the
+        connections whose token no key of the ring decrypts: left as they are)."""
+        count = 0
+        failed: list[str] = []
+        after = uuid.UUID(int=0)
+        while True:
+            rows = await self.db.fetch(
+                "SELECT id, token_ciphertext FROM connections"
+                " WHERE id > %s AND token_ciphertext IS NOT NULL ORDER BY id LIMIT %s",
+                (after, batch),
+            )
+            if not rows:
+                return count, failed
+            async with self.db.transaction() as conn:
+                for row in rows:
+                    try:
+                        count += await self._rekey_one(conn, row["id"], row["token_ciphertext"])
+                    except DecryptError:
+                        failed.append(str(row["id"]))
+            after = rows[-1]["id"]
+
+    async def _rekey_one(self, conn: AsyncConnection[Row], connection_id: Any, blob: Any) -> int:
+        """1 when this token was re-encrypted. The UPDATE applies only while the row still
+        holds the ciphertext read: a token changed meanwhile (a new one from the API) is
+        read again, so it is neither lost nor encrypted twice."""
+        while blob is not None and not self.cipher.is_current(bytes(blob)):
+            token = self.cipher.decrypt(bytes(blob), connection_id)
+            cur = await conn.execute(
+                "UPDATE connections SET token_ciphertext = %s"
+                " WHERE id = %s AND token_ciphertext = %s",
+                (self.cipher.encrypt(token, connection_id), connection_id, blob),
+            )
+            if cur.rowcount:
+                return 1
+            cur = await conn.execute(
+                "SELECT token_ciphertext FROM connections WHERE id = %s", (connection_id,)
+            )
+            row = await cur.fetchone()
+            blob = row["token_ciphertext"] if row else None
+        return 0
