@@ -8,6 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from shared.connection_rules import check_metadata, check_name, check_token
 from shared.crypto import DecryptError, TokenCipher
 from shared.db.pool import Database, Row
 from shared.domain.requests import Connection
@@ -34,27 +35,6 @@ def view(row: Row) -> dict[str, Any]:
     }
 
 
-def _check_metadata(platform: str, metadata: Any, errors: dict[str, str]) -> dict[str, Any]:
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        errors["metadata"] = "must be an object"
-        return {}
-    if platform == "instagram":
-        account = metadata.get("instagramBusinessAccountId")
-        if not isinstance(account, str) or not account.strip():
-            errors["metadata.instagramBusinessAccountId"] = "is required for instagram"
-    if platform == "sandbox":
-        for key in ("retryable_rate", "permanent_rate", "ambiguous_rate"):
-            value = metadata.get(key, 0)
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                errors[f"metadata.{key}"] = "must be a number in [0, 1]"
-        latency = metadata.get("latency_ms", 0)
-        if not isinstance(latency, int | float) or latency < 0:
-            errors["metadata.latency_ms"] = "must be a number >= 0"
-    return metadata
-
-
 class ConnectionStore:
     def __init__(self, db: Database, cipher: TokenCipher) -> None:
         self.db = db
@@ -70,14 +50,11 @@ class ConnectionStore:
         if platform not in PLATFORMS:
             errors["platform"] = f"must be one of {', '.join(PLATFORMS)}"
         name = body.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            errors["name"] = "must be a non-empty string of at most 200 characters"
+        check_name(name, errors)
         token = body.get("access_token")
-        if platform == "instagram" and (not isinstance(token, str) or not token):
-            errors["access_token"] = "is required for instagram"
-        elif token is not None and not isinstance(token, str):
-            errors["access_token"] = "must be a string"
-        metadata = _check_metadata(str(platform), body.get("metadata"), errors)
+        if platform in PLATFORMS:
+            check_token(platform, token, errors, required=platform != "sandbox")
+        metadata = check_metadata(str(platform), body.get("metadata"), errors)
         tenant_id = self._tenant_for(principal, body.get("tenant_id"), errors)
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
@@ -170,23 +147,17 @@ class ConnectionStore:
         for key in unknown:
             errors[key] = "cannot be changed"
         name = body.get("name", row["name"])
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = "must be a non-empty string"
+        check_name(name, errors)
         metadata = row["metadata"]
         if "metadata" in body:
-            metadata = _check_metadata(row["platform"], body["metadata"], errors)
-        status = body.get("status", row["status"])
+            metadata = check_metadata(row["platform"], body["metadata"], errors)
         token = body.get("access_token")
-        if token is not None and (not isinstance(token, str) or not token):
-            errors["access_token"] = "must be a non-empty string"
-        if status not in STATUSES:
-            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        check_token(row["platform"], token, errors, required=False)
+        status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)
-        if token:  # a new token re-authorises the connection
-            status = "active" if body.get("status") is None else status
         updated = await self.db.fetchone(
-            f"UPDATE connections SET name = %s, metadata = %s, status = %s,"
+            f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
             f" token_ciphertext = COALESCE(%s, token_ciphertext), updated_at = now()"
             f" WHERE id = %s RETURNING {_COLUMNS}",
             (
@@ -199,6 +170,19 @@ class ConnectionStore:
         )
         assert updated is not None
         return view(updated)
+
+    @staticmethod
+    def _new_status(current: str, asked: Any, token: Any, errors: dict[str, str]) -> str | None:
+        """The status a PATCH writes (None: leave it, so a concurrent `needs_reauth` from the
+        publisher is not undone). A new token re-authorises the connection; without one, a
+        `needs_reauth` or `disabled` connection does not become `active`."""
+        if asked is None:
+            return "active" if token else None
+        if asked not in STATUSES:
+            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        elif asked == "active" and current != "active" and not token:
+            errors["status"] = f"a {current} connection becomes active only with a new access_token"
+        return None if asked == "active" and not token else asked
 
     async def disable(self, principal: Principal, connection_id: str) -> dict[str, Any]:
         await self.get_row(principal, connection_id)
