@@ -100,10 +100,11 @@ class TokenCipher:
         for entry in entries:
             match = _ENTRY.fullmatch(entry)
             kid, secret = (match[1], match[2].strip()) if match else (IMPLICIT_KEY_ID, entry)
+            # The messages name no part of the value: a misread passphrase is still secret.
             if not secret:
-                raise ConfigError(f"HERALD_SECRET_KEY gives the key id {kid!r} no key")
+                raise ConfigError("HERALD_SECRET_KEY has an `id:` entry without a key")
             if any(k.kid == kid for k in keys):
-                raise ConfigError(f"HERALD_SECRET_KEY names the key id {kid!r} twice")
+                raise ConfigError("HERALD_SECRET_KEY names one key id twice (a bare key is 0)")
             keys.append(_Key(kid, AESGCM(raw_key(secret) or stretch(secret))))
         self._keys = {k.kid: k for k in keys}
         self._newest = keys[0]

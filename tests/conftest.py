@@ -95,7 +95,7 @@ class Namespace:
         s = self.settings(**overrides)
         env = dict(os.environ)
         for key, value in s.model_dump(mode="json").items():
-            if value is None or key == "replica":
+            if value is None or key in ("replica", "secret_key"):  # the key passes as it is
                 continue
             env[f"HERALD_{key.upper()}"] = str(value)
         return env
