@@ -200,6 +200,19 @@ async def _apikey(rt: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _secrets(rt: Any, args: argparse.Namespace) -> int:
+    count, failed = await rt.connections().rekey()
+    for connection_id in failed:
+        print(
+            f"connection {connection_id}: no key of HERALD_SECRET_KEY decrypts its token;"
+            " left as it is",
+            file=sys.stderr,
+        )
+    print(f"re-encrypted {count} tokens with key {rt.cipher.newest_id!r}", file=sys.stderr)
+    _out({"count": count})
+    return 1 if failed else 0
+
+
 def _read_token(platform: str) -> str | None:
     if sys.stdin is None or sys.stdin.isatty():
         if platform == "sandbox":
@@ -357,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     k = ksub.add_parser("revoke")
     k.add_argument("key_id")
     s.set_defaults(handler=_with_runtime(_apikey))
+
+    s = sub.add_parser("secrets", help="connection tokens at rest")
+    ssub = s.add_subparsers(dest="action", required=True)
+    ssub.add_parser("rekey", help="re-encrypt every token with the newest HERALD_SECRET_KEY key")
+    s.set_defaults(handler=_with_runtime(_secrets))
 
     s = sub.add_parser("connections", help="platform connections (token from stdin)")
     csub = s.add_subparsers(dest="action", required=True)

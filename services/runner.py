@@ -20,7 +20,7 @@ from pathlib import Path
 from shared.db.migrate import migrate
 from shared.kafka.admin import create_topics, load_topic_specs
 from shared.paths import ROOT
-from shared.settings import Settings
+from shared.settings import Settings, create_private_file
 
 FIRST_METRICS_PORT = 9101
 # Stop order: no new work first (api, scheduler), then drain publishers, results last.
@@ -70,12 +70,7 @@ def admin_key(settings: Settings) -> str:
         finally:
             await db.close()
 
-    key = asyncio.run(create())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return key
+    return create_private_file(path, asyncio.run(create()))
 
 
 def write_targets(settings: Settings, children: list[Child]) -> Path:
@@ -111,7 +106,7 @@ def run_all(settings: Settings, *, publishers: int = 2) -> int:
     # HERALD_METRICS_PORT, when set, is the first child's port (default 9101 upward).
     children = plan(publishers, settings.metrics_port or FIRST_METRICS_PORT)
     env = dict(os.environ)
-    settings.secret_passphrase  # noqa: B018 - create the shared key before the children race
+    settings.ensure_local_secret_key()  # one key for every child, made before they start
     for child in children:
         child.start(env)
     targets = write_targets(settings, children)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from shared.crypto import TokenCipher
+from shared.connection_rules import check_metadata, check_name, check_token
+from shared.crypto import DecryptError, TokenCipher
 from shared.db.pool import Database, Row
 from shared.domain.requests import Connection
 from shared.errors import NotFound, ValidationFailed
@@ -33,27 +35,6 @@ def view(row: Row) -> dict[str, Any]:
     }
 
 
-def _check_metadata(platform: str, metadata: Any, errors: dict[str, str]) -> dict[str, Any]:
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        errors["metadata"] = "must be an object"
-        return {}
-    if platform == "instagram":
-        account = metadata.get("instagramBusinessAccountId")
-        if not isinstance(account, str) or not account.strip():
-            errors["metadata.instagramBusinessAccountId"] = "is required for instagram"
-    if platform == "sandbox":
-        for key in ("retryable_rate", "permanent_rate", "ambiguous_rate"):
-            value = metadata.get(key, 0)
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                errors[f"metadata.{key}"] = "must be a number in [0, 1]"
-        latency = metadata.get("latency_ms", 0)
-        if not isinstance(latency, int | float) or latency < 0:
-            errors["metadata.latency_ms"] = "must be a number >= 0"
-    return metadata
-
-
 class ConnectionStore:
     def __init__(self, db: Database, cipher: TokenCipher) -> None:
         self.db = db
@@ -69,28 +50,26 @@ class ConnectionStore:
         if platform not in PLATFORMS:
             errors["platform"] = f"must be one of {', '.join(PLATFORMS)}"
         name = body.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            errors["name"] = "must be a non-empty string of at most 200 characters"
+        check_name(name, errors)
         token = body.get("access_token")
-        if platform == "instagram" and (not isinstance(token, str) or not token):
-            errors["access_token"] = "is required for instagram"
-        elif token is not None and not isinstance(token, str):
-            errors["access_token"] = "must be a string"
-        metadata = _check_metadata(str(platform), body.get("metadata"), errors)
+        if platform in PLATFORMS:
+            check_token(platform, token, errors, required=platform != "sandbox")
+        metadata = check_metadata(str(platform), body.get("metadata"), errors)
         tenant_id = self._tenant_for(principal, body.get("tenant_id"), errors)
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
         await ensure_tenant(self.db, tenant_id)
+        connection_id = str(uuid.uuid4())
         row = await self.db.fetchone(
             f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext)"
             f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
-                str(uuid.uuid4()),
+                connection_id,
                 tenant_id,
                 platform,
                 name,
                 Jsonb(metadata),
-                self.cipher.encrypt(token) if token else None,
+                self.cipher.encrypt(token, connection_id) if token else None,
             ),
         )
         assert row is not None
@@ -168,35 +147,42 @@ class ConnectionStore:
         for key in unknown:
             errors[key] = "cannot be changed"
         name = body.get("name", row["name"])
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = "must be a non-empty string"
+        check_name(name, errors)
         metadata = row["metadata"]
         if "metadata" in body:
-            metadata = _check_metadata(row["platform"], body["metadata"], errors)
-        status = body.get("status", row["status"])
+            metadata = check_metadata(row["platform"], body["metadata"], errors)
         token = body.get("access_token")
-        if token is not None and (not isinstance(token, str) or not token):
-            errors["access_token"] = "must be a non-empty string"
-        if status not in STATUSES:
-            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        check_token(row["platform"], token, errors, required=False)
+        status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)
-        if token:  # a new token re-authorises the connection
-            status = "active" if body.get("status") is None else status
         updated = await self.db.fetchone(
-            f"UPDATE connections SET name = %s, metadata = %s, status = %s,"
+            f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
             f" token_ciphertext = COALESCE(%s, token_ciphertext), updated_at = now()"
             f" WHERE id = %s RETURNING {_COLUMNS}",
             (
                 name,
                 Jsonb(metadata),
                 status,
-                self.cipher.encrypt(token) if token else None,
+                self.cipher.encrypt(token, connection_id) if token else None,
                 connection_id,
             ),
         )
         assert updated is not None
         return view(updated)
+
+    @staticmethod
+    def _new_status(current: str, asked: Any, token: Any, errors: dict[str, str]) -> str | None:
+        """The status a PATCH writes (None: leave it, so a concurrent `needs_reauth` from the
+        publisher is not undone). A new token re-authorises the connection; without one, a
+        `needs_reauth` or `disabled` connection does not become `active`."""
+        if asked is None:
+            return "active" if token else None
+        if asked not in STATUSES:
+            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        elif asked == "active" and current != "active" and not token:
+            errors["status"] = f"a {current} connection becomes active only with a new access_token"
+        return None if asked == "active" and not token else asked
 
     async def disable(self, principal: Principal, connection_id: str) -> dict[str, Any]:
         await self.get_row(principal, connection_id)
@@ -225,7 +211,7 @@ class ConnectionStore:
             name=row["name"],
             status=row["status"],
             metadata=row["metadata"] or {},
-            access_token=self.cipher.decrypt(bytes(blob)) if blob else "",
+            access_token=self.cipher.decrypt(bytes(blob), row["id"]) if blob else "",
         )
 
     async def mark_needs_reauth(self, connection_id: str) -> None:
@@ -234,3 +220,46 @@ class ConnectionStore:
             " WHERE id = %s AND status = 'active'",
             (connection_id,),
         )
+
+    async def rekey(self, *, batch: int = 100) -> tuple[int, list[str]]:
+        """Re-encrypt every token not yet under the newest key, `batch` rows per short
+        transaction, while jobs keep publishing. Answers (tokens re-encrypted, ids of the
+        connections whose token no key of the ring decrypts: left as they are)."""
+        count = 0
+        failed: list[str] = []
+        after = uuid.UUID(int=0)
+        while True:
+            rows = await self.db.fetch(
+                "SELECT id, token_ciphertext FROM connections"
+                " WHERE id > %s AND token_ciphertext IS NOT NULL ORDER BY id LIMIT %s",
+                (after, batch),
+            )
+            if not rows:
+                return count, failed
+            async with self.db.transaction() as conn:
+                for row in rows:
+                    try:
+                        count += await self._rekey_one(conn, row["id"], row["token_ciphertext"])
+                    except DecryptError:
+                        failed.append(str(row["id"]))
+            after = rows[-1]["id"]
+
+    async def _rekey_one(self, conn: AsyncConnection[Row], connection_id: Any, blob: Any) -> int:
+        """1 when this token was re-encrypted. The UPDATE applies only while the row still
+        holds the ciphertext read: a token changed meanwhile (a new one from the API) is
+        read again, so it is neither lost nor encrypted twice."""
+        while blob is not None and not self.cipher.is_current(bytes(blob)):
+            token = self.cipher.decrypt(bytes(blob), connection_id)
+            cur = await conn.execute(
+                "UPDATE connections SET token_ciphertext = %s"
+                " WHERE id = %s AND token_ciphertext = %s",
+                (self.cipher.encrypt(token, connection_id), connection_id, blob),
+            )
+            if cur.rowcount:
+                return 1
+            cur = await conn.execute(
+                "SELECT token_ciphertext FROM connections WHERE id = %s", (connection_id,)
+            )
+            row = await cur.fetchone()
+            blob = row["token_ciphertext"] if row else None
+        return 0

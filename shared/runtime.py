@@ -44,7 +44,7 @@ class Runtime:
             ),
             redis=client,
             queue=DelayedQueue(client, names),
-            cipher=TokenCipher(settings.secret_passphrase),
+            cipher=TokenCipher(settings.secret_key_ring()),
         )
 
     @property

@@ -151,9 +151,10 @@ async def run_service(
     db_acquire_timeout: float = 10.0,
 ) -> int:
     herald_logging.configure(name)
+    # No I/O yet; a missing secret key stops the service here, before it says anything.
+    rt = Runtime.build(settings, db_acquire_timeout=db_acquire_timeout)
     log.info("starting", extra={"settings": settings.masked()})
     metrics.register_process(name, settings.replica)
-    rt = Runtime.build(settings, db_acquire_timeout=db_acquire_timeout)
     health = Health()
     standard_checks(health, rt)
     supervisor = Supervisor(health)

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.crypto import new_secret_key
+from shared.errors import ConfigError
 from shared.paths import ROOT
+
+LOCAL_SECRET_KEY = "secret.key"  # the local stack's key, in its folder
+
+# The password of a URL's user (`scheme://user:password@host`); the host part ends at a path,
+# a query, a comma (several brokers or hosts) or the end, so an unencoded @ in a password
+# is masked whole.
+_URL_PASSWORD = re.compile(r"(://[^:/?#@\s]*):\S*?@(?=[^@\s/?#,]*(?:[/?#,\s]|$))")
+# `password=...` in a URL query or a libpq `key=value` string, and the like.
+_PARAM_SECRET = re.compile(
+    r"(\b[\w.-]*(?:password|secret|token)\s*=\s*)('(?:\\.|[^'])*'|[^\s&,;]*)", re.IGNORECASE
+)
+# Settings whose whole value is a secret, whatever its type.
+_SECRET_NAME = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with every password in a URL or a `password=` parameter replaced by ***."""
+    return _PARAM_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 class Settings(BaseSettings):
@@ -71,27 +91,55 @@ class Settings(BaseSettings):
         path = self.stack_dir
         return path if path.is_absolute() else ROOT / path
 
-    @cached_property
-    def secret_passphrase(self) -> str:
-        """The encryption passphrase: HERALD_SECRET_KEY, or one kept in the stack folder."""
-        if self.secret_key is not None and self.secret_key.get_secret_value():
+    def secret_key_ring(self) -> str:
+        """HERALD_SECRET_KEY; unset, the local stack's key (`<stack dir>/secret.key`, made
+        by `herald stack up` and `herald run`). Anywhere else no process invents a key of
+        its own: it refuses to start."""
+        if self.secret_key is not None and self.secret_key.get_secret_value().strip():
             return self.secret_key.get_secret_value()
-        path = self.resolved_stack_dir() / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".secret.{secrets.token_hex(4)}")
-            tmp.write_text(secrets.token_urlsafe(32))
-            tmp.chmod(0o600)
-            with contextlib.suppress(FileExistsError):  # another process won the race
-                os.link(tmp, path)
-            tmp.unlink()
-        return path.read_text().strip()
+        path = self.resolved_stack_dir() / LOCAL_SECRET_KEY
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"HERALD_SECRET_KEY is not set (and {path} does not exist: that file is the"
+                " local stack's only); give every process the same key"
+            ) from None
+
+    def ensure_local_secret_key(self) -> None:
+        """Generate the local stack's key once, unless HERALD_SECRET_KEY is set."""
+        if self.secret_key is None or not self.secret_key.get_secret_value().strip():
+            path = self.resolved_stack_dir() / LOCAL_SECRET_KEY
+            if not path.exists():
+                create_private_file(path, new_secret_key())
 
     def masked(self) -> dict[str, Any]:
-        """Effective configuration for the start-up log line, secrets masked."""
+        """Effective configuration for printing: secret settings as ***, and every
+        credential inside a URL or connection string masked."""
         data = self.model_dump(mode="json")
-        data["secret_key"] = "***" if self.secret_key else None
+        for key, value in data.items():
+            if _SECRET_NAME.search(key):
+                data[key] = "***" if value else value
+            elif isinstance(value, str):
+                data[key] = mask_credentials(value)
         return data
+
+
+def create_private_file(path: Path, text: str) -> str:
+    """Create `path` holding `text`, readable by its owner alone from its first byte (made
+    with mode 0600, so no umask widens it), unless it exists; answers the file's text
+    either way (another process may have won the race)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text + "\n")
+        with contextlib.suppress(FileExistsError):  # another process won the race
+            os.link(tmp, path)  # the whole file appears at once, never half written
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -21,7 +21,7 @@ import redis
 from shared.db.migrate import migrate
 from shared.kafka.admin import admin, create_topics, load_topic_specs
 from shared.runtime import Runtime
-from shared.settings import Settings
+from shared.settings import Settings, mask_credentials
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -41,11 +41,11 @@ def _stack_problem(settings: Settings) -> str | None:
     try:
         redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
     except Exception as exc:
-        return f"Redis at {settings.redis_url}: {exc}"
+        return f"Redis at {mask_credentials(settings.redis_url)}: {exc}"
     try:
         psycopg.connect(settings.database_url, connect_timeout=3).close()
     except Exception as exc:
-        return f"Postgres at {settings.database_url}: {exc}"
+        return f"Postgres at {mask_credentials(settings.database_url)}: {exc}"
     try:
         admin(settings.kafka_bootstrap).list_topics(timeout=5)
     except Exception as exc:
@@ -62,6 +62,7 @@ def base_settings() -> Settings:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+    settings.ensure_local_secret_key()  # the tests run on the local stack and share its key
     return settings
 
 
@@ -94,7 +95,7 @@ class Namespace:
         s = self.settings(**overrides)
         env = dict(os.environ)
         for key, value in s.model_dump(mode="json").items():
-            if value is None or key == "replica":
+            if value is None or key in ("replica", "secret_key"):  # the key passes as it is
                 continue
             env[f"HERALD_{key.upper()}"] = str(value)
         return env

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from shared import __version__
+from shared import connection_rules as rules
 from shared.connections import STATUSES as CONNECTION_STATUSES
 from shared.domain.jobs import JobStatus
 from shared.domain.outcomes import DeadLetterReason, Outcome
@@ -28,6 +29,17 @@ INT: Schema = {"type": "integer"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 UUID: Schema = {"type": "string", "format": "uuid"}
 OBJ: Schema = {"type": "object"}
+NAME: Schema = {"type": "string", "minLength": 1, "maxLength": rules.MAX_NAME}
+TOKEN: Schema = {"type": "string", "minLength": 1, "maxLength": rules.MAX_TOKEN, "writeOnly": True}
+TOKEN_RULES = (
+    f"instagram tokens are {rules.MIN_TOKEN} to {rules.MAX_TOKEN} printable ASCII characters"
+    f" without spaces, sandbox tokens optional (at most {rules.MAX_TOKEN} characters)"
+)
+METADATA_RULES = (
+    f"at most {rules.MAX_METADATA_BYTES} bytes as JSON, {rules.MAX_METADATA_DEPTH} levels deep"
+    f" and {rules.MAX_METADATA_ENTRIES} entries; sandbox `latency_ms` in"
+    f" [0, {rules.MAX_SANDBOX_LATENCY_MS}] and rates in [0, 1]"
+)
 
 
 @cache
@@ -239,26 +251,31 @@ SCHEMAS: dict[str, Schema] = {
     "ConnectionIn": obj(
         {
             "platform": {"enum": list(PLATFORMS)},
-            "name": {"type": "string", "maxLength": 200},
+            "name": NAME,
             "access_token": {
-                "type": "string",
-                "writeOnly": True,
-                "description": "required for instagram; encrypted, never returned",
+                **TOKEN,
+                "description": f"required for instagram; {TOKEN_RULES}; encrypted, never returned",
             },
-            "metadata": obj({"instagramBusinessAccountId": STR}),
+            "metadata": {
+                **obj({"instagramBusinessAccountId": {"type": "string", "pattern": "^[0-9]+$"}}),
+                "description": METADATA_RULES,
+            },
             "tenant_id": {"type": "string", "description": "admin keys only (default `default`)"},
         },
         ("platform", "name"),
     ),
     "ConnectionPatch": obj(
         {
-            "name": STR,
-            "metadata": OBJ,
-            "status": {"enum": list(CONNECTION_STATUSES)},
+            "name": NAME,
+            "metadata": {**OBJ, "description": METADATA_RULES},
+            "status": {
+                "enum": list(CONNECTION_STATUSES),
+                "description": "`active` again from `needs_reauth` or `disabled` only with a"
+                " new `access_token`",
+            },
             "access_token": {
-                "type": "string",
-                "writeOnly": True,
-                "description": "a new token re-authorises the connection",
+                **TOKEN,
+                "description": f"a new token re-authorises the connection; {TOKEN_RULES}",
             },
         },
         closed=True,

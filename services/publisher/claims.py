@@ -295,7 +295,7 @@ class ClaimStore:
             return Claimed(decision)
         blob = row["token_ciphertext"]
         try:
-            token = self._decrypt(bytes(blob)) if blob else ""
+            token = self._decrypt(bytes(blob), row["connection_id"]) if blob else ""
         except Exception:
             message = "the connection's token cannot be decrypted (is HERALD_SECRET_KEY right?)"
             outcome = PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)

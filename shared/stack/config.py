@@ -107,8 +107,9 @@ def parse_redis_url(url: str) -> Endpoint:
 def parse_database_url(url: str, default_user: str = "herald") -> PostgresTarget:
     try:
         info = conninfo_to_dict(url)
-    except Exception as exc:  # psycopg raises ProgrammingError for bad conninfo
-        raise ConfigError(f"HERALD_DATABASE_URL: {exc}") from None
+    except Exception:  # psycopg raises ProgrammingError for bad conninfo
+        # Its message quotes the text it stumbled on, which may be a password.
+        raise ConfigError("HERALD_DATABASE_URL is not a valid Postgres URL") from None
     host = str(info.get("host") or BIND_HOST).split(",")[0]
     if host.startswith("/"):  # a unix socket directory: a server the stack does not run
         host = "unix:" + host

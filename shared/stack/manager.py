@@ -228,7 +228,9 @@ def _down(settings: Settings, names: Sequence[str]) -> int:
 
 
 def up(settings: Settings) -> int:
-    """Install what is missing and start every service; 0 when all answer."""
+    """Install what is missing and start every service; 0 when all answer. Makes the
+    local stack's secret key once (unless HERALD_SECRET_KEY is set)."""
+    settings.ensure_local_secret_key()
     return _up(settings, SERVICES)
 
 

@@ -173,7 +173,9 @@ class Postgres(Service):
             conn.execute("SELECT 1")
 
     def after_ready(self) -> None:
-        """Create the role and database the URL names (idempotent)."""
+        """Create the role and database the URL names (idempotent). The role is a plain
+        login role that owns its database (Herald creates its schemas there), never a
+        superuser: a role that an older stack made one is demoted."""
         import psycopg
         from psycopg import sql
 
@@ -189,25 +191,29 @@ class Postgres(Service):
             role = sql.Identifier(target.user)
             if target.user != "postgres":
                 found = conn.execute(
-                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (target.user,)
+                    "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (target.user,)
                 ).fetchone()
                 if found is None:
                     say(f"postgres: creating role {target.user}")
-                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(role))
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+                elif found[0]:
+                    say(f"postgres: role {target.user} is a superuser; making it a plain role")
+                    conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(role))
             if target.password:
                 conn.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(target.password))
                 )
             found = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                (target.dbname,),
             ).fetchone()
+            database = sql.Identifier(target.dbname)
             if found is None:
                 say(f"postgres: creating database {target.dbname}")
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(target.dbname), role
-                    )
-                )
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
+            elif found[0] != target.user:
+                say(f"postgres: giving database {target.dbname} to role {target.user}")
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
 
     def version(self) -> str:
         import psycopg

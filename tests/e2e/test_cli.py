@@ -34,7 +34,7 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
     keys = orjson.loads(herald(ns, "apikey", "list").stdout)
     assert [k["tenant_id"] for k in keys] == ["acme"] and "digest" not in keys[0]
 
-    token = "EAAG-secret-token-value"
+    token = "EAAG-secret-token-value-" + "0" * 16
     added = herald(
         ns,
         "connections",

@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 DEFAULT_ACCOUNT = "17841400000000001"
-DEFAULT_TOKEN = "EAAGfakeSECRETtoken0001xyz"
+DEFAULT_TOKEN = "EAAGfakeSECRETtoken0001xyz" + "0" * 16  # a plausible length
 CALLS = (
     "create_container",
     "container_status",

@@ -208,3 +208,117 @@ async def test_the_connection_list_pages_with_a_cursor(
     resp = await client.get("/publishing/connections", params={"cursor": "nope"}, headers=key)
     assert resp.status == 422
     assert (await resp.json())["error"]["fields"] == {"cursor": "is not a cursor"}
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+async def test_a_connection_needs_a_new_token_to_become_active_again(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
+    key = await key_for(rt, "acme")
+    resp = await client.post("/publishing/connections", json=IG, headers=key)
+    cid = (await resp.json())["id"]
+
+    async def patch(body: dict[str, Any], status: int) -> dict[str, Any]:
+        resp = await client.patch(f"/publishing/connections/{cid}", json=body, headers=key)
+        assert resp.status == status, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return data
+
+    for held in ("needs_reauth", "disabled"):
+        await rt.db.execute("UPDATE connections SET status = %s WHERE id = %s", (held, cid))
+        refused = await patch({"status": "active"}, 422)
+        assert set(refused["error"]["fields"]) == {"status"}
+        assert (await patch({"name": "renamed"}, 200))["status"] == held  # stays held
+    assert (await patch({"status": "disabled"}, 200))["status"] == "disabled"
+    assert (await patch({"status": "active", "access_token": NEW_TOKEN}, 200))["status"] == "active"
+    assert (await patch({"status": "active"}, 200))["status"] == "active"  # already active
+    stored = await rt.connections().load_for_publish(cid)
+    assert stored is not None and stored.access_token == NEW_TOKEN
+
+
+BAD_CONNECTIONS: list[tuple[dict[str, Any], str]] = [
+    (
+        {**IG, "metadata": {"instagramBusinessAccountId": "1784abc"}},
+        "metadata.instagramBusinessAccountId",
+    ),
+    (
+        {**IG, "metadata": {"instagramBusinessAccountId": "\uff11\uff17"}},
+        "metadata.instagramBusinessAccountId",
+    ),
+    (
+        {**IG, "metadata": {"instagramBusinessAccountId": 1784}},
+        "metadata.instagramBusinessAccountId",
+    ),
+    (
+        {**IG, "metadata": {"instagramBusinessAccountId": "1" * 33}},
+        "metadata.instagramBusinessAccountId",
+    ),
+    ({**IG, "access_token": "EAAG-too-short"}, "access_token"),
+    ({**IG, "access_token": "E" * 4097}, "access_token"),
+    ({**IG, "access_token": "EAAG " + "x" * 40}, "access_token"),
+    ({**IG, "access_token": "\u00e9" * 40}, "access_token"),
+    ({**IG, "access_token": 12345678901234567890}, "access_token"),
+    ({**IG, "access_token": ""}, "access_token"),
+    ({"platform": "sandbox", "name": "s", "access_token": "x" * 4097}, "access_token"),
+    ({"platform": "sandbox", "name": "s", "access_token": ["x"]}, "access_token"),
+    (
+        {"platform": "sandbox", "name": "s", "metadata": {"latency_ms": 60_001}},
+        "metadata.latency_ms",
+    ),
+    ({"platform": "sandbox", "name": "s", "metadata": {"latency_ms": "10"}}, "metadata.latency_ms"),
+    ({"platform": "sandbox", "name": "s", "metadata": {"latency_ms": True}}, "metadata.latency_ms"),
+    (
+        {"platform": "sandbox", "name": "s", "metadata": {"latency_ms": 1e300}},
+        "metadata.latency_ms",
+    ),
+    ({"platform": "sandbox", "name": "s", "metadata": {"blob": "x" * 17_000}}, "metadata"),
+    (
+        {"platform": "sandbox", "name": "s", "metadata": {f"k{i}": i for i in range(300)}},
+        "metadata",
+    ),
+    ({"platform": "sandbox", "name": "s", "metadata": nested(6)}, "metadata"),
+    ({"platform": "sandbox", "name": "s", "metadata": nested(900)}, "metadata"),
+    ({"platform": "sandbox", "name": "s", "metadata": {"deep": [[[[[[1]]]]]]}}, "metadata"),
+    ({"platform": "sandbox", "name": "\u00e9" * 201}, "name"),
+]
+
+
+async def test_bad_connection_fields_are_a_422_naming_the_field(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
+    key = await key_for(rt, "acme")
+    made = {}
+    for platform, body in (("instagram", IG), ("sandbox", {"platform": "sandbox", "name": "ok"})):
+        resp = await client.post("/publishing/connections", json=body, headers=key)
+        made[platform] = (await resp.json())["id"]
+    for body, field in BAD_CONNECTIONS:
+        resp = await client.post("/publishing/connections", json=body, headers=key)
+        assert resp.status == 422, (field, await resp.text())
+        assert field in (await resp.json())["error"]["fields"], field
+        # The same change to an existing connection of that platform.
+        change = {k: v for k, v in body.items() if k in ("name", "metadata", "access_token")}
+        resp = await client.patch(
+            f"/publishing/connections/{made[body['platform']]}", json=change, headers=key
+        )
+        assert resp.status == 422, (field, await resp.text())
+        assert set((await resp.json())["error"]["fields"]) == {field}
+
+
+async def test_connection_fields_at_their_bounds_are_accepted(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
+    key = await key_for(rt, "acme")
+    for body in (
+        {**IG, "name": "n" * 200, "access_token": "E" * 32},
+        {**IG, "access_token": "E" * 4096},
+        {"platform": "sandbox", "name": "s", "access_token": "t"},  # sandbox tokens are free
+        {"platform": "sandbox", "name": "s", "metadata": {"latency_ms": 60_000, "a": nested(4)}},
+    ):
+        resp = await client.post("/publishing/connections", json=body, headers=key)
+        assert resp.status == 201, await resp.text()

@@ -86,7 +86,7 @@ async def test_every_bad_input_is_a_4xx_naming_the_field(
         client,
         key,
         platform="instagram",
-        access_token="t",
+        access_token="EAAG" + "t" * 40,
         metadata={"instagramBusinessAccountId": "1"},
     )
     off = await new_connection(client, key)
