@@ -31,7 +31,7 @@ from tests.support.dashboards import (
     substitute,
     template_variables,
 )
-from tests.support.helpers import ServiceProcess, sandbox_connections
+from tests.support.helpers import ServiceProcess, assert_none_in_progress, sandbox_connections
 from tests.support.kafka_lag import LagKey, herald_client_lag
 from tests.support.prometheus import (
     EXPECTED_ALERTS,
@@ -158,6 +158,7 @@ async def test_prometheus_dashboards_and_alerts_on_a_live_pipeline(
             )
         await asyncio.to_thread(client.flush)
         await eventually(lambda: _all_terminal(rt, len(plan)), timeout=300, interval=1)
+        await assert_none_in_progress(rt)
         dead = await _count(rt, "SELECT count(*) AS n FROM dead_letters")
         assert dead >= 8
         await eventually(lambda: _scraped(prom, dead, len(plan) - dead), timeout=60, interval=1)

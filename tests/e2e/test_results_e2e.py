@@ -17,7 +17,12 @@ from shared.events import parse_time
 from shared.names import STATUS
 from shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
-from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
+from tests.support.helpers import (
+    ServiceProcess,
+    aread_topic,
+    assert_none_in_progress,
+    sandbox_connections,
+)
 from tests.support.results_pipeline import schedule_jobs, statuses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -42,6 +47,7 @@ async def test_2000_jobs_with_failures_all_end_terminal_and_posted_at_most_once(
             return set(found.values()) <= {"PUBLISHED", "DEAD_LETTERED"}
 
         await eventually(settled, timeout=600, interval=1.0)
+        await assert_none_in_progress(rt)
         assert all(s.alive() for s in services), [s.log()[-2000:] for s in services]
         jobs = {
             str(r["id"]): r for r in await rt.db.fetch("SELECT id, status, attempt_count FROM jobs")

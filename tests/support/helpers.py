@@ -114,6 +114,15 @@ class ServiceProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
+async def assert_none_in_progress(rt: Runtime) -> None:
+    """A drained pipeline leaves no job IN_PROGRESS (each one reached a state of its own)."""
+    stuck = await rt.db.fetch(
+        "SELECT id, attempt_count, dispatched_at, call_started_at FROM jobs"
+        " WHERE status = 'IN_PROGRESS' LIMIT 20"
+    )
+    assert stuck == [], stuck
+
+
 async def aread_topic(bootstrap: str, topic: str, **kwargs: Any) -> list[dict[str, Any]]:
     """`read_topic` off the event loop, so in-process services keep running."""
     import asyncio
