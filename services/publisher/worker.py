@@ -101,13 +101,8 @@ class PublishWorker:
             try:
                 request = request_from_value(events.decode(REQUEST, raw))
             except InvalidMessage as exc:
-                error = exc
                 log.warning("invalid request", extra={"source_topic": topic, "error": str(exc)})
-                await self._store(
-                    lambda: dead_letters.record_invalid(
-                        self.db, self.names, source_topic=topic, raw=raw, error=error
-                    )
-                )
+                await self._invalid(raw, topic, exc)
                 return True
             async with self._job(request.job_id):
                 try:
@@ -144,17 +139,7 @@ class PublishWorker:
                 "the failure could not be answered; dead-lettering the request", extra=ids
             )
             error = InvalidMessage(f"the publisher failed on this request: {exc!r}"[:500])
-            await self._store(
-                lambda: dead_letters.record_invalid(
-                    self.db,
-                    self.names,
-                    source_topic=topic,
-                    raw=raw,
-                    error=error,
-                    job_id=req.job_id,
-                    tenant_id=req.tenant_id,
-                )
-            )
+            await self._invalid(raw, topic, error, req)
             return
         self._done(req, emitted, reemitted=emitted is not value, called=False)
 
@@ -177,19 +162,8 @@ class PublishWorker:
             return
         decision, connection = claimed
         if decision.kind is Kind.UNKNOWN_JOB:
-            error = InvalidMessage(f"unknown job {req.job_id}")
             log.warning("request for an unknown job", extra=ids)
-            await self._store(
-                lambda: dead_letters.record_invalid(
-                    self.db,
-                    self.names,
-                    source_topic=topic,
-                    raw=raw,
-                    error=error,
-                    job_id=req.job_id,
-                    tenant_id=req.tenant_id,
-                )
-            )
+            await self._invalid(raw, topic, InvalidMessage(f"unknown job {req.job_id}"), req)
             return
         if decision.kind is Kind.CANCELLED:
             log.info("cancelled job skipped", extra=ids)
@@ -360,6 +334,26 @@ class PublishWorker:
         )
 
     # ---- helpers ------------------------------------------------------------------------------
+
+    async def _invalid(
+        self,
+        raw: bytes | None,
+        topic: str,
+        error: InvalidMessage,
+        req: PublishRequest | None = None,
+    ) -> None:
+        """Keep a request that cannot be worked on as a dead letter (`invalid_message`)."""
+        await self._store(
+            lambda: dead_letters.record_invalid(
+                self.db,
+                self.names,
+                source_topic=topic,
+                raw=raw,
+                error=error,
+                job_id=req.job_id if req else None,
+                tenant_id=req.tenant_id if req else None,
+            )
+        )
 
     async def _store(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a store step, retrying outages with backoff until it works or we stop."""
