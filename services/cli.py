@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from shared.errors import DomainError, HeraldError
 from shared.settings import Settings
@@ -439,7 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per bad setting, never a traceback
+        for error in exc.errors():
+            name = "_".join(str(p) for p in error["loc"]).upper()
+            where = f"HERALD_{name}: " if name else ""
+            print(f"herald: {where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args, settings))
     except DomainError as exc:

@@ -112,9 +112,26 @@ def decode(topic: str, raw: bytes | None) -> dict[str, Any]:
     if not major.isdigit() or int(major) not in ACCEPTED_MAJORS:
         raise InvalidMessage(f"unsupported schema_version {version!r}")
     fields = _errors(topic, value)
+    if _knows(version):  # a version we know carries no field we do not know (a typo)
+        known = _properties(topic)
+        fields |= {str(k): "unknown field" for k in value if k not in known}
     if fields:
         raise InvalidMessage(f"value fails the {topic} schema", fields)
     return value
+
+
+def _knows(version: str) -> bool:
+    """A version of the current major no newer than ours: every field it may carry is
+    known here (a newer minor may add fields, which are let through)."""
+    major, _, minor = version.partition(".")
+    ours_major, _, ours_minor = SCHEMA_VERSION.partition(".")
+    return major == ours_major and minor.isdigit() and int(minor) <= int(ours_minor)
+
+
+@cache
+def _properties(topic: str) -> frozenset[str]:
+    schema = orjson.loads((SCHEMAS_DIR / f"{topic}.json").read_bytes())
+    return frozenset(schema.get("properties", {}))
 
 
 def identity(raw: bytes | None) -> tuple[str | None, int | None]:

@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.crypto import new_secret_key
@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     prometheus_port: int = 9090
 
     replica: str = Field(default_factory=lambda: secrets.token_hex(3))
+
+    @model_validator(mode="after")
+    def _stuck_after_an_attempt(self) -> Settings:
+        """A job is re-dispatched as stuck only after the longest attempt could have ended:
+        its container polls plus four call timeouts. Less, and a slow but live attempt
+        would be dispatched a second time."""
+        attempt = self.container_poll_seconds + 4 * self.call_timeout_seconds
+        if self.stuck_after_seconds <= attempt:
+            raise ValueError(
+                f"HERALD_STUCK_AFTER_SECONDS ({self.stuck_after_seconds:g}) must exceed"
+                " HERALD_CONTAINER_POLL_SECONDS + 4 x HERALD_CALL_TIMEOUT_SECONDS"
+                f" ({attempt:g})"
+            )
+        return self
 
     def resolved_stack_dir(self) -> Path:
         path = self.stack_dir

@@ -462,9 +462,9 @@ def _valid_uuids(values: list[str]) -> list[str]:
 def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:
     """The job's connections, in order: each known to the principal, enabled, of the job's
     platform, all of one tenant (and of the admin's `tenant_id`, when given)."""
-    field = "connection_ids" if spec.multi else "connection_id"
     ordered = []
-    for cid in spec.connection_ids:
+    for i, cid in enumerate(spec.connection_ids):
+        field = f"connection_ids[{i}]" if spec.multi else "connection_id"
         try:
             row = by_id.get(str(uuid.UUID(cid)))
         except ValueError:
@@ -481,6 +481,7 @@ def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row
                 fields={field: f"connection {cid} is a {row['platform']} connection"},
             )
         ordered.append(row)
+    field = "connection_ids" if spec.multi else "connection_id"
     tenants = {r["tenant_id"] for r in ordered}
     if len(tenants) > 1:
         raise ValidationFailed(

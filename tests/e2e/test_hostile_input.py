@@ -242,6 +242,7 @@ async def test_hostile_input_harms_nothing_and_ordinary_jobs_due_with_it_publish
         _command("schedule", str(uuid.uuid4()), **{**ok, "connection_id": foreign}),
         _command("schedule", str(uuid.uuid4()), **{**ok, "connection_id": str(uuid.uuid4())}),
         _command("schedule", reused, **{**ok, "caption": "another body"}, scheduled_at=when),
+        _command("schedule", str(uuid.uuid4()), **ok, schedule_at=when),  # a typo: not "now"
         _command("cancel", unknown),
         _command("reschedule", untouchable, scheduled_at="9999-12-31T23:59:59Z"),
         _command("retry", untouchable),  # a SCHEDULED job cannot be retried

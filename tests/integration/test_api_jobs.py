@@ -98,6 +98,12 @@ async def test_schedule_to_several_connections_makes_one_job_each_under_one_post
     rows = await rt.db.fetch("SELECT id FROM jobs WHERE post_id = %s", (post["post_id"],))
     assert {str(r["id"]) for r in rows} == set(ids)
     assert scheduled_total() == before + 2
+    stranger = await connection(client, await tenant_key(rt, "other"))
+    refused = await client.post(
+        "/publishing/jobs", json={**body, "connection_ids": [a, stranger]}, headers=key
+    )
+    assert refused.status == 422
+    assert set((await refused.json())["error"]["fields"]) == {"connection_ids[1]"}
 
 
 async def test_a_job_beyond_the_redis_horizon_is_only_in_postgres(

@@ -180,7 +180,9 @@ async def _dispatched(rt: Runtime, ids: list[str]) -> bool:
 async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
     ns: Namespace,
 ) -> None:
-    rt = Runtime.build(ns.settings(stuck_after_seconds=1.0))
+    rt = Runtime.build(
+        ns.settings(stuck_after_seconds=1.0, container_poll_seconds=0.1, call_timeout_seconds=0.2)
+    )
     await rt.open()
     try:
         connections = await sandbox_connections(rt, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -43,3 +44,24 @@ def test_previous_major_is_accepted_and_others_refused() -> None:
     raw = b'{"schema_version": "7.0", "job_id": null}'
     with pytest.raises(InvalidMessage, match="schema_version"):
         events.decode("publish.dlq", raw)
+
+
+def test_a_known_version_with_an_unknown_field_is_refused_a_newer_minor_is_not() -> None:
+    command = {
+        "schema_version": events.SCHEMA_VERSION,
+        "command": "schedule",
+        "job_id": str(uuid.uuid4()),
+        "tenant_id": "t",
+        "idempotency_key": "k",
+        "trace_id": "x",
+        "platform": "sandbox",
+        "connection_id": str(uuid.uuid4()),
+        "media_asset_ids": ["https://cdn.example.com/a.jpg"],
+        "schedule_at": "2026-12-24T10:00:00Z",  # a typo that would post at once
+    }
+    with pytest.raises(InvalidMessage) as exc:
+        events.decode("publish.schedule", orjson.dumps(command))
+    assert exc.value.fields == {"schedule_at": "unknown field"}
+    major, minor = events.SCHEMA_VERSION.split(".")
+    newer = command | {"schema_version": f"{major}.{int(minor) + 1}"}
+    assert events.decode("publish.schedule", orjson.dumps(newer))["schedule_at"]
