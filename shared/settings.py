@@ -79,7 +79,6 @@ class Settings(BaseSettings):
     results_hold_seconds: float = Field(default=5.0, ge=0)
     results_hold_backlog: int = Field(default=2000, ge=1)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
-    use_testcontainers: bool = False
 
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093
