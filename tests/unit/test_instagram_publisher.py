@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
 from services.publisher.platforms.base import AttemptContext, ClaimLost
@@ -615,59 +614,3 @@ async def test_carousel_child_fetch_failure_gets_one_new_child(
     out = await publish(publisher, fake, request([IMG, IMG2]))
     assert_published_once(out, fake)
     assert len(fake.calls("create_container")) == 4  # 2 children + 1 retry + parent
-
-
-# ---- the fake itself behaves like the documented API ----------------------------------------
-
-
-async def test_fake_accepts_json_bodies_bearer_tokens_and_any_version(fake: FakeGraph) -> None:
-    root = fake.base_url.rsplit("/", 1)[0]
-    auth = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
-    async with aiohttp.ClientSession() as http:
-        url = f"{root}/v19.0/{DEFAULT_ACCOUNT}/media"
-        async with http.post(url, json={"image_url": IMG, "caption": "x"}, headers=auth) as r:
-            cid = (await r.json())["id"]
-        async with http.get(f"{root}/{cid}?fields=status_code,status", headers=auth) as r:
-            assert (await r.json())["status_code"] == "FINISHED"
-        form = {"creation_id": cid, "access_token": DEFAULT_TOKEN}
-        async with http.post(f"{root}/{DEFAULT_ACCOUNT}/media_publish", data=form) as r:
-            media_id = (await r.json())["id"]
-        query = {"fields": "config,quota_usage", "access_token": DEFAULT_TOKEN}
-        async with http.get(
-            f"{fake.base_url}/{DEFAULT_ACCOUNT}/content_publishing_limit", params=query
-        ) as r:
-            limit = await r.json()
-            usage_headers = set(r.headers)
-        async with http.get(f"{fake.base_url}/{media_id}?fields=permalink", headers=auth) as r:
-            assert (await r.json())["permalink"].startswith("https://www.instagram.com/p/")
-        async with http.get(f"{fake.base_url}/{cid}", params={"access_token": "nope"}) as r:
-            assert r.status == 400 and (await r.json())["error"]["code"] == 190
-    assert limit == {
-        "data": [{"quota_usage": 1, "config": {"quota_total": 50, "quota_duration": 86400}}]
-    }
-    assert {"X-Business-Use-Case-Usage", "X-App-Usage"} <= usage_headers
-
-
-async def test_fake_validates_like_graph(fake: FakeGraph) -> None:
-    async def create(**params: str) -> dict[str, Any]:
-        async with aiohttp.ClientSession() as http:
-            url = f"{fake.base_url}/{DEFAULT_ACCOUNT}/media"
-            async with http.post(url, data={**params, "access_token": DEFAULT_TOKEN}) as r:
-                body: dict[str, Any] = await r.json()
-                return body
-
-    def sub(body: dict[str, Any]) -> tuple[int, int | None]:
-        return body["error"]["code"], body["error"].get("error_subcode")
-
-    assert sub(await create(image_url="https://x/a.png")) == (36001, 2207005)
-    assert sub(await create(image_url=IMG, caption="x" * 2201)) == (36004, 2207010)
-    assert sub(await create(media_type="REELS", video_url=VID, thumb_offset="-1")) == (1, 2207057)
-    assert sub(await create(media_type="CAROUSEL", children="1")) == (100, 2207028)
-    assert sub(await create(media_type="GIF", image_url=IMG)) == (100, 2207023)
-    assert sub(await create(image_url=IMG, is_carousel_item="true", caption="no")) == (100, None)
-    cid = (await create(image_url=IMG))["id"]
-    fake.advance(25 * 3600)
-    async with aiohttp.ClientSession() as http:
-        url = f"{fake.base_url}/{DEFAULT_ACCOUNT}/media_publish"
-        async with http.post(url, data={"creation_id": cid, "access_token": DEFAULT_TOKEN}) as r:
-            assert sub(await r.json()) == (-2, 2207020)
