@@ -106,6 +106,7 @@ class Container:
     is_carousel_item: bool = False
     children: list[str] = field(default_factory=list)
     media_id: str | None = None
+    stale_until: float = 0.0  # status reads answer FINISHED until then, though PUBLISHED
 
 
 @dataclass

@@ -182,6 +182,10 @@ class FakeGraph(GraphState):
         self.buc_usage = self.buc_usage if buc is None else buc
         self.regain_minutes = self.regain_minutes if regain_minutes is None else regain_minutes
 
+    def clear_faults(self) -> None:
+        """Forget the scripted faults not used yet."""
+        self._faults.clear()
+
     def calls(self, call: str) -> list[LoggedRequest]:
         return [r for r in self.requests if r.call == call]
 

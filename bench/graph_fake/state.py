@@ -53,6 +53,7 @@ class GraphState:
         self._processing: dict[str | None, tuple[float, int]] = {None: (0.0, 0)}
         self._container_errors: deque[str] = deque()
         self._container_expiries = 0
+        self._status_lag = 0.0
         self._quota_used: dict[str, int] = {}
         self._quota_totals: dict[str, int] = {}
         self._throttled: dict[str, float] = {}  # account → throttled until
@@ -128,12 +129,19 @@ class GraphState:
     def expire(self, container_id: str) -> None:
         self.containers[container_id].expired = True
 
+    def status_lags(self, seconds: float) -> None:
+        """Containers published from now on still read FINISHED for ``seconds`` (the fake's
+        clock): a stale read, as a replicated store can give right after a write. The account's
+        media list shows the post at once."""
+        self._status_lag = seconds
+
     def ready(self, container_id: str) -> None:
         """The container finishes processing now."""
         c = self.containers[container_id]
         c.ready_at, c.polls_needed = self.now(), 0
 
-    def status_of(self, c: Container) -> str:
+    def status_of(self, c: Container, *, read: bool = False) -> str:
+        """The container's status (as a status read sees it, with ``read``)."""
         if (
             c.status_code == "IN_PROGRESS"
             and self.now() >= c.ready_at
@@ -143,6 +151,8 @@ class GraphState:
         expired = c.expired or self.now() - c.created_at >= self.scaled(DAY)
         if c.status_code != "PUBLISHED" and expired:
             return "EXPIRED"
+        if read and c.status_code == "PUBLISHED" and self.now() < c.stale_until:
+            return "FINISHED"
         return c.status_code
 
     # ---- posts ------------------------------------------------------------------------------
@@ -242,7 +252,7 @@ class GraphState:
         if c.account != account:
             raise missing(node)
         c.polls += 1
-        code = self.status_of(c)
+        code = self.status_of(c, read=True)
         text = (c.error_text or "Error") if code == "ERROR" else STATUS_TEXT[code]
         return select({"id": c.id, "status_code": code, "status": text}, params.get("fields", "id"))
 
@@ -273,6 +283,7 @@ class GraphState:
         caption = c.params.get("caption", "")
         media = self.add_media(account, cid, caption, media_type, product, self.now())
         c.status_code, c.media_id = "PUBLISHED", media.id
+        c.stale_until = self.now() + self.scaled(self._status_lag)
         return {"id": media.id}
 
     def limit(self, account: str, node: str, params: dict[str, str]) -> dict[str, Any]:

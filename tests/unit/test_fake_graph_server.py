@@ -126,6 +126,20 @@ async def test_publish_states_and_the_second_publish(fake: FakeGraph) -> None:
     assert code_of(body) == (24, 2207008)
 
 
+async def test_a_lagging_status_read_after_a_publish(fake: FakeGraph) -> None:
+    graph = Graph(fake)
+    fake.status_lags(30.0)
+    cid = await graph.create(image_url=IMG, caption="late")
+    assert (await graph.publish(cid))[0] == 200
+    assert await graph.status(cid) == "FINISHED"  # stale
+    _, listed, _ = await graph.call("GET", f"{DEFAULT_ACCOUNT}/media", fields="caption")
+    assert [m["caption"] for m in listed["data"]] == ["late"]  # the media list is not
+    status, body, _ = await graph.publish(cid)
+    assert status == 400 and body["error"]["code"] == 100  # published all the same
+    fake.advance(30.0)
+    assert await graph.status(cid) == "PUBLISHED"
+
+
 async def test_the_clock_advances_and_scales() -> None:
     async with FakeGraph(time_scale=1440.0) as fake:  # a day passes in a minute
         graph = Graph(fake)
