@@ -219,6 +219,8 @@ async def _connections(rt: Any, args: argparse.Namespace) -> int:
     metadata = orjson.loads(args.metadata) if args.metadata else {}
     if args.account_id:
         metadata["instagramBusinessAccountId"] = args.account_id
+    if args.login:
+        metadata["login"] = args.login
     body = {
         "platform": args.platform,
         "name": args.name,
@@ -365,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", required=True)
     c.add_argument("--tenant")
     c.add_argument("--account-id", help="instagramBusinessAccountId")
+    c.add_argument(
+        "--login", choices=("facebook", "instagram"), help="instagram: the login (Graph host)"
+    )
     c.add_argument("--metadata", help="JSON object")
     c = csub.add_parser("list")
     c.add_argument("--platform")

@@ -33,6 +33,11 @@ def view(row: Row) -> dict[str, Any]:
     }
 
 
+# Which configured Graph host an Instagram connection is published through (Facebook Login,
+# the default, or Instagram Login); never a URL of the tenant's choosing.
+INSTAGRAM_LOGINS = ("facebook", "instagram")
+
+
 def _check_metadata(platform: str, metadata: Any, errors: dict[str, str]) -> dict[str, Any]:
     if metadata is None:
         metadata = {}
@@ -43,6 +48,8 @@ def _check_metadata(platform: str, metadata: Any, errors: dict[str, str]) -> dic
         account = metadata.get("instagramBusinessAccountId")
         if not isinstance(account, str) or not account.strip():
             errors["metadata.instagramBusinessAccountId"] = "is required for instagram"
+        if metadata.get("login", "facebook") not in INSTAGRAM_LOGINS:
+            errors["metadata.login"] = f"must be one of {', '.join(INSTAGRAM_LOGINS)}"
     if platform == "sandbox":
         for key in ("retryable_rate", "permanent_rate", "ambiguous_rate"):
             value = metadata.get(key, 0)

@@ -12,10 +12,12 @@ import pytest
 
 from services.publisher.platforms.base import AttemptContext, ClaimLost
 from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_reads import GraphReader
+from services.publisher.platforms.instagram_reads import ContainerStatus, GraphReader
+from services.publisher.platforms.instagram_throttle import Throttle
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
+from tests.unit.conftest import instagram
 
 IMG = "https://cdn.example.com/a/photo.jpg"
 IMG2 = "https://cdn.example.com/a/photo2.jpeg?sig=abc"
@@ -31,12 +33,13 @@ class Ctx:
         fake: FakeGraph,
         *,
         stored: str | None = None,
+        publish_sent: bool = False,
         poll_seconds: float = 2.0,
         call_timeout: float = 2.0,
-        on_remember: Callable[[], None] | None = None,
+        before_publish: Callable[[], None] | None = None,
     ) -> None:
         self.fake = fake
-        self.on_remember = on_remember
+        self.before_publish = before_publish
         self.remembered: list[str] = []
         self.publishes_before_remember: list[int] = []
         self.confirms_before_publish: list[int] = []
@@ -49,18 +52,19 @@ class Ctx:
             confirm_claim=self._confirm,
             poll_seconds=poll_seconds,
             call_timeout_seconds=call_timeout,
+            publish_sent=publish_sent,
         )
 
     async def _confirm(self) -> None:
         self.confirms_before_publish.append(len(self.fake.calls("media_publish")))
         if self.claim_lost:
             raise ClaimLost("taken over")
+        if self.before_publish is not None:
+            self.before_publish()  # runs right before media_publish
 
     async def _remember(self, container_id: str) -> None:
         self.publishes_before_remember.append(len(self.fake.calls("media_publish")))
         self.remembered.append(container_id)
-        if self.on_remember is not None:
-            self.on_remember()  # runs right before media_publish
 
 
 def request(
@@ -267,14 +271,17 @@ async def test_expired_container_is_retryable(
     assert fake.calls("media_publish") == []
 
 
-async def test_still_in_progress_at_the_bound_is_retryable_not_ambiguous(
+async def test_still_in_progress_at_the_bound_is_processing(
     publisher: InstagramPublisher, fake: FakeGraph
 ) -> None:
     fake.container_processing(30.0)
-    out = await publish(publisher, fake, request([VID]), Ctx(fake, poll_seconds=0.1))
-    assert out.outcome is Outcome.RETRYABLE_ERROR
+    ctx = Ctx(fake, poll_seconds=0.1)
+    out = await publish(publisher, fake, request([VID]), ctx)
+    assert out.outcome is Outcome.PROCESSING and not out.may_be_live
     assert "IN_PROGRESS" in (out.error_message or "")
     assert fake.calls("media_publish") == []
+    assert ctx.remembered == [out.provider_ids["container_id"]]  # stored as soon as created
+    assert ctx.publishes_before_remember == [0] and len(fake.calls("container_status")) >= 1
 
 
 async def test_not_ready_on_publish_polls_then_publishes(
@@ -429,10 +436,11 @@ async def test_5xx_without_commit_then_next_attempt_publishes_same_container(
     fake.fail_next("media_publish", code=1, status=500)
     first_ctx = Ctx(fake)
     first = await publish(publisher, fake, request([IMG]), first_ctx)
-    # the status checks found the container FINISHED: definitely not published
-    assert first.outcome is Outcome.RETRYABLE_ERROR and posts(fake) == []
+    # the container reads FINISHED and the media show no post: not live now, but it may land
+    assert first.outcome is Outcome.AMBIGUOUS and posts(fake) == []
     stored = first_ctx.remembered[0]
-    second = await publish(publisher, fake, request([IMG], attempt=2), Ctx(fake, stored=stored))
+    ctx = Ctx(fake, stored=stored, publish_sent=True)
+    second = await publish(publisher, fake, request([IMG], attempt=2), ctx)
     assert_published_once(second, fake)
     assert second.provider_ids["container_id"] == stored
     assert len(fake.calls("create_container")) == 1
@@ -445,7 +453,9 @@ async def test_unreadable_status_after_a_lost_answer_is_ambiguous(
         fake.commit_then_drop("media_publish")
         fake.fail_next("container_status", code=2, times=20)
 
-    out = await publish(publisher, fake, request([IMG]), Ctx(fake, on_remember=break_status_reads))
+    out = await publish(
+        publisher, fake, request([IMG]), Ctx(fake, before_publish=break_status_reads)
+    )
     assert out.outcome is Outcome.AMBIGUOUS  # results makes the last read (unconfirmed)
     assert len(fake.calls("media_publish")) == 1 and len(posts(fake)) == 1
 
@@ -484,9 +494,9 @@ async def test_stored_in_progress_container_is_polled_then_published(
 ) -> None:
     fake.container_processing(30.0)
     first = await publish(publisher, fake, request([VID]), Ctx(fake, poll_seconds=0.05))
-    assert first.outcome is Outcome.RETRYABLE_ERROR
+    assert first.outcome is Outcome.PROCESSING
     cid = first.provider_ids["container_id"]
-    fake.containers[cid].ready_at = 0.0
+    fake.ready(cid)
     out = await publish(publisher, fake, request([VID], attempt=2), Ctx(fake, stored=cid))
     assert_published_once(out, fake)
     assert len(fake.calls("create_container")) == 1
@@ -507,15 +517,29 @@ async def test_stored_expired_container_gets_a_new_one(
     assert ctx.remembered == [out.provider_ids["container_id"]]
 
 
-@pytest.mark.parametrize(("code", "status"), [(1, 500), (80002, 400), (100, 400)])
-async def test_stored_container_unreadable_is_ambiguous_and_creates_nothing(
-    publisher: InstagramPublisher, fake: FakeGraph, code: int, status: int
+@pytest.mark.parametrize(
+    ("code", "status", "sent", "answer"),
+    [
+        (1, 500, True, Outcome.AMBIGUOUS),
+        (100, 400, True, Outcome.AMBIGUOUS),
+        (1, 500, False, Outcome.RETRYABLE_ERROR),  # never sent: it cannot be live
+        (80002, 400, True, Outcome.RATE_LIMITED),  # with the wait, saying it may be live
+    ],
+)
+async def test_stored_container_unreadable_creates_nothing(
+    publisher: InstagramPublisher,
+    fake: FakeGraph,
+    code: int,
+    status: int,
+    sent: bool,
+    answer: Outcome,
 ) -> None:
     first = await publish(publisher, fake, request([IMG]))
     cid = first.provider_ids["container_id"]
     fake.fail_next("container_status", code=code, status=status, times=5)
-    out = await publish(publisher, fake, request([IMG], attempt=2), Ctx(fake, stored=cid))
-    assert out.outcome is Outcome.AMBIGUOUS
+    ctx = Ctx(fake, stored=cid, publish_sent=sent)
+    out = await publish(publisher, fake, request([IMG], attempt=2), ctx)
+    assert out.outcome is answer and out.may_be_live is (answer is Outcome.RATE_LIMITED)
     assert len(fake.calls("create_container")) == 1 and len(posts(fake)) == 1
 
 
@@ -523,14 +547,12 @@ async def test_stored_container_unreadable_is_ambiguous_and_creates_nothing(
 
 
 async def test_token_never_in_outcomes_or_logs(
-    fake: FakeGraph, caplog: pytest.LogCaptureFixture
+    fake: FakeGraph, throttle: Throttle, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     token = "EAAGsuperSECRET+token/x=="
     fake.add_account(DEFAULT_ACCOUNT, token)
-    pub = InstagramPublisher(
-        fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
-    )
+    pub = instagram(fake, throttle)
     outcomes = []
     try:
         fake.fail_next(
@@ -544,14 +566,15 @@ async def test_token_never_in_outcomes_or_logs(
         fake.fail_next("create_container", code=100, message=f"bad access_token={token}")
         outcomes.append(await publish(pub, fake, request([IMG]), token=token))
         fake.drop_next("media_publish")
-        outcomes.append(await publish(pub, fake, request([IMG]), token=token))
+        lost = request([IMG], caption="another post")  # not the live one's caption
+        outcomes.append(await publish(pub, fake, lost, token=token))
         outcomes.append(await publish(pub, fake, request([IMG]), token=token + "x"))
     finally:
         await pub.close()
     assert [o.outcome for o in outcomes] == [
         Outcome.PUBLISHED,
         Outcome.PERMANENT_ERROR,
-        Outcome.RETRYABLE_ERROR,
+        Outcome.AMBIGUOUS,  # the answer was lost: it may land yet
         Outcome.AUTH_ERROR,
     ]
     for out in outcomes:
@@ -589,15 +612,30 @@ async def test_remember_failure_stops_before_media_publish(
 async def test_unexpected_error_after_media_publish_is_ambiguous(
     publisher: InstagramPublisher, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: GraphReader, media_id: str) -> str:
-        raise RuntimeError(f"bug while reading {media_id} with {DEFAULT_TOKEN}")
+    async def broken(self: GraphReader, cid: str, reads: int) -> ContainerStatus:
+        raise RuntimeError(f"bug while reading {cid} with {DEFAULT_TOKEN}")
 
-    monkeypatch.setattr(GraphReader, "permalink", broken)
+    monkeypatch.setattr(GraphReader, "settle", broken)
+    fake.commit_then_drop("media_publish")
     ctx = Ctx(fake)
     out = await publish(publisher, fake, request([IMG]), ctx)
     assert out.outcome is Outcome.AMBIGUOUS  # the next attempt reads the container first
     assert out.provider_ids == {"container_id": ctx.remembered[0]}
     assert DEFAULT_TOKEN not in repr(out)
+
+
+async def test_an_error_after_media_publish_answered_an_id_keeps_the_post(
+    publisher: InstagramPublisher, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: GraphReader, media_id: str) -> str:
+        raise RuntimeError(f"bug while reading {media_id}")
+
+    monkeypatch.setattr(GraphReader, "permalink", broken)
+    ctx = Ctx(fake)
+    out = await publish(publisher, fake, request([IMG]), ctx)
+    assert_published_once(out, fake)  # final once media_publish answered with an id
+    assert out.provider_ids["media_id"] == posts(fake)[0].id
+    assert ctx.context.settled == out
 
 
 async def test_unreadable_publishing_limit_does_not_stop_the_post(
