@@ -404,14 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmarks (print figures)")
     s.add_argument(
         "scenario",
-        choices=["burst", "steady", "scale", "memory", "limits", "clean"],
-        help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind",
+        choices=["burst", "steady", "scale", "memory", "limits", "soak", "clean"],
+        help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind;"
+        " `soak` runs Instagram jobs against the fake Graph server with faults and kills",
     )
     s.add_argument("-n", "--jobs", type=int, default=None)
     s.add_argument("--rate", type=float, default=None)
     s.add_argument("--seconds", type=float, default=None)
     s.add_argument("--publishers", type=int, default=None)
     s.add_argument("--latency-ms", type=float, default=None)
+    s.add_argument("--accounts", type=int, default=None, help="soak: Instagram accounts")
     s.add_argument("--no-limits", action="store_true", help="skip the building-block ceilings")
     s.add_argument(
         "--repeat",

@@ -101,7 +101,8 @@ WHERE job_id = ANY(%s::uuid[]) AND attempt = ANY(%s::int[])
 """
 # The claims this worker still holds, their leases extended; in the same statement, each
 # one's new container stored (clearing the "publish sent" stamp: a new container was never
-# published) or, right before the irreversible call, that stamp set. Holding is ownership:
+# published) or, right before the irreversible call, that stamp set (on a job with a
+# container: a platform without containers, like the sandbox, needs no stamp). Holding is ownership:
 # this worker's name and no result yet. A lapsed lease alone is not a loss: another worker
 # takes a claim over only in its claim transaction, which locks the claim row and rewrites
 # `worker`, so either this statement comes first (the lease is live again and the other
@@ -118,7 +119,8 @@ WITH held AS (
                     publish_sent_at = CASE WHEN held.publishing
                                            THEN coalesce(jobs.publish_sent_at, now()) END
     FROM held
-    WHERE jobs.id = held.job_id AND (held.container_id IS NOT NULL OR held.publishing)
+    WHERE jobs.id = held.job_id
+      AND (held.container_id IS NOT NULL OR (held.publishing AND jobs.container_id IS NOT NULL))
 )
 SELECT job_id::text AS job_id, attempt FROM held
 """

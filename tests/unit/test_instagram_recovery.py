@@ -150,3 +150,30 @@ async def test_builder_gone_retries_the_same_container_before_replacing_it(
     calls = [r.call for r in fake.requests]
     first = calls.index("media_publish")
     assert "container_status" in calls[first:]  # its status read before trying again
+
+
+async def test_builder_gone_again_on_the_deferred_try_gets_a_new_container(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.fail_next("media_publish", code=24, subcode=2207008, times=3)
+    ctx = Ctx(fake, poll_seconds=0.005)  # no time left for the waits in this attempt
+    first = await publish(publisher, fake, request([IMG]), ctx)
+    assert first.outcome is Outcome.RETRYABLE_ERROR and first.retry_after_seconds == 0.01
+    stored = ctx.remembered[-1]
+    second = await publish(publisher, fake, request([IMG], attempt=2), Ctx(fake, stored=stored))
+    assert_published_once(second, fake)
+    assert second.provider_ids["container_id"] != stored  # not a third try of the same one
+    assert len(fake.calls("create_container")) == 2
+
+
+async def test_a_quota_answer_waits_for_the_window_graph_reports(throttle: Throttle) -> None:
+    async with FakeGraph(time_scale=1440.0) as scaled:  # a day's window in a minute
+        pub = instagram(scaled, throttle)
+        try:
+            scaled.seed_posts([30.0])
+            scaled.fail_next("media_publish", code=9, subcode=2207042)
+            out = await publish(pub, scaled, request([IMG]))
+        finally:
+            await pub.close()
+    assert out.outcome is Outcome.RATE_LIMITED
+    assert out.retry_after_seconds is not None and out.retry_after_seconds <= 60

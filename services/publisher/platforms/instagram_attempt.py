@@ -199,7 +199,10 @@ class Attempt(Reporter):
             raise Finish(self.container_outcome(cid, status))
 
     async def _publish(self, cid: str) -> PublishOutcome:
-        not_ready, waits = 0, list(self.builder_waits)
+        # 24/2207008: the same container again after each wait. A container an earlier attempt
+        # stored is tried once only: that attempt may have ended deferring its wait to this one.
+        waits = list(self.builder_waits) if cid != self.ctx.stored_container_id else []
+        not_ready = 0
         while True:
             await self.ctx.confirm_claim()  # raises ClaimLost: nothing irreversible happened
             self.publish_called, self.publishing_container = True, cid

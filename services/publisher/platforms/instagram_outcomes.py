@@ -172,7 +172,7 @@ class Reporter:
         code, subcode = (exc.error.code, exc.error.subcode) if exc.error else (None, None)
         retry_after = c.retry_after_seconds
         if c.error_class is ErrorClass.QUOTA:
-            retry_after = await self.reader.quota_frees_in(DEFAULT_QUOTA_WINDOW_SECONDS)
+            retry_after = await self.quota_wait()
         elif c.error_class is ErrorClass.RATE_LIMIT and retry_after:
             scope = APP_WIDE if code == 4 else self.account
             retry_after = await self.throttle.pause(scope, retry_after, self.account)
@@ -194,6 +194,15 @@ class Reporter:
             retry_after_seconds=retry_after if final is Outcome.RATE_LIMITED else None,
             provider_response=exc.response(),
         )
+
+    async def quota_wait(self) -> float:
+        """Until the publishing quota's rolling window frees a post (the window as
+        `content_publishing_limit` reports it, 24 h when it cannot be read)."""
+        try:
+            window = (await self.reader.publishing_limit()).window_seconds
+        except GraphCallError:
+            window = DEFAULT_QUOTA_WINDOW_SECONDS
+        return await self.reader.quota_frees_in(window)
 
     def ids(self, cid: str | None, **more: str) -> dict[str, str]:
         ids = {"container_id": cid} if cid else {}

@@ -6,10 +6,14 @@ account, whatever connection reaches it) or `ig:pause:app` (code 4 and `X-App-Us
 whole app). Pausing only ever moves an instant later, and every caller learns the resulting
 wait from the same instant: the wait a result reports, the pause every copy keeps and Meta's
 estimate are one number, so a retry due when that wait is over is never refused.
+
+The throttle is advice (Graph enforces its limits itself): while Redis is away it answers
+"no pause" and reports the wait it was given, and the attempt goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -22,8 +26,10 @@ from services.publisher.platforms.instagram_errors import (
     USAGE_STOP_PERCENT,
     parse_usage,
 )
-from shared.errors import StoreUnavailable
 from shared.names import Names
+
+log = logging.getLogger(__name__)
+_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 NEAR_LIMIT_PAUSE_SECONDS = 60.0  # usage headers at >= 90 %: stop calling for a while
 APP_WIDE = "app"
@@ -58,8 +64,9 @@ class Throttle:
         retry due after this wait finds the pause over."""
         try:
             values = await self.client.mget([self._key(account_id), self._key(APP_WIDE)])
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise StoreUnavailable("redis", str(exc)) from exc
+        except _AWAY as exc:
+            log.warning("instagram throttle unreadable", extra={"error": str(exc)[:200]})
+            return 0.0
         until = max((float(v) for v in values if v is not None), default=0.0)
         return float(max(math.ceil(until - self.clock()), 0))
 
@@ -69,9 +76,10 @@ class Throttle:
         until = self.clock() + seconds
         try:
             await self._script(keys=[self._key(scope)], args=[repr(until), int(seconds * 1000) + 1])
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise StoreUnavailable("redis", str(exc)) from exc
-        return await self.paused_for(account_id)
+        except _AWAY as exc:
+            log.warning("instagram throttle not stored", extra={"error": str(exc)[:200]})
+            return float(math.ceil(seconds))
+        return max(await self.paused_for(account_id), float(math.ceil(seconds)))
 
     async def note_usage(self, account_id: str, headers: Mapping[str, str]) -> None:
         """Stop calling at >= 90 % usage (reference §10), for the BUC estimate when given."""
