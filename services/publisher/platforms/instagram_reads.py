@@ -166,9 +166,10 @@ class GraphReader:
         return matches[0] if len(matches) == 1 else None
 
     async def quota_frees_in(self, window: float) -> float:
-        """Seconds until the oldest post in the rolling window leaves it, plus a minute. A
-        lower bound (the lists may hold posts the quota does not count; a retry that comes too
-        early is answered rate_limited again); the whole window when nothing is listed."""
+        """Seconds until the oldest post in the rolling window leaves it, plus a margin (a
+        minute per day of window: timestamps are whole seconds, clocks differ). A lower bound
+        (the lists may hold posts the quota does not count; a retry that comes too early is
+        answered rate_limited again); the whole window when nothing is listed."""
         now = datetime.now(UTC)
         since = now - timedelta(seconds=window)
         stamps: list[datetime] = []
@@ -183,7 +184,8 @@ class GraphReader:
         if not stamps:
             return window
         frees = (min(stamps) + timedelta(seconds=window) - now).total_seconds()
-        return min(max(frees + 60.0, 60.0), window)
+        margin = max(1.0, min(60.0, window / 1440))
+        return min(max(frees + margin, margin), window)
 
     async def _list(self, edge: str, fields: str, since: datetime) -> list[dict[str, Any]]:
         params = {"fields": fields, "since": str(int(since.timestamp())), "limit": "100"}
