@@ -140,6 +140,15 @@ async def test_not_ready_on_publish_waits_between_tries(
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.05
 
 
+async def test_not_ready_with_no_time_left_is_processing_not_a_burst_of_tries(
+    patient: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.fail_next("media_publish", code=9007, subcode=2207027, times=3)
+    out = await publish(patient, fake, request([IMG]), Ctx(fake, poll_seconds=0.01))
+    assert out.outcome is Outcome.PROCESSING and posts(fake) == []
+    assert len(fake.calls("media_publish")) == 1  # no try without a wait before it
+
+
 async def test_builder_gone_retries_the_same_container_before_replacing_it(
     publisher: InstagramPublisher, fake: FakeGraph
 ) -> None:

@@ -215,6 +215,14 @@ class Attempt(Reporter):
                 again: ContainerStatus | None = None
                 if kind is ErrorClass.NOT_READY and not_ready < MAX_NOT_READY_REPUBLISH:
                     not_ready += 1
+                    if self._backoff(not_ready) > self._left():  # wait, but not in this attempt
+                        message = f"{exc.message}; published again after the next read"
+                        return self.outcome(
+                            Outcome.PROCESSING,
+                            cid,
+                            error_message=message,
+                            provider_response=exc.response(),
+                        )
                     again = await self._status_after(self._backoff(not_ready), cid)
                 elif exc.classification.check_status or self.doubt:
                     return await self._reconcile(cid, exc)
