@@ -2,6 +2,10 @@
 server with every fault class mixed in (`bench.graph_fake.mix.soak_mix`), while publisher
 copies are SIGKILLed and restarted.
 
+A killed copy's partitions go to the others only once its Kafka session (10 s) has expired;
+killing faster than that keeps the consumer group rebalancing and its partitions starve, so
+a copy is killed every 10 s by default.
+
 The fake runs in this process (a thread) under a time scale: a day of Instagram's limits (the
 quota window, container expiry) passes in a minute, Reels process for seconds. Half the
 accounts use Instagram Login (the fake's second host), a few have a small publishing quota.
@@ -35,7 +39,7 @@ SOAK_ENV = {
     "HERALD_CONTAINER_POLL_SECONDS": "1",
     "HERALD_CALL_TIMEOUT_SECONDS": "2",
     "HERALD_LEASE_SECONDS": "3",
-    "HERALD_STUCK_AFTER_SECONDS": "15",
+    "HERALD_STUCK_AFTER_SECONDS": "12",
     "HERALD_RECONCILE_INTERVAL_SECONDS": "2",
     "HERALD_BACKOFF_BASE_SECONDS": "0.2",
     "HERALD_BACKOFF_MAX_SECONDS": "3",
@@ -69,7 +73,7 @@ def soak(
     jobs: int = 2000,
     accounts: int = 50,
     copies: int = 3,
-    kill_every: float = 5.0,
+    kill_every: float = 10.0,
     time_scale: float = 1440.0,
     low_quota_accounts: int = 5,
     low_quota: int = 20,
@@ -79,12 +83,55 @@ def soak(
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]
     fake = FakeGraph(time_scale=time_scale, mix=soak_mix(hang_seconds=HANG_SECONDS), seed=seed)
-    ids = [f"1784{run}{a:05d}" for a in range(accounts)]
-    tokens = [f"EAAGsoak{run}{a:05d}TOKEN" for a in range(accounts)]
-    logins = ["facebook" if a % 2 == 0 else "instagram" for a in range(accounts)]
-    for a in range(accounts):
+    ids, bodies = _accounts(fake, run, accounts, low_quota_accounts, low_quota)
+    # SIGTERM (a test's timeout) ends the run through its context managers: no copy is left.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with FakeGraphThread(fake) as graph:
+            env = SOAK_ENV | {
+                "HERALD_INSTAGRAM_GRAPH_URL": fake.base_url,
+                "HERALD_INSTAGRAM_LOGIN_GRAPH_URL": fake.instagram_base_url,
+            }
+            with BenchPipeline(
+                base, publishers=copies, extra_env=env, connection_bodies=bodies
+            ) as pipe:
+                planned = [
+                    SoakJob(ids[i % accounts], pipe.connections[i % accounts], f"soak {run} #{i}")
+                    for i in range(jobs)
+                ]
+                began = time.monotonic()
+                _schedule(pipe, planned, rng)
+                kills = _kill_until_done(pipe, jobs, kill_every, timeout, rng)
+                figures = _figures(pipe, graph, planned)
+                seconds = time.monotonic() - began
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    figures.update(
+        {
+            "jobs": jobs,
+            "accounts": accounts,
+            "publisher_copies": copies,
+            "kills": kills,
+            "kill_every_seconds": kill_every,
+            "seconds": round(seconds, 1),
+            "time_scale": time_scale,
+        }
+    )
+    _say("soak:\n" + table(figures))
+    return figures
+
+
+def _accounts(
+    fake: FakeGraph, run: str, count: int, low_quota_accounts: int, low_quota: int
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The accounts on the fake (half with Instagram Login, a few with a small quota) and the
+    connection bodies for them."""
+    ids = [f"1784{run}{a:05d}" for a in range(count)]
+    tokens = [f"EAAGsoak{run}{a:05d}TOKEN" for a in range(count)]
+    logins = ["facebook" if a % 2 == 0 else "instagram" for a in range(count)]
+    for a in range(count):
         fake.add_account(ids[a], tokens[a], login=logins[a])
-    for a in range(min(low_quota_accounts, accounts)):
+    for a in range(min(low_quota_accounts, count)):
         fake.set_quota_total(low_quota, ids[a])
     bodies = [
         {
@@ -93,36 +140,13 @@ def soak(
             "access_token": tokens[a],
             "metadata": {"instagramBusinessAccountId": ids[a], "login": logins[a]},
         }
-        for a in range(accounts)
+        for a in range(count)
     ]
-    with FakeGraphThread(fake) as graph:
-        env = SOAK_ENV | {
-            "HERALD_INSTAGRAM_GRAPH_URL": fake.base_url,
-            "HERALD_INSTAGRAM_LOGIN_GRAPH_URL": fake.instagram_base_url,
-        }
-        with BenchPipeline(
-            base, publishers=copies, extra_env=env, connection_bodies=bodies
-        ) as pipe:
-            planned = [
-                SoakJob(ids[i % accounts], pipe.connections[i % accounts], f"soak {run} #{i}")
-                for i in range(jobs)
-            ]
-            began = time.monotonic()
-            _schedule(pipe, planned, rng)
-            kills = _kill_until_done(pipe, jobs, kill_every, timeout, rng)
-            figures = _figures(pipe, graph, planned)
-    figures.update(
-        {
-            "jobs": jobs,
-            "accounts": accounts,
-            "publisher_copies": copies,
-            "kills": kills,
-            "seconds": round(time.monotonic() - began, 1),
-            "time_scale": time_scale,
-        }
-    )
-    _say("soak:\n" + table(figures))
-    return figures
+    return ids, bodies
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _schedule(pipe: BenchPipeline, planned: list[SoakJob], rng: random.Random) -> None:

@@ -96,7 +96,6 @@ class Settings(BaseSettings):
         """Effective configuration for the start-up log line, secrets masked."""
         data = self.model_dump(mode="json")
         data["secret_key"] = "***" if self.secret_key else None
-        data["instagram_app_secret"] = "***" if self.instagram_app_secret else None
         return data
 
 

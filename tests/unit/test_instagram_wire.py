@@ -83,6 +83,6 @@ async def test_the_connections_login_picks_the_host(
 
 def test_the_app_secret_is_a_masked_setting() -> None:
     settings = Settings(instagram_app_secret="app-s3cret")
-    assert settings.masked()["instagram_app_secret"] == "***"
+    assert set(str(settings.masked()["instagram_app_secret"])) == {"*"}
     assert "app-s3cret" not in repr(settings) and "app-s3cret" not in str(settings.masked())
     assert settings.instagram_login_graph_url.startswith("https://graph.instagram.com/")
