@@ -48,7 +48,7 @@ BY_KEY = (
 )
 _JOBS = """
 SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,
-       connection_id, publish_sent_at IS NOT NULL AS publish_sent
+       connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids
 FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
 """
 # Each connection once per batch (a batch's jobs share a few dozen accounts), not per job.
@@ -100,27 +100,32 @@ SELECT job_id::text AS job_id, attempt, result FROM publish_claims
 WHERE job_id = ANY(%s::uuid[]) AND attempt = ANY(%s::int[])
 """
 # The claims this worker still holds, their leases extended; in the same statement, each
-# one's new container stored (clearing the "publish sent" stamp: a new container was never
-# published) or, right before the irreversible call, that stamp set (on a job with a
-# container: a platform without containers, like the sandbox, needs no stamp). Holding is ownership:
-# this worker's name and no result yet. A lapsed lease alone is not a loss: another worker
-# takes a claim over only in its claim transaction, which locks the claim row and rewrites
-# `worker`, so either this statement comes first (the lease is live again and the other
-# worker waits) or it finds another worker's name and answers "lost".
+# one's new container (or new carousel items, which replace any container) stored, clearing
+# the "publish sent" stamp (a new container was never published), or, right before the
+# irreversible call, that stamp set (on a job with a container: a platform without
+# containers, like the sandbox, needs none). Holding is ownership: this worker's name and no
+# result yet. A lapsed lease alone is not a loss: another worker takes a claim over only in
+# its claim transaction, which locks the claim row and rewrites `worker`, so either this
+# statement comes first (the lease is live again and the other worker waits) or it finds
+# another worker's name and answers "lost".
 _HOLD = """
 WITH held AS (
     UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
     FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
     WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
     RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id,
+              v.r ->> 'children' AS children,
               coalesce((v.r ->> 'publishing')::boolean, false) AS publishing
 ), stored AS (
-    UPDATE jobs SET container_id = coalesce(held.container_id, jobs.container_id),
+    UPDATE jobs SET container_id = CASE WHEN held.children IS NOT NULL THEN NULL
+                                        ELSE coalesce(held.container_id, jobs.container_id) END,
+                    child_container_ids = coalesce(held.children, jobs.child_container_ids),
                     publish_sent_at = CASE WHEN held.publishing
                                            THEN coalesce(jobs.publish_sent_at, now()) END
     FROM held
     WHERE jobs.id = held.job_id
-      AND (held.container_id IS NOT NULL OR (held.publishing AND jobs.container_id IS NOT NULL))
+      AND (held.container_id IS NOT NULL OR held.children IS NOT NULL
+           OR (held.publishing AND jobs.container_id IS NOT NULL))
 )
 SELECT job_id::text AS job_id, attempt FROM held
 """
@@ -172,7 +177,7 @@ class ClaimStore:
         self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
             self._emit_many, max_batch=max_batch, concurrency=1
         )
-        self._holds: Coalescer[tuple[str, int, str | None, bool], bool] = Coalescer(
+        self._holds: Coalescer[tuple[str, int, dict[str, Any]], bool] = Coalescer(
             self._hold_many, max_batch=max_batch
         )
 
@@ -190,13 +195,15 @@ class ClaimStore:
         attempt: int,
         container_id: str | None = None,
         *,
+        children: str | None = None,
         publishing: bool = False,
     ) -> bool:
         """True when this worker still holds the claim of (job, attempt), whose lease is then
-        extended (and, in the same statement, `container_id` stored on the job, or with
-        `publishing` the irreversible call recorded as sent); False when another worker took
-        it over or a result is stored."""
-        return await self._holds.submit((job_id, attempt, container_id, publishing))
+        extended and, in the same statement, `container_id` or the carousel's `children`
+        stored on the job, or with `publishing` the irreversible call recorded as sent; False
+        when another worker took it over or a result is stored."""
+        change = {"container_id": container_id, "children": children, "publishing": publishing}
+        return await self._holds.submit((job_id, attempt, change))
 
     async def renew(self, keys: list[tuple[str, int]]) -> None:
         if keys:
@@ -266,13 +273,13 @@ class ClaimStore:
                 await conn.execute(_STAMP, (id_array(calling),))
         return out
 
-    async def _hold_many(self, items: list[tuple[str, int, str | None, bool]]) -> list[bool]:
-        rows = _records((j, a, {"container_id": c, "publishing": p}) for j, a, c, p in items)
+    async def _hold_many(self, items: list[tuple[str, int, dict[str, Any]]]) -> list[bool]:
+        rows = _records(items)
         held = {
             (r["job_id"], r["attempt"])
             for r in await self.db.fetch(_HOLD, (self.lease_seconds, rows, self.worker))
         }
-        return [(j, a) in held for j, a, _, _ in items]
+        return [(j, a) in held for j, a, _ in items]
 
     def _decide_all(
         self,
@@ -408,6 +415,7 @@ def _job_state(row: Row | None) -> JobState | None:
         provider_ids=row["provider_ids"] or {},
         connection_status=row["connection_status"],
         publish_sent=bool(row["publish_sent"]),
+        child_container_ids=row["child_container_ids"],
     )
 
 

@@ -46,6 +46,7 @@ class JobState:
     provider_ids: dict[str, str]
     connection_status: str | None  # None: the connection row does not exist
     publish_sent: bool = False  # the irreversible call was sent for `container_id`
+    child_container_ids: str | None = None  # a carousel's items, comma-separated
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Decision:
     claim: bool = False  # write the claim row (insert, take over, or refresh our own)
     lease_until: datetime | None = None
     stored_container_id: str | None = None
+    stored_children: tuple[str, ...] = ()
     publish_sent: bool = False
     previous_ambiguous: bool = False
     deadline_read: bool = False  # past the deadline: only read whether the post is live
@@ -129,6 +131,7 @@ def decide(
         Kind.CALL,
         claim=True,
         stored_container_id=job.container_id,
+        stored_children=tuple(c for c in (job.child_container_ids or "").split(",") if c),
         publish_sent=job.publish_sent,
         previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
         deadline_read=late,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -229,13 +229,18 @@ class PublishWorker:
         remembered: list[str] = []
         sent: list[bool] = []  # the irreversible call was (about to be) sent in this attempt
 
-        async def hold(container_id: str | None = None, *, publishing: bool = False) -> None:
-            """Check (and extend) the claim, storing the container or the "sent" stamp with
-            it; through a store outage this waits for Postgres: only a definite answer lets
-            the attempt go on."""
+        async def hold(
+            container_id: str | None = None,
+            *,
+            children: str | None = None,
+            publishing: bool = False,
+        ) -> None:
+            """Check (and extend) the claim, storing a container, a carousel's items or the
+            "sent" stamp with it; through a store outage this waits for Postgres: only a
+            definite answer lets the attempt go on."""
             held = await self._store(
                 lambda: self.claims.hold(
-                    req.job_id, req.attempt, container_id, publishing=publishing
+                    req.job_id, req.attempt, container_id, children=children, publishing=publishing
                 )
             )
             if not held:
@@ -244,6 +249,9 @@ class PublishWorker:
         async def remember(container_id: str) -> None:
             await hold(container_id)
             remembered.append(container_id)
+
+        async def remember_children(ids: Sequence[str]) -> None:
+            await hold(children=",".join(ids))
 
         async def confirm() -> None:
             await hold(publishing=True)
@@ -258,6 +266,8 @@ class PublishWorker:
             poll_seconds=self.timing.poll_seconds,
             call_timeout_seconds=self.timing.call_timeout_seconds,
             publish_sent=decision.publish_sent,
+            stored_children=decision.stored_children,
+            remember_children=remember_children,
         )
         read_only = req.check_only or decision.deadline_read
         call = platform.confirm if read_only else platform.publish

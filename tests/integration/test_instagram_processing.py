@@ -1,6 +1,7 @@
 """A Reel that Instagram processes for 20 minutes (the fake's clock) goes through the whole
 pipeline (dispatcher, publisher, results): the job waits in RETRY_SCHEDULED between reads of
-its one container, spends no attempt, and publishes once."""
+its one container, spends no attempt, and publishes once. A carousel whose video item takes as
+long reuses its stored items."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ async def test_a_reel_ready_after_20_minutes_publishes_once_from_one_container(
     stop = asyncio.Event()
     async with FakeGraph() as fake:
         fake.container_processing(20 * 60.0, media_type="REELS")
+        fake.container_processing(20 * 60.0, media_type="VIDEO")  # a carousel's video item
         instagram = InstagramPublisher(
             fake.base_url,
             throttle=Throttle(rt.redis, rt.names),
@@ -58,8 +60,16 @@ async def test_a_reel_ready_after_20_minutes_publishes_once_from_one_container(
                     "media_asset_ids": ["https://cdn.example.com/v/reel.mp4"],
                 }
                 job_id = str((await rt.jobs().schedule(ADMIN, body)).body["id"])
+                body |= {
+                    "caption": "a carousel",
+                    "media_asset_ids": [
+                        "https://cdn.example.com/v/cover.jpg",
+                        "https://cdn.example.com/v/clip.mp4",
+                    ],
+                }
+                carousel = str((await rt.jobs().schedule(ADMIN, body)).body["id"])
 
-                async def outcomes() -> list[str]:
+                async def outcomes(job_id: str = job_id) -> list[str]:
                     rows = await rt.db.fetch(
                         "SELECT outcome FROM attempts WHERE job_id = %s ORDER BY attempt",
                         (job_id,),
@@ -78,16 +88,24 @@ async def test_a_reel_ready_after_20_minutes_publishes_once_from_one_container(
                 fake.advance(20 * 60.0)  # Instagram finishes processing
 
                 async def published() -> bool:
-                    return (await job(rt, job_id))["status"] == "PUBLISHED"
+                    done = [(await job(rt, j))["status"] for j in (job_id, carousel)]
+                    return done == ["PUBLISHED", "PUBLISHED"]
 
                 await eventually(published, 60)
                 final = await outcomes()
                 assert final[-1] == "published" and set(final[:-1]) == {"processing"}
                 row = await job(rt, job_id)
                 assert row["failed_attempts"] == 0
-                assert len(fake.calls("create_container")) == 1  # one container, re-read
-                assert [p.caption for p in fake.posts[DEFAULT_ACCOUNT]] == ["a long reel"]
-                assert row["provider_ids"]["media_id"] == fake.posts[DEFAULT_ACCOUNT][0].id
+                # one container for the Reel, two items and a parent for the carousel: re-read
+                assert len(fake.calls("create_container")) == 4
+                assert {p.caption for p in fake.posts[DEFAULT_ACCOUNT]} == {
+                    "a long reel",
+                    "a carousel",
+                }
+                assert len(fake.posts[DEFAULT_ACCOUNT]) == 2
+                assert "processing" in await outcomes(carousel)
+                reel = next(p for p in fake.posts[DEFAULT_ACCOUNT] if p.caption == "a long reel")
+                assert row["provider_ids"]["media_id"] == reel.id
         finally:
             stop.set()
             await asyncio.wait_for(publisher, 30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,15 @@ async def throttle(base_settings: Settings) -> AsyncIterator[Throttle]:
     await client.aclose()
 
 
-def instagram(fake: FakeGraph, throttle: Throttle, **options: object) -> InstagramPublisher:
-    settings: dict[str, object] = {
+def instagram(fake: FakeGraph, throttle: Throttle, **options: Any) -> InstagramPublisher:
+    """A publisher on the fake's two hosts with short polls and waits (``options`` win)."""
+    settings: dict[str, Any] = {
         "poll_initial_seconds": 0.005,
         "poll_max_interval_seconds": 0.02,
         "builder_waits": (0.01, 0.02),
         "instagram_graph_url": fake.instagram_base_url,
     }
-    return InstagramPublisher(fake.base_url, throttle=throttle, **(settings | options))  # type: ignore[arg-type]
+    return InstagramPublisher(fake.base_url, throttle=throttle, **(settings | options))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ class Ctx:
         fake: FakeGraph,
         *,
         stored: str | None = None,
+        children: tuple[str, ...] = (),
         publish_sent: bool = False,
         poll_seconds: float = 2.0,
         call_timeout: float = 2.0,
@@ -41,6 +42,7 @@ class Ctx:
         self.fake = fake
         self.before_publish = before_publish
         self.remembered: list[str] = []
+        self.remembered_children: list[list[str]] = []
         self.publishes_before_remember: list[int] = []
         self.confirms_before_publish: list[int] = []
         self.claim_lost = False
@@ -53,6 +55,8 @@ class Ctx:
             poll_seconds=poll_seconds,
             call_timeout_seconds=call_timeout,
             publish_sent=publish_sent,
+            stored_children=children,
+            remember_children=self._remember_children,
         )
 
     async def _confirm(self) -> None:
@@ -61,6 +65,9 @@ class Ctx:
             raise ClaimLost("taken over")
         if self.before_publish is not None:
             self.before_publish()  # runs right before media_publish
+
+    async def _remember_children(self, ids: Sequence[str]) -> None:
+        self.remembered_children.append(list(ids))
 
     async def _remember(self, container_id: str) -> None:
         self.publishes_before_remember.append(len(self.fake.calls("media_publish")))

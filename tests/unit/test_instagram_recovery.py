@@ -186,3 +186,45 @@ async def test_a_quota_answer_waits_for_the_window_graph_reports(throttle: Throt
             await pub.close()
     assert out.outcome is Outcome.RATE_LIMITED
     assert out.retry_after_seconds is not None and 29 <= out.retry_after_seconds <= 32
+
+
+async def test_carousel_items_still_processing_are_reused_not_created_again(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.container_processing(600.0, media_type="VIDEO")  # the video item takes 10 minutes
+    carousel = request([IMG, "https://cdn.example.com/a/clip.mp4"])
+    first_ctx = Ctx(fake, poll_seconds=0.05)
+    first = await publish(publisher, fake, carousel, first_ctx)
+    assert first.outcome is Outcome.PROCESSING
+    [items] = first_ctx.remembered_children  # stored as soon as they existed
+    assert len(items) == 2 and first_ctx.remembered == []  # no parent yet
+    again = await publish(
+        publisher,
+        fake,
+        request(carousel.media_asset_ids, attempt=2),
+        Ctx(fake, children=tuple(items), poll_seconds=0.05),
+    )
+    assert again.outcome is Outcome.PROCESSING
+    for cid in items:
+        fake.ready(cid)
+    ctx = Ctx(fake, children=tuple(items))
+    out = await publish(publisher, fake, request(carousel.media_asset_ids, attempt=3), ctx)
+    assert_published_once(out, fake)
+    assert out.provider_ids["child_container_ids"] == ",".join(items)
+    assert len(fake.calls("create_container")) == 3  # two items and one parent, ever
+    assert ctx.remembered_children == []
+
+
+async def test_carousel_items_that_expired_are_replaced(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.container_processing(600.0, media_type="VIDEO")
+    carousel = request([IMG, "https://cdn.example.com/a/clip.mp4"])
+    await publish(publisher, fake, carousel, Ctx(fake, poll_seconds=0.05))
+    items = [c.id for c in fake.containers.values()]
+    fake.expire(items[0])
+    fake.container_processing(0.0, media_type="VIDEO")
+    ctx = Ctx(fake, children=tuple(items))
+    out = await publish(publisher, fake, request(carousel.media_asset_ids, attempt=2), ctx)
+    assert_published_once(out, fake)
+    assert len(ctx.remembered_children) == 1 and set(ctx.remembered_children[0]).isdisjoint(items)

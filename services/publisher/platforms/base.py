@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,8 +23,9 @@ class AttemptContext:
     Postgres); `remember_container` stores a new one durably as soon as it exists, so a later
     attempt checks it instead of creating another or posting again. `publish_sent` is true
     when the irreversible call was sent for the stored container and nothing settled its
-    outcome since (the post may be live). `previous_outcome_ambiguous` is true when the last
-    finished attempt's outcome is unknown.
+    outcome since (the post may be live). `stored_children` and `remember_children` do the
+    same for a carousel's items. `previous_outcome_ambiguous` is true when the last finished
+    attempt's outcome is unknown.
 
     A worker acts only while it holds its claim: `remember_container` stores the container
     in the same statement that checks the claim (and extends its lease), and
@@ -45,6 +46,8 @@ class AttemptContext:
     poll_seconds: float
     call_timeout_seconds: float
     publish_sent: bool = False
+    stored_children: tuple[str, ...] = ()
+    remember_children: Callable[[Sequence[str]], Awaitable[None]] | None = None
     settled: PublishOutcome | None = None
 
     def settle(self, outcome: PublishOutcome) -> None:

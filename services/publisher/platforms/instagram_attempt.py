@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import TypeVar
 
 from services.publisher.platforms.base import AttemptContext
 from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
@@ -43,6 +44,7 @@ from services.publisher.platforms.instagram_throttle import Throttle
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import PublishRequest
 
+T = TypeVar("T")
 MAX_NOT_READY_REPUBLISH = 5  # 9007/2207027 on media_publish: wait, publish again, at most 5x
 RECONCILE_READS = 4  # status reads after an unknown media_publish answer
 BUILDER_GONE_SUBCODE = 2207008  # 24/2207008: Meta advises retrying within 30 s to 2 min
@@ -154,17 +156,58 @@ class Attempt(Reporter):
         )
 
     async def _create(self, plan: MediaPlan) -> str:
-        """Create (the carousel's children, then) the container; wait until it is FINISHED."""
-        if not plan.children:
-            return await self._create_finished(plan.container)
-        tasks = [
-            asyncio.ensure_future(self._create_finished(p, store=False)) for p in plan.children
-        ]
-        self.child_ids = await _all(tasks)
-        return await self._create_finished({**plan.container, "children": ",".join(self.child_ids)})
+        """Create (the carousel's items, then) the container; wait until it is FINISHED."""
+        params = plan.container
+        if plan.children:
+            self.child_ids = await self._items(plan)
+            params = {**params, "children": ",".join(self.child_ids)}
+        recreates = 1  # an ERROR container whose subcode asks for it: one new container
+        while True:
+            cid = await self._new(params)
+            await self.ctx.remember_container(cid)  # durably, as soon as it exists
+            status = await self._wait(cid)
+            if status.code == FINISHED:
+                return cid
+            if status.code == PUBLISHED:
+                raise Finish(await self.already_published(cid, status))
+            if status.code == ERROR and _recreate(status) and recreates:
+                recreates -= 1
+                message = f"container failed ({status.text}); one new container"
+                self.log(logging.INFO, message, container_id=cid)
+                continue
+            raise Finish(self.container_outcome(cid, status))
 
-    async def _create_finished(self, params: dict[str, str], *, store: bool = True) -> str:
-        recreates = 1  # 9004/2207052 and other R answers: one more container, then permanent
+    async def _items(self, plan: MediaPlan) -> list[str]:
+        """The carousel's items, FINISHED: those an earlier attempt stored while every one is
+        still usable, else new ones, stored as soon as they all exist."""
+        ids = list(self.ctx.stored_children)
+        if len(ids) == len(plan.children):
+            statuses = await _all([asyncio.ensure_future(self._wait(c)) for c in ids])
+            if all(s.code in (FINISHED, IN_PROGRESS) for s in statuses):
+                return self._finished_items(ids, statuses)
+            self.log(logging.INFO, "stored carousel items unusable; new ones")
+        ids = await _all([asyncio.ensure_future(self._new(p)) for p in plan.children])
+        if self.ctx.remember_children is not None:
+            await self.ctx.remember_children(ids)
+        statuses = await _all([asyncio.ensure_future(self._wait(c)) for c in ids])
+        return self._finished_items(ids, statuses)
+
+    def _finished_items(self, ids: list[str], statuses: list[ContainerStatus]) -> list[str]:
+        for cid, status in zip(ids, statuses, strict=True):
+            if status.code == ERROR and _recreate(status):
+                message = f"carousel item {cid} failed ({status.text}); new items next time"
+                response = {"container": status.body}
+                outcome = self.outcome(
+                    Outcome.RETRYABLE_ERROR, cid, error_message=message, provider_response=response
+                )
+                raise Finish(outcome)
+            if status.code != FINISHED:
+                raise Finish(self.container_outcome(cid, status))  # still processing: later
+        return ids
+
+    async def _new(self, params: dict[str, str]) -> str:
+        """POST a container; an answer that asks for it gets one more try, then permanent."""
+        recreates = 1
         while True:
             try:
                 body = await self.client.post(
@@ -182,21 +225,8 @@ class Attempt(Reporter):
             if not cid:
                 message = "container created without an id"
                 raise Finish(PublishOutcome(Outcome.RETRYABLE_ERROR, error_message=message))
-            if store:
-                await self.ctx.remember_container(cid)  # durably, as soon as it exists
             self.log(logging.INFO, "container created", container_id=cid)
-            status = await self._wait(cid)
-            if status.code == FINISHED:
-                return cid
-            if status.code == PUBLISHED:
-                raise Finish(await self.already_published(cid, status))
-            recreate = container_error_class(status.text) is ErrorClass.RECREATE
-            if status.code == ERROR and recreate and recreates:
-                recreates -= 1
-                message = f"container failed ({status.text}); one new container"
-                self.log(logging.INFO, message, container_id=cid)
-                continue
-            raise Finish(self.container_outcome(cid, status))
+            return cid
 
     async def _publish(self, cid: str) -> PublishOutcome:
         # 24/2207008: the same container again after each wait. A container an earlier attempt
@@ -323,11 +353,15 @@ class Attempt(Reporter):
         return float(min(self.reader.initial_delay * 2.0 ** (n - 1), self.reader.max_delay))
 
 
+def _recreate(status: ContainerStatus) -> bool:
+    return container_error_class(status.text) is ErrorClass.RECREATE
+
+
 def _builder_gone(exc: GraphCallError) -> bool:
     return exc.error is not None and exc.error.subcode == BUILDER_GONE_SUBCODE
 
 
-async def _all(tasks: Sequence[asyncio.Future[str]]) -> list[str]:
+async def _all(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
     """Await every task; on the first failure cancel the rest (orphan containers are harmless:
     invisible until published)."""
     try:

@@ -5,6 +5,10 @@
 -- anything else, even when no result ever said `ambiguous` (a crash, a lost lease).
 ALTER TABLE jobs ADD COLUMN publish_sent_at timestamptz;
 
+-- A carousel's item containers (comma-separated, as Graph's `children`), stored as soon as
+-- they exist: a later attempt reuses them while they are usable instead of creating more.
+ALTER TABLE jobs ADD COLUMN child_container_ids text;
+
 -- Until now a container was stored only right before `media_publish`: an open job with a
 -- container may have sent it.
 UPDATE jobs SET publish_sent_at = updated_at
