@@ -1,5 +1,5 @@
-"""`herald bench burst|steady|scale|memory|limits`: prints figures, writes JSON and a PNG chart;
-`herald bench clean` removes what killed runs left behind."""
+"""`herald bench burst|steady|scale|memory|limits|soak`: prints figures, writes JSON and a PNG
+chart; `herald bench clean` removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import leftovers, limits, repeat, scenarios
+from bench import leftovers, limits, repeat, scenarios, soak
 from shared import __version__
 from shared.paths import ROOT
 from shared.settings import Settings
@@ -112,6 +112,13 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             seconds=args.seconds or 30.0,
             publishers=args.publishers or 2,
         )
+    elif name == "soak":
+        figures = soak.soak(
+            settings,
+            jobs=args.jobs or 2000,
+            accounts=args.accounts or 50,
+            copies=args.publishers or 3,
+        )
     elif name == "memory":
         figures = scenarios.memory(
             settings,
@@ -174,7 +181,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return clean(settings)
     _warn_of_leftovers(settings)
     figures = _repeated(args, settings)
-    if name != "limits" and not args.no_limits:
+    if name not in ("limits", "soak") and not args.no_limits:
         ceilings = limits.measure(settings)
         figures["limits"] = ceilings
         figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)

@@ -57,6 +57,7 @@ class BenchPipeline:
         max_in_flight: int | None = None,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        connection_bodies: list[dict[str, Any]] | None = None,
     ) -> None:
         run = uuid.uuid4().hex[:8]
         self.base = base
@@ -75,6 +76,7 @@ class BenchPipeline:
         self.connection_count = connections
         self.log_dir = log_dir or (base.resolved_stack_dir() / "logs" / "bench")
         self.extra_env = extra_env or {}
+        self.connection_bodies = connection_bodies  # None: `connections` sandbox accounts
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.connections: list[str] = []
 
@@ -124,23 +126,21 @@ class BenchPipeline:
         self.procs.append((name, proc))
 
     async def _make_connections(self) -> list[str]:
+        bodies = self.connection_bodies
+        if bodies is None:
+            bodies = [
+                {
+                    "platform": "sandbox",
+                    "name": f"bench {i}",
+                    "metadata": {"latency_ms": self.latency_ms},
+                }
+                for i in range(self.connection_count)
+            ]
         rt = Runtime.build(self.settings)
         await rt.open()
         try:
             store = rt.connections()
-            return [
-                (
-                    await store.create(
-                        ADMIN,
-                        {
-                            "platform": "sandbox",
-                            "name": f"bench {i}",
-                            "metadata": {"latency_ms": self.latency_ms},
-                        },
-                    )
-                )["id"]
-                for i in range(self.connection_count)
-            ]
+            return [(await store.create(ADMIN, body))["id"] for body in bodies]
         finally:
             await rt.close()
 

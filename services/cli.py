@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from shared.connection_rules import INSTAGRAM_LOGINS
 from shared.errors import DomainError, HeraldError
 from shared.settings import Settings
 
@@ -233,6 +234,8 @@ async def _connections(rt: Any, args: argparse.Namespace) -> int:
     metadata = orjson.loads(args.metadata) if args.metadata else {}
     if args.account_id:
         metadata["instagramBusinessAccountId"] = args.account_id
+    if args.login:
+        metadata["login"] = args.login
     body = {
         "platform": args.platform,
         "name": args.name,
@@ -384,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", required=True)
     c.add_argument("--tenant")
     c.add_argument("--account-id", help="instagramBusinessAccountId")
+    c.add_argument("--login", choices=INSTAGRAM_LOGINS, help="instagram: the login (Graph host)")
     c.add_argument("--metadata", help="JSON object")
     c = csub.add_parser("list")
     c.add_argument("--platform")
@@ -418,14 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmarks (print figures)")
     s.add_argument(
         "scenario",
-        choices=["burst", "steady", "scale", "memory", "limits", "clean"],
-        help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind",
+        choices=["burst", "steady", "scale", "memory", "limits", "soak", "clean"],
+        help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind;"
+        " `soak` runs Instagram jobs against the fake Graph server with faults and kills",
     )
     s.add_argument("-n", "--jobs", type=int, default=None)
     s.add_argument("--rate", type=float, default=None)
     s.add_argument("--seconds", type=float, default=None)
     s.add_argument("--publishers", type=int, default=None)
     s.add_argument("--latency-ms", type=float, default=None)
+    s.add_argument("--accounts", type=int, default=None, help="soak: Instagram accounts")
     s.add_argument("--no-limits", action="store_true", help="skip the building-block ceilings")
     s.add_argument(
         "--repeat",

@@ -22,6 +22,9 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 5
 MAX_METADATA_ENTRIES = 256
 MAX_SANDBOX_LATENCY_MS = 60_000
+# Which configured Graph host an Instagram connection is published through (Facebook Login,
+# the default, or Instagram Login); never a URL of the tenant's choosing.
+INSTAGRAM_LOGINS = ("facebook", "instagram")
 _ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
 _SANDBOX_RATES = ("retryable_rate", "permanent_rate", "ambiguous_rate")
 
@@ -86,6 +89,8 @@ def check_metadata(platform: str, metadata: Any, errors: dict[str, str]) -> dict
             errors["metadata.instagramBusinessAccountId"] = (
                 "is required for instagram: the account's numeric id (digits only)"
             )
+        if metadata.get("login", "facebook") not in INSTAGRAM_LOGINS:
+            errors["metadata.login"] = f"must be one of {', '.join(INSTAGRAM_LOGINS)}"
     if platform == "sandbox":
         for key in _SANDBOX_RATES:
             value = metadata.get(key, 0)

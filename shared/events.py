@@ -13,7 +13,7 @@ import orjson
 from shared.errors import InvalidMessage
 from shared.paths import SCHEMAS_DIR
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 CURRENT_MAJOR = 1
 ACCEPTED_MAJORS = frozenset({CURRENT_MAJOR, CURRENT_MAJOR - 1})
 

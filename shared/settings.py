@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     results_hold_seconds: float = Field(default=5.0, ge=0)
     results_hold_backlog: int = Field(default=2000, ge=1)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
+    # Instagram API with Instagram Login: connections whose metadata says `"login":
+    # "instagram"` are published through this host instead.
+    instagram_login_graph_url: str = "https://graph.instagram.com/v25.0"
+    # With it, every Graph call carries appsecret_proof (HMAC-SHA256 of the token).
+    instagram_app_secret: SecretStr | None = None
 
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093

@@ -48,7 +48,7 @@ BY_KEY = (
 )
 _JOBS = """
 SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,
-       connection_id
+       connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids
 FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
 """
 # Each connection once per batch (a batch's jobs share a few dozen accounts), not per job.
@@ -99,8 +99,11 @@ _STORED = """
 SELECT job_id::text AS job_id, attempt, result FROM publish_claims
 WHERE job_id = ANY(%s::uuid[]) AND attempt = ANY(%s::int[])
 """
-# The claims this worker still holds, their leases extended; each one's container stored in
-# the same statement when one is given. Holding is ownership: this worker's name and no
+# The claims this worker still holds, their leases extended; in the same statement, each
+# one's new container (or new carousel items, which replace any container) stored, clearing
+# the "publish sent" stamp (a new container was never published), or, right before the
+# irreversible call, that stamp set (on a job with a container: a platform without
+# containers, like the sandbox, needs none). Holding is ownership: this worker's name and no
 # result yet. A lapsed lease alone is not a loss: another worker takes a claim over only in
 # its claim transaction, which locks the claim row and rewrites `worker`, so either this
 # statement comes first (the lease is live again and the other worker waits) or it finds
@@ -110,10 +113,19 @@ WITH held AS (
     UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
     FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
     WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
-    RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id
+    RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id,
+              v.r ->> 'children' AS children,
+              coalesce((v.r ->> 'publishing')::boolean, false) AS publishing
 ), stored AS (
-    UPDATE jobs SET container_id = held.container_id FROM held
-    WHERE jobs.id = held.job_id AND held.container_id IS NOT NULL
+    UPDATE jobs SET container_id = CASE WHEN held.children IS NOT NULL THEN NULL
+                                        ELSE coalesce(held.container_id, jobs.container_id) END,
+                    child_container_ids = coalesce(held.children, jobs.child_container_ids),
+                    publish_sent_at = CASE WHEN held.publishing
+                                           THEN coalesce(jobs.publish_sent_at, now()) END
+    FROM held
+    WHERE jobs.id = held.job_id
+      AND (held.container_id IS NOT NULL OR held.children IS NOT NULL
+           OR (held.publishing AND jobs.container_id IS NOT NULL))
 )
 SELECT job_id::text AS job_id, attempt FROM held
 """
@@ -165,7 +177,7 @@ class ClaimStore:
         self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
             self._emit_many, max_batch=max_batch, concurrency=1
         )
-        self._holds: Coalescer[tuple[str, int, str | None], bool] = Coalescer(
+        self._holds: Coalescer[tuple[str, int, dict[str, Any]], bool] = Coalescer(
             self._hold_many, max_batch=max_batch
         )
 
@@ -177,11 +189,21 @@ class ClaimStore:
         stored one when another worker stored a result for this attempt first)."""
         return await self._emits.submit(item)
 
-    async def hold(self, job_id: str, attempt: int, container_id: str | None = None) -> bool:
+    async def hold(
+        self,
+        job_id: str,
+        attempt: int,
+        container_id: str | None = None,
+        *,
+        children: str | None = None,
+        publishing: bool = False,
+    ) -> bool:
         """True when this worker still holds the claim of (job, attempt), whose lease is then
-        extended (and `container_id` stored on the job in the same statement); False when
-        another worker took it over or a result is stored."""
-        return await self._holds.submit((job_id, attempt, container_id))
+        extended and, in the same statement, `container_id` or the carousel's `children`
+        stored on the job, or with `publishing` the irreversible call recorded as sent; False
+        when another worker took it over or a result is stored."""
+        change = {"container_id": container_id, "children": children, "publishing": publishing}
+        return await self._holds.submit((job_id, attempt, change))
 
     async def renew(self, keys: list[tuple[str, int]]) -> None:
         if keys:
@@ -251,8 +273,8 @@ class ClaimStore:
                 await conn.execute(_STAMP, (id_array(calling),))
         return out
 
-    async def _hold_many(self, items: list[tuple[str, int, str | None]]) -> list[bool]:
-        rows = _records((j, a, {"container_id": c} if c else None) for j, a, c in items)
+    async def _hold_many(self, items: list[tuple[str, int, dict[str, Any]]]) -> list[bool]:
+        rows = _records(items)
         held = {
             (r["job_id"], r["attempt"])
             for r in await self.db.fetch(_HOLD, (self.lease_seconds, rows, self.worker))
@@ -392,6 +414,8 @@ def _job_state(row: Row | None) -> JobState | None:
         published_at=row["published_at"],
         provider_ids=row["provider_ids"] or {},
         connection_status=row["connection_status"],
+        publish_sent=bool(row["publish_sent"]),
+        child_container_ids=row["child_container_ids"],
     )
 
 

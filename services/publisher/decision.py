@@ -9,10 +9,13 @@ and its attempt rows in one transaction, then asks `decide` per request:
 4. a live claim of another worker → wait for it (it answers, or its lease runs out);
 5. the job is `PUBLISHED`, or an earlier attempt or claim answered `published` → a
    `published` result for this attempt with the stored provider ids, no call;
-6. past the publish deadline (and not a check-only request) → `missed`, no call;
+6. past the publish deadline (and not a check-only request) → `missed`, no call; but a job
+   with a stored container is read first (`deadline_read`: the platform's `confirm`, whose
+   answer `deadline_outcome` turns into `published`, `missed` or `unconfirmed`);
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
    `auth_error`; an unknown platform → `permanent_error` (no call in each case);
-8. otherwise call the platform, with the stored container id and whether the last finished
+8. otherwise call the platform, with the stored container id, whether the irreversible call
+   was sent for it without a settled outcome (`publish_sent`) and whether the last finished
    attempt was `ambiguous`.
 
 Results decided here (5, 6, 7) are stored with the claim in the same transaction, so every
@@ -22,7 +25,7 @@ delivery of the request answers the same.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -42,6 +45,8 @@ class JobState:
     published_at: datetime | None
     provider_ids: dict[str, str]
     connection_status: str | None  # None: the connection row does not exist
+    publish_sent: bool = False  # the irreversible call was sent for `container_id`
+    child_container_ids: str | None = None  # a carousel's items, comma-separated
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,10 @@ class Decision:
     claim: bool = False  # write the claim row (insert, take over, or refresh our own)
     lease_until: datetime | None = None
     stored_container_id: str | None = None
+    stored_children: tuple[str, ...] = ()
+    publish_sent: bool = False
     previous_ambiguous: bool = False
+    deadline_read: bool = False  # past the deadline: only read whether the post is live
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,7 +120,8 @@ def decide(
     earlier = _earlier_success(job, claims, attempts, req.attempt)
     if earlier is not None:
         return answer(earlier, reason="already published")
-    if not req.check_only and job.publish_deadline <= now:
+    late = not req.check_only and job.publish_deadline <= now
+    if late and not job.container_id:
         message = f"past the publish deadline {iso(job.publish_deadline)}; not posted"
         return answer(PublishOutcome(Outcome.MISSED, error_message=message))
     refused = _refused(req, job, platforms)
@@ -122,7 +131,31 @@ def decide(
         Kind.CALL,
         claim=True,
         stored_container_id=job.container_id,
+        stored_children=tuple(c for c in (job.child_container_ids or "").split(",") if c),
+        publish_sent=job.publish_sent,
         previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
+        deadline_read=late,
+    )
+
+
+def deadline_outcome(read: PublishOutcome, publish_sent: bool) -> PublishOutcome:
+    """The answer for a job past its deadline, from the read of its stored container
+    (`confirm`): live → `published`; shown not live, or never sent → `missed`; unknown
+    after a send → `unconfirmed`; a throttled read stays `rate_limited` (the results service
+    then reads again or ends the job, never as `missed` while the post may be live)."""
+    if read.outcome is Outcome.PUBLISHED:
+        return read
+    if read.outcome is Outcome.RATE_LIMITED:
+        return replace(read, may_be_live=publish_sent)
+    if read.outcome is Outcome.UNCONFIRMED and publish_sent:
+        return read
+    why = read.error_message or "the post is not live"
+    message = f"past the publish deadline; not posted ({why})"
+    return PublishOutcome(
+        Outcome.MISSED,
+        error_message=message,
+        provider_ids=read.provider_ids,
+        provider_response=read.provider_response,
     )
 
 
@@ -210,6 +243,7 @@ def result_value(
         "finished_at": iso(finished_at),
         "published_at": iso(outcome.published_at),
         "trace_id": req.trace_id,
+        "may_be_live": outcome.may_be_live,
     }
 
 

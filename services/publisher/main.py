@@ -36,7 +36,9 @@ async def serve(
 ) -> None:
     """Run the publisher until `stopping` is set (then drain, commit and close)."""
     settings = rt.settings
-    platforms = registry if registry is not None else build_registry(settings, rt.db)
+    platforms = (
+        registry if registry is not None else build_registry(settings, rt.db, rt.redis, rt.names)
+    )
     name = worker or worker_id(settings)
     claims = ClaimStore(
         rt.db,

@@ -1,5 +1,7 @@
 """A per-account rate limiter shared by every publisher copy: one token bucket per
-(platform, connection) in Redis, updated by one Lua script on Redis's clock.
+(platform, account) in Redis, updated by one Lua script on Redis's clock. The account is the
+connection, except on Instagram, where it is the Instagram account: two connections to one
+account share its budget (Graph's limits are per account).
 
 An attempt takes one token before its platform call. The bucket hands out *reservations*:
 a caller that finds it empty is given the time its token will be there and sleeps (an async
@@ -86,6 +88,15 @@ def limit_for(platform: str, metadata: dict[str, Any]) -> Limit | None:
     return LIMITS.get(platform)
 
 
+def account_of(connection: Connection) -> str:
+    """Whose budget a call spends: the Instagram account, else the connection."""
+    if connection.platform == "instagram":
+        account = connection.metadata.get("instagramBusinessAccountId")
+        if isinstance(account, str) and account:
+            return account
+    return connection.id
+
+
 @dataclass(frozen=True)
 class Admission:
     """`waited` seconds slept for a token; `retry_after` set when no token was taken."""
@@ -107,7 +118,7 @@ class RateLimiter:
         limit = limit_for(connection.platform, connection.metadata)
         if limit is None:
             return Admission()
-        key = self.names.key(f"rl:{connection.platform}:{connection.id}")
+        key = self.names.key(f"rl:{connection.platform}:{account_of(connection)}")
         try:
             micros = int(
                 await self._script(

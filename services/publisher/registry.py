@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+import redis.asyncio as aioredis
+
 from services.publisher.platforms.base import PlatformPublisher
 from services.publisher.platforms.instagram import InstagramPublisher
+from services.publisher.platforms.instagram_throttle import Throttle
 from services.publisher.platforms.sandbox import SandboxPublisher
 from shared.db.pool import Database
+from shared.names import Names
 from shared.settings import Settings
 
 
@@ -29,10 +33,15 @@ class Registry(Mapping[str, PlatformPublisher]):
             await publisher.close()
 
 
-def build_registry(settings: Settings, db: Database) -> Registry:
-    return Registry(
-        {
-            "instagram": InstagramPublisher(settings.instagram_graph_url),
-            "sandbox": SandboxPublisher(db),
-        }
+def build_registry(
+    settings: Settings, db: Database, redis: aioredis.Redis, names: Names
+) -> Registry:
+    """Every platform's publisher; Redis holds the Instagram throttle every copy shares."""
+    secret = settings.instagram_app_secret
+    instagram = InstagramPublisher(
+        settings.instagram_graph_url,
+        instagram_graph_url=settings.instagram_login_graph_url,
+        app_secret=secret.get_secret_value() if secret is not None else None,
+        throttle=Throttle(redis, names),
     )
+    return Registry({"instagram": instagram, "sandbox": SandboxPublisher(db)})

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,7 +24,13 @@ from typing import TypeVar
 import psycopg
 
 from services.publisher.claims import ClaimStore, Emit
-from services.publisher.decision import Decision, Kind, request_from_value, result_value
+from services.publisher.decision import (
+    Decision,
+    Kind,
+    deadline_outcome,
+    request_from_value,
+    result_value,
+)
 from services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from services.publisher.rate_limiter import RateLimiter
 from services.publisher.scrub import Scrubber
@@ -183,6 +189,8 @@ class PublishWorker:
             outcome = await self._call(req, connection, decision)
             if outcome is None:
                 return  # the claim was taken over: its new holder answers
+            if decision.deadline_read:
+                outcome = deadline_outcome(outcome, decision.publish_sent)
             if outcome.outcome is Outcome.AUTH_ERROR:
                 await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
             value = result_value(
@@ -233,32 +241,53 @@ class PublishWorker:
                 Outcome.RATE_LIMITED,
                 retry_after_seconds=admission.retry_after,
                 error_message=message,
+                may_be_live=decision.publish_sent,
             )
         remembered: list[str] = []
+        sent: list[bool] = []  # the irreversible call was (about to be) sent in this attempt
 
-        async def hold(container_id: str | None = None) -> None:
-            """Check (and extend) the claim, storing the container with it; through a store
-            outage this waits for Postgres: only a definite answer lets the attempt go on."""
+        async def hold(
+            container_id: str | None = None,
+            *,
+            children: str | None = None,
+            publishing: bool = False,
+        ) -> None:
+            """Check (and extend) the claim, storing a container, a carousel's items or the
+            "sent" stamp with it; through a store outage this waits for Postgres: only a
+            definite answer lets the attempt go on."""
             held = await self._store(
-                lambda: self.claims.hold(req.job_id, req.attempt, container_id)
+                lambda: self.claims.hold(
+                    req.job_id, req.attempt, container_id, children=children, publishing=publishing
+                )
             )
             if not held:
                 raise ClaimLost(f"{req.job_id} attempt {req.attempt}")
 
         async def remember(container_id: str) -> None:
             await hold(container_id)
-            remembered.append(container_id)  # media_publish may follow from here on
+            remembered.append(container_id)
+
+        async def remember_children(ids: Sequence[str]) -> None:
+            await hold(children=",".join(ids))
+
+        async def confirm() -> None:
+            await hold(publishing=True)
+            sent.append(True)  # the post may be live from here on
 
         ctx = AttemptContext(
             worker=self.worker,
             stored_container_id=decision.stored_container_id,
             previous_outcome_ambiguous=decision.previous_ambiguous,
             remember_container=remember,
-            confirm_claim=hold,
+            confirm_claim=confirm,
             poll_seconds=self.timing.poll_seconds,
             call_timeout_seconds=self.timing.call_timeout_seconds,
+            publish_sent=decision.publish_sent,
+            stored_children=decision.stored_children,
+            remember_children=remember_children,
         )
-        call = platform.confirm if req.check_only else platform.publish
+        read_only = req.check_only or decision.deadline_read
+        call = platform.confirm if read_only else platform.publish
 
         async def attempt() -> PublishOutcome:
             async with asyncio.timeout(self.timing.attempt_seconds):
@@ -267,7 +296,7 @@ class PublishWorker:
         began = time.perf_counter()
         try:
             # A status read is safe to repeat: a store outage retries it instead of answering.
-            outcome = await (self._store(attempt) if req.check_only else attempt())
+            outcome = await (self._store(attempt) if read_only else attempt())
         except Abandoned:
             raise
         except ClaimLost:
@@ -277,38 +306,53 @@ class PublishWorker:
             )
             return None
         except Exception as exc:
-            may_be_live = bool(
-                remembered
-                or decision.stored_container_id
-                or getattr(platform, "posts_without_container", False)
-            )
-            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            if req.check_only or may_be_live:
-                outcome = PublishOutcome(
-                    Outcome.AMBIGUOUS,
-                    error_message=f"the platform call failed ({what}); the post may be live",
-                    provider_ids={"container_id": remembered[-1]} if remembered else {},
-                )
-            else:
-                outcome = PublishOutcome(
-                    Outcome.RETRYABLE_ERROR,
-                    error_message=f"the platform call failed ({what}) before anything was posted",
-                )
-            log.warning(
-                "platform call failed",
-                extra={
-                    "job_id": req.job_id,
-                    "attempt": req.attempt,
-                    "trace_id": req.trace_id,
-                    "platform": req.platform,
-                    "error_type": type(exc).__name__,
-                    "outcome": outcome.outcome.value,
-                },
+            outcome = ctx.settled or self._failed_call(
+                req, platform, decision, exc, sent, remembered
             )
         finally:
             metrics.PUBLISH_DURATION.labels(req.platform).observe(time.perf_counter() - began)
         if outcome.outcome is Outcome.RATE_LIMITED:
             metrics.RATE_LIMITED.labels(req.platform).inc()
+        return outcome
+
+    @staticmethod
+    def _failed_call(
+        req: PublishRequest,
+        platform: PlatformPublisher,
+        decision: Decision,
+        exc: Exception,
+        sent: list[bool],
+        remembered: list[str],
+    ) -> PublishOutcome:
+        """The outcome of a platform call that raised or timed out (with nothing settled)."""
+        may_be_live = bool(
+            sent or decision.publish_sent or getattr(platform, "posts_without_container", False)
+        )
+        what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        if req.check_only or decision.deadline_read or may_be_live:
+            cid = remembered[-1] if remembered else decision.stored_container_id
+            read_only = req.check_only or decision.deadline_read
+            outcome = PublishOutcome(
+                Outcome.UNCONFIRMED if read_only else Outcome.AMBIGUOUS,
+                error_message=f"the platform call failed ({what}); the post may be live",
+                provider_ids={"container_id": cid} if cid else {},
+            )
+        else:
+            outcome = PublishOutcome(
+                Outcome.RETRYABLE_ERROR,
+                error_message=f"the platform call failed ({what}) before anything was posted",
+            )
+        log.warning(
+            "platform call failed",
+            extra={
+                "job_id": req.job_id,
+                "attempt": req.attempt,
+                "trace_id": req.trace_id,
+                "platform": req.platform,
+                "error_type": type(exc).__name__,
+                "outcome": outcome.outcome.value,
+            },
+        )
         return outcome
 
     def _done(

@@ -10,12 +10,14 @@ Pure: no I/O; randomness comes in as an argument. The one place that knows DESIG
 - `retryable_error` / `ambiguous` use the failure budget and come back after a backoff
   (full jitter, capped; a platform's retry-after wins, even above the cap). When the budget
   ends: `exhausted`, except after `ambiguous`, where one last status read (`check_only`)
-  decides between PUBLISHED and `unconfirmed`.
-- `rate_limited` comes back without using the budget, unless the retry would fall after the
-  publish deadline (then `missed`).
+  decides: published → PUBLISHED, not live (`retryable_error`) → `exhausted` (or `missed`
+  when the read was for the deadline), anything else → `unconfirmed`.
+- `rate_limited` and `processing` (the platform still processes the stored media) come back
+  without using the budget, `processing` every min(backoff, 60 s), unless the retry would
+  fall after the publish deadline (then `missed`).
 - `permanent_error`, `auth_error`, `blocked`, `unconfirmed`, `missed` dead-letter at once.
-- A post that may be live (an unresolved `ambiguous`) is never dead-lettered as `missed` or
-  `exhausted`: the status read decides instead.
+- A post that may be live (an unresolved `ambiguous`, or a wait whose result says so) is
+  never dead-lettered as `missed` or `exhausted`: the status read decides instead.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from shared.settings import Settings
 Rand = Callable[[], float]  # uniform in [0, 1)
 
 STATUS_CHECK = "status_check"  # the publish.status reason of the last status read
+PROCESSING_RECHECK_SECONDS = 60.0  # a container still processing is read at least this often
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class AttemptResult:
     outcome: Outcome
     finished_at: datetime
     retry_after_seconds: float | None = None
+    may_be_live: bool = False  # the publisher says the post may be live (on a wait)
 
 
 class Action(StrEnum):
@@ -127,8 +131,8 @@ def decide(
     outcome = result.outcome
     if outcome in (Outcome.RETRYABLE_ERROR, Outcome.AMBIGUOUS):
         return _failed(job, result, config, rand)
-    if outcome is Outcome.RATE_LIMITED:
-        return _rate_limited(job, result, config, rand)
+    if outcome in (Outcome.RATE_LIMITED, Outcome.PROCESSING):
+        return _wait(job, result, config, rand)
     if outcome is Outcome.MISSED and job.may_be_live:
         return _status_read(job, result, job.failed_attempts)
     # permanent_error, auth_error, blocked, unconfirmed, missed: the reason is the outcome.
@@ -157,28 +161,37 @@ def _failed(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Ra
     return _move(job, Action.RETRY, later, result.outcome.value)
 
 
-def _rate_limited(
-    job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand
-) -> Decision:
-    at = result.finished_at + _delay(result, result.attempt, config, rand)
+def _wait(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand) -> Decision:
+    """`rate_limited` or `processing`: come back later without using the budget."""
+    delay = _delay(result, result.attempt, config, rand)
+    if result.outcome is Outcome.PROCESSING:
+        delay = min(delay, timedelta(seconds=PROCESSING_RECHECK_SECONDS))
+    at = result.finished_at + delay
+    job = replace(job, may_be_live=job.may_be_live or result.may_be_live)
     if at > job.publish_deadline:
         if job.may_be_live:
             return _status_read(job, result, job.failed_attempts)
         return _dead(job, DeadLetterReason.MISSED, job.failed_attempts)
     later = replace(job, status=JobStatus.RETRY_SCHEDULED, next_attempt_at=at, check_only=False)
-    return _move(job, Action.RETRY, later, Outcome.RATE_LIMITED.value)
+    return _move(job, Action.RETRY, later, result.outcome.value)
 
 
 def _after_status_read(
     job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand
 ) -> Decision:
-    """The answer of a `check_only` dispatch: anything but `published` is `unconfirmed`,
-    except a rate limit, which repeats the read (within the deadline)."""
+    """The answer of a `check_only` dispatch (`published` is handled before): a rate limit
+    repeats the read (within the deadline); `retryable_error` means the platform shows the
+    post is not live: `exhausted` when the budget is spent, else the read was for the
+    deadline: `missed`; anything else is `unconfirmed`."""
     if result.outcome is Outcome.RATE_LIMITED:
         at = result.finished_at + _delay(result, result.attempt, config, rand)
         if at <= job.publish_deadline:
             again = replace(job, status=JobStatus.RETRY_SCHEDULED, next_attempt_at=at)
             return _move(job, Action.RETRY, again, STATUS_CHECK)
+    if result.outcome is Outcome.RETRYABLE_ERROR:
+        spent = job.failed_attempts >= config.max_attempts
+        reason = DeadLetterReason.EXHAUSTED if spent else DeadLetterReason.MISSED
+        return _dead(job, reason, job.failed_attempts)
     return _dead(job, DeadLetterReason.UNCONFIRMED, job.failed_attempts)
 
 

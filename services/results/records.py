@@ -81,9 +81,12 @@ class Incoming:
     retry_after: float | None
     provider_ids: dict[str, str]
     trace_id: str
+    may_be_live: bool = False
 
     def attempt_result(self) -> AttemptResult:
-        return AttemptResult(self.attempt, self.outcome, self.finished_at, self.retry_after)
+        return AttemptResult(
+            self.attempt, self.outcome, self.finished_at, self.retry_after, self.may_be_live
+        )
 
     def error(self, *, may_be_live: bool) -> dict[str, Any]:
         """The job's `last_error` after this result (`may_be_live` feeds the policy)."""
@@ -146,6 +149,7 @@ def parse(raw: bytes | None) -> Incoming:
         retry_after=float(retry_after) if retry_after is not None else None,
         provider_ids=dict(value.get("provider_ids") or {}),
         trace_id=value["trace_id"],
+        may_be_live=value.get("may_be_live") is True,
     )
 
 

@@ -12,6 +12,8 @@ class Outcome(StrEnum):
     PUBLISHED = "published"
     RETRYABLE_ERROR = "retryable_error"
     RATE_LIMITED = "rate_limited"
+    # The platform is still processing the stored media: re-checked later, no attempt spent.
+    PROCESSING = "processing"
     PERMANENT_ERROR = "permanent_error"
     AUTH_ERROR = "auth_error"
     BLOCKED = "blocked"
@@ -47,3 +49,6 @@ class PublishOutcome:
     provider_ids: dict[str, str] = field(default_factory=dict)
     provider_response: dict[str, Any] | None = None
     published_at: datetime | None = None
+    # The post may be live (an earlier irreversible call's outcome is still unknown), although
+    # this outcome is a wait (`rate_limited`, `processing`): the job must not end `missed`.
+    may_be_live: bool = False

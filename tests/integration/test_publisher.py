@@ -16,6 +16,7 @@ from services.publisher.claims import ClaimStore
 from services.publisher.main import serve
 from services.publisher.platforms.base import AttemptContext, PlatformPublisher
 from services.publisher.platforms.instagram import InstagramPublisher
+from services.publisher.platforms.instagram_throttle import Throttle
 from services.publisher.platforms.sandbox import SandboxPublisher
 from shared import outbox
 from shared.domain.outcomes import Outcome, PublishOutcome
@@ -26,7 +27,7 @@ from shared.logging import JsonFormatter
 from shared.names import DLQ, PUBLISHER_GROUP, REQUEST, RESULT
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
-from tests.conftest import eventually
+from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_support import (
     TOKEN,
@@ -379,7 +380,10 @@ async def test_instagram_through_the_worker_stores_the_container_first(
 ) -> None:
     async with FakeGraph() as fake:
         instagram = InstagramPublisher(
-            fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
+            fake.base_url,
+            throttle=Throttle(rt.redis, rt.names),
+            poll_initial_seconds=0.005,
+            poll_max_interval_seconds=0.02,
         )
         spy = Spy(SandboxPublisher(rt.db))
         async with running(rt, logs, {"sandbox": spy, "instagram": instagram}, spy) as h:
@@ -432,6 +436,56 @@ async def test_instagram_through_the_worker_stores_the_container_first(
             assert all(DEFAULT_TOKEN.encode() not in raw for raw in h.results.raw)
             assert all(DEFAULT_TOKEN not in line for line in logs.lines)
         await instagram.close()
+
+
+async def test_a_slow_permalink_read_never_undoes_a_publish(ns: Namespace, logs: Logs) -> None:
+    rt = Runtime.build(ns.settings(container_poll_seconds=1, call_timeout_seconds=1))
+    await rt.open()
+    async with FakeGraph() as fake:
+        instagram = InstagramPublisher(
+            fake.base_url,
+            throttle=Throttle(rt.redis, rt.names),
+            poll_initial_seconds=0.005,
+            poll_max_interval_seconds=0.02,
+        )
+        spy = Spy(SandboxPublisher(rt.db))
+        async with running(rt, logs, {"sandbox": spy, "instagram": instagram}, spy) as h:
+            [job] = await instagram_jobs(rt, ["slow permalink"])
+            # Slow answers everywhere, then a permalink read that never comes: more than the
+            # attempt's timeout (polls + 4 call timeouts = 5 s) once media_publish answered.
+            for call in ("content_publishing_limit", "create_container", "media_publish"):
+                fake.delay_next(call, 0.9)
+            for _ in range(3):
+                fake.hang_next("media_read", 30.0)
+            h.send(await dispatch(rt, [job]))
+            [result] = await h.results_for(1)
+            assert result["outcome"] == "published", result
+            assert result["provider_ids"]["media_id"] == fake.posts[DEFAULT_ACCOUNT][0].id
+            assert len(fake.calls("media_publish")) == 1
+        await instagram.close()
+    await rt.close()
+
+
+async def instagram_jobs(rt: Runtime, captions: list[str]) -> list[str]:
+    created = await rt.connections().create(
+        ADMIN,
+        {
+            "platform": "instagram",
+            "name": "ig",
+            "access_token": DEFAULT_TOKEN,
+            "metadata": {"instagramBusinessAccountId": DEFAULT_ACCOUNT},
+        },
+    )
+    jobs = []
+    for caption in captions:
+        body = {
+            "platform": "instagram",
+            "connection_id": created["id"],
+            "caption": caption,
+            "media_asset_ids": ["https://cdn.example.com/a/photo.jpg"],
+        }
+        jobs.append(str((await rt.jobs().schedule(ADMIN, body)).body["id"]))
+    return jobs
 
 
 async def graph_post(fake: FakeGraph, path: str, **params: str) -> str:

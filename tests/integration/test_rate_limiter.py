@@ -41,6 +41,17 @@ async def test_a_burst_beyond_the_bucket_is_refused_with_a_retry_after(rt: Runti
     assert await rt.redis.exists(rt.names.key("rl:sandbox:c1"))
 
 
+async def test_two_connections_to_one_instagram_account_share_its_bucket(rt: Runtime) -> None:
+    limiter = RateLimiter(rt.redis, rt.names, max_wait=0.0)
+    burst = int(LIMITS["instagram"].burst) if LIMITS["instagram"] else 0
+    one, two = (connection(c, "instagram", instagramBusinessAccountId="1784") for c in "ab")
+    taken = [await limiter.acquire(one if i % 2 else two) for i in range(burst)]
+    assert all(a.retry_after is None for a in taken)
+    assert (await limiter.acquire(one)).retry_after is not None  # the account's, not yours
+    other = connection("c", "instagram", instagramBusinessAccountId="1785")
+    assert (await limiter.acquire(other)).retry_after is None
+
+
 async def test_a_burst_waits_for_reserved_slots(rt: Runtime) -> None:
     limiter = RateLimiter(rt.redis, rt.names, max_wait=5.0)
     fast = connection("c3", rate_per_second=50, rate_burst=1)

@@ -7,7 +7,7 @@ import aiohttp
 from services.publisher.platforms.instagram import InstagramPublisher
 from shared.domain.outcomes import Outcome
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
-from tests.unit.test_instagram_publisher import IMG, Ctx, connection, posts, request
+from tests.unit.test_instagram_publisher import CAPTION, IMG, Ctx, connection, posts, request
 
 
 async def create_container(fake: FakeGraph) -> str:
@@ -46,15 +46,59 @@ async def test_published_container_confirms_the_post(
     assert writes(fake) == before and len(posts(fake)) == 1  # a read, never a publish
 
 
-async def test_finished_container_is_unconfirmed_and_never_published(
+async def test_finished_container_and_no_post_in_the_media_is_not_live(
     publisher: InstagramPublisher, fake: FakeGraph
 ) -> None:
     cid = await create_container(fake)
     before = writes(fake)
     out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
-    assert out.outcome is Outcome.UNCONFIRMED
+    assert out.outcome is Outcome.RETRYABLE_ERROR  # the results service: exhausted
     assert out.provider_ids == {"container_id": cid} and "FINISHED" in (out.error_message or "")
     assert writes(fake) == before and posts(fake) == []
+    assert fake.calls("media_list")  # the account's media were read too
+
+
+async def test_expired_or_failed_container_and_no_post_is_not_live(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.container_fails_next(2207026)
+    failed = await create_container(fake)
+    expired = await create_container(fake)
+    fake.expire(expired)
+    for cid in (failed, expired):
+        ctx = Ctx(fake, stored=cid).context
+        out = await publisher.confirm(request([IMG]), connection(), ctx)
+        assert out.outcome is Outcome.RETRYABLE_ERROR
+
+
+async def test_this_jobs_caption_in_the_media_is_live_unless_it_is_not_unique(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    cid = await create_container(fake)
+    [post] = fake.seed_posts([5.0], caption=CAPTION)  # the container read lags, say
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.PUBLISHED and out.provider_ids["media_id"] == post.id
+    fake.seed_posts([3.0], caption=CAPTION)  # twice: names no post of this job
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.RETRYABLE_ERROR
+
+
+async def test_unreadable_media_list_is_unconfirmed(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    cid = await create_container(fake)
+    fake.fail_next("media_list", code=2, times=5)
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.UNCONFIRMED and "media" in (out.error_message or "")
+
+
+async def test_a_throttled_read_is_rate_limited_with_the_estimate(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    cid = await create_container(fake)
+    fake.fail_next("container_status", code=80002, regain_minutes=4)
+    out = await publisher.confirm(request([IMG]), connection(), Ctx(fake, stored=cid).context)
+    assert out.outcome is Outcome.RATE_LIMITED and out.retry_after_seconds == 240
 
 
 async def test_no_stored_container_is_unconfirmed_without_calls(

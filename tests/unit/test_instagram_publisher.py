@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
 from services.publisher.platforms.base import AttemptContext, ClaimLost
 from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_reads import GraphReader
+from services.publisher.platforms.instagram_reads import ContainerStatus, GraphReader
+from services.publisher.platforms.instagram_throttle import Throttle
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
+from tests.unit.conftest import instagram
 
 IMG = "https://cdn.example.com/a/photo.jpg"
 IMG2 = "https://cdn.example.com/a/photo2.jpeg?sig=abc"
@@ -32,13 +33,16 @@ class Ctx:
         fake: FakeGraph,
         *,
         stored: str | None = None,
+        children: tuple[str, ...] = (),
+        publish_sent: bool = False,
         poll_seconds: float = 2.0,
         call_timeout: float = 2.0,
-        on_remember: Callable[[], None] | None = None,
+        before_publish: Callable[[], None] | None = None,
     ) -> None:
         self.fake = fake
-        self.on_remember = on_remember
+        self.before_publish = before_publish
         self.remembered: list[str] = []
+        self.remembered_children: list[list[str]] = []
         self.publishes_before_remember: list[int] = []
         self.confirms_before_publish: list[int] = []
         self.claim_lost = False
@@ -50,18 +54,24 @@ class Ctx:
             confirm_claim=self._confirm,
             poll_seconds=poll_seconds,
             call_timeout_seconds=call_timeout,
+            publish_sent=publish_sent,
+            stored_children=children,
+            remember_children=self._remember_children,
         )
 
     async def _confirm(self) -> None:
         self.confirms_before_publish.append(len(self.fake.calls("media_publish")))
         if self.claim_lost:
             raise ClaimLost("taken over")
+        if self.before_publish is not None:
+            self.before_publish()  # runs right before media_publish
+
+    async def _remember_children(self, ids: Sequence[str]) -> None:
+        self.remembered_children.append(list(ids))
 
     async def _remember(self, container_id: str) -> None:
         self.publishes_before_remember.append(len(self.fake.calls("media_publish")))
         self.remembered.append(container_id)
-        if self.on_remember is not None:
-            self.on_remember()  # runs right before media_publish
 
 
 def request(
@@ -268,14 +278,17 @@ async def test_expired_container_is_retryable(
     assert fake.calls("media_publish") == []
 
 
-async def test_still_in_progress_at_the_bound_is_retryable_not_ambiguous(
+async def test_still_in_progress_at_the_bound_is_processing(
     publisher: InstagramPublisher, fake: FakeGraph
 ) -> None:
     fake.container_processing(30.0)
-    out = await publish(publisher, fake, request([VID]), Ctx(fake, poll_seconds=0.1))
-    assert out.outcome is Outcome.RETRYABLE_ERROR
+    ctx = Ctx(fake, poll_seconds=0.1)
+    out = await publish(publisher, fake, request([VID]), ctx)
+    assert out.outcome is Outcome.PROCESSING and not out.may_be_live
     assert "IN_PROGRESS" in (out.error_message or "")
     assert fake.calls("media_publish") == []
+    assert ctx.remembered == [out.provider_ids["container_id"]]  # stored as soon as created
+    assert ctx.publishes_before_remember == [0] and len(fake.calls("container_status")) >= 1
 
 
 async def test_not_ready_on_publish_polls_then_publishes(
@@ -430,10 +443,11 @@ async def test_5xx_without_commit_then_next_attempt_publishes_same_container(
     fake.fail_next("media_publish", code=1, status=500)
     first_ctx = Ctx(fake)
     first = await publish(publisher, fake, request([IMG]), first_ctx)
-    # the status checks found the container FINISHED: definitely not published
-    assert first.outcome is Outcome.RETRYABLE_ERROR and posts(fake) == []
+    # the container reads FINISHED and the media show no post: not live now, but it may land
+    assert first.outcome is Outcome.AMBIGUOUS and posts(fake) == []
     stored = first_ctx.remembered[0]
-    second = await publish(publisher, fake, request([IMG], attempt=2), Ctx(fake, stored=stored))
+    ctx = Ctx(fake, stored=stored, publish_sent=True)
+    second = await publish(publisher, fake, request([IMG], attempt=2), ctx)
     assert_published_once(second, fake)
     assert second.provider_ids["container_id"] == stored
     assert len(fake.calls("create_container")) == 1
@@ -446,7 +460,9 @@ async def test_unreadable_status_after_a_lost_answer_is_ambiguous(
         fake.commit_then_drop("media_publish")
         fake.fail_next("container_status", code=2, times=20)
 
-    out = await publish(publisher, fake, request([IMG]), Ctx(fake, on_remember=break_status_reads))
+    out = await publish(
+        publisher, fake, request([IMG]), Ctx(fake, before_publish=break_status_reads)
+    )
     assert out.outcome is Outcome.AMBIGUOUS  # results makes the last read (unconfirmed)
     assert len(fake.calls("media_publish")) == 1 and len(posts(fake)) == 1
 
@@ -485,9 +501,9 @@ async def test_stored_in_progress_container_is_polled_then_published(
 ) -> None:
     fake.container_processing(30.0)
     first = await publish(publisher, fake, request([VID]), Ctx(fake, poll_seconds=0.05))
-    assert first.outcome is Outcome.RETRYABLE_ERROR
+    assert first.outcome is Outcome.PROCESSING
     cid = first.provider_ids["container_id"]
-    fake.containers[cid].ready_at = 0.0
+    fake.ready(cid)
     out = await publish(publisher, fake, request([VID], attempt=2), Ctx(fake, stored=cid))
     assert_published_once(out, fake)
     assert len(fake.calls("create_container")) == 1
@@ -508,15 +524,29 @@ async def test_stored_expired_container_gets_a_new_one(
     assert ctx.remembered == [out.provider_ids["container_id"]]
 
 
-@pytest.mark.parametrize(("code", "status"), [(1, 500), (80002, 400), (100, 400)])
-async def test_stored_container_unreadable_is_ambiguous_and_creates_nothing(
-    publisher: InstagramPublisher, fake: FakeGraph, code: int, status: int
+@pytest.mark.parametrize(
+    ("code", "status", "sent", "answer"),
+    [
+        (1, 500, True, Outcome.AMBIGUOUS),
+        (100, 400, True, Outcome.AMBIGUOUS),
+        (1, 500, False, Outcome.RETRYABLE_ERROR),  # never sent: it cannot be live
+        (80002, 400, True, Outcome.RATE_LIMITED),  # with the wait, saying it may be live
+    ],
+)
+async def test_stored_container_unreadable_creates_nothing(
+    publisher: InstagramPublisher,
+    fake: FakeGraph,
+    code: int,
+    status: int,
+    sent: bool,
+    answer: Outcome,
 ) -> None:
     first = await publish(publisher, fake, request([IMG]))
     cid = first.provider_ids["container_id"]
     fake.fail_next("container_status", code=code, status=status, times=5)
-    out = await publish(publisher, fake, request([IMG], attempt=2), Ctx(fake, stored=cid))
-    assert out.outcome is Outcome.AMBIGUOUS
+    ctx = Ctx(fake, stored=cid, publish_sent=sent)
+    out = await publish(publisher, fake, request([IMG], attempt=2), ctx)
+    assert out.outcome is answer and out.may_be_live is (answer is Outcome.RATE_LIMITED)
     assert len(fake.calls("create_container")) == 1 and len(posts(fake)) == 1
 
 
@@ -524,14 +554,12 @@ async def test_stored_container_unreadable_is_ambiguous_and_creates_nothing(
 
 
 async def test_token_never_in_outcomes_or_logs(
-    fake: FakeGraph, caplog: pytest.LogCaptureFixture
+    fake: FakeGraph, throttle: Throttle, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     token = "EAAGsuperSECRET+token/x=="
     fake.add_account(DEFAULT_ACCOUNT, token)
-    pub = InstagramPublisher(
-        fake.base_url, poll_initial_seconds=0.005, poll_max_interval_seconds=0.02
-    )
+    pub = instagram(fake, throttle)
     outcomes = []
     try:
         fake.fail_next(
@@ -545,14 +573,15 @@ async def test_token_never_in_outcomes_or_logs(
         fake.fail_next("create_container", code=100, message=f"bad access_token={token}")
         outcomes.append(await publish(pub, fake, request([IMG]), token=token))
         fake.drop_next("media_publish")
-        outcomes.append(await publish(pub, fake, request([IMG]), token=token))
+        lost = request([IMG], caption="another post")  # not the live one's caption
+        outcomes.append(await publish(pub, fake, lost, token=token))
         outcomes.append(await publish(pub, fake, request([IMG]), token=token + "x"))
     finally:
         await pub.close()
     assert [o.outcome for o in outcomes] == [
         Outcome.PUBLISHED,
         Outcome.PERMANENT_ERROR,
-        Outcome.RETRYABLE_ERROR,
+        Outcome.AMBIGUOUS,  # the answer was lost: it may land yet
         Outcome.AUTH_ERROR,
     ]
     for out in outcomes:
@@ -590,15 +619,30 @@ async def test_remember_failure_stops_before_media_publish(
 async def test_unexpected_error_after_media_publish_is_ambiguous(
     publisher: InstagramPublisher, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(self: GraphReader, media_id: str) -> str:
-        raise RuntimeError(f"bug while reading {media_id} with {DEFAULT_TOKEN}")
+    async def broken(self: GraphReader, cid: str, reads: int) -> ContainerStatus:
+        raise RuntimeError(f"bug while reading {cid} with {DEFAULT_TOKEN}")
 
-    monkeypatch.setattr(GraphReader, "permalink", broken)
+    monkeypatch.setattr(GraphReader, "settle", broken)
+    fake.commit_then_drop("media_publish")
     ctx = Ctx(fake)
     out = await publish(publisher, fake, request([IMG]), ctx)
     assert out.outcome is Outcome.AMBIGUOUS  # the next attempt reads the container first
     assert out.provider_ids == {"container_id": ctx.remembered[0]}
     assert DEFAULT_TOKEN not in repr(out)
+
+
+async def test_an_error_after_media_publish_answered_an_id_keeps_the_post(
+    publisher: InstagramPublisher, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: GraphReader, media_id: str) -> str:
+        raise RuntimeError(f"bug while reading {media_id}")
+
+    monkeypatch.setattr(GraphReader, "permalink", broken)
+    ctx = Ctx(fake)
+    out = await publish(publisher, fake, request([IMG]), ctx)
+    assert_published_once(out, fake)  # final once media_publish answered with an id
+    assert out.provider_ids["media_id"] == posts(fake)[0].id
+    assert ctx.context.settled == out
 
 
 async def test_unreadable_publishing_limit_does_not_stop_the_post(
@@ -615,59 +659,3 @@ async def test_carousel_child_fetch_failure_gets_one_new_child(
     out = await publish(publisher, fake, request([IMG, IMG2]))
     assert_published_once(out, fake)
     assert len(fake.calls("create_container")) == 4  # 2 children + 1 retry + parent
-
-
-# ---- the fake itself behaves like the documented API ----------------------------------------
-
-
-async def test_fake_accepts_json_bodies_bearer_tokens_and_any_version(fake: FakeGraph) -> None:
-    root = fake.base_url.rsplit("/", 1)[0]
-    auth = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
-    async with aiohttp.ClientSession() as http:
-        url = f"{root}/v19.0/{DEFAULT_ACCOUNT}/media"
-        async with http.post(url, json={"image_url": IMG, "caption": "x"}, headers=auth) as r:
-            cid = (await r.json())["id"]
-        async with http.get(f"{root}/{cid}?fields=status_code,status", headers=auth) as r:
-            assert (await r.json())["status_code"] == "FINISHED"
-        form = {"creation_id": cid, "access_token": DEFAULT_TOKEN}
-        async with http.post(f"{root}/{DEFAULT_ACCOUNT}/media_publish", data=form) as r:
-            media_id = (await r.json())["id"]
-        query = {"fields": "config,quota_usage", "access_token": DEFAULT_TOKEN}
-        async with http.get(
-            f"{fake.base_url}/{DEFAULT_ACCOUNT}/content_publishing_limit", params=query
-        ) as r:
-            limit = await r.json()
-            usage_headers = set(r.headers)
-        async with http.get(f"{fake.base_url}/{media_id}?fields=permalink", headers=auth) as r:
-            assert (await r.json())["permalink"].startswith("https://www.instagram.com/p/")
-        async with http.get(f"{fake.base_url}/{cid}", params={"access_token": "nope"}) as r:
-            assert r.status == 400 and (await r.json())["error"]["code"] == 190
-    assert limit == {
-        "data": [{"quota_usage": 1, "config": {"quota_total": 50, "quota_duration": 86400}}]
-    }
-    assert {"X-Business-Use-Case-Usage", "X-App-Usage"} <= usage_headers
-
-
-async def test_fake_validates_like_graph(fake: FakeGraph) -> None:
-    async def create(**params: str) -> dict[str, Any]:
-        async with aiohttp.ClientSession() as http:
-            url = f"{fake.base_url}/{DEFAULT_ACCOUNT}/media"
-            async with http.post(url, data={**params, "access_token": DEFAULT_TOKEN}) as r:
-                body: dict[str, Any] = await r.json()
-                return body
-
-    def sub(body: dict[str, Any]) -> tuple[int, int | None]:
-        return body["error"]["code"], body["error"].get("error_subcode")
-
-    assert sub(await create(image_url="https://x/a.png")) == (36001, 2207005)
-    assert sub(await create(image_url=IMG, caption="x" * 2201)) == (36004, 2207010)
-    assert sub(await create(media_type="REELS", video_url=VID, thumb_offset="-1")) == (1, 2207057)
-    assert sub(await create(media_type="CAROUSEL", children="1")) == (100, 2207028)
-    assert sub(await create(media_type="GIF", image_url=IMG)) == (100, 2207023)
-    assert sub(await create(image_url=IMG, is_carousel_item="true", caption="no")) == (100, None)
-    cid = (await create(image_url=IMG))["id"]
-    fake.advance(25 * 3600)
-    async with aiohttp.ClientSession() as http:
-        url = f"{fake.base_url}/{DEFAULT_ACCOUNT}/media_publish"
-        async with http.post(url, data={"creation_id": cid, "access_token": DEFAULT_TOKEN}) as r:
-            assert sub(await r.json()) == (-2, 2207020)

@@ -14,12 +14,13 @@ from services.publisher.decision import (
     ClaimRow,
     JobState,
     Kind,
+    deadline_outcome,
     decide,
     request_from_value,
 )
 from services.publisher.platforms.sandbox import draw
 from shared.batching import Coalescer
-from shared.domain.outcomes import Outcome
+from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import PublishRequest
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -138,6 +139,31 @@ def test_past_the_deadline_is_missed_unless_only_checking() -> None:
     d = run(req(), late)
     assert d.kind is Kind.ANSWER and d.result is not None and d.result["outcome"] == "missed"
     assert run(req(check_only=True), late).kind is Kind.CALL
+
+
+def test_past_the_deadline_a_stored_container_is_read_before_giving_up() -> None:
+    late = job(publish_deadline=NOW - timedelta(seconds=1), container_id="c1", publish_sent=True)
+    d = run(req(), late)
+    assert d.kind is Kind.CALL and d.deadline_read and d.claim
+    assert d.stored_container_id == "c1" and d.publish_sent
+
+
+@pytest.mark.parametrize(
+    ("read", "sent", "answer"),
+    [
+        (Outcome.PUBLISHED, True, Outcome.PUBLISHED),
+        (Outcome.RETRYABLE_ERROR, True, Outcome.MISSED),  # the platform shows it is not live
+        (Outcome.UNCONFIRMED, True, Outcome.UNCONFIRMED),
+        (Outcome.UNCONFIRMED, False, Outcome.MISSED),  # never sent: it cannot be live
+        (Outcome.RATE_LIMITED, True, Outcome.RATE_LIMITED),
+    ],
+)
+def test_the_deadline_read_decides_between_published_missed_and_unconfirmed(
+    read: Outcome, sent: bool, answer: Outcome
+) -> None:
+    out = deadline_outcome(PublishOutcome(read, provider_ids={"container_id": "c1"}), sent)
+    assert out.outcome is answer and out.provider_ids == {"container_id": "c1"}
+    assert out.may_be_live is (answer is Outcome.RATE_LIMITED)
 
 
 @pytest.mark.parametrize(

@@ -107,15 +107,26 @@ def test_the_status_read_answers_published_or_unconfirmed() -> None:
     assert unknown.state.force_required and not unknown.state.check_only
 
 
+def test_a_status_read_that_shows_no_post_is_exhausted_or_missed() -> None:
+    # `retryable_error` from a status read: the platform shows the post is not live.
+    reading = job(attempt_count=6, failed_attempts=5, check_only=True, may_be_live=True)
+    spent = decide(reading, result(Outcome.RETRYABLE_ERROR, attempt=6), CONFIG)
+    assert spent.dead_letter is DeadLetterReason.EXHAUSTED and not spent.state.force_required
+    assert not spent.state.may_be_live
+    for_the_deadline = replace(reading, failed_attempts=2)
+    late = decide(for_the_deadline, result(Outcome.RETRYABLE_ERROR, attempt=6), CONFIG)
+    assert late.dead_letter is DeadLetterReason.MISSED
+
+
 @pytest.mark.parametrize(
     "outcome",
     [
-        Outcome.RETRYABLE_ERROR,
         Outcome.AMBIGUOUS,
         Outcome.PERMANENT_ERROR,
         Outcome.MISSED,
         Outcome.BLOCKED,
         Outcome.AUTH_ERROR,
+        Outcome.PROCESSING,
     ],
 )
 def test_any_other_answer_to_a_status_read_is_unconfirmed(outcome: Outcome) -> None:
@@ -186,6 +197,38 @@ def test_a_post_that_may_be_live_is_never_missed_it_is_read_instead() -> None:
     # ...and a rate limit keeps the doubt for the next attempt.
     ok = decide(state, result(Outcome.RATE_LIMITED, attempt=2, retry_after=1), CONFIG)
     assert ok.state.may_be_live and not ok.state.check_only
+
+
+def test_a_wait_that_says_the_post_may_be_live_is_read_not_missed() -> None:
+    state = job(publish_deadline=T0 + timedelta(seconds=60))
+    limited = AttemptResult(1, Outcome.RATE_LIMITED, T0, 600, may_be_live=True)
+    d = decide(state, limited, CONFIG)
+    assert d.action is Action.RETRY and d.state.check_only and d.state.may_be_live
+    on_time = decide(
+        state, AttemptResult(1, Outcome.RATE_LIMITED, T0, 30, may_be_live=True), CONFIG
+    )
+    assert on_time.state.may_be_live and not on_time.state.check_only  # kept for later
+
+
+# ---- processing ---------------------------------------------------------------------------------
+
+
+def test_processing_is_rechecked_at_most_a_minute_later_without_using_the_budget() -> None:
+    state = job(attempt_count=9, failed_attempts=4)
+    d = decide(state, result(Outcome.PROCESSING, attempt=9), CONFIG, top)
+    assert d.action is Action.RETRY and d.state.status is JobStatus.RETRY_SCHEDULED
+    assert d.state.failed_attempts == 4 and d.reason == "processing"
+    wide = PolicyConfig(max_attempts=5, backoff_base_seconds=2.0, backoff_max_seconds=600.0)
+    d = decide(state, result(Outcome.PROCESSING, attempt=9), wide, top)
+    assert d.state.next_attempt_at == T0 + timedelta(seconds=60)  # 600 s backoff: capped
+    early = decide(job(), result(Outcome.PROCESSING), CONFIG, lambda: 0.5)
+    assert early.state.next_attempt_at == T0 + timedelta(seconds=1)  # min(backoff, 60 s)
+
+
+def test_processing_past_the_deadline_is_missed() -> None:
+    state = job(publish_deadline=T0 + timedelta(seconds=10))
+    d = decide(state, result(Outcome.PROCESSING, retry_after=30), CONFIG)
+    assert d.dead_letter is DeadLetterReason.MISSED
 
 
 # ---- immediate dead letters -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,13 +21,21 @@ class AttemptContext:
 
     `stored_container_id` is the container an earlier attempt of this job created (read from
     Postgres); `remember_container` stores a new one durably as soon as it exists, so a later
-    attempt checks it instead of creating another or posting again.
-    `previous_outcome_ambiguous` is true when the last finished attempt's outcome is unknown.
+    attempt checks it instead of creating another or posting again. `publish_sent` is true
+    when the irreversible call was sent for the stored container and nothing settled its
+    outcome since (the post may be live). `stored_children` and `remember_children` do the
+    same for a carousel's items. `previous_outcome_ambiguous` is true when the last finished
+    attempt's outcome is unknown.
 
     A worker acts only while it holds its claim: `remember_container` stores the container
     in the same statement that checks the claim (and extends its lease), and
     `confirm_claim` checks it right before an irreversible call (`media_publish`, a
-    sandbox post). Both raise `ClaimLost` when the claim is gone.
+    sandbox post), recording durably that the call is being sent. Both raise `ClaimLost`
+    when the claim is gone.
+
+    `settle` makes an outcome final as soon as it is known (Instagram: `media_publish`
+    answered with a media id): whatever happens to the attempt afterwards (a slow read, the
+    attempt's timeout), the worker reports that outcome.
     """
 
     worker: str
@@ -37,6 +45,13 @@ class AttemptContext:
     confirm_claim: Callable[[], Awaitable[None]]
     poll_seconds: float
     call_timeout_seconds: float
+    publish_sent: bool = False
+    stored_children: tuple[str, ...] = ()
+    remember_children: Callable[[Sequence[str]], Awaitable[None]] | None = None
+    settled: PublishOutcome | None = None
+
+    def settle(self, outcome: PublishOutcome) -> None:
+        self.settled = outcome
 
 
 class PlatformPublisher(Protocol):

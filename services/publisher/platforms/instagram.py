@@ -1,6 +1,12 @@
 """Instagram Graph API publisher: the platform client the publisher's registry maps
 ``instagram`` to. One attempt's flow is in ``instagram_attempt``, the classification of Graph
-errors in ``instagram_errors``, the HTTP caller in ``instagram_client``.
+errors in ``instagram_errors``, the HTTP caller in ``instagram_client``, the throttle every
+publisher copy shares in ``instagram_throttle``.
+
+A connection's metadata ``login`` (``facebook``, the default, or ``instagram``) picks the
+configured host: Instagram API with Facebook Login (``graph_url``) or with Instagram Login
+(``instagram_graph_url``). No connection names a URL of its own: a tenant cannot point the
+publisher at another address.
 
 One ``aiohttp.ClientSession`` is created lazily and closed by ``close()``; every call has the
 attempt's ``call_timeout_seconds``. The access token never reaches an outcome's free text:
@@ -10,14 +16,17 @@ the Graph client scrubs error answers, and the publisher scrubs every outcome on
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 
 from services.publisher.platforms.base import AttemptContext, ClaimLost
-from services.publisher.platforms.instagram_attempt import Attempt, Finish
-from services.publisher.platforms.instagram_client import GraphClient, Throttle
+from services.publisher.platforms.instagram_attempt import BUILDER_WAITS, Attempt
+from services.publisher.platforms.instagram_client import GraphClient
 from services.publisher.platforms.instagram_confirm import confirm_published
+from services.publisher.platforms.instagram_outcomes import Finish
 from services.publisher.platforms.instagram_reads import GraphReader
+from services.publisher.platforms.instagram_throttle import Throttle
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
@@ -31,14 +40,20 @@ class InstagramPublisher:
         self,
         graph_url: str,
         *,
+        throttle: Throttle,
+        instagram_graph_url: str | None = None,
+        app_secret: str | None = None,
         poll_initial_seconds: float = 1.0,
         poll_max_interval_seconds: float = 10.0,
+        builder_waits: Sequence[float] = BUILDER_WAITS,
     ) -> None:
-        self._graph_url = graph_url
+        self._urls = {"facebook": graph_url, "instagram": instagram_graph_url or graph_url}
+        self._app_secret = app_secret
         self.poll_initial_seconds = poll_initial_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
+        self.builder_waits = tuple(builder_waits)
         self._session: aiohttp.ClientSession | None = None
-        self.throttle = Throttle()
+        self.throttle = throttle
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
@@ -49,11 +64,14 @@ class InstagramPublisher:
             return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
         if not connection.access_token:
             return PublishOutcome(Outcome.AUTH_ERROR, error_message="connection has no token")
-        paused = self.throttle.paused_for(account_id)
+        paused = await self.throttle.paused_for(account_id)
         if paused > 0:
             message = "Graph rate limit or usage headers: not calling this account for now"
             return PublishOutcome(
-                Outcome.RATE_LIMITED, retry_after_seconds=paused, error_message=message
+                Outcome.RATE_LIMITED,
+                retry_after_seconds=paused,
+                error_message=message,
+                may_be_live=bool(ctx.stored_container_id and ctx.publish_sent),
             )
         client = self._client(connection, account_id, ctx)
         attempt = Attempt(
@@ -64,6 +82,7 @@ class InstagramPublisher:
             throttle=self.throttle,
             poll_initial_seconds=self.poll_initial_seconds,
             poll_max_interval_seconds=self.poll_max_interval_seconds,
+            builder_waits=self.builder_waits,
         )
         try:
             outcome = await attempt.run()
@@ -72,6 +91,8 @@ class InstagramPublisher:
         except ClaimLost:
             raise  # checked right before media_publish: this attempt posted nothing since
         except Exception as exc:
+            if ctx.settled is not None:
+                return ctx.settled  # media_publish answered with an id: that is final
             if not attempt.publish_called:
                 raise  # nothing irreversible happened; the caller handles it
             # After media_publish the post may be live: never let a bug turn that into a retry.
@@ -87,8 +108,8 @@ class InstagramPublisher:
     async def confirm(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
-        """Only read the stored container's status (PUBLISHED → published, anything else →
-        unconfirmed); never publishes. See ``instagram_confirm``."""
+        """Only read whether the post is live (the stored container and the account's media);
+        never publishes. See ``instagram_confirm``."""
         account_id = str(connection.metadata.get("instagramBusinessAccountId") or "")
         client = self._client(connection, account_id, ctx)
         reader = GraphReader(
@@ -97,17 +118,24 @@ class InstagramPublisher:
             initial_delay=self.poll_initial_seconds,
             max_delay=self.poll_max_interval_seconds,
         )
-        return await confirm_published(client, reader, request, ctx)
+        return await confirm_published(client, reader, request, ctx, self.throttle)
 
     def _client(self, connection: Connection, account_id: str, ctx: AttemptContext) -> GraphClient:
-        """A Graph caller for one account, feeding its usage headers to the throttle."""
+        """A Graph caller for one account on its login's host, feeding the usage headers to
+        the shared throttle."""
+
+        async def note(headers: Mapping[str, str]) -> None:
+            await self.throttle.note_usage(account_id, headers)
+
+        login = str(connection.metadata.get("login") or "facebook")
         return GraphClient(
             self._get_session(),
-            self._graph_url,
+            self._urls.get(login, self._urls["facebook"]),
             token=connection.access_token,
             account_id=account_id,
             timeout_seconds=ctx.call_timeout_seconds,
-            on_headers=lambda headers: self.throttle.note_usage(account_id, headers),
+            app_secret=self._app_secret,
+            on_headers=note,
         )
 
     async def close(self) -> None:

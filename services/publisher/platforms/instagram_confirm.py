@@ -1,22 +1,29 @@
-"""The last status read for an Instagram job whose outcome is unknown (`check_only`).
+"""The last status read for an Instagram job whose outcome is unknown (`check_only`, and the
+deadline check of a job with a stored container). Never creates a container, never publishes.
 
-Reads the stored container's `status_code`: `PUBLISHED` → `published` (with the media id and
-permalink when a unique caption match finds them), anything else, an unreadable container or
-no stored container → `unconfirmed`. Never creates a container and never publishes.
+Reads the stored container and the account's media (`instagram_recovery.look`):
+- live (the container reads PUBLISHED, or this job's post is in the media) → `published`,
+  with the media id and permalink when a unique caption match names them;
+- not live (the container reads FINISHED, ERROR or EXPIRED and the media list, read, holds
+  no post of this job) → `retryable_error`: the results service ends the job `exhausted`
+  (or `missed` past the deadline), never `unconfirmed`, for a post known not to be live;
+- a throttled read → `rate_limited` with the wait Graph gave (the read is repeated);
+- anything else (no stored container, an unreadable container or media list) → `unconfirmed`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 
 from services.publisher.platforms.base import AttemptContext
 from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from services.publisher.platforms.instagram_reads import PUBLISHED, GraphReader, parse_time
+from services.publisher.platforms.instagram_errors import ErrorClass
+from services.publisher.platforms.instagram_outcomes import Reporter
+from services.publisher.platforms.instagram_reads import READ_TRIES, GraphReader
+from services.publisher.platforms.instagram_recovery import look
+from services.publisher.platforms.instagram_throttle import Throttle
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import PublishRequest
-
-logger = logging.getLogger(__name__)
 
 
 async def confirm_published(
@@ -24,54 +31,35 @@ async def confirm_published(
     reader: GraphReader,
     request: PublishRequest,
     ctx: AttemptContext,
+    throttle: Throttle,
 ) -> PublishOutcome:
+    report = Reporter(client, reader, request, reader.account, ctx, throttle)
     cid = ctx.stored_container_id
-    extra = {"job_id": request.job_id, "attempt": request.attempt, "container_id": cid}
     if not cid:
         message = "no container was stored for this job: nothing can confirm a post"
-        logger.info("instagram confirm: %s", message, extra=extra)
+        report.log(logging.INFO, f"confirm: {message}")
         return PublishOutcome(Outcome.UNCONFIRMED, error_message=message)
-    ids = {"container_id": cid}
     try:
-        status = await reader.status(cid)
+        seen = await look(reader, request, cid, reads=READ_TRIES)
     except GraphCallError as exc:
-        code, subcode = (exc.error.code, exc.error.subcode) if exc.error else (None, None)
-        message = f"status of container {cid} unreadable: {exc.message}"
-        logger.warning("instagram confirm: %s", message, extra=extra)
-        return PublishOutcome(
-            Outcome.UNCONFIRMED,
-            error_code=code,
-            error_subcode=subcode,
-            error_message=message,
-            provider_ids=ids,
-            provider_response=exc.response(),
+        if exc.classification.error_class is ErrorClass.RATE_LIMIT:
+            return await report.fail(exc, cid)
+        message = f"container {cid} or the account's media unreadable: {exc.message}"
+        return await report.fail(exc, cid, Outcome.UNCONFIRMED, message)
+    if seen.live:
+        return await report.already_published(cid, seen.status, seen.media)
+    response = {"container": seen.status.body}
+    if seen.not_live:
+        message = (
+            f"container {cid} reads {seen.status.code} and the account's media show no post of"
+            " this job: not published"
         )
-    if status.code != PUBLISHED:
-        message = f"container {cid} is {status.code or 'of unknown status'}, not PUBLISHED"
-        logger.info("instagram confirm: %s", message, extra=extra)
-        return PublishOutcome(
-            Outcome.UNCONFIRMED,
-            error_message=message,
-            provider_ids=ids,
-            provider_response={"container": status.body},
+        report.log(logging.INFO, f"confirm: {message}", container_id=cid)
+        return report.outcome(
+            Outcome.RETRYABLE_ERROR, cid, error_message=message, provider_response=response
         )
-    published_at = datetime.now(UTC)
-    if (request.media_type or "").upper() != "STORIES":
-        since = request.scheduled_at - timedelta(minutes=5)
-        try:
-            media = await reader.find_media(request.caption, since)
-        except GraphCallError as exc:  # best effort: the container already proves the post
-            logger.info("instagram confirm: media list unreadable: %s", exc.message, extra=extra)
-            media = None
-        if media is not None:
-            ids["media_id"] = str(media["id"])
-            if isinstance(media.get("permalink"), str):
-                ids["permalink"] = media["permalink"]
-            published_at = parse_time(media.get("timestamp")) or published_at
-    logger.info("instagram confirm: the container is PUBLISHED", extra=extra)
-    return PublishOutcome(
-        Outcome.PUBLISHED,
-        provider_ids=ids,
-        published_at=published_at,
-        provider_response={"container": status.body},
+    message = f"container {cid} reads {seen.status.code}; {seen.problem or 'not conclusive'}"
+    report.log(logging.INFO, f"confirm: unconfirmed: {message}", container_id=cid)
+    return report.outcome(
+        Outcome.UNCONFIRMED, cid, error_message=message, provider_response=response
     )

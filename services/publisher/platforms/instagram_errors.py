@@ -228,10 +228,15 @@ def classify(
         error_class, meaning = rule.error_class, rule.meaning
         if call.is_read and rule.on_read is not None:
             error_class = rule.on_read
-    if call is Call.MEDIA_PUBLISH and (
-        rule is None
-        or error_class is ErrorClass.TRANSIENT
-        or (error.http_status is not None and error.http_status >= 500)
+    throttle = error_class is ErrorClass.RATE_LIMIT  # a bare HTTP 429 included
+    if (
+        call is Call.MEDIA_PUBLISH
+        and not throttle
+        and (
+            rule is None
+            or error_class is ErrorClass.TRANSIENT
+            or (error.http_status is not None and error.http_status >= 500)
+        )
     ):
         error_class, meaning = ErrorClass.AMBIGUOUS, f"publish answer unknown ({meaning})"
     return _classification(call, error_class, meaning, headers, account_id)
@@ -253,7 +258,11 @@ def _classification(
 ) -> Classification:
     retry_after: float | None = None
     if error_class is ErrorClass.RATE_LIMIT:
-        retry_after = throttle_seconds(headers or {}, account_id) or DEFAULT_THROTTLE_SECONDS
+        retry_after = (
+            throttle_seconds(headers or {}, account_id)
+            or retry_after_header(headers or {})
+            or DEFAULT_THROTTLE_SECONDS
+        )
     elif error_class is ErrorClass.QUOTA:
         retry_after = DEFAULT_QUOTA_WINDOW_SECONDS  # the publisher refines it from the API
     return Classification(
@@ -336,6 +345,16 @@ def throttle_seconds(headers: Mapping[str, str], account_id: str | None) -> floa
     if usage.percent >= 100.0:
         return DEFAULT_THROTTLE_SECONDS
     return None
+
+
+def retry_after_header(headers: Mapping[str, str]) -> float | None:
+    """HTTP ``Retry-After`` in seconds (a bare 429 may carry it), when positive."""
+    raw = (headers.get("Retry-After") or "").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def _json_header(headers: Mapping[str, str], name: str) -> Any:

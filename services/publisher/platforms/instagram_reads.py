@@ -1,7 +1,8 @@
 """Graph reads for one attempt: container status and polling, permalink, media lookup, quota.
 
 Reads are safe to repeat, so they are retried here (100/33 on a fresh object and transient
-errors); nothing in this module ever writes.
+errors); a throttled read is never retried (calling a throttled account extends the
+throttle). Nothing in this module ever writes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ IN_PROGRESS, FINISHED, PUBLISHED = "IN_PROGRESS", "FINISHED", "PUBLISHED"
 ERROR, EXPIRED = "ERROR", "EXPIRED"
 
 FALLBACK_QUOTA_TOTAL = 50.0  # reference §6.1: when content_publishing_limit has no config
-READ_TRIES = 3  # a status or permalink read is tried this many times
+READ_TRIES = 3  # a status read is tried this many times
+PERMALINK_SECONDS = 5.0  # the permalink reads' bound: best effort, after the post is live
 _RETRY_READ = (ErrorClass.RETRY_READ, ErrorClass.TRANSIENT)
+_STOP_READING = (ErrorClass.RATE_LIMIT, ErrorClass.AUTH)
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,18 @@ class GraphReader:
         self.max_delay = max_delay
 
     async def read(
-        self, call: Call, node: str, fields: str, tries: int = READ_TRIES
+        self,
+        call: Call,
+        node: str,
+        fields: str,
+        tries: int = READ_TRIES,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """GET a node, retrying the read only."""
         delay = self.initial_delay
         for left in range(tries - 1, -1, -1):
             try:
-                return await self.client.get(call, node, {"fields": fields})
+                return await self.client.get(call, node, {"fields": fields}, timeout=timeout)
             except GraphCallError as exc:
                 if exc.classification.error_class not in _RETRY_READ or not left:
                     raise
@@ -88,25 +96,39 @@ class GraphReader:
             await asyncio.sleep(min(interval, left))
             interval = min(interval * 2, self.max_delay)
 
-    async def settle(self, cid: str, reads: int) -> ContainerStatus | None:
-        """After an unknown media_publish answer: a few reads with short backoff, stopping at a
-        conclusive status; None when no read succeeded."""
+    async def settle(self, cid: str, reads: int) -> ContainerStatus:
+        """After an unknown media_publish answer: up to ``reads`` reads with short backoff,
+        stopping at a conclusive status. A throttled (or unauthorised) read raises at once;
+        when no read succeeds, the last error is raised."""
         status: ContainerStatus | None = None
+        failed: GraphCallError | None = None
         delay = self.initial_delay
-        for read in range(reads):
+        for read in range(max(reads, 1)):
             if read:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
             try:
                 status = await self.status(cid, tries=1)
-            except GraphCallError:
+            except GraphCallError as exc:
+                if exc.classification.error_class in _STOP_READING:
+                    raise
+                failed = exc
                 continue
             if status.code in (PUBLISHED, ERROR, EXPIRED):
                 break
+        if status is None:
+            assert failed is not None
+            raise failed
         return status
 
     async def permalink(self, media_id: str) -> str:
-        body = await self.read(Call.MEDIA_READ, media_id, "permalink")
+        """Best effort, within ``PERMALINK_SECONDS`` in all: "" when it does not come."""
+        bound = min(self.client.timeout_seconds, PERMALINK_SECONDS)
+        try:
+            async with asyncio.timeout(PERMALINK_SECONDS):
+                body = await self.read(Call.MEDIA_READ, media_id, "permalink", timeout=bound)
+        except TimeoutError:
+            return ""
         link = body.get("permalink")
         return link if isinstance(link, str) else ""
 
@@ -144,9 +166,10 @@ class GraphReader:
         return matches[0] if len(matches) == 1 else None
 
     async def quota_frees_in(self, window: float) -> float:
-        """Seconds until the oldest post in the rolling window leaves it, plus a minute. A
-        lower bound (the lists may hold posts the quota does not count; a retry that comes too
-        early is answered rate_limited again); the whole window when nothing is listed."""
+        """Seconds until the oldest post in the rolling window leaves it, plus a margin (a
+        minute per day of window: timestamps are whole seconds, clocks differ). A lower bound
+        (the lists may hold posts the quota does not count; a retry that comes too early is
+        answered rate_limited again); the whole window when nothing is listed."""
         now = datetime.now(UTC)
         since = now - timedelta(seconds=window)
         stamps: list[datetime] = []
@@ -161,7 +184,8 @@ class GraphReader:
         if not stamps:
             return window
         frees = (min(stamps) + timedelta(seconds=window) - now).total_seconds()
-        return min(max(frees + 60.0, 60.0), window)
+        margin = max(1.0, min(60.0, window / 1440))
+        return min(max(frees + margin, margin), window)
 
     async def _list(self, edge: str, fields: str, since: datetime) -> list[dict[str, Any]]:
         params = {"fields": fields, "since": str(int(since.timestamp())), "limit": "100"}
