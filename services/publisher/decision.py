@@ -12,8 +12,10 @@ and its attempt rows in one transaction, then asks `decide` per request:
 6. past the publish deadline (and not a check-only request) → `missed`, no call;
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
    `auth_error`; an unknown platform → `permanent_error` (no call in each case);
-8. otherwise call the platform, with the stored container id and whether the last finished
-   attempt was `ambiguous`.
+8. otherwise call the platform, with the stored container id, whether the last finished
+   attempt was `ambiguous`, and whether this attempt was claimed before (its claim row
+   exists without a result: the worker that held it crashed or lost its lease, maybe after
+   its call went through, so the platform must look before it posts).
 
 Results decided here (5, 6, 7) are stored with the claim in the same transaction, so every
 delivery of the request answers the same.
@@ -80,6 +82,7 @@ class Decision:
     lease_until: datetime | None = None
     stored_container_id: str | None = None
     previous_ambiguous: bool = False
+    claimed_before: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,6 +126,7 @@ def decide(
         claim=True,
         stored_container_id=job.container_id,
         previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
+        claimed_before=mine is not None,
     )
 
 

@@ -240,6 +240,7 @@ class PublishWorker:
             confirm_claim=hold,
             poll_seconds=self.timing.poll_seconds,
             call_timeout_seconds=self.timing.call_timeout_seconds,
+            claimed_before=decision.claimed_before,
         )
         call = platform.confirm if req.check_only else platform.publish
 

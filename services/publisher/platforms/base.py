@@ -23,6 +23,10 @@ class AttemptContext:
     Postgres); `remember_container` stores a new one durably as soon as it exists, so a later
     attempt checks it instead of creating another or posting again.
     `previous_outcome_ambiguous` is true when the last finished attempt's outcome is unknown.
+    `claimed_before` is true when this very attempt was claimed earlier and left without a
+    result (its worker crashed or lost its lease, perhaps after its call went through).
+    A platform without a stored container must look the post up before posting in either
+    case (the sandbox does: see its module).
 
     A worker acts only while it holds its claim: `remember_container` stores the container
     in the same statement that checks the claim (and extends its lease), and
@@ -37,6 +41,7 @@ class AttemptContext:
     confirm_claim: Callable[[], Awaitable[None]]
     poll_seconds: float
     call_timeout_seconds: float
+    claimed_before: bool = False
 
 
 class PlatformPublisher(Protocol):
