@@ -65,6 +65,18 @@ def base_settings() -> Settings:
     return settings
 
 
+def drop_redis_keys(url: str, prefix: str) -> int:
+    """Delete the Redis keys under `prefix` (a run's keys, as if Redis had lost them)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+        return len(keys)
+    finally:
+        client.close()
+
+
 class Namespace:
     """One test's isolated prefixes and schema on the shared stack."""
 
@@ -103,13 +115,14 @@ class Namespace:
         migrate(self.base.database_url, self.db_schema)
         create_topics(self.base.kafka_bootstrap, load_topic_specs(), self.topic_prefix)
 
+    def drop_redis_keys(self) -> int:
+        """Delete this namespace's Redis keys (and nobody else's); answers how many."""
+        return drop_redis_keys(self.base.redis_url, self.redis_prefix)
+
     def teardown(self) -> None:
         with psycopg.connect(self.base.database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.db_schema}" CASCADE')
-        client = redis.Redis.from_url(self.base.redis_url)
-        keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i : i + 1000])
+        self.drop_redis_keys()
         kafka = admin(self.base.kafka_bootstrap)
         topics = [
             t for t in kafka.list_topics(timeout=10).topics if t.startswith(self.topic_prefix)
