@@ -37,6 +37,24 @@ FAST = {
 }
 
 
+# Every test under these folders needs the stack (or starts one, or runs services as
+# processes): `pytest -m "not integration"` is the fast unit run.
+FOLDER_MARKERS = {
+    "integration": ("integration",),
+    "e2e": ("e2e", "integration"),
+    "chaos": ("chaos", "integration"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(FOLDER_MARKERS.get(item.path.parent.name, ()))
+        if "base_settings" in getattr(item, "fixturenames", ()):
+            names.add("integration")  # a test elsewhere that asks for the stack
+        for name in sorted(names - {m.name for m in item.iter_markers()}):
+            item.add_marker(name)
+
+
 def _stack_problem(settings: Settings) -> str | None:
     try:
         redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
