@@ -16,15 +16,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 
 from services.publisher.claims import ClaimStore, Emit
 from services.publisher.decision import Decision, Kind, request_from_value, result_value
+from services.publisher.leases import Leases
 from services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from services.publisher.rate_limiter import RateLimiter
 from services.publisher.scrub import Scrubber
@@ -89,9 +90,7 @@ class PublishWorker:
         self.worker = worker
         self.stopping = stopping
         self._jobs: dict[str, tuple[asyncio.Lock, int]] = {}
-        # Claims this worker keeps alive, each with its platform call once that runs.
-        self._calling: dict[tuple[str, int], asyncio.Task[PublishOutcome] | None] = {}
-        self._lost: set[tuple[str, int]] = set()  # claims the renewal found gone
+        self.leases = Leases(claims, timing.lease_seconds)  # `leases.renew` runs beside
 
     # ---- the consumer's handler -----------------------------------------------------------
 
@@ -116,32 +115,6 @@ class PublishWorker:
             return True
         except Abandoned:
             return False
-
-    async def renew_leases(self, stopping: asyncio.Event) -> None:
-        """Keep the leases of claims this worker is calling for alive (every third of one).
-        A claim the renewal no longer finds held (another worker took it over after the
-        lease lapsed) stops its attempt at once: the call is cancelled, nothing reported."""
-        interval = max(self.timing.lease_seconds / 3, 0.05)
-        while not await sleep_or_stop(stopping, interval):
-            keys = sorted(self._calling)
-            try:
-                held = await self.claims.renew(keys)
-            except (*RETRYABLE, psycopg.Error) as exc:
-                log.warning("lease renewal failed", extra={"error": repr(exc)})
-                continue
-            for key in keys:
-                if key not in held and key in self._calling:
-                    self._stop_lost(key)
-
-    def _stop_lost(self, key: tuple[str, int]) -> None:
-        self._lost.add(key)
-        call = self._calling.get(key)
-        if call is not None and not call.done():  # a stored result of ours: nothing to stop
-            log.warning(
-                "claim renewal found the claim gone; stopping the attempt",
-                extra={"job_id": key[0], "attempt": key[1]},
-            )
-            call.cancel()
 
     # ---- the flow ---------------------------------------------------------------------------
 
@@ -180,9 +153,7 @@ class PublishWorker:
             self._done(req, value, reemitted=not fresh, called=False)
             return
         assert connection is not None
-        key = (req.job_id, req.attempt)
-        self._calling[key] = None
-        try:
+        with self.leases.kept((req.job_id, req.attempt)):
             outcome = await self._call(req, connection, decision)
             if outcome is None:
                 return  # the claim was taken over: its new holder answers
@@ -196,9 +167,6 @@ class PublishWorker:
                 finished_at=events.now_utc(),
             )
             emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
-        finally:
-            self._calling.pop(key, None)
-            self._lost.discard(key)
         if emitted is None:
             log.warning(
                 "claim lost before the result was stored; its new holder answers", extra=ids
@@ -275,7 +243,7 @@ class PublishWorker:
                 return await call(req, connection, ctx)
 
         def held_attempt() -> Awaitable[PublishOutcome]:
-            return self._while_held((req.job_id, req.attempt), attempt())
+            return self.leases.call((req.job_id, req.attempt), attempt())
 
         began = time.perf_counter()
         try:
@@ -323,24 +291,6 @@ class PublishWorker:
         if outcome.outcome is Outcome.RATE_LIMITED:
             metrics.RATE_LIMITED.labels(req.platform).inc()
         return outcome
-
-    async def _while_held(
-        self, key: tuple[str, int], call: Coroutine[Any, Any, PublishOutcome]
-    ) -> PublishOutcome:
-        """Run a platform call as a task the lease renewal cancels when the claim is gone;
-        that cancellation surfaces as `ClaimLost` (a cancellation of this flow stays one)."""
-        if key in self._lost:
-            call.close()
-            raise ClaimLost(f"{key[0]} attempt {key[1]}")
-        task = asyncio.create_task(call)
-        self._calling[key] = task
-        try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if key in self._lost and current is not None and not current.cancelling():
-                raise ClaimLost(f"{key[0]} attempt {key[1]}") from None
-            raise
 
     def _done(
         self, req: PublishRequest, value: Mapping[str, object], *, reemitted: bool, called: bool
