@@ -52,7 +52,7 @@ ANY = (CREATE, STATUS, PUBLISH)
 AUTH, LIMITED, BLOCKED = Outcome.AUTH_ERROR, Outcome.RATE_LIMITED, Outcome.BLOCKED
 RETRY, PERMANENT, AMBIGUOUS = Outcome.RETRYABLE_ERROR, Outcome.PERMANENT_ERROR, Outcome.AMBIGUOUS
 
-# The reference's error table (instagram-graph-publishing.md §7.2, with §6.2 and §8), written
+# The reference's error table (§7.2, with §6.2, §8 and §9.2), written
 # out by hand, independently of the tables classify() reads: (code, subcode, calls, outcome).
 # Classes: A → auth_error (the connection needs re-authorising; U-then-A rows too), RL and Q →
 # rate_limited, S → blocked, T / W / R → retryable_error, U and P → permanent_error. On
