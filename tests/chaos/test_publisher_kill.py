@@ -26,6 +26,7 @@ from tests.integration.publisher_support import (
     TopicReader,
     by_attempt,
     dispatch,
+    posted_unanswered,
     produce,
     sandbox_connection,
     schedule,
@@ -86,20 +87,6 @@ def copies(ns: Namespace, tmp_path: Path) -> Iterator[Copies]:
     c = Copies(ns, tmp_path)
     yield c
     c.stop_all()
-
-
-async def posted_unanswered(rt: Runtime, victim: str | None = None) -> Any:
-    """A worker that posted for a claim it holds and has not stored the result yet (or, with
-    `victim`, that worker's such jobs)."""
-    rows = await rt.db.fetch(
-        "SELECT c.worker, c.job_id::text AS job_id FROM publish_claims c JOIN sandbox_posts s"
-        " ON s.job_id = c.job_id AND s.attempt = c.attempt"
-        " WHERE c.result IS NULL AND (%(victim)s::text IS NULL OR c.worker = %(victim)s)",
-        {"victim": victim},
-    )
-    if victim is not None:
-        return [r["job_id"] for r in rows]
-    return rows[0]["worker"] if rows else None
 
 
 def group_members(bootstrap: str, group: str) -> list[Any]:

@@ -19,7 +19,7 @@ from shared.stack import down
 from shared.stack.manager import down_service, up, up_service
 from shared.tenancy import ADMIN
 from tests.conftest import FAST, eventually
-from tests.support.helpers import ServiceProcess, sandbox_connections
+from tests.support.helpers import ServiceProcess, sandbox_connections, settings_env
 
 pytestmark = pytest.mark.chaos
 N = 300
@@ -47,23 +47,13 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         down(settings)
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    for key, value in settings.model_dump(mode="json").items():
-        if value is not None and key not in ("replica", "secret_key"):
-            env[f"HERALD_{key.upper()}"] = str(value)
-    return env
-
-
 @pytest.fixture(scope="module")
 def services(
     own_stack: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ServiceProcess]]:
     logs = tmp_path_factory.mktemp("outage-logs")
     procs = [
-        ServiceProcess(name, _env(own_stack), logs).start()
+        ServiceProcess(name, settings_env(own_stack), logs).start()
         for name in ("scheduler", "publisher", "results")
     ]
     yield procs
