@@ -1,6 +1,7 @@
 """A publisher acts only while it holds its claim (real Kafka, Redis, Postgres): a lease
 lost in the middle of a call, a claim another worker keeps alive, a result another worker
-stored first, and an attempt taken over from a worker that died after posting."""
+stored first, a claim taken over before our result was stored, and an attempt taken over
+from a worker that died after posting."""
 
 from __future__ import annotations
 
@@ -135,6 +136,31 @@ async def test_a_result_another_worker_stored_first_is_adopted(harness: Harness)
     assert result["provider_ids"] == {"sandbox_post_id": str(post["id"])}
     stored = (await _claim_of(rt, job))["result"]
     assert stored == {k: v for k, v in result.items() if k != "schema_version"}
+
+
+async def test_a_claim_taken_over_before_the_result_is_stored_reports_nothing(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+
+    async def taken_over(request: PublishRequest, ctx: AttemptContext) -> None:
+        # After our post, our lease lapsed and another worker took the claim over; it has
+        # not answered yet (its status lookup will find our post).
+        await rt.db.execute(
+            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
+            " WHERE job_id = %s",
+            (OTHER, job),
+        )
+
+    harness.spy.after = taken_over
+    harness.send(await dispatch(rt, [job]))
+
+    await eventually(lambda: _logged(harness.logs, "claim lost before the result was stored"))
+    assert await _quiet(harness, 1) == []
+    assert len(await harness.posts()) == 1
+    claim = await _claim_of(rt, job)
+    assert claim["worker"] == OTHER and claim["result"] is None  # left to its new holder
 
 
 async def test_an_attempt_taken_over_from_a_dead_worker_looks_before_it_posts(
