@@ -40,23 +40,28 @@ FLAKY = {"latency_ms": 60, "ambiguous_rate": 0.1, "retryable_rate": 0.1}
 TERMINAL = {"PUBLISHED", "DEAD_LETTERED"}
 
 
+# Ports of the test's own stack: below the ephemeral range (32768 up), where an outgoing
+# connection's local port could take one, and used by no other test.
+PORTS = {"kafka": 19192, "controller": 19193, "redis": 16479, "postgres": 15532, "prom": 19190}
+
+
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     folder = tmp_path_factory.mktemp("exactly-once-stack")
     settings = Settings(
         stack_dir=folder / "stack",
-        kafka_bootstrap="127.0.0.1:49092",
-        kafka_controller_port=49093,
-        redis_url="redis://127.0.0.1:46379/0",
-        database_url="postgresql://herald@127.0.0.1:45432/herald",
-        prometheus_port=49090,
+        kafka_bootstrap=f"127.0.0.1:{PORTS['kafka']}",
+        kafka_controller_port=PORTS["controller"],
+        redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
+        database_url=f"postgresql://herald@127.0.0.1:{PORTS['postgres']}/herald",
+        prometheus_port=PORTS["prom"],
         db_schema="exactly",
         redis_prefix="exactly:",
         api_port=free_port(),
         **(FAST | {"stuck_after_seconds": 3600.0}),  # type: ignore[arg-type]
     )
-    assert up(settings) == 0, "the test's own stack did not start"
     try:
+        assert up(settings) == 0, "the test's own stack did not start"
         migrate(settings.database_url, settings.db_schema)
         create_topics(settings.kafka_bootstrap, load_topic_specs())
         yield settings
