@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Chaos-testing knob: the dispatcher pauses this long after claiming a batch, so a test
     # can SIGKILL it while it holds claims. 0 (the default) disables it.
     fault_pause_after_claim_seconds: float = Field(default=0.0, ge=0)
+    # Likewise after a batch's IN_PROGRESS mark is committed, before its publish.request
+    # records are produced: a kill there leaves jobs dispatched that no publisher will see.
+    fault_pause_after_mark_seconds: float = Field(default=0.0, ge=0)
     # Likewise for results: a pause after each batch's Postgres commit, before its Redis
     # writes and its offset commit.
     fault_pause_after_commit_seconds: float = Field(default=0.0, ge=0)

@@ -37,6 +37,24 @@ FAST = {
 }
 
 
+# Every test under these folders needs the stack (or starts one, or runs services as
+# processes): `pytest -m "not integration"` is the fast unit run.
+FOLDER_MARKERS = {
+    "integration": ("integration",),
+    "e2e": ("e2e", "integration"),
+    "chaos": ("chaos", "integration"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(FOLDER_MARKERS.get(item.path.parent.name, ()))
+        if "base_settings" in getattr(item, "fixturenames", ()):
+            names.add("integration")  # a test elsewhere that asks for the stack
+        for name in sorted(names - {m.name for m in item.iter_markers()}):
+            item.add_marker(name)
+
+
 def _stack_problem(settings: Settings) -> str | None:
     try:
         redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
@@ -64,6 +82,18 @@ def base_settings() -> Settings:
         pytest.skip(message)
     settings.ensure_local_secret_key()  # the tests run on the local stack and share its key
     return settings
+
+
+def drop_redis_keys(url: str, prefix: str) -> int:
+    """Delete the Redis keys under `prefix` (a run's keys, as if Redis had lost them)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+        return len(keys)
+    finally:
+        client.close()
 
 
 class Namespace:
@@ -104,13 +134,14 @@ class Namespace:
         migrate(self.base.database_url, self.db_schema)
         create_topics(self.base.kafka_bootstrap, load_topic_specs(), self.topic_prefix)
 
+    def drop_redis_keys(self) -> int:
+        """Delete this namespace's Redis keys (and nobody else's); answers how many."""
+        return drop_redis_keys(self.base.redis_url, self.redis_prefix)
+
     def teardown(self) -> None:
         with psycopg.connect(self.base.database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.db_schema}" CASCADE')
-        client = redis.Redis.from_url(self.base.redis_url)
-        keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i : i + 1000])
+        self.drop_redis_keys()
         kafka = admin(self.base.kafka_bootstrap)
         topics = [
             t for t in kafka.list_topics(timeout=10).topics if t.startswith(self.topic_prefix)

@@ -84,10 +84,11 @@ SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until, result = EXCLU
 _STAMP = """
 UPDATE jobs SET call_started_at = now() WHERE id = ANY(%s::uuid[]) AND call_started_at IS NULL
 """
+# A call's result is stored only by the worker that still holds the claim (see _HOLD).
 _STORE_RESULTS = """
 UPDATE publish_claims AS p SET result = v.r
 FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-WHERE p.job_id = v.j AND p.attempt = v.a AND p.result IS NULL
+WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
 RETURNING p.job_id::text AS job_id, p.attempt
 """
 _INSERT_RESULTS = """
@@ -129,10 +130,12 @@ WITH held AS (
 )
 SELECT job_id::text AS job_id, attempt FROM held
 """
+# Held as in _HOLD; a claim missing from the answer was taken over or answered meanwhile.
 _RENEW = """
 UPDATE publish_claims SET lease_until = now() + make_interval(secs => %s)
 WHERE worker = %s AND result IS NULL AND job_id = ANY(%s::uuid[])
   AND (job_id, attempt) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
+RETURNING job_id::text AS job_id, attempt
 """
 
 
@@ -174,7 +177,7 @@ class ClaimStore:
         self._claims: Coalescer[PublishRequest, Claimed] = Coalescer(
             self._claim_many, max_batch=max_batch, concurrency=1
         )
-        self._emits: Coalescer[Emit, dict[str, Any]] = Coalescer(
+        self._emits: Coalescer[Emit, dict[str, Any] | None] = Coalescer(
             self._emit_many, max_batch=max_batch, concurrency=1
         )
         self._holds: Coalescer[tuple[str, int, dict[str, Any]], bool] = Coalescer(
@@ -184,9 +187,11 @@ class ClaimStore:
     async def claim(self, request: PublishRequest) -> Claimed:
         return await self._claims.submit(request)
 
-    async def emit(self, item: Emit) -> dict[str, Any]:
+    async def emit(self, item: Emit) -> dict[str, Any] | None:
         """Store (if asked) and produce a result; answers the value Kafka acknowledged (the
-        stored one when another worker stored a result for this attempt first)."""
+        stored one when another worker stored a result for this attempt first), or None when
+        another worker took the claim over and has not answered yet (nothing is produced:
+        its new holder answers)."""
         return await self._emits.submit(item)
 
     async def hold(
@@ -205,12 +210,15 @@ class ClaimStore:
         change = {"container_id": container_id, "children": children, "publishing": publishing}
         return await self._holds.submit((job_id, attempt, change))
 
-    async def renew(self, keys: list[tuple[str, int]]) -> None:
-        if keys:
-            ids = [k[0] for k in keys]
-            await self.db.execute(
-                _RENEW, (self.lease_seconds, self.worker, ids, ids, [k[1] for k in keys])
-            )
+    async def renew(self, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Extend the leases of these claims; answers those this worker still holds."""
+        if not keys:
+            return set()
+        ids = [k[0] for k in keys]
+        rows = await self.db.fetch(
+            _RENEW, (self.lease_seconds, self.worker, ids, ids, [k[1] for k in keys])
+        )
+        return {(r["job_id"], r["attempt"]) for r in rows}
 
     # ---- batches --------------------------------------------------------------------------
 
@@ -334,8 +342,8 @@ class ClaimStore:
         )
         return Claimed(decision, connection)
 
-    async def _emit_many(self, items: list[Emit]) -> list[dict[str, Any]]:
-        values = [i.value for i in items]
+    async def _emit_many(self, items: list[Emit]) -> list[dict[str, Any] | None]:
+        values: list[dict[str, Any] | None] = [i.value for i in items]
         store = [(n, i) for n, i in enumerate(items) if i.store]
         if store:
             async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
@@ -343,6 +351,8 @@ class ClaimStore:
                 await self._store_results(conn, store, values)
         records = []
         for item, value in zip(items, values, strict=True):
+            if value is None:
+                continue
             try:
                 encoded = events.encode(RESULT, dict(value))
             except InvalidMessage as exc:  # a stored value that no longer validates
@@ -352,13 +362,14 @@ class ClaimStore:
                 )
                 encoded = events.encode(RESULT, dict(item.value))
             records.append((self.topic, item.request.connection_id, encoded))
-        await self.producer.send_batch_async(records)
+        if records:
+            await self.producer.send_batch_async(records)
         # One structured line per batch (a line per result cost a fifth of the CPU time):
         # every result's job id, attempt, trace id and outcome, after Kafka acknowledged it.
         log.info(
             "results emitted",
             extra={
-                "count": len(items),
+                "count": len(records),
                 "results": [
                     {
                         "job_id": i.request.job_id,
@@ -368,6 +379,7 @@ class ClaimStore:
                         "stored_earlier": not i.store or v is not i.value,
                     }
                     for i, v in zip(items, values, strict=True)
+                    if v is not None
                 ],
             },
         )
@@ -376,12 +388,17 @@ class ClaimStore:
     async def _store_results(
         self, conn: AsyncConnection[Row], store: list[tuple[int, Emit]], values: list[Any]
     ) -> None:
-        """Store each result in its claim unless one is stored already; then that stored
-        result replaces ours in `values` (whoever stored first decides what is emitted)."""
+        """Store each result in its claim while this worker holds it. Otherwise a result
+        stored already replaces ours in `values` (whoever stored first decides what is
+        emitted), and a claim another worker took over without answering yet makes ours
+        None: nothing is emitted, its new holder answers."""
         keys = [(i.request.job_id, i.request.attempt) for _, i in store]
         cur = await conn.execute(
             _STORE_RESULTS,
-            (_records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),),
+            (
+                _records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),
+                self.worker,
+            ),
         )
         stored = {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
         lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in stored]
@@ -389,10 +406,12 @@ class ClaimStore:
             return
         cur = await conn.execute(_STORED, ([k[0] for _, k in lost], [k[1] for _, k in lost]))
         earlier = {(r["job_id"], r["attempt"]): r["result"] for r in await cur.fetchall()}
-        missing = [(n, k) for n, k in lost if earlier.get(k) is None]
+        missing = [(n, k) for n, k in lost if k not in earlier]
         for n, k in lost:
-            if earlier.get(k) is not None:
-                values[n] = earlier[k]  # another worker answered first: agree with it
+            if k in earlier:
+                # another worker answered first: agree with it; or it holds the claim now
+                # and has not answered yet: leave the answer to it
+                values[n] = earlier[k]
         if missing:  # no claim row at all (should not happen): store ours
             await conn.execute(
                 _INSERT_RESULTS,

@@ -15,8 +15,10 @@ and its attempt rows in one transaction, then asks `decide` per request:
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
    `auth_error`; an unknown platform → `permanent_error` (no call in each case);
 8. otherwise call the platform, with the stored container id, whether the irreversible call
-   was sent for it without a settled outcome (`publish_sent`) and whether the last finished
-   attempt was `ambiguous`.
+   was sent for it without a settled outcome (`publish_sent`), whether the last finished
+   attempt was `ambiguous`, and whether this attempt was claimed before (its claim row
+   exists without a result: the worker that held it crashed or lost its lease, maybe after
+   its call went through, so the platform must look before it posts).
 
 Results decided here (5, 6, 7) are stored with the claim in the same transaction, so every
 delivery of the request answers the same.
@@ -88,6 +90,7 @@ class Decision:
     publish_sent: bool = False
     previous_ambiguous: bool = False
     deadline_read: bool = False  # past the deadline: only read whether the post is live
+    claimed_before: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,6 +138,7 @@ def decide(
         publish_sent=job.publish_sent,
         previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
         deadline_read=late,
+        claimed_before=mine is not None,
     )
 
 

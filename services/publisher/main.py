@@ -83,7 +83,7 @@ async def serve(
             "max_in_flight": settings.publisher_max_in_flight,
         },
     )
-    leases = asyncio.create_task(publish.renew_leases(stopping), name="claim-leases")
+    leases = asyncio.create_task(publish.leases.renew(stopping), name="claim-leases")
     try:
         await consumer.run(stopping)
     finally:

@@ -31,6 +31,7 @@ from services.publisher.decision import (
     request_from_value,
     result_value,
 )
+from services.publisher.leases import Leases
 from services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from services.publisher.rate_limiter import RateLimiter
 from services.publisher.scrub import Scrubber
@@ -95,7 +96,7 @@ class PublishWorker:
         self.worker = worker
         self.stopping = stopping
         self._jobs: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._calling: set[tuple[str, int]] = set()  # claims this worker keeps alive
+        self.leases = Leases(claims, timing.lease_seconds)  # `leases.renew` runs beside
 
     # ---- the consumer's handler -----------------------------------------------------------
 
@@ -147,16 +148,8 @@ class PublishWorker:
             error = InvalidMessage(f"the publisher failed on this request: {exc!r}"[:500])
             await self._invalid(raw, topic, error, req)
             return
-        self._done(req, emitted, reemitted=emitted is not value, called=False)
-
-    async def renew_leases(self, stopping: asyncio.Event) -> None:
-        """Keep the leases of claims this worker is calling for alive (every third of one)."""
-        interval = max(self.timing.lease_seconds / 3, 0.05)
-        while not await sleep_or_stop(stopping, interval):
-            try:
-                await self.claims.renew(sorted(self._calling))
-            except (*RETRYABLE, psycopg.Error) as exc:
-                log.warning("lease renewal failed", extra={"error": repr(exc)})
+        if emitted is not None:  # None: another worker holds the claim and answers
+            self._done(req, emitted, reemitted=emitted is not value, called=False)
 
     # ---- the flow ---------------------------------------------------------------------------
 
@@ -179,13 +172,12 @@ class PublishWorker:
             value = await self._store(
                 lambda: self.claims.emit(Emit(req, decision.result or {}, store=False))
             )
+            assert value is not None  # nothing to store: always emitted
             fresh = decision.kind is Kind.ANSWER
             self._done(req, value, reemitted=not fresh, called=False)
             return
         assert connection is not None
-        key = (req.job_id, req.attempt)
-        self._calling.add(key)
-        try:
+        with self.leases.kept((req.job_id, req.attempt)):
             outcome = await self._call(req, connection, decision)
             if outcome is None:
                 return  # the claim was taken over: its new holder answers
@@ -201,8 +193,11 @@ class PublishWorker:
                 finished_at=events.now_utc(),
             )
             emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
-        finally:
-            self._calling.discard(key)
+        if emitted is None:
+            log.warning(
+                "claim lost before the result was stored; its new holder answers", extra=ids
+            )
+            return
         self._done(req, emitted, reemitted=emitted is not value, called=True)
 
     async def _claim(self, req: PublishRequest) -> tuple[Decision, Connection | None] | None:
@@ -285,6 +280,7 @@ class PublishWorker:
             publish_sent=decision.publish_sent,
             stored_children=decision.stored_children,
             remember_children=remember_children,
+            claimed_before=decision.claimed_before,
         )
         read_only = req.check_only or decision.deadline_read
         call = platform.confirm if read_only else platform.publish
@@ -293,10 +289,13 @@ class PublishWorker:
             async with asyncio.timeout(self.timing.attempt_seconds):
                 return await call(req, connection, ctx)
 
+        def held_attempt() -> Awaitable[PublishOutcome]:
+            return self.leases.call((req.job_id, req.attempt), attempt())
+
         began = time.perf_counter()
         try:
             # A status read is safe to repeat: a store outage retries it instead of answering.
-            outcome = await (self._store(attempt) if read_only else attempt())
+            outcome = await (self._store(held_attempt) if read_only else held_attempt())
         except Abandoned:
             raise
         except ClaimLost:

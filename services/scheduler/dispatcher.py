@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 # A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
 # leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
-# how the reconciler finds the job if it sticks.
+# how the reconciler finds the job if it sticks. An IN_PROGRESS job is dispatched again, with
+# the same attempt, once its lease has passed while no publisher claimed that attempt (its
+# request may never have reached Kafka), or after HERALD_STUCK_AFTER_SECONDS in any case.
 _MARK_DISPATCHED = """
 WITH old AS (
     SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
@@ -49,7 +51,8 @@ FROM old
 WHERE jobs.id = old.id AND (
     (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
     OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
-        AND (jobs.call_started_at IS NULL
+        AND (NOT EXISTS (SELECT 1 FROM publish_claims c
+                         WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count)
              OR jobs.dispatched_at < now() - %(stuck)s * interval '1 s'))
 )
 RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
@@ -114,6 +117,12 @@ class Dispatcher:
             log.warning("fault injection: pausing after claim", extra={"count": len(claimed)})
             await asyncio.sleep(pause)
 
+    async def _fault_pause_after_mark(self, rows: list[Row]) -> None:
+        pause = self.rt.settings.fault_pause_after_mark_seconds
+        if pause and rows:
+            log.warning("fault injection: pausing after mark", extra={"count": len(rows)})
+            await asyncio.sleep(pause)
+
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}
         settings = self.rt.settings
@@ -149,6 +158,7 @@ class Dispatcher:
             )
             if unsendable:
                 await _dead_letter(conn, self.rt.names, unsendable)
+        await self._fault_pause_after_mark(rows)
         if unsendable:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
                 len(unsendable)

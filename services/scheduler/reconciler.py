@@ -2,7 +2,11 @@
 
 - pages in waiting jobs that came within the Redis horizon;
 - puts back waiting jobs Redis does not hold (a crash between the two writes, lost data);
-- re-queues IN_PROGRESS jobs older than HERALD_STUCK_AFTER_SECONDS (same attempt number).
+- re-queues IN_PROGRESS jobs whose attempt no publisher claimed once their lease has passed
+  (a dispatcher killed between its mark and its produce, with the Redis lease lost too):
+  nothing was called for that attempt, and the claims make a second request for it safe;
+- re-queues IN_PROGRESS jobs older than HERALD_STUCK_AFTER_SECONDS (same attempt number):
+  those a publisher claimed and then left without a result.
 One scheduler instance reconciles at a time (advisory lock).
 """
 
@@ -41,6 +45,7 @@ class Reconciler:
                 return {
                     "paged_in": await self.page_in(),
                     "restored": await self.restore(),
+                    "unclaimed": await self.requeue_unclaimed(),
                     "stuck": await self.requeue_stuck(),
                 }
             finally:
@@ -85,6 +90,19 @@ class Reconciler:
                 restored += len(missing)
                 log.warning("restored jobs Redis did not hold", extra={"count": len(missing)})
 
+    async def requeue_unclaimed(self) -> int:
+        rows = await self.rt.db.fetch(
+            # The dispatcher's mark makes the same test before it dispatches them again. As
+            # below, the due instant (never after the dispatch) lets the index narrow it.
+            "SELECT id FROM jobs j WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
+            " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(lease)s * interval '1 s'"
+            " AND NOT EXISTS (SELECT 1 FROM publish_claims c"
+            "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count)"
+            " ORDER BY dispatched_at LIMIT %(page)s",
+            {"lease": self.rt.settings.lease_seconds, "page": self.page},
+        )
+        return await self._requeue([str(r["id"]) for r in rows], "no publisher claimed it")
+
     async def requeue_stuck(self) -> int:
         rows = await self.rt.db.fetch(
             # An IN_PROGRESS job keeps its attempt's due instant, never later than its
@@ -94,13 +112,16 @@ class Reconciler:
             " ORDER BY dispatched_at LIMIT %(page)s",
             {"stuck": self.rt.settings.stuck_after_seconds, "page": self.page},
         )
-        if not rows:
+        return await self._requeue([str(r["id"]) for r in rows], "stuck")
+
+    async def _requeue(self, ids: list[str], why: str) -> int:
+        """Queue these IN_PROGRESS jobs now, unless Redis holds them (a dispatch under way)."""
+        if not ids:
             return 0
-        ids = [str(r["id"]) for r in rows]
         held = await self.rt.queue.held(ids)
-        stuck = [j for j in ids if j not in held]
-        if stuck:
-            await self.rt.queue.add({j: time.time() for j in stuck})
-            for job_id in stuck:
-                log.warning("re-dispatching a stuck job", extra={"job_id": job_id})
-        return len(stuck)
+        again = [j for j in ids if j not in held]
+        if again:
+            await self.rt.queue.add({j: time.time() for j in again})
+            for job_id in again:
+                log.warning("re-dispatching a job", extra={"job_id": job_id, "reason": why})
+        return len(again)

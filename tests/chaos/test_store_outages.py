@@ -19,7 +19,7 @@ from shared.stack import down
 from shared.stack.manager import down_service, up, up_service
 from shared.tenancy import ADMIN
 from tests.conftest import FAST, eventually
-from tests.support.helpers import ServiceProcess, sandbox_connections
+from tests.support.helpers import ServiceProcess, sandbox_connections, settings_env
 
 pytestmark = pytest.mark.chaos
 N = 300
@@ -38,23 +38,13 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         db_schema="outage",
         **FAST,  # type: ignore[arg-type]
     )
-    assert up(settings) == 0, "the test's own stack did not start"
-    try:
+    try:  # a stack that started in part is stopped too
+        assert up(settings) == 0, "the test's own stack did not start"
         migrate(settings.database_url, settings.db_schema)
         create_topics(settings.kafka_bootstrap, load_topic_specs())
         yield settings
     finally:
         down(settings)
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    for key, value in settings.model_dump(mode="json").items():
-        if value is not None and key not in ("replica", "secret_key"):
-            env[f"HERALD_{key.upper()}"] = str(value)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,7 @@ def services(
 ) -> Iterator[list[ServiceProcess]]:
     logs = tmp_path_factory.mktemp("outage-logs")
     procs = [
-        ServiceProcess(name, _env(own_stack), logs).start()
+        ServiceProcess(name, settings_env(own_stack), logs).start()
         for name in ("scheduler", "publisher", "results")
     ]
     yield procs

@@ -18,6 +18,9 @@ from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]
+# No publisher claims these requests: a lease this long keeps the reconciler from sending
+# an unclaimed dispatch again while the test reads them.
+UNCLAIMED_LEASE = {"lease_seconds": 120.0}
 
 
 async def test_5000_jobs_through_api_and_topic_dispatched_once_by_three_schedulers(
@@ -26,7 +29,8 @@ async def test_5000_jobs_through_api_and_topic_dispatched_once_by_three_schedule
     connections = await sandbox_connections(rt, 10, tenant="acme")
     due = now_utc() + timedelta(seconds=25)
     schedulers = [
-        ServiceProcess("scheduler", ns.env(), tmp_path, f"scheduler{i}").start() for i in range(3)
+        ServiceProcess("scheduler", ns.env(**UNCLAIMED_LEASE), tmp_path, f"scheduler{i}").start()
+        for i in range(3)
     ]
     try:
         # Half through the job service (what the HTTP API calls)...
@@ -109,7 +113,8 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     finally:
         doomed.kill()
     killed_at = time.time()
-    survivor = ServiceProcess("scheduler", ns.env(), tmp_path, "survivor").start()
+    # The doomed instance's claims carry its own 3 s lease in Redis.
+    survivor = ServiceProcess("scheduler", ns.env(**UNCLAIMED_LEASE), tmp_path, "survivor").start()
     try:
         values = await aread_topic(
             ns.base.kafka_bootstrap, ns.topic_prefix + REQUEST, expect=200, timeout=60, quiet=2

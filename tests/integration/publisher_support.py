@@ -96,3 +96,17 @@ def by_attempt(values: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[
     for v in values:
         out.setdefault((v["job_id"], int(v["attempt"])), []).append(v)
     return out
+
+
+async def posted_unanswered(rt: Runtime, victim: str | None = None) -> Any:
+    """A worker that posted for a claim it holds and has not stored the result yet (or, with
+    `victim`, that worker's such jobs)."""
+    rows = await rt.db.fetch(
+        "SELECT c.worker, c.job_id::text AS job_id FROM publish_claims c JOIN sandbox_posts s"
+        " ON s.job_id = c.job_id AND s.attempt = c.attempt"
+        " WHERE c.result IS NULL AND (%(victim)s::text IS NULL OR c.worker = %(victim)s)",
+        {"victim": victim},
+    )
+    if victim is not None:
+        return [r["job_id"] for r in rows]
+    return rows[0]["worker"] if rows else None

@@ -1,4 +1,5 @@
-"""The publish.schedule consumer: commands applied; bad ones dead-lettered; it goes on."""
+"""The publish.schedule consumer: commands (schedule, cancel, reschedule, retry) applied;
+bad ones dead-lettered; it goes on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import orjson
 from services.scheduler.ingress import CommandIngress
 from services.scheduler.main import relay_outbox
 from services.scheduler.reconciler import Reconciler
+from shared import events
 from shared.client import HeraldClient
 from shared.events import now_utc
 from shared.kafka.client import Producer
@@ -188,3 +190,75 @@ async def test_no_command_can_stop_the_others_even_with_redis_away(
     assert await rt.queue.held(list(ids.values())) == {
         ids[n] for n in ("good", "moved", "boom", "last")
     }
+
+
+async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
+    ns: Namespace, rt: Runtime
+) -> None:
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    client = HeraldClient(ns.base.kafka_bootstrap, "acme", topic_prefix=ns.topic_prefix)
+    later = now_utc() + timedelta(hours=1)
+    moved, exhausted, unconfirmed = (
+        client.schedule(
+            platform="sandbox",
+            connection_id=conn,
+            media_asset_ids=MEDIA,
+            caption="before",
+            scheduled_at=later,
+        )
+        for _ in range(3)
+    )
+    client.flush()
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(CommandIngress(rt, rt.jobs()).consumer().run(stop)),
+        asyncio.create_task(relay_outbox(rt, stop)),
+    ]
+    try:
+        await eventually(lambda: _exists(rt, unconfirmed), timeout=60)
+        # Two jobs dead-lettered as results leaves them: budget spent; outcome unknown.
+        await rt.db.execute(
+            "UPDATE jobs SET status = 'DEAD_LETTERED', next_attempt_at = NULL, queued = false,"
+            " failed_attempts = 5, force_required = (id = %s) WHERE id = ANY(%s)",
+            (unconfirmed, [exhausted, unconfirmed]),
+        )
+        await rt.queue.remove([exhausted, unconfirmed])
+        new_time = now_utc() + timedelta(hours=2)
+        client.reschedule(moved, scheduled_at=new_time, caption="after")
+        client.retry(exhausted)
+        client.retry(unconfirmed)  # refused: the post may be live, only `force` re-checks it
+        client.flush()
+        # The same command at the previous schema major, with force: applied.
+        forced = {
+            "schema_version": f"{events.CURRENT_MAJOR - 1}.4",
+            "command": "retry",
+            "job_id": unconfirmed,
+            "tenant_id": "acme",
+            "idempotency_key": f"retry:{unconfirmed}:forced",
+            "trace_id": events.new_trace_id(),
+            "force": True,
+        }
+        topic = ns.topic_prefix + SCHEDULE
+        Producer(ns.base.kafka_bootstrap).send_batch([(topic, unconfirmed, orjson.dumps(forced))])
+
+        async def applied() -> bool:
+            found = {j: (await rt.jobs().get(ADMIN, j))["status"] for j in (moved, unconfirmed)}
+            return found == {moved: "SCHEDULED", unconfirmed: "RETRY_SCHEDULED"} and (
+                (await rt.jobs().get(ADMIN, moved))["caption"] == "after"
+            )
+
+        await eventually(applied, timeout=60)
+        dlq = await aread_topic(ns.base.kafka_bootstrap, ns.topic_prefix + DLQ, expect=1)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    job = await rt.jobs().get(ADMIN, moved)
+    assert job["scheduled_at"] == events.iso(new_time) and job["caption"] == "after"
+    for retried in (exhausted, unconfirmed):
+        job = await rt.jobs().get(ADMIN, retried)
+        assert job["status"] == "RETRY_SCHEDULED", job
+        row = await rt.db.fetchone("SELECT failed_attempts FROM jobs WHERE id = %s", (retried,))
+        assert row is not None and row["failed_attempts"] == 0  # a fresh budget
+    assert await rt.queue.held([exhausted, unconfirmed]) == {exhausted, unconfirmed}
+    assert [(d["job_id"], d["error"]["code"]) for d in dlq] == [(unconfirmed, "force_required")]

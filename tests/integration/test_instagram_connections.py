@@ -13,7 +13,12 @@ pytestmark = pytest.mark.integration
 
 def body(**metadata: object) -> dict[str, object]:
     meta = {"instagramBusinessAccountId": "1784", **metadata}
-    return {"platform": "instagram", "name": "ig", "access_token": "EAAG" + "t0k" * 12, "metadata": meta}
+    return {
+        "platform": "instagram",
+        "name": "ig",
+        "access_token": "EAAG" + "t0k" * 12,
+        "metadata": meta,
+    }
 
 
 async def test_login_is_facebook_or_instagram(rt: Runtime) -> None:

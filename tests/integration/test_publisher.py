@@ -3,170 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 
 from services.publisher.claims import ClaimStore
-from services.publisher.main import serve
-from services.publisher.platforms.base import AttemptContext, PlatformPublisher
+from services.publisher.platforms.base import AttemptContext
 from services.publisher.platforms.instagram import InstagramPublisher
 from services.publisher.platforms.instagram_throttle import Throttle
 from services.publisher.platforms.sandbox import SandboxPublisher
 from shared import outbox
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
+from shared.domain.requests import PublishRequest
 from shared.events import parse_time
-from shared.kafka.client import Producer
-from shared.logging import JsonFormatter
-from shared.names import DLQ, PUBLISHER_GROUP, REQUEST, RESULT
+from shared.names import DLQ
 from shared.runtime import Runtime
 from shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
+from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
 from tests.integration.publisher_support import (
     TOKEN,
     TopicReader,
-    committed_total,
     dispatch,
-    produce,
     sandbox_connection,
     schedule,
 )
 
 pytestmark = pytest.mark.integration
-WORKER = "publisher-test-1"
-
-
-@dataclass
-class Spy:
-    """Counts platform calls; delegates to the real sandbox unless told to misbehave."""
-
-    inner: SandboxPublisher
-    name: str = "sandbox"
-    posts_without_container: bool = True
-    calls: list[tuple[str, int, bool]] = field(default_factory=list)
-    raise_with_token: bool = False
-    echo_token: bool = False
-    before: Callable[[PublishRequest, AttemptContext], Awaitable[None]] | None = None
-
-    async def publish(
-        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
-    ) -> PublishOutcome:
-        self.calls.append((request.job_id, request.attempt, False))
-        if self.before is not None:
-            await self.before(request, ctx)
-        if self.raise_with_token:
-            raise RuntimeError(f"upstream said no to {connection.access_token}")
-        if self.echo_token:
-            return PublishOutcome(
-                Outcome.RETRYABLE_ERROR,
-                error_message=f"bad request for token={connection.access_token}",
-                provider_response={"echo": {"access_token": connection.access_token}},
-            )
-        return await self.inner.publish(request, connection, ctx)
-
-    async def confirm(
-        self, request: PublishRequest, connection: Connection, ctx: AttemptContext
-    ) -> PublishOutcome:
-        self.calls.append((request.job_id, request.attempt, True))
-        return await self.inner.confirm(request, connection, ctx)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-class Logs(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter("publisher"))
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@dataclass
-class Harness:
-    rt: Runtime
-    spy: Spy
-    producer: Producer
-    results: TopicReader
-    logs: Logs
-
-    @property
-    def request_topic(self) -> str:
-        return self.rt.names.topic(REQUEST)
-
-    def send(self, values: list[dict[str, Any]]) -> None:
-        produce(self.producer, self.request_topic, values)
-
-    def send_raw(self, raw: bytes) -> None:
-        self.producer.send_batch([(self.request_topic, "x", raw)])
-
-    async def results_for(self, count: int) -> list[dict[str, Any]]:
-        async def enough() -> list[dict[str, Any]] | None:
-            values = await self.results.poll()
-            return values if len(values) >= count else None
-
-        found: list[dict[str, Any]] = await eventually(enough, timeout=60)
-        return found
-
-    async def all_committed(self, produced: int) -> None:
-        async def done() -> bool:
-            total = await asyncio.to_thread(
-                committed_total,
-                self.rt.settings.kafka_bootstrap,
-                self.rt.names.group(PUBLISHER_GROUP),
-                self.request_topic,
-            )
-            return total >= produced
-
-        await eventually(done, timeout=60)
-
-    async def posts(self) -> list[dict[str, Any]]:
-        return await self.rt.db.fetch("SELECT * FROM sandbox_posts ORDER BY id")
-
-
-@pytest.fixture
-def logs() -> Iterator[Logs]:
-    handler = Logs()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-
-
-@asynccontextmanager
-async def running(
-    rt: Runtime, logs: Logs, registry: dict[str, PlatformPublisher], spy: Spy
-) -> AsyncIterator[Harness]:
-    stopping = asyncio.Event()
-    task = asyncio.create_task(serve(rt, stopping, registry=registry, worker=WORKER))
-    producer = Producer(rt.settings.kafka_bootstrap)
-    results = TopicReader(rt.settings.kafka_bootstrap, rt.names.topic(RESULT))
-    try:
-        yield Harness(rt, spy, producer, results, logs)
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, timeout=30)
-        results.close()
-        producer.close()
-
-
-@pytest.fixture
-async def harness(rt: Runtime, logs: Logs) -> AsyncIterator[Harness]:
-    spy = Spy(SandboxPublisher(rt.db))
-    async with running(rt, logs, {"sandbox": spy}, spy) as h:
-        yield h
 
 
 async def test_requests_for_sandbox_jobs_produce_results(harness: Harness) -> None:

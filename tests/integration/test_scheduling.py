@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import Counter
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import orjson
-import redis as sync_redis
+import pytest
 
 from services.scheduler.dispatcher import Dispatcher
 from services.scheduler.reconciler import Reconciler
@@ -139,15 +140,16 @@ async def test_cancelled_job_is_never_dispatched_and_reschedule_moves_it(
 async def test_reconciler_restores_jobs_after_redis_loses_its_data(
     ns: Namespace,
 ) -> None:
-    # Redis horizon of 6 s: jobs due later wait in Postgres only and are paged in.
-    rt = Runtime.build(ns.settings(redis_horizon_seconds=6.0))
+    # Redis horizon of 6 s: jobs due later wait in Postgres only and are paged in. No
+    # publisher claims them here: a long lease keeps the reconciler from sending them again.
+    rt = Runtime.build(ns.settings(redis_horizon_seconds=6.0, lease_seconds=120.0))
     await rt.open()
     try:
         connections = await sandbox_connections(rt, 4)
         soon = await schedule_many(rt, connections, 1000, in_seconds=4)
         later = await schedule_many(rt, connections, 50, in_seconds=9)
         assert await rt.queue.held(later) == set()  # beyond the horizon: Postgres only
-        sync_redis.Redis.from_url(rt.settings.redis_url).flushall()
+        assert ns.drop_redis_keys() > 0  # this run's keys only: other tests share Redis
         assert await rt.queue.held(soon) == set()
         async with running(rt, reconcile=True):
             await eventually(lambda: _held_count(rt, soon, 1000), timeout=20)
@@ -177,16 +179,43 @@ async def _dispatched(rt: Runtime, ids: list[str]) -> bool:
     return bool(row and row["n"] > 0)
 
 
-async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
-    ns: Namespace,
+async def test_a_dispatch_no_publisher_claimed_is_sent_again_once_its_lease_passed(
+    ns: Namespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The stuck-job sweep is an hour away: only the unclaimed-dispatch rule can act.
+    rt = Runtime.build(ns.settings(stuck_after_seconds=3600.0))
+    await rt.open()
+    try:
+        connections = await sandbox_connections(rt, 1)
+        unclaimed, claimed = await schedule_many(rt, connections, 2, in_seconds=0)
+        await _claimed_by_a_vanished_publisher(rt, claimed)
+        caplog.set_level(logging.WARNING, logger="services.scheduler.reconciler")
+        async with running(rt, reconcile=True):
+            values = await aread_topic(
+                rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=3, quiet=1.0
+            )
+        # Its request never reached a publisher (as if the scheduler died before producing
+        # it): once the lease passed it was dispatched again with the same attempt. The job a
+        # publisher claimed waits for the stuck-job sweep.
+        assert Counter(v["job_id"] for v in values) == Counter({unclaimed: 2, claimed: 1})
+        assert {v["attempt"] for v in values} == {1}
+        assert _redispatched(caplog) == [(unclaimed, "no publisher claimed it")]
+    finally:
+        await rt.close()
+
+
+async def test_a_claimed_job_left_without_a_result_is_sent_again_by_the_stuck_sweep(
+    ns: Namespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     rt = Runtime.build(
-        ns.settings(stuck_after_seconds=1.0, container_poll_seconds=0.1, call_timeout_seconds=0.2)
+        ns.settings(stuck_after_seconds=4.0, container_poll_seconds=0.5, call_timeout_seconds=0.5)
     )
     await rt.open()
     try:
         connections = await sandbox_connections(rt, 1)
         (job_id,) = await schedule_many(rt, connections, 1, in_seconds=0)
+        await _claimed_by_a_vanished_publisher(rt, job_id)
+        caplog.set_level(logging.WARNING, logger="services.scheduler.reconciler")
         async with running(rt, reconcile=True):
             values = await aread_topic(
                 rt.settings.kafka_bootstrap,
@@ -199,8 +228,26 @@ async def test_stuck_in_progress_job_is_redispatched_with_the_same_attempt(
         # keeping its attempt number.
         assert [v["job_id"] for v in values[:2]] == [job_id, job_id]
         assert {v["attempt"] for v in values} == {1}
+        assert _redispatched(caplog)[0] == (job_id, "stuck")
     finally:
         await rt.close()
+
+
+async def _claimed_by_a_vanished_publisher(rt: Runtime, job_id: str) -> None:
+    """A claim of the job's first attempt, lease long gone, no result."""
+    await rt.db.execute(
+        "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+        " VALUES (%s, 1, 'publisher-gone-1', now() - interval '1 minute')",
+        (job_id,),
+    )
+
+
+def _redispatched(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (str(getattr(r, "job_id", "")), str(getattr(r, "reason", "")))
+        for r in caplog.records
+        if r.getMessage() == "re-dispatching a job"
+    ]
 
 
 def _partitions_of(bootstrap: str, topic: str, expect: int) -> dict[str, set[int]]:

@@ -22,6 +22,7 @@ from shared.db.migrate import migrate
 from shared.kafka.client import consumer
 from shared.paths import MIGRATIONS_DIR, ROOT
 from shared.runtime import Runtime
+from shared.settings import Settings
 from shared.tenancy import ADMIN
 
 
@@ -66,6 +67,15 @@ async def sandbox_connections(
         )
         ids.append(created["id"])
     return ids
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a service process run with `settings` (a stack of a test's own)."""
+    env = dict(os.environ)
+    for key, value in settings.model_dump(mode="json").items():
+        if value is not None and key not in ("replica", "secret_key"):
+            env[f"HERALD_{key.upper()}"] = str(value)
+    return env | extra
 
 
 class ServiceProcess:

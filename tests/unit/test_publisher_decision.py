@@ -110,6 +110,12 @@ def test_a_live_claim_of_another_worker_is_waited_for() -> None:
 def test_an_expired_or_own_claim_is_taken(holder: ClaimRow) -> None:
     d = run(req(), job(container_id="c-1"), [holder])
     assert d.kind is Kind.CALL and d.claim and d.stored_container_id == "c-1"
+    assert d.claimed_before  # its holder may have called already: look before posting
+
+
+def test_a_fresh_claim_was_not_claimed_before() -> None:
+    d = run(req(2), job(), [claim(1, result={"outcome": "retryable_error"})])
+    assert d.kind is Kind.CALL and not d.claimed_before and not d.previous_ambiguous
 
 
 def test_an_earlier_success_answers_published_without_a_call() -> None:

@@ -40,10 +40,37 @@ def test_a_status_value_round_trips_and_a_bad_one_names_its_field() -> None:
     assert "status" in exc.value.fields
 
 
-def test_previous_major_is_accepted_and_others_refused() -> None:
-    raw = b'{"schema_version": "7.0", "job_id": null}'
-    with pytest.raises(InvalidMessage, match="schema_version"):
-        events.decode("publish.dlq", raw)
+STATUS = {
+    "job_id": "0b8f5a52-6c1e-4c55-9a53-5f0c1f3f0001",
+    "tenant_id": "t",
+    "status": "PUBLISHED",
+    "attempt": 1,
+    "time": "2026-11-29T10:00:00Z",
+    "trace_id": "x",
+}
+CANCEL = {
+    "command": "cancel",
+    "job_id": "0b8f5a52-6c1e-4c55-9a53-5f0c1f3f0001",
+    "tenant_id": "t",
+    "idempotency_key": "cancel:1",
+    "trace_id": "x",
+}
+
+
+@pytest.mark.parametrize(
+    ("topic", "value"), [("publish.status", STATUS), ("publish.schedule", CANCEL)]
+)
+def test_previous_major_is_accepted_and_others_refused(
+    topic: str, value: dict[str, object]
+) -> None:
+    major = events.CURRENT_MAJOR
+    for version in (events.SCHEMA_VERSION, f"{major}.0", f"{major - 1}.0", f"{major - 1}.7"):
+        raw = orjson.dumps(value | {"schema_version": version})
+        assert events.decode(topic, raw)["schema_version"] == version
+    for version in (f"{major + 1}.0", f"{major - 2}.9", "7.0", "", None):
+        raw = orjson.dumps(value | {"schema_version": version})
+        with pytest.raises(InvalidMessage, match="schema_version"):
+            events.decode(topic, raw)
 
 
 def test_a_known_version_with_an_unknown_field_is_refused_a_newer_minor_is_not() -> None:

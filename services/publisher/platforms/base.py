@@ -26,6 +26,10 @@ class AttemptContext:
     outcome since (the post may be live). `stored_children` and `remember_children` do the
     same for a carousel's items. `previous_outcome_ambiguous` is true when the last finished
     attempt's outcome is unknown.
+    `claimed_before` is true when this very attempt was claimed earlier and left without a
+    result (its worker crashed or lost its lease, perhaps after its call went through).
+    A platform without a stored container must look the post up before posting in either
+    case (the sandbox does: see its module).
 
     A worker acts only while it holds its claim: `remember_container` stores the container
     in the same statement that checks the claim (and extends its lease), and
@@ -46,6 +50,7 @@ class AttemptContext:
     poll_seconds: float
     call_timeout_seconds: float
     publish_sent: bool = False
+    claimed_before: bool = False
     stored_children: tuple[str, ...] = ()
     remember_children: Callable[[Sequence[str]], Awaitable[None]] | None = None
     settled: PublishOutcome | None = None

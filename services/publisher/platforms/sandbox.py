@@ -5,15 +5,31 @@ probabilities in [0, 1] `retryable_rate`, `permanent_rate`, `ambiguous_rate` (de
 bare sandbox connection always succeeds at once). Accepted posts are rows in
 `sandbox_posts`; `herald sandbox posts --json` prints them.
 
-Every attempt first looks the job up in `sandbox_posts`: a post that exists answers
-`published` with its recorded `published_at`, and the job is never posted again. An
-ambiguous call records the post in about half of the cases and always loses the answer.
-`confirm` is the lookup alone (found → `published`, else `unconfirmed`), so sandbox jobs
-never end `unconfirmed` for a post that is live.
+Like a real platform it never deduplicates: every publish call it accepts inserts a post,
+whether or not the job has one already, so a job id twice in `sandbox_posts` is a double
+post anyone can see. Half of a call's latency passes before the post is recorded and half
+after it (the answer's way back): a crash, a timeout or a lost claim in the second half
+leaves a live post whose answer never arrived. An ambiguous call records the post in about
+half of the cases and always loses the answer.
 
-The lookups and inserts of concurrent attempts share one transaction per batch; a
-transaction-scoped advisory lock per job makes lookup-then-insert atomic even when two
-workers handle the same job at once.
+The status lookup by job id (the sandbox's stand-in for Instagram's container check) is the
+only way to learn that such a call went through. `publish` looks the job up before posting,
+and answers `published` with the post it finds, exactly when an earlier call for this job
+may have posted without its answer being stored:
+
+- the previous attempt ended `ambiguous` (`ctx.previous_outcome_ambiguous`): its answer was
+  lost, or its call failed or timed out after the post may have been recorded;
+- this attempt was claimed before (`ctx.claimed_before`): the worker holding it was killed,
+  or stalled past its lease and was taken over, after its call perhaps posted and before it
+  stored the result (a redelivery after a crash, or the reconciler's stuck-job sweep).
+
+Every other way to a second post is closed before the platform is called: a result stored
+for this attempt is re-emitted, and a `published` outcome of any earlier attempt answers
+`published` without a call (`decision.py`); any other stored outcome was a definite answer
+that posted nothing. A fresh claim after a definite answer therefore posts without a lookup,
+which keeps the common path at one insert statement per batch. `confirm` is the lookup
+alone (found → `published`, else `unconfirmed`), so sandbox jobs never end `unconfirmed`
+for a post that is live.
 """
 
 from __future__ import annotations
@@ -32,22 +48,14 @@ from shared.db.pool import Database, id_array
 from shared.domain.outcomes import Outcome, PublishOutcome
 from shared.domain.requests import Connection, PublishRequest
 
-_LOCK_NAMESPACE = "herald-sandbox:"
 # Look-ups by job id: use the index even when the table grew faster than its statistics.
 _BY_KEY = "SELECT set_config('enable_seqscan', 'off', true)"
-_LOCK = """
-SELECT pg_advisory_xact_lock(k)
-FROM (SELECT hashtextextended(%s || j, 0) AS k FROM unnest(%s::text[]) AS j ORDER BY 1) AS keys
-"""
 _INSERT = """
 INSERT INTO sandbox_posts (job_id, attempt, connection_id)
-SELECT DISTINCT ON (v.j) v.j, v.a, v.c
-FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, c uuid)
-WHERE NOT EXISTS (SELECT 1 FROM sandbox_posts s WHERE s.job_id = v.j)
-ORDER BY v.j, v.a
-RETURNING job_id::text AS job_id, id
+SELECT v.j, v.a, v.c FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, c uuid)
+RETURNING job_id::text AS job_id, attempt, id, published_at
 """
-_POSTS = """
+_LOOKUP = """
 SELECT DISTINCT ON (job_id) job_id::text AS job_id, id, published_at
 FROM sandbox_posts WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, id
 """
@@ -58,18 +66,16 @@ class _Post:
     job_id: str
     attempt: int
     connection_id: str
-    record: bool  # insert a post when the job has none (False: lookup only)
 
 
 @dataclass(frozen=True)
 class _Found:
     post_id: str
     published_at: datetime
-    existed: bool  # posted by an earlier call (True) or by this one
 
 
 def draw(metadata: dict[str, Any], rng: random.Random) -> Outcome:
-    """The simulated platform's answer for one call (before the lookup)."""
+    """The simulated platform's answer for one call."""
     u = rng.random()
     for outcome, key in (
         (Outcome.PERMANENT_ERROR, "permanent_rate"),
@@ -98,26 +104,31 @@ class SandboxPublisher:
     def __init__(self, db: Database, *, rng: random.Random | None = None) -> None:
         self.db = db
         self.rng = rng or random.Random()
-        self._posts: Coalescer[_Post, _Found | None] = Coalescer(self._post_many, max_batch=1000)
+        self._posts: Coalescer[_Post, _Found] = Coalescer(self._insert_many, max_batch=1000)
+        self._lookups: Coalescer[str, _Found | None] = Coalescer(self._lookup_many, max_batch=1000)
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
+        if ctx.previous_outcome_ambiguous or ctx.claimed_before:
+            found = await self._lookups.submit(request.job_id)
+            if found is not None:
+                return _published(found, already_posted=True)
         meta = connection.metadata
         answer = draw(meta, self.rng)
-        latency = meta.get("latency_ms", 0)
-        if isinstance(latency, int | float) and latency > 0:
-            await asyncio.sleep(float(latency) / 1000.0)
-        record = answer is Outcome.PUBLISHED or (
-            answer is Outcome.AMBIGUOUS and self.rng.random() < 0.5
-        )
-        if record:
+        half = _latency_seconds(meta) / 2
+        if half:
+            await asyncio.sleep(half)
+        post: _Found | None = None
+        if answer is Outcome.PUBLISHED or (answer is Outcome.AMBIGUOUS and self.rng.random() < 0.5):
             await ctx.confirm_claim()  # the post is the irreversible step
-        found = await self._posts.submit(
-            _Post(request.job_id, request.attempt, request.connection_id, record)
-        )
-        if found is not None and (found.existed or answer is Outcome.PUBLISHED):
-            return _published(found)
+            post = await self._posts.submit(
+                _Post(request.job_id, request.attempt, request.connection_id)
+            )
+        if half:
+            await asyncio.sleep(half)
+        if answer is Outcome.PUBLISHED and post is not None:
+            return _published(post, already_posted=False)
         if answer is Outcome.AMBIGUOUS:
             message = "sandbox: the answer was lost (the post may or may not be live)"
             return PublishOutcome(Outcome.AMBIGUOUS, error_message=message)
@@ -132,11 +143,9 @@ class SandboxPublisher:
     async def confirm(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
-        found = await self._posts.submit(
-            _Post(request.job_id, request.attempt, request.connection_id, record=False)
-        )
+        found = await self._lookups.submit(request.job_id)
         if found is not None:
-            return _published(found)
+            return _published(found, already_posted=True)
         return PublishOutcome(
             Outcome.UNCONFIRMED, error_message="sandbox: no post recorded for this job"
         )
@@ -144,40 +153,38 @@ class SandboxPublisher:
     async def close(self) -> None:
         return None
 
-    async def _post_many(self, items: list[_Post]) -> list[_Found | None]:
-        jobs = sorted({i.job_id for i in items})
-        record = [{"j": i.job_id, "a": i.attempt, "c": i.connection_id} for i in items if i.record]
-        # One round trip for the statements, one for the commit (pipelined). The lock comes
-        # first, in its own statement, so the statements after it see every committed post.
+    async def _insert_many(self, items: list[_Post]) -> list[_Found]:
+        """One statement for a batch of posts (autocommit: one round trip)."""
+        values = [{"j": i.job_id, "a": i.attempt, "c": i.connection_id} for i in items]
+        rows = await self.db.fetch(_INSERT, (orjson.dumps(values).decode(),))
+        made: dict[tuple[str, int], list[_Found]] = {}
+        for r in rows:
+            made.setdefault((r["job_id"], r["attempt"]), []).append(
+                _Found(str(r["id"]), r["published_at"])
+            )
+        return [made[(i.job_id, i.attempt)].pop() for i in items]
+
+    async def _lookup_many(self, job_ids: list[str]) -> list[_Found | None]:
+        """Each job's first post, if any (one pipelined transaction per batch)."""
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(_BY_KEY)
-            keys = id_array(jobs)
-            await conn.execute(_LOCK, (_LOCK_NAMESPACE, keys))
-            inserted = await conn.execute(_INSERT, (orjson.dumps(record).decode(),))
-            posts = await conn.execute(_POSTS, (keys,))
-            new = {r["job_id"]: r["id"] for r in await inserted.fetchall()}
-            found = {
-                r["job_id"]: _Found(str(r["id"]), r["published_at"], r["job_id"] not in new)
-                for r in await posts.fetchall()
-            }
-        inserter: dict[str, _Post] = {}
-        for item in items:
-            if item.record and item.job_id in new:
-                inserter.setdefault(item.job_id, item)
-        return [_for(found.get(i.job_id), inserter.get(i.job_id) is i) for i in items]
+            cur = await conn.execute(_LOOKUP, (id_array(sorted(set(job_ids))),))
+            rows = await cur.fetchall()
+        found = {r["job_id"]: _Found(str(r["id"]), r["published_at"]) for r in rows}
+        return [found.get(j) for j in job_ids]
 
 
-def _for(found: _Found | None, inserted_by_item: bool) -> _Found | None:
-    """The post as one item sees it: posted by this call, or by another one before it."""
-    if found is None or inserted_by_item or found.existed:
-        return found
-    return _Found(found.post_id, found.published_at, True)
+def _latency_seconds(metadata: dict[str, Any]) -> float:
+    latency = metadata.get("latency_ms", 0)
+    if isinstance(latency, int | float) and not isinstance(latency, bool) and latency > 0:
+        return float(latency) / 1000.0
+    return 0.0
 
 
-def _published(found: _Found) -> PublishOutcome:
+def _published(found: _Found, *, already_posted: bool) -> PublishOutcome:
     return PublishOutcome(
         Outcome.PUBLISHED,
         provider_ids={"sandbox_post_id": found.post_id},
         published_at=found.published_at,
-        provider_response={"sandbox_post_id": found.post_id, "already_posted": found.existed},
+        provider_response={"sandbox_post_id": found.post_id, "already_posted": already_posted},
     )

@@ -1,0 +1,86 @@
+"""The leases of the claims a publisher copy is working on.
+
+While an attempt calls the platform and stores its result, its claim's lease is renewed
+every third of a lease (one statement for all of them). A claim the renewal no longer
+finds held — another worker took it over after the lease lapsed, or answered it — stops
+its platform call at once: the call's task is cancelled and the attempt surfaces
+`ClaimLost`, so it reports nothing (the claim's new holder answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from services.publisher.claims import ClaimStore
+from services.publisher.platforms.base import ClaimLost
+from shared.domain.outcomes import PublishOutcome
+from shared.errors import StoreUnavailable
+from shared.service import sleep_or_stop
+
+log = logging.getLogger(__name__)
+Key = tuple[str, int]  # (job id, attempt)
+
+
+class Leases:
+    def __init__(self, claims: ClaimStore, lease_seconds: float) -> None:
+        self.claims = claims
+        self.lease_seconds = lease_seconds
+        self._calls: dict[Key, asyncio.Task[PublishOutcome] | None] = {}
+        self._lost: set[Key] = set()
+
+    @contextmanager
+    def kept(self, key: Key) -> Iterator[None]:
+        """Keep this claim's lease alive while the block runs."""
+        self._calls[key] = None
+        try:
+            yield
+        finally:
+            self._calls.pop(key, None)
+            self._lost.discard(key)
+
+    async def call(self, key: Key, call: Coroutine[Any, Any, PublishOutcome]) -> PublishOutcome:
+        """Run a platform call (inside `kept(key)`) as a task the renewal cancels when the
+        claim is gone; that cancellation raises `ClaimLost` (a cancellation of the caller
+        stays a cancellation)."""
+        if key in self._lost:
+            call.close()
+            raise ClaimLost(f"{key[0]} attempt {key[1]}")
+        task = asyncio.create_task(call)
+        self._calls[key] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if key in self._lost and current is not None and not current.cancelling():
+                raise ClaimLost(f"{key[0]} attempt {key[1]}") from None
+            raise
+
+    async def renew(self, stopping: asyncio.Event) -> None:
+        """Renew until `stopping` is set; a failed renewal is tried again next time."""
+        interval = max(self.lease_seconds / 3, 0.05)
+        while not await sleep_or_stop(stopping, interval):
+            keys = sorted(self._calls)
+            try:
+                held = await self.claims.renew(keys)
+            except (StoreUnavailable, psycopg.Error) as exc:
+                log.warning("lease renewal failed", extra={"error": repr(exc)})
+                continue
+            for key in keys:
+                if key not in held and key in self._calls:
+                    self._stop(key)
+
+    def _stop(self, key: Key) -> None:
+        self._lost.add(key)
+        call = self._calls.get(key)
+        if call is not None and not call.done():  # done: our own result is stored
+            log.warning(
+                "claim renewal found the claim gone; stopping the attempt",
+                extra={"job_id": key[0], "attempt": key[1]},
+            )
+            call.cancel()

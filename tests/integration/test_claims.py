@@ -1,0 +1,203 @@
+"""A publisher acts only while it holds its claim (real Kafka, Redis, Postgres): a lease
+lost in the middle of a call, a claim another worker keeps alive, a result another worker
+stored first, a claim taken over before our result was stored, and an attempt taken over
+from a worker that died after posting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from services.publisher.decision import result_value
+from services.publisher.platforms.base import AttemptContext
+from services.publisher.platforms.sandbox import SandboxPublisher
+from shared.domain.outcomes import Outcome, PublishOutcome
+from shared.domain.requests import PublishRequest
+from shared.events import now_utc
+from shared.runtime import Runtime
+from tests.conftest import Namespace, eventually
+from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
+from tests.integration.publisher_support import dispatch, sandbox_connection, schedule
+
+pytestmark = pytest.mark.integration
+OTHER = "publisher-other-1"
+
+
+async def _claim_of(rt: Runtime, job: str) -> dict[str, Any]:
+    row = await rt.db.fetchone(
+        "SELECT worker, result, lease_until > now() AS live FROM publish_claims"
+        " WHERE job_id = %s AND attempt = 1",
+        (job,),
+    )
+    assert row is not None
+    return row
+
+
+async def _quiet(harness: Harness, produced: int) -> list[dict[str, Any]]:
+    """Every result once the request's offset is committed (then a moment for stragglers)."""
+    await harness.all_committed(produced)
+    await asyncio.sleep(0.5)
+    return await harness.results.poll()
+
+
+async def test_a_lease_lost_in_the_middle_of_a_call_stops_the_attempt(harness: Harness) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    stopped = asyncio.Event()
+
+    async def stall_and_lose_the_claim(request: PublishRequest, ctx: AttemptContext) -> None:
+        # This worker stalls; its lease lapses and another worker takes the claim over.
+        await rt.db.execute(
+            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
+            " WHERE job_id = %s",
+            (OTHER, job),
+        )
+        try:
+            await asyncio.Event().wait()  # the call hangs until something stops it
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    harness.spy.before = stall_and_lose_the_claim
+    harness.send(await dispatch(rt, [job]))
+
+    # The lease renewal (every third of a lease) finds the claim gone and stops the call,
+    # long before the attempt's own time limit.
+    await eventually(lambda: _logged(harness.logs, "claim renewal found the claim gone"))
+    assert stopped.is_set()
+    assert await _quiet(harness, 1) == []  # nothing reported: the new holder answers
+    assert await harness.posts() == []
+    claim = await _claim_of(rt, job)
+    assert claim["worker"] == OTHER and claim["result"] is None
+    assert not _logged_now(harness.logs, "platform call failed")
+
+
+async def test_a_claim_another_worker_keeps_alive_is_waited_for_then_left(
+    ns: Namespace, logs: Logs
+) -> None:
+    # Short timings: the wait for another worker's claim is an attempt plus two leases.
+    rt = Runtime.build(
+        ns.settings(lease_seconds=1.0, call_timeout_seconds=0.5, container_poll_seconds=0.5)
+    )
+    await rt.open()
+    try:
+        spy = Spy(SandboxPublisher(rt.db))
+        async with running(rt, logs, {"sandbox": spy}, spy) as harness:
+            [job] = await schedule(rt, [await sandbox_connection(rt)])
+            [request] = await dispatch(rt, [job])
+            await rt.db.execute(  # another worker is calling for this attempt right now
+                "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+                " VALUES (%s, 1, %s, now() + interval '1 hour')",
+                (job, OTHER),
+            )
+            harness.send([request])
+
+            await eventually(
+                lambda: _logged(logs, "another worker still holds the claim"), timeout=60
+            )
+            assert await _quiet(harness, 1) == []
+            assert spy.calls == [] and await harness.posts() == []
+            claim = await _claim_of(rt, job)
+            assert claim["worker"] == OTHER and claim["result"] is None and claim["live"]
+    finally:
+        await rt.close()
+
+
+async def test_a_result_another_worker_stored_first_is_adopted(harness: Harness) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+
+    async def taken_over_and_answered(request: PublishRequest, ctx: AttemptContext) -> None:
+        # After our post, our lease lapsed; another worker took the claim over, found our
+        # post with the status lookup and stored its answer before we could store ours.
+        [post] = await harness.posts()
+        found = PublishOutcome(
+            Outcome.PUBLISHED,
+            provider_ids={"sandbox_post_id": str(post["id"])},
+            published_at=post["published_at"],
+        )
+        now = now_utc()
+        theirs = result_value(request, found, worker=OTHER, started_at=now, finished_at=now)
+        await rt.db.execute(
+            "UPDATE publish_claims SET worker = %s, result = %s::jsonb WHERE job_id = %s",
+            (OTHER, orjson.dumps(theirs).decode(), job),
+        )
+
+    harness.spy.after = taken_over_and_answered
+    harness.send(await dispatch(rt, [job]))
+
+    [result] = await harness.results_for(1)
+    assert await _quiet(harness, 1) == [result]
+    assert result["worker"] == OTHER and result["outcome"] == "published"
+    [post] = await harness.posts()
+    assert result["provider_ids"] == {"sandbox_post_id": str(post["id"])}
+    stored = (await _claim_of(rt, job))["result"]
+    assert stored == {k: v for k, v in result.items() if k != "schema_version"}
+
+
+async def test_a_claim_taken_over_before_the_result_is_stored_reports_nothing(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+
+    async def taken_over(request: PublishRequest, ctx: AttemptContext) -> None:
+        # After our post, our lease lapsed and another worker took the claim over; it has
+        # not answered yet (its status lookup will find our post).
+        await rt.db.execute(
+            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
+            " WHERE job_id = %s",
+            (OTHER, job),
+        )
+
+    harness.spy.after = taken_over
+    harness.send(await dispatch(rt, [job]))
+
+    await eventually(lambda: _logged(harness.logs, "claim lost before the result was stored"))
+    assert await _quiet(harness, 1) == []
+    assert len(await harness.posts()) == 1
+    claim = await _claim_of(rt, job)
+    assert claim["worker"] == OTHER and claim["result"] is None  # left to its new holder
+
+
+async def test_an_attempt_taken_over_from_a_dead_worker_looks_before_it_posts(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    posted, not_posted = await schedule(
+        rt, [await sandbox_connection(rt), await sandbox_connection(rt)]
+    )
+    requests = await dispatch(rt, [posted, not_posted])
+    # A worker claimed both, posted the first one and was killed before storing a result.
+    for job in (posted, not_posted):
+        await rt.db.execute(
+            "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+            " VALUES (%s, 1, 'publisher-dead-9', now() - interval '1 second')",
+            (job,),
+        )
+    earlier = await rt.db.fetchone(
+        "INSERT INTO sandbox_posts (job_id, attempt, connection_id)"
+        " SELECT id, 1, connection_id FROM jobs WHERE id = %s RETURNING id",
+        (posted,),
+    )
+    assert earlier is not None
+    harness.send(requests)
+
+    results = {r["job_id"]: r for r in await harness.results_for(2)}
+    assert {r["outcome"] for r in results.values()} == {"published"}
+    assert results[posted]["provider_ids"] == {"sandbox_post_id": str(earlier["id"])}
+    assert results[posted]["provider_response"]["already_posted"] is True
+    posts = [str(p["job_id"]) for p in await harness.posts()]
+    assert sorted(posts) == sorted([posted, not_posted])  # one post each
+    assert (await _claim_of(rt, posted))["worker"] == WORKER
+
+
+async def _logged(logs: Logs, text: str) -> bool:
+    return _logged_now(logs, text)
+
+
+def _logged_now(logs: Logs, text: str) -> bool:
+    return any(text in line for line in logs.lines)
