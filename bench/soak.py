@@ -126,7 +126,7 @@ def _accounts(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The accounts on the fake (half with Instagram Login, a few with a small quota) and the
     connection bodies for them."""
-    ids = [f"1784{run}{a:05d}" for a in range(count)]
+    ids = [f"1784{int(run, 16):08d}{a:05d}" for a in range(count)]  # digits only
     tokens = [f"EAAGsoak{run}{a:05d}TOKEN{a:016d}" for a in range(count)]  # a plausible length
     logins = ["facebook" if a % 2 == 0 else "instagram" for a in range(count)]
     for a in range(count):
