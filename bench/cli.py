@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import leftovers, limits, repeat, scenarios, soak
-from shared import __version__
-from shared.paths import ROOT
-from shared.settings import Settings
+from herald.shared import __version__
+from herald.shared.paths import ROOT
+from herald.shared.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
 

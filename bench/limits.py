@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from shared.delayed_queue import DelayedQueue
-from shared.kafka.admin import TopicSpec, admin, create_topics, delete_topics
-from shared.kafka.client import Producer, consumer
-from shared.names import Names
-from shared.redis_store import connect
-from shared.settings import Settings
+from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.kafka.admin import TopicSpec, admin, create_topics, delete_topics
+from herald.shared.kafka.client import Producer, consumer
+from herald.shared.names import Names
+from herald.shared.redis_store import connect
+from herald.shared.settings import Settings
 
 REQUEST_SIZE = 520  # bytes: about one publish.request value
 

@@ -21,13 +21,13 @@ from typing import Any
 import psycopg
 import redis
 
-from shared.client import HeraldClient
-from shared.db.migrate import migrate
-from shared.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
-from shared.paths import ROOT
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.tenancy import ADMIN
+from herald.shared.client import HeraldClient
+from herald.shared.db.migrate import migrate
+from herald.shared.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
+from herald.shared.paths import ROOT
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import ADMIN
 
 MEDIA = ["https://cdn.example.com/bench.jpg"]
 
@@ -116,7 +116,7 @@ class BenchPipeline:
     def _spawn(self, service: str, name: str) -> None:
         log = open(self.log_dir / f"{self.settings.topic_prefix}{name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", service],
+            [sys.executable, "-m", "herald", service],
             cwd=ROOT,
             env=self.env(),
             stdout=log,

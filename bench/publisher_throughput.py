@@ -26,17 +26,17 @@ from typing import Any
 import orjson
 import psycopg
 
-from services.scheduler.dispatcher import request_value
-from services.scheduler.placement import partition_for
-from shared import events
-from shared.db.migrate import migrate
-from shared.kafka.admin import admin, create_topics, load_topic_specs
-from shared.kafka.client import Producer, consumer
-from shared.names import REQUEST, RESULT
-from shared.paths import ROOT
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.tenancy import ADMIN
+from herald.services.scheduler.dispatcher import request_value
+from herald.services.scheduler.placement import partition_for
+from herald.shared import events
+from herald.shared.db.migrate import migrate
+from herald.shared.kafka.admin import admin, create_topics, load_topic_specs
+from herald.shared.kafka.client import Producer, consumer
+from herald.shared.names import REQUEST, RESULT
+from herald.shared.paths import ROOT
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import ADMIN
 
 _INSERT_JOBS = """
 INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption,
@@ -144,7 +144,7 @@ def run_once(args: argparse.Namespace) -> str:
             out = open(logs / f"publisher-{i}.log", "wb") if logs else subprocess.DEVNULL  # noqa: SIM115
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "publisher"],
+                    [sys.executable, "-m", "herald", "publisher"],
                     cwd=ROOT,
                     env=env,
                     stdout=subprocess.DEVNULL,

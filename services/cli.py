@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared.connection_rules import INSTAGRAM_LOGINS
-from shared.errors import DomainError, HeraldError
-from shared.settings import Settings
+from herald.shared.connection_rules import INSTAGRAM_LOGINS
+from herald.shared.errors import DomainError, HeraldError
+from herald.shared.paths import checkout_tools
+from herald.shared.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -27,7 +28,7 @@ def _with_runtime(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]) -> Ha
     """Run an async command with the stores opened (the CLI acts as an administrator)."""
 
     def handler(args: argparse.Namespace, settings: Settings) -> int:
-        from shared.runtime import Runtime
+        from herald.shared.runtime import Runtime
 
         async def main() -> int:
             rt = Runtime.build(settings, db_pool_size=4)
@@ -46,7 +47,8 @@ def _with_runtime(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]) -> Ha
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    from shared import stack
+    checkout_tools()  # the local stack's tooling lives in the checkout, not in the package
+    import stack
 
     action: Callable[[Settings], int] = {
         "up": stack.up,
@@ -57,7 +59,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.db.migrate import migrate
+    from herald.shared.db.migrate import migrate
 
     applied = migrate(settings.database_url, settings.db_schema)
     if applied:
@@ -71,7 +73,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.kafka.admin import create_topics, load_topic_specs
+    from herald.shared.kafka.admin import create_topics, load_topic_specs
 
     specs = load_topic_specs()
     created = create_topics(settings.kafka_bootstrap, specs, settings.topic_prefix)
@@ -90,18 +92,18 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "scheduler":
-        from services.scheduler.main import run
+        from herald.services.scheduler.main import run
     elif args.command == "publisher":
-        from services.publisher.main import run
+        from herald.services.publisher.main import run
     elif args.command == "results":
-        from services.results.main import run
+        from herald.services.results.main import run
     else:
-        from services.api.main import run
+        from herald.services.api.main import run
     return run(settings)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from services.runner import run_all
+    from herald.services.runner import run_all
 
     return run_all(settings, publishers=args.publishers)
 
@@ -110,7 +112,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _schedule(rt: Any, args: argparse.Namespace) -> int:
-    from shared.tenancy import ADMIN
+    from herald.shared.tenancy import ADMIN
 
     body: dict[str, Any] = {
         "platform": args.platform,
@@ -132,8 +134,8 @@ async def _schedule(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _jobs(rt: Any, args: argparse.Namespace) -> int:
-    from shared.jobs.report import job_story
-    from shared.tenancy import ADMIN
+    from herald.shared.jobs.report import job_story
+    from herald.shared.tenancy import ADMIN
 
     svc = rt.jobs()
     if args.action == "list":
@@ -173,7 +175,7 @@ async def _jobs(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _apikey(rt: Any, args: argparse.Namespace) -> int:
-    from shared import tenancy
+    from herald.shared import tenancy
 
     if args.action == "create":
         if not args.admin and not args.tenant:
@@ -225,7 +227,7 @@ def _read_token(platform: str) -> str | None:
 
 
 async def _connections(rt: Any, args: argparse.Namespace) -> int:
-    from shared.tenancy import ADMIN
+    from herald.shared.tenancy import ADMIN
 
     store = rt.connections()
     if args.action == "list":
@@ -251,8 +253,8 @@ async def _connections(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _dlq(rt: Any, args: argparse.Namespace) -> int:
-    from shared import redrive
-    from shared.tenancy import ADMIN
+    from herald.shared import redrive
+    from herald.shared.tenancy import ADMIN
 
     filters = redrive.Filters.parse(
         platform=args.platform,
@@ -285,7 +287,7 @@ async def _sandbox(rt: Any, args: argparse.Namespace) -> int:
     rows = await rt.db.fetch(
         "SELECT job_id, attempt, connection_id, published_at FROM sandbox_posts ORDER BY id"
     )
-    from shared.events import iso
+    from herald.shared.events import iso
 
     posts = [
         {
@@ -305,6 +307,7 @@ async def _sandbox(rt: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    checkout_tools()  # the benchmarks live in the checkout, not in the package
     from bench.cli import run_bench
 
     return int(run_bench(args, settings))

@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from shared import events
-from shared.kafka.client import Producer
-from shared.names import SCHEDULE, Names
+from herald.shared import events
+from herald.shared.kafka.client import Producer
+from herald.shared.names import SCHEDULE, Names
 
 
 class HeraldClient:

@@ -8,15 +8,15 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from shared.connection_rules import check_metadata, check_name, check_token
-from shared.crypto import DecryptError, TokenCipher
-from shared.db.pool import Database, Row
-from shared.domain.requests import Connection
-from shared.errors import NotFound, ValidationFailed
-from shared.events import iso
-from shared.jobs.validation import PLATFORMS, has_nul
-from shared.jobs.views import cursor_params, page
-from shared.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
+from herald.shared.connection_rules import check_metadata, check_name, check_token
+from herald.shared.crypto import DecryptError, TokenCipher
+from herald.shared.db.pool import Database, Row
+from herald.shared.domain.requests import Connection
+from herald.shared.errors import NotFound, ValidationFailed
+from herald.shared.events import iso
+from herald.shared.jobs.validation import PLATFORMS, has_nul
+from herald.shared.jobs.views import cursor_params, page
+from herald.shared.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
 
 STATUSES = ("active", "needs_reauth", "disabled")
 _COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"

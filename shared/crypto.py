@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from shared.errors import ConfigError
+from herald.shared.errors import ConfigError
 
 _LEGACY = b"\x01"
 _VERSION = b"\x02"

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from shared import events, metrics, outbox
-from shared.db.pool import Database, Row, without_nul
-from shared.domain.outcomes import DeadLetterReason
-from shared.errors import DomainError, InvalidMessage
-from shared.names import Names
+from herald.shared import events, metrics, outbox
+from herald.shared.db.pool import Database, Row, without_nul
+from herald.shared.domain.outcomes import DeadLetterReason
+from herald.shared.errors import DomainError, InvalidMessage
+from herald.shared.names import Names
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from shared.errors import StoreUnavailable
-from shared.names import Names
+from herald.shared.errors import StoreUnavailable
+from herald.shared.names import Names
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -10,8 +10,8 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from shared.errors import InvalidMessage
-from shared.paths import SCHEMAS_DIR
+from herald.shared.errors import InvalidMessage
+from herald.shared.paths import SCHEMAS_DIR
 
 SCHEMA_VERSION = "1.2"
 CURRENT_MAJOR = 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from shared import __version__
-from shared.domain.outcomes import DeadLetterReason, Outcome
-from shared.jobs.validation import PLATFORMS
+from herald.shared import __version__
+from herald.shared.domain.outcomes import DeadLetterReason, Outcome
+from herald.shared.jobs.validation import PLATFORMS
 
 SERVICE_INFO = Gauge(
     "herald_service_info", "One per running process", ["service", "replica", "version"]

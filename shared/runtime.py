@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from shared import redis_store
-from shared.connections import ConnectionStore
-from shared.crypto import TokenCipher
-from shared.db.pool import Database
-from shared.delayed_queue import DelayedQueue
-from shared.jobs.service import JobService
-from shared.kafka.client import Producer
-from shared.names import Names
-from shared.settings import Settings
+from herald.shared import redis_store
+from herald.shared.connections import ConnectionStore
+from herald.shared.crypto import TokenCipher
+from herald.shared.db.pool import Database
+from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.jobs.service import JobService
+from herald.shared.kafka.client import Producer
+from herald.shared.names import Names
+from herald.shared.settings import Settings
 
 
 @dataclass

@@ -11,12 +11,12 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from shared import logging as herald_logging
-from shared import metrics, redis_store
-from shared.kafka.admin import ping as kafka_ping
-from shared.ops_server import Health, serve
-from shared.runtime import Runtime
-from shared.settings import Settings
+from herald.shared import logging as herald_logging
+from herald.shared import metrics, redis_store
+from herald.shared.kafka.admin import ping as kafka_ping
+from herald.shared.ops_server import Health, serve
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

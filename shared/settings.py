@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.crypto import new_secret_key
-from shared.errors import ConfigError
-from shared.paths import ROOT
+from herald.shared.crypto import new_secret_key
+from herald.shared.errors import ConfigError
+from herald.shared.paths import ROOT
 
 LOCAL_SECRET_KEY = "secret.key"  # the local stack's key, in its folder
 

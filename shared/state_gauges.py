@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Gauge
 
-from shared import metrics
-from shared.db.pool import Database
-from shared.delayed_queue import DelayedQueue
-from shared.jobs.validation import PLATFORMS
-from shared.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
-from shared.names import Names
+from herald.shared import metrics
+from herald.shared.db.pool import Database
+from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.jobs.validation import PLATFORMS
+from herald.shared.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
+from herald.shared.names import Names
 
 CONNECTION_STATUSES = ("active", "needs_reauth", "disabled")
 CONNECTIONS_SQL = "SELECT platform, status, count(*) AS n FROM connections GROUP BY 1, 2"

@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.crypto import api_key_digest, new_api_key
-from shared.db.pool import Database
-from shared.errors import NotFound
+from herald.shared.crypto import api_key_digest, new_api_key
+from herald.shared.db.pool import Database
+from herald.shared.errors import NotFound
 
 DEFAULT_TENANT = "default"
 

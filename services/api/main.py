@@ -6,10 +6,10 @@ import logging
 
 from aiohttp import web
 
-from services.api.app import create_app
-from shared.runtime import Runtime
-from shared.service import Supervisor, run_loop, run_service
-from shared.settings import Settings
+from herald.services.api.app import create_app
+from herald.shared.runtime import Runtime
+from herald.shared.service import Supervisor, run_loop, run_service
+from herald.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"

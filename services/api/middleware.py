@@ -16,10 +16,10 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from shared.db.pool import Database
-from shared.errors import DomainError, StoreUnavailable, ValidationFailed
-from shared.jobs.validation import has_nul
-from shared.tenancy import Principal, authenticate
+from herald.shared.db.pool import Database
+from herald.shared.errors import DomainError, StoreUnavailable, ValidationFailed
+from herald.shared.jobs.validation import has_nul
+from herald.shared.tenancy import Principal, authenticate
 
 log = logging.getLogger(__name__)
 

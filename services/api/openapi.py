@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 
-from shared import __version__
-from shared import connection_rules as rules
-from shared.connections import STATUSES as CONNECTION_STATUSES
-from shared.domain.jobs import JobStatus
-from shared.domain.outcomes import DeadLetterReason, Outcome
-from shared.jobs.validation import MEDIA_TYPES, PLATFORMS
-from shared.paths import SCHEMAS_DIR
+from herald.shared import __version__
+from herald.shared import connection_rules as rules
+from herald.shared.connections import STATUSES as CONNECTION_STATUSES
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.outcomes import DeadLetterReason, Outcome
+from herald.shared.jobs.validation import MEDIA_TYPES, PLATFORMS
+from herald.shared.paths import SCHEMAS_DIR
 
 Schema = dict[str, Any]
 JSON = "application/json"

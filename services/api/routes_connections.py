@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.middleware import json_object, json_ok, principal, query
-from shared.connections import ConnectionStore
-from shared.jobs.views import parse_limit
+from herald.services.api.middleware import json_object, json_ok, principal, query
+from herald.shared.connections import ConnectionStore
+from herald.shared.jobs.views import parse_limit
 
 MAX_CONNECTIONS_PAGE = 500
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.middleware import json_object, json_ok, principal, query, query_bool
-from shared import redrive as dlq
-from shared.db.pool import Database
-from shared.errors import ValidationFailed
-from shared.jobs.service import JobService
-from shared.jobs.views import parse_limit
+from herald.services.api.middleware import json_object, json_ok, principal, query, query_bool
+from herald.shared import redrive as dlq
+from herald.shared.db.pool import Database
+from herald.shared.errors import ValidationFailed
+from herald.shared.jobs.service import JobService
+from herald.shared.jobs.views import parse_limit
 
 FILTERS = ("platform", "reason", "connection_id", "since", "until")
 REDRIVE_FIELDS = frozenset({*FILTERS, "job_ids", "dry_run", "force"})

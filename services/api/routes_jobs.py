@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.middleware import json_object, json_ok, principal, query
-from shared.errors import ValidationFailed
-from shared.jobs.service import JobService
-from shared.jobs.views import parse_limit
+from herald.services.api.middleware import json_object, json_ok, principal, query
+from herald.shared.errors import ValidationFailed
+from herald.shared.jobs.service import JobService
+from herald.shared.jobs.views import parse_limit
 
 MAX_IDEMPOTENCY_KEY = 255
 

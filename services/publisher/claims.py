@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-from services.publisher.decision import (
+from herald.services.publisher.decision import (
     AttemptRow,
     ClaimRow,
     Decision,
@@ -28,15 +28,15 @@ from services.publisher.decision import (
     decide,
     result_value,
 )
-from shared import events
-from shared.batching import Coalescer
-from shared.crypto import TokenCipher
-from shared.db.pool import Database, Row, id_array
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
-from shared.errors import InvalidMessage
-from shared.kafka.client import Producer
-from shared.names import RESULT, Names
+from herald.shared import events
+from herald.shared.batching import Coalescer
+from herald.shared.crypto import TokenCipher
+from herald.shared.db.pool import Database, Row, id_array
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.errors import InvalidMessage
+from herald.shared.kafka.client import Producer
+from herald.shared.names import RESULT, Names
 
 log = logging.getLogger(__name__)
 

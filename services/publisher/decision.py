@@ -32,10 +32,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.domain.jobs import JobStatus
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
-from shared.events import iso, parse_time
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
+from herald.shared.events import iso, parse_time
 
 
 @dataclass(frozen=True)

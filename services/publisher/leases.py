@@ -17,11 +17,11 @@ from typing import Any
 
 import psycopg
 
-from services.publisher.claims import ClaimStore
-from services.publisher.platforms.base import ClaimLost
-from shared.domain.outcomes import PublishOutcome
-from shared.errors import StoreUnavailable
-from shared.service import sleep_or_stop
+from herald.services.publisher.claims import ClaimStore
+from herald.services.publisher.platforms.base import ClaimLost
+from herald.shared.domain.outcomes import PublishOutcome
+from herald.shared.errors import StoreUnavailable
+from herald.shared.service import sleep_or_stop
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (job id, attempt)

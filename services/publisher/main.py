@@ -9,16 +9,16 @@ import logging
 import os
 from collections.abc import Mapping
 
-from services.publisher.claims import ClaimStore
-from services.publisher.platforms.base import PlatformPublisher
-from services.publisher.rate_limiter import RateLimiter
-from services.publisher.registry import Registry, build_registry
-from services.publisher.worker import PublishWorker, Timing
-from shared.kafka.concurrent_consumer import ConcurrentConsumer
-from shared.names import PUBLISHER_GROUP, REQUEST
-from shared.runtime import Runtime
-from shared.service import Supervisor, run_loop, run_service
-from shared.settings import Settings
+from herald.services.publisher.claims import ClaimStore
+from herald.services.publisher.platforms.base import PlatformPublisher
+from herald.services.publisher.rate_limiter import RateLimiter
+from herald.services.publisher.registry import Registry, build_registry
+from herald.services.publisher.worker import PublishWorker, Timing
+from herald.shared.kafka.concurrent_consumer import ConcurrentConsumer
+from herald.shared.names import PUBLISHER_GROUP, REQUEST
+from herald.shared.runtime import Runtime
+from herald.shared.service import Supervisor, run_loop, run_service
+from herald.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

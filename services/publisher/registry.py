@@ -6,13 +6,13 @@ from collections.abc import Iterator, Mapping
 
 import redis.asyncio as aioredis
 
-from services.publisher.platforms.base import PlatformPublisher
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.db.pool import Database
-from shared.names import Names
-from shared.settings import Settings
+from herald.services.publisher.platforms.base import PlatformPublisher
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.db.pool import Database
+from herald.shared.names import Names
+from herald.shared.settings import Settings
 
 
 class Registry(Mapping[str, PlatformPublisher]):

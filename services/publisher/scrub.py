@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from shared.domain.outcomes import PublishOutcome
+from herald.shared.domain.outcomes import PublishOutcome
 
 REDACTED = "[redacted]"
 

@@ -23,27 +23,27 @@ from typing import TypeVar
 
 import psycopg
 
-from services.publisher.claims import ClaimStore, Emit
-from services.publisher.decision import (
+from herald.services.publisher.claims import ClaimStore, Emit
+from herald.services.publisher.decision import (
     Decision,
     Kind,
     deadline_outcome,
     request_from_value,
     result_value,
 )
-from services.publisher.leases import Leases
-from services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
-from services.publisher.rate_limiter import RateLimiter
-from services.publisher.scrub import Scrubber
-from shared import dead_letters, events, metrics
-from shared.connections import ConnectionStore
-from shared.db.pool import Database
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
-from shared.errors import InvalidMessage, StoreUnavailable
-from shared.kafka.client import KafkaError, Message
-from shared.names import REQUEST, Names
-from shared.service import sleep_or_stop
+from herald.services.publisher.leases import Leases
+from herald.services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
+from herald.services.publisher.rate_limiter import RateLimiter
+from herald.services.publisher.scrub import Scrubber
+from herald.shared import dead_letters, events, metrics
+from herald.shared.connections import ConnectionStore
+from herald.shared.db.pool import Database
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.errors import InvalidMessage, StoreUnavailable
+from herald.shared.kafka.client import KafkaError, Message
+from herald.shared.names import REQUEST, Names
+from herald.shared.service import sleep_or_stop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,9 +28,9 @@ from typing import Any
 
 import psycopg
 
-from services.results import records
-from services.results.hold import ResultHold
-from services.results.policy import (
+from herald.services.results import records
+from herald.services.results.hold import ResultHold
+from herald.services.results.policy import (
     Action,
     Decision,
     JobState,
@@ -39,16 +39,16 @@ from services.results.policy import (
     decide,
     unreadable_result,
 )
-from shared import dead_letters, events, metrics, outbox
-from shared.db.pool import Row
-from shared.domain.jobs import JobStatus
-from shared.domain.outcomes import DeadLetterReason
-from shared.errors import InvalidMessage, StoreUnavailable
-from shared.jobs.views import request_view
-from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.client import Message
-from shared.names import RESULT, RESULTS_GROUP
-from shared.runtime import Runtime
+from herald.shared import dead_letters, events, metrics, outbox
+from herald.shared.db.pool import Row
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.outcomes import DeadLetterReason
+from herald.shared.errors import InvalidMessage, StoreUnavailable
+from herald.shared.jobs.views import request_view
+from herald.shared.kafka.batch_consumer import BatchConsumer
+from herald.shared.kafka.client import Message
+from herald.shared.names import RESULT, RESULTS_GROUP
+from herald.shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

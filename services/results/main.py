@@ -7,12 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from services.results.consumer import ResultsConsumer
-from services.results.hold import HoldRule, PublishBacklog, ResultHold
-from shared.events import now_utc
-from shared.runtime import Runtime
-from shared.service import Supervisor, lower_cpu_priority, repeat, run_loop, run_service
-from shared.settings import Settings
+from herald.services.results.consumer import ResultsConsumer
+from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
+from herald.shared.events import now_utc
+from herald.shared.runtime import Runtime
+from herald.shared.service import Supervisor, lower_cpu_priority, repeat, run_loop, run_service
+from herald.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

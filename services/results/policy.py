@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.domain.jobs import JobStatus, can_transition
-from shared.domain.outcomes import MAY_BE_LIVE, DeadLetterReason, Outcome
-from shared.settings import Settings
+from herald.shared.domain.jobs import JobStatus, can_transition
+from herald.shared.domain.outcomes import MAY_BE_LIVE, DeadLetterReason, Outcome
+from herald.shared.settings import Settings
 
 Rand = Callable[[], float]  # uniform in [0, 1)
 

@@ -21,16 +21,16 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from services.scheduler.placement import PartitionCount, partition_for
-from shared import dead_letters, events, metrics, outbox
-from shared.db.pool import Row, id_array
-from shared.delayed_queue import Claimed
-from shared.domain.jobs import JobStatus
-from shared.domain.outcomes import DeadLetterReason
-from shared.errors import InvalidMessage
-from shared.jobs.views import JOB_COLUMNS, request_view
-from shared.names import REQUEST, Names
-from shared.runtime import Runtime
+from herald.services.scheduler.placement import PartitionCount, partition_for
+from herald.shared import dead_letters, events, metrics, outbox
+from herald.shared.db.pool import Row, id_array
+from herald.shared.delayed_queue import Claimed
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.outcomes import DeadLetterReason
+from herald.shared.errors import InvalidMessage
+from herald.shared.jobs.views import JOB_COLUMNS, request_view
+from herald.shared.names import REQUEST, Names
+from herald.shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

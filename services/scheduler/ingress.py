@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared import dead_letters, events
-from shared.errors import DomainError, InvalidMessage, StoreUnavailable
-from shared.jobs.bulk import ScheduleItem, schedule_batch
-from shared.jobs.service import JobService
-from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.client import KafkaError, Message
-from shared.names import SCHEDULE, SCHEDULER_GROUP
-from shared.runtime import Runtime
-from shared.tenancy import Principal
+from herald.shared import dead_letters, events
+from herald.shared.errors import DomainError, InvalidMessage, StoreUnavailable
+from herald.shared.jobs.bulk import ScheduleItem, schedule_batch
+from herald.shared.jobs.service import JobService
+from herald.shared.kafka.batch_consumer import BatchConsumer
+from herald.shared.kafka.client import KafkaError, Message
+from herald.shared.names import SCHEDULE, SCHEDULER_GROUP
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.scheduler.dispatcher import Dispatcher
-from services.scheduler.ingress import CommandIngress
-from services.scheduler.reconciler import Reconciler
-from shared import outbox, state_gauges
-from shared.runtime import Runtime
-from shared.service import Supervisor, repeat, run_loop, run_service, sleep_or_stop
-from shared.settings import Settings
+from herald.services.scheduler.dispatcher import Dispatcher
+from herald.services.scheduler.ingress import CommandIngress
+from herald.services.scheduler.reconciler import Reconciler
+from herald.shared import outbox, state_gauges
+from herald.shared.runtime import Runtime
+from herald.shared.service import Supervisor, repeat, run_loop, run_service, sleep_or_stop
+from herald.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 

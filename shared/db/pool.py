@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
-from shared.errors import StoreUnavailable
+from herald.shared.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from shared.errors import Conflict
+from herald.shared.errors import Conflict
 
 T = TypeVar("T")
 

@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from shared import metrics, outbox
-from shared.db.pool import Row
-from shared.domain.jobs import JobStatus
-from shared.errors import Conflict, DomainError
-from shared.events import new_trace_id, now_utc
-from shared.jobs.service import (
+from herald.shared import metrics, outbox
+from herald.shared.db.pool import Row
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.errors import Conflict, DomainError
+from herald.shared.events import new_trace_id, now_utc
+from herald.shared.jobs.service import (
     INSERT_JOB,
     JobService,
     check_connections,
     job_insert_params,
     request_hash,
 )
-from shared.jobs.validation import JobInput, validate_job
-from shared.tenancy import Principal
+from herald.shared.jobs.validation import JobInput, validate_job
+from herald.shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,23 @@ from typing import Any
 import orjson
 import psycopg
 
-from shared import metrics, outbox
-from shared.db.pool import Database, Row
-from shared.delayed_queue import DelayedQueue
-from shared.domain.jobs import JobStatus, allowed_sources
-from shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
-from shared.events import new_trace_id, now_utc
-from shared.jobs.validation import JobInput, check_caption, check_instant, has_nul, validate_job
-from shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
-from shared.names import Names
-from shared.settings import Settings
-from shared.tenancy import Principal, ensure_tenant
+from herald.shared import metrics, outbox
+from herald.shared.db.pool import Database, Row
+from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.domain.jobs import JobStatus, allowed_sources
+from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from herald.shared.events import new_trace_id, now_utc
+from herald.shared.jobs.validation import (
+    JobInput,
+    check_caption,
+    check_instant,
+    has_nul,
+    validate_job,
+)
+from herald.shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
+from herald.shared.names import Names
+from herald.shared.settings import Settings
+from herald.shared.tenancy import Principal, ensure_tenant
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import events
-from shared.errors import ValidationFailed
+from herald.shared import events
+from herald.shared.errors import ValidationFailed
 
 PLATFORMS = ("instagram", "sandbox")
 MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")

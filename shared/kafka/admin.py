@@ -11,8 +11,8 @@ from pathlib import Path
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from shared.kafka.client import KafkaError, base_config
-from shared.paths import DEPLOY_DIR
+from herald.shared.kafka.client import KafkaError, base_config
+from herald.shared.paths import TOPICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class TopicSpec:
     retention_ms: int
 
 
-def load_topic_specs(path: Path = DEPLOY_DIR / "topics.toml") -> list[TopicSpec]:
+def load_topic_specs(path: Path = TOPICS_FILE) -> list[TopicSpec]:
     data = tomllib.loads(path.read_text())
     return [
         TopicSpec(name, int(spec["partitions"]), int(spec["retention_ms"]))

@@ -15,9 +15,9 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from shared.errors import StoreUnavailable
-from shared.kafka.client import KafkaError, Message, consumer
-from shared.kafka.serial import SerialCalls, without_errors
+from herald.shared.errors import StoreUnavailable
+from herald.shared.kafka.client import KafkaError, Message, consumer
+from herald.shared.kafka.serial import SerialCalls, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[list[Message]], Awaitable[None]]

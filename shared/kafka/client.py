@@ -14,7 +14,7 @@ from typing import Any
 
 import confluent_kafka
 
-from shared.errors import HeraldError
+from herald.shared.errors import HeraldError
 
 log = logging.getLogger(__name__)
 Message = confluent_kafka.Message

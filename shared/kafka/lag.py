@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from shared.kafka.client import consumer
-from shared.names import (
+from herald.shared.kafka.client import consumer
+from herald.shared.names import (
     ALL_TOPICS,
     PUBLISHER_GROUP,
     REQUEST,

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from shared.names import PUBLISHER_GROUP, REQUEST, RESULT
-from shared.paths import ROOT
-from shared.runtime import Runtime
+from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT
+from herald.shared.paths import ROOT
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import (
     TOKEN,
@@ -52,7 +52,7 @@ class Copies:
         env["HERALD_REPLICA"] = name
         with (self.logs / f"{name}.log").open("wb") as err:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "publisher"],
+                [sys.executable, "-m", "herald", "publisher"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import psycopg
 
-from shared.kafka.admin import TopicSpec, admin, create_topics
-from shared.paths import ROOT
+from herald.shared.kafka.admin import TopicSpec, admin, create_topics
+from herald.shared.paths import ROOT
 
 PORTS = {"kafka": 29092, "controller": 29093, "redis": 26379, "postgres": 25432, "prom": 29090}
 
 
 def _herald(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "herald", *args],
         cwd=ROOT,
         env=env,
         text=True,

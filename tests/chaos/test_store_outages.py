@@ -10,14 +10,14 @@ from datetime import timedelta
 
 import pytest
 
-from shared.db.migrate import migrate
-from shared.events import now_utc
-from shared.kafka.admin import create_topics, load_topic_specs
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.stack import down
-from shared.stack.manager import down_service, up, up_service
-from shared.tenancy import ADMIN
+from herald.shared.db.migrate import migrate
+from herald.shared.events import now_utc
+from herald.shared.kafka.admin import create_topics, load_topic_specs
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import ADMIN
+from stack import down
+from stack.manager import down_service, up, up_service
 from tests.conftest import FAST, eventually
 from tests.support.helpers import ServiceProcess, sandbox_connections, settings_env
 

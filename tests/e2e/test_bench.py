@@ -14,15 +14,15 @@ import psycopg
 import redis
 
 from bench import leftovers
-from shared.kafka.admin import create_topics, load_topic_specs
-from shared.paths import ROOT
+from herald.shared.kafka.admin import create_topics, load_topic_specs
+from herald.shared.paths import ROOT
 from tests.conftest import Namespace, eventually
 
 
 def _herald_bench(ns: Namespace, *argv: str) -> dict[str, Any]:
     """`herald bench ARGV` in the test's namespace; its JSON output."""
     run = subprocess.run(
-        [sys.executable, "-m", "services.cli", "bench", *argv],
+        [sys.executable, "-m", "herald", "bench", *argv],
         cwd=ROOT,
         env=ns.env(),
         text=True,

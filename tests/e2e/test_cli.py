@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 
-from shared.paths import ROOT
+from herald.shared.paths import ROOT
 from tests.conftest import Namespace
 
 DAY = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
@@ -17,7 +17,7 @@ DAY = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
 
 def herald(ns: Namespace, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "herald", *args],
         cwd=ROOT,
         env=ns.env(),
         text=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shared.paths import ROOT
+from herald.shared.paths import ROOT
 from tests.conftest import Namespace, eventually
 
 
@@ -47,7 +47,7 @@ async def test_herald_run_publishes_a_post_scheduled_over_http(
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run", "--publishers", "1"],
+            [sys.executable, "-m", "herald", "run", "--publishers", "1"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -16,11 +16,11 @@ import aiohttp
 import orjson
 import pytest
 
-from shared.events import now_utc
-from shared.kafka.client import Producer
-from shared.names import SCHEDULE
-from shared.runtime import Runtime
-from shared.tenancy import create_api_key
+from herald.shared.events import now_utc
+from herald.shared.kafka.client import Producer
+from herald.shared.names import SCHEDULE
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import create_api_key
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, assert_none_in_progress, sandbox_connections
 from tests.support.prometheus import free_port

@@ -20,10 +20,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.client import HeraldClient
-from shared.names import Names
-from shared.paths import ROOT
-from shared.runtime import Runtime
+from herald.shared.client import HeraldClient
+from herald.shared.names import Names
+from herald.shared.paths import ROOT
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.dashboards import (
     load_dashboards,

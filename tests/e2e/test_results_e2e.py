@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.results.policy import PolicyConfig, backoff_ceiling
-from shared.domain.jobs import JobStatus, can_transition
-from shared.events import parse_time
-from shared.names import STATUS
-from shared.runtime import Runtime
+from herald.services.results.policy import PolicyConfig, backoff_ceiling
+from herald.shared.domain.jobs import JobStatus, can_transition
+from herald.shared.events import parse_time
+from herald.shared.names import STATUS
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import (
     ServiceProcess,

@@ -9,11 +9,11 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from shared.client import HeraldClient
-from shared.events import now_utc, parse_time
-from shared.names import REQUEST
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.shared.client import HeraldClient
+from herald.shared.events import now_utc, parse_time
+from herald.shared.names import REQUEST
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 

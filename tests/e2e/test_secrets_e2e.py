@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.paths import ROOT
+from herald.shared.paths import ROOT
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess
 
@@ -48,7 +48,7 @@ def test_a_service_without_a_key_outside_the_local_stack_refuses_to_start(
     env = ns.env(stack_dir=str(tmp_path / "not-a-stack"))
     env.pop("HERALD_SECRET_KEY", None)
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "publisher"],
+        [sys.executable, "-m", "herald", "publisher"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.api.app import create_app
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.ops_server import Health
-from shared.runtime import Runtime
+from herald.services.api.app import create_app
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.ops_server import Health
+from herald.shared.runtime import Runtime
 from tests.integration.publisher_harness import Harness, Logs, Spy, running
 
 

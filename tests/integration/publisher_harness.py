@@ -10,15 +10,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.publisher.main import serve
-from services.publisher.platforms.base import AttemptContext, PlatformPublisher
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
-from shared.kafka.client import Producer
-from shared.logging import JsonFormatter
-from shared.names import PUBLISHER_GROUP, REQUEST, RESULT
-from shared.runtime import Runtime
+from herald.services.publisher.main import serve
+from herald.services.publisher.platforms.base import AttemptContext, PlatformPublisher
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.kafka.client import Producer
+from herald.shared.logging import JsonFormatter
+from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT
+from herald.shared.runtime import Runtime
 from tests.conftest import eventually
 from tests.integration.publisher_support import TopicReader, committed_total, produce
 

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from confluent_kafka import TopicPartition
 
-from services.scheduler.dispatcher import request_value
-from shared import events
-from shared.kafka.client import Producer, consumer
-from shared.names import REQUEST
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.scheduler.dispatcher import request_value
+from herald.shared import events
+from herald.shared.kafka.client import Producer, consumer
+from herald.shared.names import REQUEST
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 
 TOKEN = "sbx-SECRET-token-4f9d2c7e"  # given to sandbox connections; must never leak
 IMAGE = "https://cdn.example.com/herald/photo.jpg"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from shared import dead_letters
-from shared.errors import InvalidMessage
-from shared.runtime import Runtime
-from shared.tenancy import create_api_key
+from herald.shared import dead_letters
+from herald.shared.errors import InvalidMessage
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import create_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.api.app import create_app
-from services.api.openapi import build_spec
-from services.scheduler.reconciler import Reconciler
-from shared.events import now_utc
-from shared.ops_server import Health
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.tenancy import create_api_key, revoke_api_key
+from herald.services.api.app import create_app
+from herald.services.api.openapi import build_spec
+from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.events import now_utc
+from herald.shared.ops_server import Health
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import create_api_key, revoke_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"

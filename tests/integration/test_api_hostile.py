@@ -12,10 +12,10 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.api.app import create_app
-from shared.ops_server import Health
-from shared.runtime import Runtime
-from shared.tenancy import create_api_key
+from herald.services.api.app import create_app
+from herald.shared.ops_server import Health
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import create_api_key
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.crypto import api_key_digest
-from shared.db.migrate import migrate
-from shared.db.pool import Database, connect_sync
-from shared.runtime import Runtime
-from shared.tenancy import authenticate
+from herald.shared.crypto import api_key_digest
+from herald.shared.db.migrate import migrate
+from herald.shared.db.pool import Database, connect_sync
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import authenticate
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 

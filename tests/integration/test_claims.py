@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from services.publisher.decision import result_value
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
-from shared.events import now_utc
-from shared.runtime import Runtime
+from herald.services.publisher.decision import result_value
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
+from herald.shared.events import now_utc
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
 from tests.integration.publisher_support import dispatch, sandbox_connection, schedule

@@ -10,14 +10,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from services.publisher.claims import _STAMP
-from services.scheduler.dispatcher import _MARK_DISPATCHED
-from shared.db.migrate import migrate
-from shared.db.pool import id_array
-from shared.jobs.views import JOB_COLUMNS
-from shared.outbox import status_event
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.publisher.claims import _STAMP
+from herald.services.scheduler.dispatcher import _MARK_DISPATCHED
+from herald.shared.db.migrate import migrate
+from herald.shared.db.pool import id_array
+from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.outbox import status_event
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 from tests.support.results_pipeline import schedule_jobs

@@ -10,16 +10,16 @@ from typing import Any
 
 import orjson
 
-from services.scheduler.ingress import CommandIngress
-from services.scheduler.main import relay_outbox
-from services.scheduler.reconciler import Reconciler
-from shared import events
-from shared.client import HeraldClient
-from shared.events import now_utc
-from shared.kafka.client import Producer
-from shared.names import DLQ, SCHEDULE
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.scheduler.ingress import CommandIngress
+from herald.services.scheduler.main import relay_outbox
+from herald.services.scheduler.reconciler import Reconciler
+from herald.shared import events
+from herald.shared.client import HeraldClient
+from herald.shared.events import now_utc
+from herald.shared.kafka.client import Producer
+from herald.shared.names import DLQ, SCHEDULE
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ValidationFailed
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.shared.errors import ValidationFailed
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import asyncio
 
 import pytest
 
-from services.publisher.main import serve
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.publisher.main import serve
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.support.results_pipeline import job, pipeline

@@ -12,13 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from services.publisher.main import serve
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared import events
-from shared.names import REQUEST, RESULT
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.publisher.main import serve
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared import events
+from herald.shared.names import REQUEST, RESULT
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_support import TopicReader, by_attempt, dispatch
@@ -45,9 +45,9 @@ class Lines(logging.Handler):
 @pytest.fixture
 def lines() -> Iterator[Lines]:
     handler = Lines()
-    logging.getLogger("services").addHandler(handler)
+    logging.getLogger("herald.services").addHandler(handler)
     yield handler
-    logging.getLogger("services").removeHandler(handler)
+    logging.getLogger("herald.services").removeHandler(handler)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome
-from shared.domain.requests import Connection
-from shared.runtime import Runtime
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome
+from herald.shared.domain.requests import Connection
+from herald.shared.runtime import Runtime
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.conftest import instagram
 from tests.unit.test_instagram_publisher import IMG, Ctx, request

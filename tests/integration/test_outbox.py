@@ -13,12 +13,12 @@ import orjson
 import psycopg
 import pytest
 
-from shared import outbox
-from shared.db.migrate import migrate
-from shared.db.pool import Database, Row
-from shared.kafka.client import Producer, Record
-from shared.names import DLQ, STATUS
-from shared.runtime import Runtime
+from herald.shared import outbox
+from herald.shared.db.migrate import migrate
+from herald.shared.db.pool import Database, Row
+from herald.shared.kafka.client import Producer, Record
+from herald.shared.names import DLQ, STATUS
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import TopicReader
 from tests.support.helpers import older_schema

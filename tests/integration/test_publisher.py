@@ -8,17 +8,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.publisher.claims import ClaimStore
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared import outbox
-from shared.domain.requests import PublishRequest
-from shared.events import parse_time
-from shared.names import DLQ
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.publisher.claims import ClaimStore
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared import outbox
+from herald.shared.domain.requests import PublishRequest
+from herald.shared.events import parse_time
+from herald.shared.names import DLQ
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running

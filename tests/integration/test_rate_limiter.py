@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from services.publisher.rate_limiter import LIMITS, RateLimiter, limit_for
-from shared.domain.requests import Connection
-from shared.runtime import Runtime
+from herald.services.publisher.rate_limiter import LIMITS, RateLimiter, limit_for
+from herald.shared.domain.requests import Connection
+from herald.shared.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from services.results.consumer import ResultsConsumer
-from shared import redrive
-from shared.errors import ValidationFailed
-from shared.events import now_utc
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN, Principal
+from herald.services.results.consumer import ResultsConsumer
+from herald.shared import redrive
+from herald.shared.errors import ValidationFailed
+from herald.shared.events import now_utc
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN, Principal
 from tests.conftest import eventually
 from tests.support.helpers import sandbox_connections
 from tests.support.results_pipeline import (

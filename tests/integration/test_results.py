@@ -13,15 +13,15 @@ from typing import Any
 import orjson
 import pytest
 
-from services.results import records
-from services.results.consumer import ResultsConsumer
-from services.results.main import prune_once
-from services.results.policy import PolicyConfig, backoff_ceiling
-from shared import metrics, redrive
-from shared.events import now_utc, parse_time
-from shared.names import DLQ, STATUS
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.results import records
+from herald.services.results.consumer import ResultsConsumer
+from herald.services.results.main import prune_once
+from herald.services.results.policy import PolicyConfig, backoff_ceiling
+from herald.shared import metrics, redrive
+from herald.shared.events import now_utc, parse_time
+from herald.shared.names import DLQ, STATUS
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 from tests.support.results_pipeline import (

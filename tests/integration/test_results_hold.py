@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import REGISTRY
 
-from services.results.hold import HoldRule, PublishBacklog, ResultHold
-from shared.kafka.client import Message, Producer, consumer
-from shared.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
-from shared.settings import Settings
+from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
+from herald.shared.kafka.client import Message, Producer, consumer
+from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
+from herald.shared.settings import Settings
 from tests.conftest import eventually
 from tests.support.kafka_lag import consume_and_commit
 

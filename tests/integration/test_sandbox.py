@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.domain.outcomes import Outcome
-from shared.domain.requests import Connection, PublishRequest
-from shared.runtime import Runtime
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.domain.outcomes import Outcome
+from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.runtime import Runtime
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration

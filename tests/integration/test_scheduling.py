@@ -14,15 +14,15 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from services.scheduler.dispatcher import Dispatcher
-from services.scheduler.reconciler import Reconciler
-from shared.events import now_utc, parse_time
-from shared.kafka.admin import load_topic_specs
-from shared.kafka.client import consumer
-from shared.names import REQUEST
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.tenancy import ADMIN
+from herald.services.scheduler.dispatcher import Dispatcher
+from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.events import now_utc, parse_time
+from herald.shared.kafka.admin import load_topic_specs
+from herald.shared.kafka.client import consumer
+from herald.shared.names import REQUEST
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 
@@ -189,7 +189,7 @@ async def test_a_dispatch_no_publisher_claimed_is_sent_again_once_its_lease_pass
         connections = await sandbox_connections(rt, 1)
         unclaimed, claimed = await schedule_many(rt, connections, 2, in_seconds=0)
         await _claimed_by_a_vanished_publisher(rt, claimed)
-        caplog.set_level(logging.WARNING, logger="services.scheduler.reconciler")
+        caplog.set_level(logging.WARNING, logger="herald.services.scheduler.reconciler")
         async with running(rt, reconcile=True):
             values = await aread_topic(
                 rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=3, quiet=1.0
@@ -215,7 +215,7 @@ async def test_a_claimed_job_left_without_a_result_is_sent_again_by_the_stuck_sw
         connections = await sandbox_connections(rt, 1)
         (job_id,) = await schedule_many(rt, connections, 1, in_seconds=0)
         await _claimed_by_a_vanished_publisher(rt, job_id)
-        caplog.set_level(logging.WARNING, logger="services.scheduler.reconciler")
+        caplog.set_level(logging.WARNING, logger="herald.services.scheduler.reconciler")
         async with running(rt, reconcile=True):
             values = await aread_topic(
                 rt.settings.kafka_bootstrap,

@@ -19,19 +19,19 @@ import pytest
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
-from services.publisher.main import serve
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.sandbox import SandboxPublisher
-from shared.connections import ConnectionStore
-from shared.crypto import DecryptError, TokenCipher, new_secret_key
-from shared.db.migrate import migrate
-from shared.db.pool import connect_sync
-from shared.domain.outcomes import PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
-from shared.names import RESULT
-from shared.paths import ROOT
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.publisher.main import serve
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.connections import ConnectionStore
+from herald.shared.crypto import DecryptError, TokenCipher, new_secret_key
+from herald.shared.db.migrate import migrate
+from herald.shared.db.pool import connect_sync
+from herald.shared.domain.outcomes import PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.names import RESULT
+from herald.shared.paths import ROOT
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace
 from tests.integration.publisher_support import TopicReader, dispatch, produce, schedule
 from tests.support.helpers import older_schema
@@ -96,7 +96,7 @@ async def publish_one(rt: Runtime, connection_id: str) -> tuple[dict[str, Any], 
 
 def herald(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "herald", *args],
         cwd=ROOT,
         env=env,
         text=True,

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shared.db.migrate import migrate
-from shared.settings import Settings
-from shared.stack.config import BIND_HOST, StackConfig
-from shared.stack.postgres_server import Postgres
+from herald.shared.db.migrate import migrate
+from herald.shared.settings import Settings
+from stack.config import BIND_HOST, StackConfig
+from stack.postgres_server import Postgres
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ import time
 
 import psycopg
 
-from shared.db.migrate import discover, migrate
-from shared.delayed_queue import DelayedQueue
-from shared.names import Names
-from shared.runtime import Runtime
+from herald.shared.db.migrate import discover, migrate
+from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.names import Names
+from herald.shared.runtime import Runtime
 from tests.conftest import Namespace
 
 

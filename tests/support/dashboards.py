@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.paths import DEPLOY_DIR
+from herald.shared.paths import DEPLOY_DIR
 
 DASHBOARD_DIR = DEPLOY_DIR / "grafana" / "dashboards"
 ALERTS_FILE = DEPLOY_DIR / "prometheus" / "alerts.yml"

@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 import psycopg
 
-from shared.db.migrate import migrate
-from shared.kafka.client import consumer
-from shared.paths import MIGRATIONS_DIR, ROOT
-from shared.runtime import Runtime
-from shared.settings import Settings
-from shared.tenancy import ADMIN
+from herald.shared.db.migrate import migrate
+from herald.shared.kafka.client import consumer
+from herald.shared.paths import MIGRATIONS_DIR, ROOT
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
+from herald.shared.tenancy import ADMIN
 
 
 def read_topic(
@@ -79,7 +79,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """A Herald service run as `python -m services.cli <service>`, its stderr kept in a file."""
+    """A Herald service run as `python -m herald <service>`, its stderr kept in a file."""
 
     def __init__(self, service: str, env: dict[str, str], log_dir: Path, name: str = "") -> None:
         self.service = service
@@ -91,7 +91,7 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", self.service],
+            [sys.executable, "-m", "herald", self.service],
             cwd=ROOT,
             env=self.env,
             stdout=log,

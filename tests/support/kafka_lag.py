@@ -7,11 +7,11 @@ from __future__ import annotations
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-from shared.kafka.admin import admin
-from shared.kafka.batch_consumer import next_offsets
-from shared.kafka.client import Message, consumer
-from shared.kafka.lag import herald_groups
-from shared.names import Names
+from herald.shared.kafka.admin import admin
+from herald.shared.kafka.batch_consumer import next_offsets
+from herald.shared.kafka.client import Message, consumer
+from herald.shared.kafka.lag import herald_groups
+from herald.shared.names import Names
 
 LagKey = tuple[str, str, str]  # (group, topic, partition) as the gauge labels them
 

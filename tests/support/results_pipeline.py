@@ -10,18 +10,18 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.results.consumer import ResultsConsumer
-from services.scheduler.dispatcher import Dispatcher
-from services.scheduler.main import relay_outbox
-from shared import events, outbox
-from shared.db.pool import Row
-from shared.domain.jobs import JobStatus
-from shared.jobs.views import JOB_COLUMNS
-from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.client import Message, Producer
-from shared.names import REQUEST, RESULT
-from shared.runtime import Runtime
-from shared.tenancy import ADMIN
+from herald.services.results.consumer import ResultsConsumer
+from herald.services.scheduler.dispatcher import Dispatcher
+from herald.services.scheduler.main import relay_outbox
+from herald.shared import events, outbox
+from herald.shared.db.pool import Row
+from herald.shared.domain.jobs import JobStatus
+from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.kafka.batch_consumer import BatchConsumer
+from herald.shared.kafka.client import Message, Producer
+from herald.shared.names import REQUEST, RESULT
+from herald.shared.runtime import Runtime
+from herald.shared.tenancy import ADMIN
 from tests.support.helpers import sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]

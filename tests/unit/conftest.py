@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared import redis_store
-from shared.names import Names
-from shared.settings import Settings
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared import redis_store
+from herald.shared.names import Names
+from herald.shared.settings import Settings
 from tests.fakes.graph_server import FakeGraph
 
 

@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-import services.results.main as results_main
-from shared.paths import ROOT
-from shared.settings import Settings
+import herald.services.results.main as results_main
+from herald.shared.paths import ROOT
+from herald.shared.settings import Settings
 
 
 def test_lowering_sets_the_niceness_and_never_raises_priority_again() -> None:
     # In a child process: a process cannot take back a priority it gave up.
-    code = "from shared.service import lower_cpu_priority as low;print(low(7), low(3), low(0))"
+    code = (
+        "from herald.shared.service import lower_cpu_priority as low;print(low(7), low(3), low(0))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True, check=True
     )

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.events import iso, parse_time
+from herald.shared.events import iso, parse_time
 
 ZONES = [
     UTC,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from services.publisher.platforms.instagram import InstagramPublisher
-from shared.domain.outcomes import Outcome
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.shared.domain.outcomes import Outcome
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.test_instagram_publisher import CAPTION, IMG, Ctx, connection, posts, request
 

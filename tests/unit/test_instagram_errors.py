@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.instagram_errors import (
     CODE_RULES,
     DEFAULT_QUOTA_WINDOW_SECONDS,
     DEFAULT_THROTTLE_SECONDS,
@@ -22,7 +22,7 @@ from services.publisher.platforms.instagram_errors import (
     subcode_from_status,
     throttle_seconds,
 )
-from shared.domain.outcomes import Outcome
+from herald.shared.domain.outcomes import Outcome
 
 ACCOUNT = "17841400000000001"
 C = ErrorClass

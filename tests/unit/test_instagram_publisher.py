@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from services.publisher.platforms.base import AttemptContext, ClaimLost
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_reads import ContainerStatus, GraphReader
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
+from herald.services.publisher.platforms.base import AttemptContext, ClaimLost
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_reads import ContainerStatus, GraphReader
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.conftest import instagram
 
@@ -591,7 +591,7 @@ async def test_token_never_in_outcomes_or_logs(
     for record in caplog.records:
         rendered = record.getMessage() + repr(record.__dict__)
         assert "EAAGsuperSECRET" not in rendered
-    logged = [r for r in caplog.records if r.name.startswith("services.publisher")]
+    logged = [r for r in caplog.records if r.name.startswith("herald.services.publisher")]
     assert all(
         getattr(r, "job_id", None) == "job-1" and getattr(r, "attempt", None) == 1 for r in logged
     )

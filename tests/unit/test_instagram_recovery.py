@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.publisher.platforms.instagram import InstagramPublisher
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome
+from herald.services.publisher.platforms.instagram import InstagramPublisher
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome
 from tests.fakes.graph_server import FakeGraph
 from tests.unit.conftest import instagram
 from tests.unit.test_instagram_publisher import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from shared.kafka.lag import (
+from herald.shared.kafka.lag import (
     GROUP_TOPICS,
     Offsets,
     Watermarks,
@@ -13,8 +13,8 @@ from shared.kafka.lag import (
     lag_report,
     partition_lag,
 )
-from shared.names import ALL_TOPICS, Names
-from shared.state_gauges import LabelledGauge, connection_counts
+from herald.shared.names import ALL_TOPICS, Names
+from herald.shared.state_gauges import LabelledGauge, connection_counts
 
 
 def test_lag_is_high_watermark_minus_committed_offset() -> None:

@@ -15,9 +15,9 @@ from types import ModuleType
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from shared import metrics
-from shared.paths import DEPLOY_DIR
-from shared.stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
+from herald.shared import metrics
+from herald.shared.paths import DEPLOY_DIR
+from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
 from tests.support.dashboards import (
     ALERTS_FILE,
     SHARED_GAUGES,

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from services.api.app import create_app
-from services.api.openapi import build_spec
-from shared.ops_server import Health
-from shared.runtime import Runtime
-from shared.settings import Settings
+from herald.services.api.app import create_app
+from herald.services.api.openapi import build_spec
+from herald.shared.ops_server import Health
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings
 
 OPEN = {
     "/healthz",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import cast
 
-from services.scheduler.placement import PartitionCount, partition_for
-from shared.kafka.client import UNASSIGNED, KafkaError, Producer
+from herald.services.scheduler.placement import PartitionCount, partition_for
+from herald.shared.kafka.client import UNASSIGNED, KafkaError, Producer
 
 
 def test_consecutive_placements_fill_every_partition_in_turn() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.publisher.decision import (
+from herald.services.publisher.decision import (
     AttemptRow,
     ClaimRow,
     JobState,
@@ -18,10 +18,10 @@ from services.publisher.decision import (
     decide,
     request_from_value,
 )
-from services.publisher.platforms.sandbox import draw
-from shared.batching import Coalescer
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.sandbox import draw
+from herald.shared.batching import Coalescer
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 JOB = "0b8f5a52-6c1e-4c55-9a53-5f0c1f3f0001"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from services.results.hold import HoldRule, ResultHold
-from shared.settings import Settings
+from herald.services.results.hold import HoldRule, ResultHold
+from herald.shared.settings import Settings
 
 
 def test_holds_only_while_behind_and_young() -> None:

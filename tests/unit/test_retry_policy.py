@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.results.policy import (
+from herald.services.results.policy import (
     STATUS_CHECK,
     Action,
     AttemptResult,
@@ -18,8 +18,8 @@ from services.results.policy import (
     backoff_delay,
     decide,
 )
-from shared.domain.jobs import JobStatus, can_transition
-from shared.domain.outcomes import DeadLetterReason, Outcome
+from herald.shared.domain.jobs import JobStatus, can_transition
+from herald.shared.domain.outcomes import DeadLetterReason, Outcome
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = PolicyConfig(max_attempts=5, backoff_base_seconds=2.0, backoff_max_seconds=60.0)

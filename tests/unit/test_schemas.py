@@ -9,10 +9,10 @@ import orjson
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from shared import events
-from shared.errors import InvalidMessage
-from shared.names import ALL_TOPICS
-from shared.paths import SCHEMAS_DIR
+from herald.shared import events
+from herald.shared.errors import InvalidMessage
+from herald.shared.names import ALL_TOPICS
+from herald.shared.paths import SCHEMAS_DIR
 
 
 def test_every_topic_has_a_compiled_schema_named_in_asyncapi() -> None:

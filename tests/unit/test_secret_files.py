@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from shared.errors import ConfigError
-from shared.runtime import Runtime
-from shared.settings import Settings, create_private_file
+from herald.shared.errors import ConfigError
+from herald.shared.runtime import Runtime
+from herald.shared.settings import Settings, create_private_file
 
 
 def _no_chmod(*args: object, **kwargs: object) -> None:

@@ -6,9 +6,9 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from shared.errors import ConfigError
-from shared.settings import Settings, mask_credentials
-from shared.stack.config import parse_database_url
+from herald.shared.errors import ConfigError
+from herald.shared.settings import Settings, mask_credentials
+from stack.config import parse_database_url
 
 PASSWORD = "pw-Zq8x"
 

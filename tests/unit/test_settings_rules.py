@@ -9,8 +9,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from shared.paths import ROOT
-from shared.settings import Settings
+from herald.shared.paths import ROOT
+from herald.shared.settings import Settings
 
 
 def test_the_stuck_sweep_must_wait_longer_than_an_attempt() -> None:
@@ -23,7 +23,7 @@ def test_the_stuck_sweep_must_wait_longer_than_an_attempt() -> None:
 def test_a_bad_setting_is_one_line_and_exit_2() -> None:
     env = {**os.environ, "HERALD_STUCK_AFTER_SECONDS": "10", "HERALD_MAX_ATTEMPTS": "zero"}
     run = subprocess.run(
-        [sys.executable, "-m", "services.cli", "migrate"],
+        [sys.executable, "-m", "herald", "migrate"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.paths import DEPLOY_DIR
-from shared.settings import Settings
-from shared.stack.config import (
+from herald.shared.errors import ConfigError
+from herald.shared.paths import DEPLOY_DIR
+from herald.shared.settings import Settings
+from stack.config import (
     ALERTS_FILE,
     PROMETHEUS_DIR,
     PROMETHEUS_TEMPLATE,

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.domain.outcomes import PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
+from herald.shared.domain.outcomes import PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
 
 
 class ClaimLost(Exception):

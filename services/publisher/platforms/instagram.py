@@ -20,15 +20,15 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from services.publisher.platforms.base import AttemptContext, ClaimLost
-from services.publisher.platforms.instagram_attempt import BUILDER_WAITS, Attempt
-from services.publisher.platforms.instagram_client import GraphClient
-from services.publisher.platforms.instagram_confirm import confirm_published
-from services.publisher.platforms.instagram_outcomes import Finish
-from services.publisher.platforms.instagram_reads import GraphReader
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import Connection, PublishRequest
+from herald.services.publisher.platforms.base import AttemptContext, ClaimLost
+from herald.services.publisher.platforms.instagram_attempt import BUILDER_WAITS, Attempt
+from herald.services.publisher.platforms.instagram_client import GraphClient
+from herald.services.publisher.platforms.instagram_confirm import confirm_published
+from herald.services.publisher.platforms.instagram_outcomes import Finish
+from herald.services.publisher.platforms.instagram_reads import GraphReader
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import Connection, PublishRequest
 
 logger = logging.getLogger(__name__)
 

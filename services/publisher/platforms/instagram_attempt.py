@@ -21,16 +21,16 @@ import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram_errors import (
     Call,
     ErrorClass,
     container_error_class,
 )
-from services.publisher.platforms.instagram_media import MediaPlan, PlanError, plan_media
-from services.publisher.platforms.instagram_outcomes import Finish, Reporter
-from services.publisher.platforms.instagram_reads import (
+from herald.services.publisher.platforms.instagram_media import MediaPlan, PlanError, plan_media
+from herald.services.publisher.platforms.instagram_outcomes import Finish, Reporter
+from herald.services.publisher.platforms.instagram_reads import (
     ERROR,
     EXPIRED,
     FINISHED,
@@ -39,10 +39,10 @@ from services.publisher.platforms.instagram_reads import (
     ContainerStatus,
     GraphReader,
 )
-from services.publisher.platforms.instagram_recovery import STOP_READING, findable, look
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.instagram_recovery import STOP_READING, findable, look
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
 
 T = TypeVar("T")
 MAX_NOT_READY_REPUBLISH = 5  # 9007/2207027 on media_publish: wait, publish again, at most 5x

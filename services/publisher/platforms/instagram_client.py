@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 
-from services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.instagram_errors import (
     Call,
     Classification,
     GraphError,
     classify,
     classify_transport,
 )
-from services.publisher.scrub import Scrubber
+from herald.services.publisher.scrub import Scrubber
 
 
 class GraphCallError(Exception):

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from services.publisher.platforms.instagram_errors import ErrorClass
-from services.publisher.platforms.instagram_outcomes import Reporter
-from services.publisher.platforms.instagram_reads import READ_TRIES, GraphReader
-from services.publisher.platforms.instagram_recovery import look
-from services.publisher.platforms.instagram_throttle import Throttle
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram_errors import ErrorClass
+from herald.services.publisher.platforms.instagram_outcomes import Reporter
+from herald.services.publisher.platforms.instagram_reads import READ_TRIES, GraphReader
+from herald.services.publisher.platforms.instagram_recovery import look
+from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
 
 
 async def confirm_published(

@@ -11,14 +11,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.publisher.platforms.base import AttemptContext
-from services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.base import AttemptContext
+from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram_errors import (
     DEFAULT_QUOTA_WINDOW_SECONDS,
     ErrorClass,
     subcode_from_status,
 )
-from services.publisher.platforms.instagram_reads import (
+from herald.services.publisher.platforms.instagram_reads import (
     ERROR,
     EXPIRED,
     IN_PROGRESS,
@@ -26,11 +26,11 @@ from services.publisher.platforms.instagram_reads import (
     GraphReader,
     parse_time,
 )
-from services.publisher.platforms.instagram_throttle import APP_WIDE, Throttle
-from shared.domain.outcomes import Outcome, PublishOutcome
-from shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.instagram_throttle import APP_WIDE, Throttle
+from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.requests import PublishRequest
 
-logger = logging.getLogger("services.publisher.platforms.instagram_attempt")
+logger = logging.getLogger("herald.services.publisher.platforms.instagram_attempt")
 
 _WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING)
 

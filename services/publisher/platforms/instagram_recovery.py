@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.publisher.platforms.instagram_client import GraphCallError
-from services.publisher.platforms.instagram_errors import ErrorClass
-from services.publisher.platforms.instagram_outcomes import media_since
-from services.publisher.platforms.instagram_reads import (
+from herald.services.publisher.platforms.instagram_client import GraphCallError
+from herald.services.publisher.platforms.instagram_errors import ErrorClass
+from herald.services.publisher.platforms.instagram_outcomes import media_since
+from herald.services.publisher.platforms.instagram_reads import (
     ERROR,
     EXPIRED,
     FINISHED,
@@ -27,7 +27,7 @@ from services.publisher.platforms.instagram_reads import (
     ContainerStatus,
     GraphReader,
 )
-from shared.domain.requests import PublishRequest
+from herald.shared.domain.requests import PublishRequest
 
 STOP_READING = (ErrorClass.RATE_LIMIT, ErrorClass.AUTH)
 

@@ -21,12 +21,12 @@ from collections.abc import Callable, Mapping
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.instagram_errors import (
     DEFAULT_THROTTLE_SECONDS,
     USAGE_STOP_PERCENT,
     parse_usage,
 )
-from shared.names import Names
+from herald.shared.names import Names
 
 log = logging.getLogger(__name__)
 _AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from shared.errors import HeraldError
-from shared.stack import procs
-from shared.stack.config import Endpoint, StackConfig
+from herald.shared.errors import HeraldError
+from stack import procs
+from stack.config import Endpoint, StackConfig
 
 T = TypeVar("T")
 

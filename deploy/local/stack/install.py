@@ -7,10 +7,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.stack import procs
-from shared.stack.base import Service, StackError
-from shared.stack.config import POM_FILE, StackConfig, kafka_version_from_jars
-from shared.stack.console import say
+from stack import procs
+from stack.base import Service, StackError
+from stack.config import POM_FILE, StackConfig, kafka_version_from_jars
+from stack.console import say
 
 # Installed together whenever one of them is missing.
 BASE_PACKAGES = ("redis-server", "postgresql", "prometheus")

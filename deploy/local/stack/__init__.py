@@ -6,6 +6,6 @@ with data, logs and pid files under the stack folder (``HERALD_STACK_DIR``).
 
 from __future__ import annotations
 
-from shared.stack.manager import down, down_service, status, up, up_service
+from stack.manager import down, down_service, status, up, up_service
 
 __all__ = ["down", "down_service", "status", "up", "up_service"]

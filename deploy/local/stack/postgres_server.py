@@ -8,10 +8,10 @@ import os
 import signal
 from pathlib import Path
 
-from shared.stack import procs
-from shared.stack.base import Service, StackError
-from shared.stack.config import BIND_HOST, initdb_argv, postgres_argv, socket_dir_for
-from shared.stack.console import say
+from stack import procs
+from stack.base import Service, StackError
+from stack.config import BIND_HOST, initdb_argv, postgres_argv, socket_dir_for
+from stack.console import say
 
 PG_LIB = Path("/usr/lib/postgresql")
 

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
-from shared.stack import procs
-from shared.stack.base import Service, StackError
-from shared.stack.config import (
+from stack import procs
+from stack.base import Service, StackError
+from stack.config import (
     LOG4J2_CONFIG,
     SERVER_PROPERTIES_TEMPLATE,
     kafka_argv,
@@ -20,7 +20,7 @@ from shared.stack.config import (
     new_kafka_cluster_id,
     render_server_properties,
 )
-from shared.stack.console import say
+from stack.console import say
 
 _quiet = logging.getLogger("herald.stack.kafka-admin")
 _quiet.addHandler(logging.NullHandler())

@@ -8,9 +8,9 @@ import shutil
 import signal
 from dataclasses import dataclass
 
-from shared.stack import procs
-from shared.stack.base import StackError
-from shared.stack.console import say
+from stack import procs
+from stack.base import StackError
+from stack.console import say
 
 _UNITS = {"redis": "redis-server", "prometheus": "prometheus"}
 

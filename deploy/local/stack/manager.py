@@ -7,16 +7,16 @@ import fcntl
 import time
 from collections.abc import Iterator, Sequence
 
-from shared.errors import ConfigError
-from shared.settings import Settings
-from shared.stack import debian, install, procs
-from shared.stack.base import Service, StackError, retry_until
-from shared.stack.config import SERVICES, StackConfig, format_status_rows
-from shared.stack.console import say, show_lines
-from shared.stack.kafka_broker import Kafka
-from shared.stack.postgres_server import Postgres
-from shared.stack.prometheus_server import Prometheus
-from shared.stack.redis_server import Redis
+from herald.shared.errors import ConfigError
+from herald.shared.settings import Settings
+from stack import debian, install, procs
+from stack.base import Service, StackError, retry_until
+from stack.config import SERVICES, StackConfig, format_status_rows
+from stack.console import say, show_lines
+from stack.kafka_broker import Kafka
+from stack.postgres_server import Postgres
+from stack.prometheus_server import Prometheus
+from stack.redis_server import Redis
 
 _CLASSES: dict[str, type[Service]] = {
     "postgres": Postgres,

@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shared.stack import procs
-from shared.stack.base import Service, StackError
-from shared.stack.config import (
+from stack import procs
+from stack.base import Service, StackError
+from stack.config import (
     ALERTS_FILE,
     PROMETHEUS_DIR,
     PROMETHEUS_TEMPLATE,

@@ -1,0 +1,5 @@
+"""`python -m herald ...` is the `herald` command."""
+
+from herald.services.cli import main
+
+raise SystemExit(main())
