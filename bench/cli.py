@@ -15,8 +15,8 @@ from typing import Any
 
 from bench import leftovers, limits, repeat, scenarios, soak
 from herald.shared import __version__
-from herald.shared.paths import ROOT
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
 

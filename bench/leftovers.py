@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from herald.shared.kafka.admin import admin, delete_topics
-from herald.shared.settings import Settings
+from herald.shared.infra.kafka.admin import admin, delete_topics
+from herald.shared.infra.settings import Settings
 
 _PREFIX = r"^(?:bench[0-9a-f]{8}|bench-limits-[0-9a-f]{6}|b[0-9a-f]{8})"
 _TOPIC = re.compile(_PREFIX + r"\.")

@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from herald.shared.delayed_queue import DelayedQueue
-from herald.shared.kafka.admin import TopicSpec, admin, create_topics, delete_topics
-from herald.shared.kafka.client import Producer, consumer
-from herald.shared.names import Names
-from herald.shared.redis_store import connect
-from herald.shared.settings import Settings
+from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.kafka.admin import TopicSpec, admin, create_topics, delete_topics
+from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.names import Names
+from herald.shared.infra.redis_client import connect
+from herald.shared.infra.settings import Settings
 
 REQUEST_SIZE = 520  # bytes: about one publish.request value
 

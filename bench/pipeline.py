@@ -22,12 +22,12 @@ import psycopg
 import redis
 
 from herald.shared.client import HeraldClient
-from herald.shared.db.migrate import migrate
-from herald.shared.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
-from herald.shared.paths import ROOT
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 MEDIA = ["https://cdn.example.com/bench.jpg"]
 

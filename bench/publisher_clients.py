@@ -27,10 +27,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from herald.shared.kafka.admin import TopicSpec, create_topics, delete_topics
-from herald.shared.kafka.client import Message, Producer
-from herald.shared.kafka.concurrent_consumer import ConcurrentConsumer
-from herald.shared.settings import Settings
+from herald.shared.infra.kafka.admin import TopicSpec, create_topics, delete_topics
+from herald.shared.infra.kafka.client import Message, Producer
+from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer
+from herald.shared.infra.settings import Settings
 
 PAYLOAD_BYTES = 620  # about one publish.request value
 

@@ -29,14 +29,14 @@ import psycopg
 from herald.services.scheduler.dispatcher import request_value
 from herald.services.scheduler.placement import partition_for
 from herald.shared import events
-from herald.shared.db.migrate import migrate
-from herald.shared.kafka.admin import admin, create_topics, load_topic_specs
-from herald.shared.kafka.client import Producer, consumer
-from herald.shared.names import REQUEST, RESULT
-from herald.shared.paths import ROOT
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import admin, create_topics, load_topic_specs
+from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.names import REQUEST, RESULT
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 _INSERT_JOBS = """
 INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption,

@@ -14,7 +14,7 @@ from bench.pipeline import (
     percentiles,
     utc_in,
 )
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 
 def _lag_figures(times: list[JobTimes]) -> dict[str, Any]:

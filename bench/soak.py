@@ -29,7 +29,7 @@ import psycopg
 from bench.graph_fake import FakeGraph, soak_mix
 from bench.graph_fake.thread import FakeGraphThread
 from bench.pipeline import BenchPipeline, _say, percentiles, utc_in
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 TERMINAL = ("PUBLISHED", "DEAD_LETTERED", "CANCELLED")
 HANG_SECONDS = 3.0  # the fake's lost answers: longer than the publishers' call timeout

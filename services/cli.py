@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from herald.shared.connection_rules import INSTAGRAM_LOGINS
+from herald.shared.domain.connection_rules import INSTAGRAM_LOGINS
 from herald.shared.errors import DomainError, HeraldError
-from herald.shared.paths import checkout_tools
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import checkout_tools
+from herald.shared.infra.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -28,7 +28,7 @@ def _with_runtime(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]) -> Ha
     """Run an async command with the stores opened (the CLI acts as an administrator)."""
 
     def handler(args: argparse.Namespace, settings: Settings) -> int:
-        from herald.shared.runtime import Runtime
+        from herald.shared.infra.runtime import Runtime
 
         async def main() -> int:
             rt = Runtime.build(settings, db_pool_size=4)
@@ -59,7 +59,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from herald.shared.db.migrate import migrate
+    from herald.shared.infra.db.migrate import migrate
 
     applied = migrate(settings.database_url, settings.db_schema)
     if applied:
@@ -73,7 +73,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from herald.shared.kafka.admin import create_topics, load_topic_specs
+    from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
 
     specs = load_topic_specs()
     created = create_topics(settings.kafka_bootstrap, specs, settings.topic_prefix)
@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _schedule(rt: Any, args: argparse.Namespace) -> int:
-    from herald.shared.tenancy import ADMIN
+    from herald.shared.domain.tenancy import ADMIN
 
     body: dict[str, Any] = {
         "platform": args.platform,
@@ -134,8 +134,8 @@ async def _schedule(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _jobs(rt: Any, args: argparse.Namespace) -> int:
+    from herald.shared.domain.tenancy import ADMIN
     from herald.shared.jobs.report import job_story
-    from herald.shared.tenancy import ADMIN
 
     svc = rt.jobs()
     if args.action == "list":
@@ -175,7 +175,7 @@ async def _jobs(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _apikey(rt: Any, args: argparse.Namespace) -> int:
-    from herald.shared import tenancy
+    from herald.shared.domain import tenancy
 
     if args.action == "create":
         if not args.admin and not args.tenant:
@@ -227,7 +227,7 @@ def _read_token(platform: str) -> str | None:
 
 
 async def _connections(rt: Any, args: argparse.Namespace) -> int:
-    from herald.shared.tenancy import ADMIN
+    from herald.shared.domain.tenancy import ADMIN
 
     store = rt.connections()
     if args.action == "list":
@@ -253,8 +253,8 @@ async def _connections(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _dlq(rt: Any, args: argparse.Namespace) -> int:
-    from herald.shared import redrive
-    from herald.shared.tenancy import ADMIN
+    from herald.shared.domain.tenancy import ADMIN
+    from herald.shared.jobs import redrive
 
     filters = redrive.Filters.parse(
         platform=args.platform,

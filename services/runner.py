@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herald.shared.db.migrate import migrate
-from herald.shared.kafka.admin import create_topics, load_topic_specs
-from herald.shared.paths import ROOT
-from herald.shared.settings import Settings, create_private_file
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.settings import Settings, create_private_file
 
 FIRST_METRICS_PORT = 9101
 # Stop order: no new work first (api, scheduler), then drain publishers, results last.
@@ -56,8 +56,8 @@ def admin_key(settings: Settings) -> str:
     path = settings.resolved_stack_dir() / "admin.key"
     if path.exists():
         return path.read_text().strip()
-    from herald.shared import tenancy
-    from herald.shared.db.pool import Database
+    from herald.shared.domain import tenancy
+    from herald.shared.infra.db.pool import Database
 
     async def create() -> str:
         db = Database(settings.database_url, settings.db_schema, max_size=1)

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from herald.shared import events
-from herald.shared.kafka.client import Producer
-from herald.shared.names import SCHEDULE, Names
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.names import SCHEDULE, Names
 
 
 class HeraldClient:

@@ -8,15 +8,15 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from herald.shared.connection_rules import check_metadata, check_name, check_token
-from herald.shared.crypto import DecryptError, TokenCipher
-from herald.shared.db.pool import Database, Row
+from herald.shared.domain.connection_rules import check_metadata, check_name, check_token
 from herald.shared.domain.requests import Connection
+from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
+from herald.shared.domain.validation import PLATFORMS, has_nul
 from herald.shared.errors import NotFound, ValidationFailed
 from herald.shared.events import iso
-from herald.shared.jobs.validation import PLATFORMS, has_nul
+from herald.shared.infra.crypto import DecryptError, TokenCipher
+from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.views import cursor_params, page
-from herald.shared.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
 
 STATUSES = ("active", "needs_reauth", "disabled")
 _COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"

@@ -11,11 +11,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from herald.shared import events, metrics, outbox
-from herald.shared.db.pool import Database, Row, without_nul
+from herald.shared import events, outbox
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import DomainError, InvalidMessage
-from herald.shared.names import Names
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Database, Row, without_nul
+from herald.shared.infra.names import Names
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import jsonschema_rs
 import orjson
 
 from herald.shared.errors import InvalidMessage
-from herald.shared.paths import SCHEMAS_DIR
+from herald.shared.infra.paths import SCHEMAS_DIR
 
 SCHEMA_VERSION = "1.2"
 CURRENT_MAJOR = 1

@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 
 from herald.shared import events
-from herald.shared.db.pool import Database, Row
 from herald.shared.domain.jobs import next_attempt_shown
-from herald.shared.kafka.client import Producer
-from herald.shared.names import DLQ, STATUS, Names
+from herald.shared.infra.db.pool import Database, Row
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.names import DLQ, STATUS, Names
 
 log = logging.getLogger(__name__)
 _RELAY_LOCK = "herald-outbox-relay"

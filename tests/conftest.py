@@ -18,10 +18,10 @@ import psycopg
 import pytest
 import redis
 
-from herald.shared.db.migrate import migrate
-from herald.shared.kafka.admin import admin, create_topics, load_topic_specs
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings, mask_credentials
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import admin, create_topics, load_topic_specs
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings, mask_credentials
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -5,7 +5,7 @@
 
 Plain dicts in Grafana's dashboard JSON model (schemaVersion 39), so the dashboards stay
 consistent: one panel helper, one way to write a query. Panels use only the metrics of
-`shared/metrics.py`; gauges of shared state (queue, backlog, consumer lag, topic sizes,
+`shared/infra/metrics.py`; gauges of shared state (queue, backlog, consumer lag, topic sizes,
 connections) are the same in every copy that reports them, so they are taken with `max`;
 counters and histograms are summed over copies.
 """

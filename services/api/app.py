@@ -10,9 +10,9 @@ from aiohttp import web
 from herald.services.api import routes_connections, routes_dlq, routes_jobs
 from herald.services.api.middleware import auth_middleware, error_middleware
 from herald.services.api.openapi import build_spec
-from herald.shared import ops_server
-from herald.shared.ops_server import Health
-from herald.shared.runtime import Runtime
+from herald.shared.infra import ops_server
+from herald.shared.infra.ops_server import Health
+from herald.shared.infra.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 # The page loads only its own files: no external asset, no inline script.

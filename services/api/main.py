@@ -7,9 +7,9 @@ import logging
 from aiohttp import web
 
 from herald.services.api.app import create_app
-from herald.shared.runtime import Runtime
-from herald.shared.service import Supervisor, run_loop, run_service
-from herald.shared.settings import Settings
+from herald.shared.infra.process import Supervisor, run_loop, run_service
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 
 from herald.shared import __version__
-from herald.shared import connection_rules as rules
 from herald.shared.connections import STATUSES as CONNECTION_STATUSES
+from herald.shared.domain import connection_rules as rules
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.jobs.validation import MEDIA_TYPES, PLATFORMS
-from herald.shared.paths import SCHEMAS_DIR
+from herald.shared.domain.validation import MEDIA_TYPES, PLATFORMS
+from herald.shared.infra.paths import SCHEMAS_DIR
 
 Schema = dict[str, Any]
 JSON = "application/json"

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from herald.services.api.middleware import json_object, json_ok, principal, query, query_bool
-from herald.shared import redrive as dlq
-from herald.shared.db.pool import Database
 from herald.shared.errors import ValidationFailed
+from herald.shared.infra.db.pool import Database
+from herald.shared.jobs import redrive as dlq
 from herald.shared.jobs.service import JobService
 from herald.shared.jobs.views import parse_limit
 

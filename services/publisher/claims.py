@@ -29,14 +29,14 @@ from herald.services.publisher.decision import (
     result_value,
 )
 from herald.shared import events
-from herald.shared.batching import Coalescer
-from herald.shared.crypto import TokenCipher
-from herald.shared.db.pool import Database, Row, id_array
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage
-from herald.shared.kafka.client import Producer
-from herald.shared.names import RESULT, Names
+from herald.shared.infra.batching import Coalescer
+from herald.shared.infra.crypto import TokenCipher
+from herald.shared.infra.db.pool import Database, Row, id_array
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.names import RESULT, Names
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from herald.services.publisher.claims import ClaimStore
 from herald.services.publisher.platforms.base import ClaimLost
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.errors import StoreUnavailable
-from herald.shared.service import sleep_or_stop
+from herald.shared.infra.process import sleep_or_stop
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (job id, attempt)

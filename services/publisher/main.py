@@ -14,11 +14,11 @@ from herald.services.publisher.platforms.base import PlatformPublisher
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.registry import Registry, build_registry
 from herald.services.publisher.worker import PublishWorker, Timing
-from herald.shared.kafka.concurrent_consumer import ConcurrentConsumer
-from herald.shared.names import PUBLISHER_GROUP, REQUEST
-from herald.shared.runtime import Runtime
-from herald.shared.service import Supervisor, run_loop, run_service
-from herald.shared.settings import Settings
+from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
+from herald.shared.infra.process import Supervisor, run_loop, run_service
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from herald.shared import metrics
 from herald.shared.domain.requests import Connection
 from herald.shared.errors import StoreUnavailable
-from herald.shared.names import Names
+from herald.shared.infra import metrics
+from herald.shared.infra.names import Names
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst, max wait (s). Returns the wait in
 # microseconds: 0 = go now, > 0 = reserved (sleep that long), -N = not reserved (N = wait).

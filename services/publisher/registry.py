@@ -10,9 +10,9 @@ from herald.services.publisher.platforms.base import PlatformPublisher
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
-from herald.shared.db.pool import Database
-from herald.shared.names import Names
-from herald.shared.settings import Settings
+from herald.shared.infra.db.pool import Database
+from herald.shared.infra.names import Names
+from herald.shared.infra.settings import Settings
 
 
 class Registry(Mapping[str, PlatformPublisher]):

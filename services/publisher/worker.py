@@ -35,15 +35,16 @@ from herald.services.publisher.leases import Leases
 from herald.services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.scrub import Scrubber
-from herald.shared import dead_letters, events, metrics
+from herald.shared import dead_letters, events
 from herald.shared.connections import ConnectionStore
-from herald.shared.db.pool import Database
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage, StoreUnavailable
-from herald.shared.kafka.client import KafkaError, Message
-from herald.shared.names import REQUEST, Names
-from herald.shared.service import sleep_or_stop
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Database
+from herald.shared.infra.kafka.client import KafkaError, Message
+from herald.shared.infra.names import REQUEST, Names
+from herald.shared.infra.process import sleep_or_stop
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

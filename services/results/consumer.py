@@ -39,16 +39,17 @@ from herald.services.results.policy import (
     decide,
     unreadable_result,
 )
-from herald.shared import dead_letters, events, metrics, outbox
-from herald.shared.db.pool import Row
+from herald.shared import dead_letters, events, outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage, StoreUnavailable
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Row
+from herald.shared.infra.kafka.batch_consumer import BatchConsumer
+from herald.shared.infra.kafka.client import Message
+from herald.shared.infra.names import RESULT, RESULTS_GROUP
+from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import request_view
-from herald.shared.kafka.batch_consumer import BatchConsumer
-from herald.shared.kafka.client import Message
-from herald.shared.names import RESULT, RESULTS_GROUP
-from herald.shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from herald.shared import metrics
-from herald.shared.kafka.client import Message
-from herald.shared.kafka.lag import OffsetReader, lag_report
-from herald.shared.names import PUBLISHER_GROUP, REQUEST, Names
-from herald.shared.service import sleep_or_stop
-from herald.shared.settings import Settings
+from herald.shared.infra import metrics
+from herald.shared.infra.kafka.client import Message
+from herald.shared.infra.kafka.lag import OffsetReader, lag_report
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, Names
+from herald.shared.infra.process import sleep_or_stop
+from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,15 @@ from datetime import timedelta
 from herald.services.results.consumer import ResultsConsumer
 from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
 from herald.shared.events import now_utc
-from herald.shared.runtime import Runtime
-from herald.shared.service import Supervisor, lower_cpu_priority, repeat, run_loop, run_service
-from herald.shared.settings import Settings
+from herald.shared.infra.process import (
+    Supervisor,
+    lower_cpu_priority,
+    repeat,
+    run_loop,
+    run_service,
+)
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

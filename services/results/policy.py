@@ -30,7 +30,7 @@ from enum import StrEnum
 
 from herald.shared.domain.jobs import JobStatus, can_transition
 from herald.shared.domain.outcomes import MAY_BE_LIVE, DeadLetterReason, Outcome
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 Rand = Callable[[], float]  # uniform in [0, 1)
 

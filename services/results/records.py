@@ -14,12 +14,12 @@ import psycopg
 
 from herald.services.results.policy import AttemptResult, JobState
 from herald.shared import events
-from herald.shared.db.pool import Row, id_array, without_nul
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.errors import InvalidMessage
+from herald.shared.infra.db.pool import Row, id_array, without_nul
+from herald.shared.infra.names import RESULT
 from herald.shared.jobs.views import JOB_COLUMNS
-from herald.shared.names import RESULT
 
 SUMMARY_LIMIT = 50  # attempts per dead letter's summary (the newest)
 

@@ -22,15 +22,16 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
-from herald.shared import dead_letters, events, metrics, outbox
-from herald.shared.db.pool import Row, id_array
-from herald.shared.delayed_queue import Claimed
+from herald.shared import dead_letters, events, outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Row, id_array
+from herald.shared.infra.delayed_queue import Claimed
+from herald.shared.infra.names import REQUEST, Names
+from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS, request_view
-from herald.shared.names import REQUEST, Names
-from herald.shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

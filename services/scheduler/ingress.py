@@ -12,14 +12,14 @@ import logging
 from typing import Any
 
 from herald.shared import dead_letters, events
+from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, InvalidMessage, StoreUnavailable
+from herald.shared.infra.kafka.batch_consumer import BatchConsumer
+from herald.shared.infra.kafka.client import KafkaError, Message
+from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
+from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.bulk import ScheduleItem, schedule_batch
 from herald.shared.jobs.service import JobService
-from herald.shared.kafka.batch_consumer import BatchConsumer
-from herald.shared.kafka.client import KafkaError, Message
-from herald.shared.names import SCHEDULE, SCHEDULER_GROUP
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered

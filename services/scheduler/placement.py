@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 
-from herald.shared.kafka.client import UNASSIGNED, KafkaError, Producer
+from herald.shared.infra.kafka.client import UNASSIGNED, KafkaError, Producer
 
 log = logging.getLogger(__name__)
 

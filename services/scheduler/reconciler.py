@@ -17,8 +17,8 @@ import logging
 import time
 from datetime import datetime
 
-from herald.shared.runtime import Runtime
-from herald.shared.service import repeat
+from herald.shared.infra.process import repeat
+from herald.shared.infra.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _LOCK = "herald-reconciler"

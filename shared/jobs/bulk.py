@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from herald.shared import metrics, outbox
-from herald.shared.db.pool import Row
+from herald.shared import outbox
 from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.tenancy import Principal
+from herald.shared.domain.validation import JobInput, validate_job
 from herald.shared.errors import Conflict, DomainError
 from herald.shared.events import new_trace_id, now_utc
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Row
 from herald.shared.jobs.service import (
     INSERT_JOB,
     JobService,
@@ -24,8 +27,6 @@ from herald.shared.jobs.service import (
     job_insert_params,
     request_hash,
 )
-from herald.shared.jobs.validation import JobInput, validate_job
-from herald.shared.tenancy import Principal
 
 log = logging.getLogger(__name__)
 

@@ -19,23 +19,24 @@ from typing import Any
 import orjson
 import psycopg
 
-from herald.shared import metrics, outbox
-from herald.shared.db.pool import Database, Row
-from herald.shared.delayed_queue import DelayedQueue
+from herald.shared import outbox
 from herald.shared.domain.jobs import JobStatus, allowed_sources
-from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
-from herald.shared.events import new_trace_id, now_utc
-from herald.shared.jobs.validation import (
+from herald.shared.domain.tenancy import Principal, ensure_tenant
+from herald.shared.domain.validation import (
     JobInput,
     check_caption,
     check_instant,
     has_nul,
     validate_job,
 )
+from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from herald.shared.events import new_trace_id, now_utc
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Database, Row
+from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.names import Names
+from herald.shared.infra.settings import Settings
 from herald.shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
-from herald.shared.names import Names
-from herald.shared.settings import Settings
-from herald.shared.tenancy import Principal, ensure_tenant
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from herald.shared.db.pool import Row
 from herald.shared.domain.jobs import next_attempt_shown
 from herald.shared.errors import ValidationFailed
 from herald.shared.events import iso
+from herald.shared.infra.db.pool import Row
 
 JOB_COLUMNS = (
     "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"

@@ -20,12 +20,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from herald.shared.db.migrate import migrate
+from herald.shared.domain.tenancy import ADMIN, create_api_key
 from herald.shared.events import now_utc
-from herald.shared.kafka.admin import create_topics, load_topic_specs
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN, create_api_key
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 from stack import down
 from stack.manager import down_service, up, up_service
 from tests.conftest import FAST, drop_redis_keys, eventually

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.soak import soak, table
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 pytestmark = pytest.mark.chaos
 

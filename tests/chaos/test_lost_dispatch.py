@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from herald.shared.names import REQUEST
-from herald.shared.runtime import Runtime
+from herald.shared.infra.names import REQUEST
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 from tests.support.results_pipeline import schedule_jobs, statuses

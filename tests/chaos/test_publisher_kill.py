@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT
-from herald.shared.paths import ROOT
-from herald.shared.runtime import Runtime
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, RESULT
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import (
     TOKEN,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from herald.shared.names import STATUS
-from herald.shared.runtime import Runtime
+from herald.shared.infra.names import STATUS
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 from tests.support.results_pipeline import pipeline, schedule_jobs, statuses

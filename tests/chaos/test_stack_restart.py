@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from herald.shared.kafka.admin import TopicSpec, admin, create_topics
-from herald.shared.paths import ROOT
+from herald.shared.infra.kafka.admin import TopicSpec, admin, create_topics
+from herald.shared.infra.paths import ROOT
 
 PORTS = {"kafka": 29092, "controller": 29093, "redis": 26379, "postgres": 25432, "prom": 29090}
 

@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from herald.shared.db.migrate import migrate
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import now_utc
-from herald.shared.kafka.admin import create_topics, load_topic_specs
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 from stack import down
 from stack.manager import down_service, up, up_service
 from tests.conftest import FAST, eventually

@@ -14,8 +14,8 @@ import psycopg
 import redis
 
 from bench import leftovers
-from herald.shared.kafka.admin import create_topics, load_topic_specs
-from herald.shared.paths import ROOT
+from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace, eventually
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import psycopg
 
-from herald.shared.paths import ROOT
+from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace
 
 DAY = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()

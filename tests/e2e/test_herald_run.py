@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from herald.shared.paths import ROOT
+from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace, eventually
 
 

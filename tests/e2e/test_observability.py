@@ -21,9 +21,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald.shared.client import HeraldClient
-from herald.shared.names import Names
-from herald.shared.paths import ROOT
-from herald.shared.runtime import Runtime
+from herald.shared.infra.names import Names
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.dashboards import (
     load_dashboards,

@@ -14,8 +14,8 @@ import pytest
 from herald.services.results.policy import PolicyConfig, backoff_ceiling
 from herald.shared.domain.jobs import JobStatus, can_transition
 from herald.shared.events import parse_time
-from herald.shared.names import STATUS
-from herald.shared.runtime import Runtime
+from herald.shared.infra.names import STATUS
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import (
     ServiceProcess,

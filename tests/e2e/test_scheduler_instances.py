@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from herald.shared.client import HeraldClient
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import now_utc, parse_time
-from herald.shared.names import REQUEST
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.names import REQUEST
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from herald.shared.paths import ROOT
+from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess
 

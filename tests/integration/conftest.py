@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from herald.services.api.app import create_app
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
-from herald.shared.ops_server import Health
-from herald.shared.runtime import Runtime
+from herald.shared.infra.ops_server import Health
+from herald.shared.infra.runtime import Runtime
 from tests.integration.publisher_harness import Harness, Logs, Spy, running
 
 

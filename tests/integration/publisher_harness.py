@@ -15,10 +15,10 @@ from herald.services.publisher.platforms.base import AttemptContext, PlatformPub
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
-from herald.shared.kafka.client import Producer
-from herald.shared.logging import JsonFormatter
-from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT
-from herald.shared.runtime import Runtime
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.logging import JsonFormatter
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, RESULT
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import eventually
 from tests.integration.publisher_support import TopicReader, committed_total, produce
 

@@ -13,10 +13,10 @@ from confluent_kafka import TopicPartition
 
 from herald.services.scheduler.dispatcher import request_value
 from herald.shared import events
-from herald.shared.kafka.client import Producer, consumer
-from herald.shared.names import REQUEST
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.names import REQUEST
+from herald.shared.infra.runtime import Runtime
 
 TOKEN = "sbx-SECRET-token-4f9d2c7e"  # given to sandbox connections; must never leak
 IMAGE = "https://cdn.example.com/herald/photo.jpg"

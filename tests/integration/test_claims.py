@@ -17,7 +17,7 @@ from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.events import now_utc
-from herald.shared.runtime import Runtime
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
 from tests.integration.publisher_support import dispatch, sandbox_connection, schedule

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from herald.shared.db.migrate import migrate
+from herald.shared.infra.db.migrate import migrate
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 

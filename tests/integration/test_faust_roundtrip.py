@@ -7,9 +7,9 @@ import sys
 import time
 from collections import defaultdict
 
-from herald.shared.kafka.admin import TopicSpec, create_topics
-from herald.shared.kafka.client import Producer, consumer
-from herald.shared.paths import ROOT
+from herald.shared.infra.kafka.admin import TopicSpec, create_topics
+from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace
 
 N = 10_000

@@ -12,12 +12,12 @@ import pytest
 
 from herald.services.publisher.claims import _STAMP
 from herald.services.scheduler.dispatcher import _MARK_DISPATCHED
-from herald.shared.db.migrate import migrate
-from herald.shared.db.pool import id_array
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.db.pool import id_array
+from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS
 from herald.shared.outbox import status_event
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 from tests.support.results_pipeline import schedule_jobs

@@ -15,11 +15,11 @@ from herald.services.scheduler.main import relay_outbox
 from herald.services.scheduler.reconciler import Reconciler
 from herald.shared import events
 from herald.shared.client import HeraldClient
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import now_utc
-from herald.shared.kafka.client import Producer
-from herald.shared.names import DLQ, SCHEDULE
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.names import DLQ, SCHEDULE
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 

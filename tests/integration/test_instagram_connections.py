@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.errors import ValidationFailed
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

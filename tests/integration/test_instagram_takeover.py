@@ -16,9 +16,9 @@ from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.shared import events
-from herald.shared.names import REQUEST, RESULT
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.names import REQUEST, RESULT
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_support import TopicReader, by_attempt, dispatch

@@ -12,7 +12,7 @@ from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.domain.requests import Connection
-from herald.shared.runtime import Runtime
+from herald.shared.infra.runtime import Runtime
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.conftest import instagram
 from tests.unit.test_instagram_publisher import IMG, Ctx, request

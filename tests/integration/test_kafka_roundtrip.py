@@ -7,9 +7,9 @@ from collections import defaultdict
 
 from confluent_kafka import TopicPartition
 
-from herald.shared.kafka.admin import TopicSpec, create_topics
-from herald.shared.kafka.batch_consumer import next_offsets
-from herald.shared.kafka.client import Producer, consumer
+from herald.shared.infra.kafka.admin import TopicSpec, create_topics
+from herald.shared.infra.kafka.batch_consumer import next_offsets
+from herald.shared.infra.kafka.client import Producer, consumer
 from tests.conftest import Namespace
 
 N = 10_000

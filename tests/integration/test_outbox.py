@@ -14,11 +14,11 @@ import psycopg
 import pytest
 
 from herald.shared import outbox
-from herald.shared.db.migrate import migrate
-from herald.shared.db.pool import Database, Row
-from herald.shared.kafka.client import Producer, Record
-from herald.shared.names import DLQ, STATUS
-from herald.shared.runtime import Runtime
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.db.pool import Database, Row
+from herald.shared.infra.kafka.client import Producer, Record
+from herald.shared.infra.names import DLQ, STATUS
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import TopicReader
 from tests.support.helpers import older_schema

@@ -15,10 +15,10 @@ from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared import outbox
 from herald.shared.domain.requests import PublishRequest
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import parse_time
-from herald.shared.names import DLQ
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.names import DLQ
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running

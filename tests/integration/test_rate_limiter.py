@@ -8,7 +8,7 @@ import pytest
 
 from herald.services.publisher.rate_limiter import LIMITS, RateLimiter, limit_for
 from herald.shared.domain.requests import Connection
-from herald.shared.runtime import Runtime
+from herald.shared.infra.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from herald.services.results.consumer import ResultsConsumer
-from herald.shared import redrive
+from herald.shared.domain.tenancy import ADMIN, Principal
 from herald.shared.errors import ValidationFailed
 from herald.shared.events import now_utc
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN, Principal
+from herald.shared.infra.runtime import Runtime
+from herald.shared.jobs import redrive
 from tests.conftest import eventually
 from tests.support.helpers import sandbox_connections
 from tests.support.results_pipeline import (

@@ -17,11 +17,12 @@ from herald.services.results import records
 from herald.services.results.consumer import ResultsConsumer
 from herald.services.results.main import prune_once
 from herald.services.results.policy import PolicyConfig, backoff_ceiling
-from herald.shared import metrics, redrive
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import now_utc, parse_time
-from herald.shared.names import DLQ, STATUS
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra import metrics
+from herald.shared.infra.names import DLQ, STATUS
+from herald.shared.infra.runtime import Runtime
+from herald.shared.jobs import redrive
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 from tests.support.results_pipeline import (

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
-from herald.shared.kafka.client import Message, Producer, consumer
-from herald.shared.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
-from herald.shared.settings import Settings
+from herald.shared.infra.kafka.client import Message, Producer, consumer
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
+from herald.shared.infra.settings import Settings
 from tests.conftest import eventually
 from tests.support.kafka_lag import consume_and_commit
 

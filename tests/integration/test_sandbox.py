@@ -14,7 +14,7 @@ from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.domain.requests import Connection, PublishRequest
-from herald.shared.runtime import Runtime
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration

@@ -16,13 +16,13 @@ import pytest
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.events import now_utc, parse_time
-from herald.shared.kafka.admin import load_topic_specs
-from herald.shared.kafka.client import consumer
-from herald.shared.names import REQUEST
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN
+from herald.shared.infra.kafka.admin import load_topic_specs
+from herald.shared.infra.kafka.client import consumer
+from herald.shared.infra.names import REQUEST
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 

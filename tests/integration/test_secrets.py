@@ -23,15 +23,15 @@ from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.connections import ConnectionStore
-from herald.shared.crypto import DecryptError, TokenCipher, new_secret_key
-from herald.shared.db.migrate import migrate
-from herald.shared.db.pool import connect_sync
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
-from herald.shared.names import RESULT
-from herald.shared.paths import ROOT
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.crypto import DecryptError, TokenCipher, new_secret_key
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.db.pool import connect_sync
+from herald.shared.infra.names import RESULT
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace
 from tests.integration.publisher_support import TopicReader, dispatch, produce, schedule
 from tests.support.helpers import older_schema

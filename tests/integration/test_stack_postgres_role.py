@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from herald.shared.db.migrate import migrate
-from herald.shared.settings import Settings
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.settings import Settings
 from stack.config import BIND_HOST, StackConfig
 from stack.postgres_server import Postgres
 

@@ -6,10 +6,10 @@ import time
 
 import psycopg
 
-from herald.shared.db.migrate import discover, migrate
-from herald.shared.delayed_queue import DelayedQueue
-from herald.shared.names import Names
-from herald.shared.runtime import Runtime
+from herald.shared.infra.db.migrate import discover, migrate
+from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.names import Names
+from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace
 
 

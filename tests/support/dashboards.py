@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herald.shared.paths import DEPLOY_DIR
+from herald.shared.infra.paths import DEPLOY_DIR
 
 DASHBOARD_DIR = DEPLOY_DIR / "grafana" / "dashboards"
 ALERTS_FILE = DEPLOY_DIR / "prometheus" / "alerts.yml"

@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 import psycopg
 
-from herald.shared.db.migrate import migrate
-from herald.shared.kafka.client import consumer
-from herald.shared.paths import MIGRATIONS_DIR, ROOT
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
-from herald.shared.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.db.migrate import migrate
+from herald.shared.infra.kafka.client import consumer
+from herald.shared.infra.paths import MIGRATIONS_DIR, ROOT
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 
 def read_topic(

@@ -1,5 +1,5 @@
 """The reference for Herald's lag gauges: the Kafka AdminClient's view of a group
-(`list_consumer_group_offsets` and `list_offsets`), independent of shared/kafka/lag.py,
+(`list_consumer_group_offsets` and `list_offsets`), independent of shared/infra/kafka/lag.py,
 which reads the same numbers through plain consumers."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-from herald.shared.kafka.admin import admin
-from herald.shared.kafka.batch_consumer import next_offsets
-from herald.shared.kafka.client import Message, consumer
-from herald.shared.kafka.lag import herald_groups
-from herald.shared.names import Names
+from herald.shared.infra.kafka.admin import admin
+from herald.shared.infra.kafka.batch_consumer import next_offsets
+from herald.shared.infra.kafka.client import Message, consumer
+from herald.shared.infra.kafka.lag import herald_groups
+from herald.shared.infra.names import Names
 
 LagKey = tuple[str, str, str]  # (group, topic, partition) as the gauge labels them
 

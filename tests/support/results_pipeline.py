@@ -14,14 +14,14 @@ from herald.services.results.consumer import ResultsConsumer
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.main import relay_outbox
 from herald.shared import events, outbox
-from herald.shared.db.pool import Row
 from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.db.pool import Row
+from herald.shared.infra.kafka.batch_consumer import BatchConsumer
+from herald.shared.infra.kafka.client import Message, Producer
+from herald.shared.infra.names import REQUEST, RESULT
+from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS
-from herald.shared.kafka.batch_consumer import BatchConsumer
-from herald.shared.kafka.client import Message, Producer
-from herald.shared.names import REQUEST, RESULT
-from herald.shared.runtime import Runtime
-from herald.shared.tenancy import ADMIN
 from tests.support.helpers import sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]

@@ -12,9 +12,9 @@ import pytest
 
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
-from herald.shared import redis_store
-from herald.shared.names import Names
-from herald.shared.settings import Settings
+from herald.shared.infra import redis_client as redis_store
+from herald.shared.infra.names import Names
+from herald.shared.infra.settings import Settings
 from tests.fakes.graph_server import FakeGraph
 
 

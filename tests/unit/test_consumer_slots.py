@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from herald.shared.kafka.concurrent_consumer import ConcurrentConsumer
+from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer
 
 
 def _consumer(min_batch: int, gather_seconds: float = 0.02) -> ConcurrentConsumer:

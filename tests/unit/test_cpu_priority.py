@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 import herald.services.results.main as results_main
-from herald.shared.paths import ROOT
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.settings import Settings
 
 
 def test_lowering_sets_the_niceness_and_never_raises_priority_again() -> None:
     # In a child process: a process cannot take back a priority it gave up.
     code = (
-        "from herald.shared.service import lower_cpu_priority as low;print(low(7), low(3), low(0))"
+        "from herald.shared.infra.process import lower_cpu_priority as low\n"
+        "print(low(7), low(3), low(0))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, text=True, capture_output=True, check=True

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from herald.shared import crypto
-from herald.shared.crypto import DecryptError, TokenCipher, new_secret_key, raw_key
 from herald.shared.errors import ConfigError
+from herald.shared.infra import crypto
+from herald.shared.infra.crypto import DecryptError, TokenCipher, new_secret_key, raw_key
 from tests.support.legacy_tokens import legacy_encrypt
 
 TOKEN = "EAAG-unit-secret-token-" + "x" * 40

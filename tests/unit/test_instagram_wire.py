@@ -11,7 +11,7 @@ from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.domain.requests import Connection
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 from tests.fakes.graph_server import DEFAULT_TOKEN, INSTAGRAM, FakeGraph
 from tests.unit.conftest import instagram
 from tests.unit.test_instagram_publisher import (

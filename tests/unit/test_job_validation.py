@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from herald.shared import events
+from herald.shared.domain.validation import parse_instant, validate_job
 from herald.shared.errors import InvalidMessage, ValidationFailed
-from herald.shared.jobs.validation import parse_instant, validate_job
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 CONN = "6f1c1f1e-6d36-4e8e-9d0e-2b1a1c1d1e1f"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from herald.shared.kafka.lag import (
+from herald.shared.infra.kafka.lag import (
     GROUP_TOPICS,
     Offsets,
     Watermarks,
@@ -13,8 +13,8 @@ from herald.shared.kafka.lag import (
     lag_report,
     partition_lag,
 )
-from herald.shared.names import ALL_TOPICS, Names
-from herald.shared.state_gauges import LabelledGauge, connection_counts
+from herald.shared.infra.names import ALL_TOPICS, Names
+from herald.shared.infra.state_gauges import LabelledGauge, connection_counts
 
 
 def test_lag_is_high_watermark_minus_committed_offset() -> None:

@@ -15,8 +15,8 @@ from types import ModuleType
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from herald.shared import metrics
-from herald.shared.paths import DEPLOY_DIR
+from herald.shared.infra import metrics
+from herald.shared.infra.paths import DEPLOY_DIR
 from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
 from tests.support.dashboards import (
     ALERTS_FILE,
@@ -43,7 +43,7 @@ def _generator() -> ModuleType:
 
 
 def _exported_names() -> set[str]:
-    """Every sample name shared/metrics.py exports."""
+    """Every sample name shared/infra/metrics.py exports."""
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from herald.shared.kafka.offset_tracker import OffsetTracker
+from herald.shared.infra.kafka.offset_tracker import OffsetTracker
 
 P0 = ("t", 0)
 P1 = ("t", 1)

@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from herald.services.api.app import create_app
 from herald.services.api.openapi import build_spec
-from herald.shared.ops_server import Health
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
+from herald.shared.infra.ops_server import Health
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 OPEN = {
     "/healthz",

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import cast
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
-from herald.shared.kafka.client import UNASSIGNED, KafkaError, Producer
+from herald.shared.infra.kafka.client import UNASSIGNED, KafkaError, Producer
 
 
 def test_consecutive_placements_fill_every_partition_in_turn() -> None:

@@ -19,9 +19,9 @@ from herald.services.publisher.decision import (
     request_from_value,
 )
 from herald.services.publisher.platforms.sandbox import draw
-from herald.shared.batching import Coalescer
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
+from herald.shared.infra.batching import Coalescer
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 JOB = "0b8f5a52-6c1e-4c55-9a53-5f0c1f3f0001"

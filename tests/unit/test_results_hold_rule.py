@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from herald.services.results.hold import HoldRule, ResultHold
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 
 def test_holds_only_while_behind_and_young() -> None:

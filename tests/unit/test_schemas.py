@@ -11,8 +11,8 @@ import yaml  # type: ignore[import-untyped]
 
 from herald.shared import events
 from herald.shared.errors import InvalidMessage
-from herald.shared.names import ALL_TOPICS
-from herald.shared.paths import SCHEMAS_DIR
+from herald.shared.infra.names import ALL_TOPICS
+from herald.shared.infra.paths import SCHEMAS_DIR
 
 
 def test_every_topic_has_a_compiled_schema_named_in_asyncapi() -> None:

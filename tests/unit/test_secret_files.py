@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from herald.shared.errors import ConfigError
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings, create_private_file
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings, create_private_file
 
 
 def _no_chmod(*args: object, **kwargs: object) -> None:

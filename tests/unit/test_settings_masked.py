@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from herald.shared.errors import ConfigError
-from herald.shared.settings import Settings, mask_credentials
+from herald.shared.infra.settings import Settings, mask_credentials
 from stack.config import parse_database_url
 
 PASSWORD = "pw-Zq8x"

@@ -9,8 +9,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from herald.shared.paths import ROOT
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import ROOT
+from herald.shared.infra.settings import Settings
 
 
 def test_the_stuck_sweep_must_wait_longer_than_an_attempt() -> None:

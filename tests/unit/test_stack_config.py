@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from herald.shared.errors import ConfigError
-from herald.shared.paths import DEPLOY_DIR
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import DEPLOY_DIR
+from herald.shared.infra.settings import Settings
 from stack.config import (
     ALERTS_FILE,
     PROMETHEUS_DIR,

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from psycopg.conninfo import conninfo_to_dict
 
 from herald.shared.errors import ConfigError
-from herald.shared.paths import DEPLOY_DIR
-from herald.shared.settings import Settings
+from herald.shared.infra.paths import DEPLOY_DIR
+from herald.shared.infra.settings import Settings
 
 SERVICES: tuple[str, ...] = ("postgres", "redis", "kafka", "prometheus")
 """Every service of the stack, in start order (``down`` stops them in reverse)."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from herald.shared.errors import ConfigError
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 from stack import debian, install, procs
 from stack.base import Service, StackError, retry_until
 from stack.config import SERVICES, StackConfig, format_status_rows

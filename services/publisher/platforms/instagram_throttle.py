@@ -26,7 +26,7 @@ from herald.services.publisher.platforms.instagram_errors import (
     USAGE_STOP_PERCENT,
     parse_usage,
 )
-from herald.shared.names import Names
+from herald.shared.infra.names import Names
 
 log = logging.getLogger(__name__)
 _AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

@@ -43,10 +43,10 @@ from typing import Any
 import orjson
 
 from herald.services.publisher.platforms.base import AttemptContext
-from herald.shared.batching import Coalescer
-from herald.shared.db.pool import Database, id_array
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.infra.batching import Coalescer
+from herald.shared.infra.db.pool import Database, id_array
 
 # Look-ups by job id: use the index even when the table grew faster than its statistics.
 _BY_KEY = "SELECT set_config('enable_seqscan', 'off', true)"

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from herald.shared.crypto import new_secret_key
 from herald.shared.errors import ConfigError
-from herald.shared.paths import ROOT
+from herald.shared.infra.crypto import new_secret_key
+from herald.shared.infra.paths import ROOT
 
 LOCAL_SECRET_KEY = "secret.key"  # the local stack's key, in its folder
 

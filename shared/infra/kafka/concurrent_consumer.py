@@ -37,9 +37,9 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from herald.shared.kafka.client import Message, consumer
-from herald.shared.kafka.offset_tracker import OffsetTracker, Partition
-from herald.shared.kafka.serial import SerialCalls, without_errors
+from herald.shared.infra.kafka.client import Message, consumer
+from herald.shared.infra.kafka.offset_tracker import OffsetTracker, Partition
+from herald.shared.infra.kafka.serial import SerialCalls, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[bool]]

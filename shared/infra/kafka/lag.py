@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from herald.shared.kafka.client import consumer
-from herald.shared.names import (
+from herald.shared.infra.kafka.client import consumer
+from herald.shared.infra.names import (
     ALL_TOPICS,
     PUBLISHER_GROUP,
     REQUEST,

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from herald.shared.paths import MIGRATIONS_DIR
+from herald.shared.infra.paths import MIGRATIONS_DIR
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from herald.shared.settings import Settings
+from herald.shared.infra.settings import Settings
 
 SCHEDULE = "publish.schedule"
 REQUEST = "publish.request"

@@ -1,7 +1,7 @@
 """The one wrapper over confluent-kafka; services never import confluent_kafka directly."""
 
-from herald.shared.kafka.admin import TopicSpec, create_topics, load_topic_specs
-from herald.shared.kafka.client import KafkaError, Message, Producer, consumer
+from herald.shared.infra.kafka.admin import TopicSpec, create_topics, load_topic_specs
+from herald.shared.infra.kafka.client import KafkaError, Message, Producer, consumer
 
 __all__ = [
     "KafkaError",

@@ -11,8 +11,8 @@ from pathlib import Path
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from herald.shared.kafka.client import KafkaError, base_config
-from herald.shared.paths import TOPICS_FILE
+from herald.shared.infra.kafka.client import KafkaError, base_config
+from herald.shared.infra.paths import TOPICS_FILE
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from herald.shared.crypto import api_key_digest, new_api_key
-from herald.shared.db.pool import Database
 from herald.shared.errors import NotFound
+from herald.shared.infra.crypto import api_key_digest, new_api_key
+from herald.shared.infra.db.pool import Database
 
 DEFAULT_TENANT = "default"
 

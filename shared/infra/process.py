@@ -11,12 +11,13 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from herald.shared import logging as herald_logging
-from herald.shared import metrics, redis_store
-from herald.shared.kafka.admin import ping as kafka_ping
-from herald.shared.ops_server import Health, serve
-from herald.shared.runtime import Runtime
-from herald.shared.settings import Settings
+from herald.shared.infra import logging as herald_logging
+from herald.shared.infra import metrics
+from herald.shared.infra import redis_client as redis_store
+from herald.shared.infra.kafka.admin import ping as kafka_ping
+from herald.shared.infra.ops_server import Health, serve
+from herald.shared.infra.runtime import Runtime
+from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

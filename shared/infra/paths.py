@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).parent.parent  # herald/ (this file is herald/shared/paths.py)
+PACKAGE = Path(__file__).parents[2]  # herald/ (this file is herald/shared/infra/paths.py)
 SCHEMAS_DIR = PACKAGE / "schemas"
 TOPICS_FILE = PACKAGE / "topics.toml"
-MIGRATIONS_DIR = PACKAGE / "shared" / "db" / "migrations"
+MIGRATIONS_DIR = PACKAGE / "shared" / "infra" / "db" / "migrations"
 
 # The checkout, when Herald runs from one (`make`, tests, `herald stack`, `herald bench`).
 ROOT = PACKAGE.parent

@@ -11,7 +11,7 @@ from typing import Any
 
 import confluent_kafka
 
-from herald.shared.kafka.client import Message
+from herald.shared.infra.kafka.client import Message
 
 log = logging.getLogger(__name__)
 

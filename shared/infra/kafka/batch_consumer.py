@@ -16,8 +16,8 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from herald.shared.errors import StoreUnavailable
-from herald.shared.kafka.client import KafkaError, Message, consumer
-from herald.shared.kafka.serial import SerialCalls, without_errors
+from herald.shared.infra.kafka.client import KafkaError, Message, consumer
+from herald.shared.infra.kafka.serial import SerialCalls, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[list[Message]], Awaitable[None]]

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from herald.shared import redis_store
 from herald.shared.connections import ConnectionStore
-from herald.shared.crypto import TokenCipher
-from herald.shared.db.pool import Database
-from herald.shared.delayed_queue import DelayedQueue
+from herald.shared.infra import redis_client as redis_store
+from herald.shared.infra.crypto import TokenCipher
+from herald.shared.infra.db.pool import Database
+from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.names import Names
+from herald.shared.infra.settings import Settings
 from herald.shared.jobs.service import JobService
-from herald.shared.kafka.client import Producer
-from herald.shared.names import Names
-from herald.shared.settings import Settings
 
 
 @dataclass

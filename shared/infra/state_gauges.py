@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Gauge
 
-from herald.shared import metrics
-from herald.shared.db.pool import Database
-from herald.shared.delayed_queue import DelayedQueue
-from herald.shared.jobs.validation import PLATFORMS
-from herald.shared.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
-from herald.shared.names import Names
+from herald.shared.domain.validation import PLATFORMS
+from herald.shared.infra import metrics
+from herald.shared.infra.db.pool import Database
+from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
+from herald.shared.infra.names import Names
 
 CONNECTION_STATUSES = ("active", "needs_reauth", "disabled")
 CONNECTIONS_SQL = "SELECT platform, status, count(*) AS n FROM connections GROUP BY 1, 2"

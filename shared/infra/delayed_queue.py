@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from herald.shared.errors import StoreUnavailable
-from herald.shared.names import Names
+from herald.shared.infra.names import Names
 
 P = ParamSpec("P")
 T = TypeVar("T")
