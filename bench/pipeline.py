@@ -21,13 +21,13 @@ from typing import Any
 import psycopg
 import redis
 
-from herald.shared.client import HeraldClient
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.kafka.admin import admin, create_topics, delete_topics, load_topic_specs
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
+from herald.shared.messages.client import HeraldClient
 
 MEDIA = ["https://cdn.example.com/bench.jpg"]
 

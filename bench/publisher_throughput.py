@@ -26,9 +26,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from herald.services.scheduler.dispatcher import request_value
 from herald.services.scheduler.placement import partition_for
-from herald.shared import events
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.kafka.admin import admin, create_topics, load_topic_specs
@@ -37,6 +35,8 @@ from herald.shared.infra.names import REQUEST, RESULT
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
+from herald.shared.messages import codec
+from herald.shared.messages.request import encode_request
 
 _INSERT_JOBS = """
 INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption,
@@ -95,7 +95,7 @@ async def prepare(settings: Settings, requests: int, accounts: int, latency_ms: 
         (
             topic,
             str(r["connection_id"]),
-            events.encode(REQUEST, request_value(r, now)),
+            encode_request(r, now),
             partition_for(r["placement"], partitions),
         )
         for r in rows
@@ -163,8 +163,8 @@ def run_once(args: argparse.Namespace) -> str:
         cleanup(settings)
     if not values:
         return "no results"
-    first = min(events.parse_time(v["started_at"]) for v in values)  # type: ignore[type-var]
-    last = max(events.parse_time(v["finished_at"]) for v in values)  # type: ignore[type-var]
+    first = min(codec.instant_or_none(v["started_at"]) for v in values)  # type: ignore[type-var]
+    last = max(codec.instant_or_none(v["finished_at"]) for v in values)  # type: ignore[type-var]
     seconds = (last - first).total_seconds()  # type: ignore[operator]
     outcomes: dict[str, int] = {}
     for v in values:

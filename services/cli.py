@@ -287,7 +287,7 @@ async def _sandbox(rt: Any, args: argparse.Namespace) -> int:
     rows = await rt.db.fetch(
         "SELECT job_id, attempt, connection_id, published_at FROM sandbox_posts ORDER BY id"
     )
-    from herald.shared.events import iso
+    from herald.shared.messages.codec import iso
 
     posts = [
         {

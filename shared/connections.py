@@ -13,10 +13,10 @@ from herald.shared.domain.requests import Connection
 from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
 from herald.shared.domain.validation import PLATFORMS, has_nul
 from herald.shared.errors import NotFound, ValidationFailed
-from herald.shared.events import iso
 from herald.shared.infra.crypto import DecryptError, TokenCipher
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.views import cursor_params, page
+from herald.shared.messages.codec import iso
 
 STATUSES = ("active", "needs_reauth", "disabled")
 _COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"

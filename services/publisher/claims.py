@@ -26,9 +26,7 @@ from herald.services.publisher.decision import (
     JobState,
     Kind,
     decide,
-    result_value,
 )
-from herald.shared import events
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage
@@ -37,6 +35,8 @@ from herald.shared.infra.crypto import TokenCipher
 from herald.shared.infra.db.pool import Database, Row, id_array
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import RESULT, Names
+from herald.shared.messages import codec
+from herald.shared.messages.result import encode_result, result_value
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class ClaimStore:
 
     async def _claim_many(self, requests: list[PublishRequest]) -> list[Claimed]:
         ids = sorted({r.job_id for r in requests})
-        now = events.now_utc()
+        now = codec.now_utc()
         # Pipelined: the reads go out together, the writes and the commit too (2 round trips).
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(BY_KEY)
@@ -354,13 +354,13 @@ class ClaimStore:
             if value is None:
                 continue
             try:
-                encoded = events.encode(RESULT, dict(value))
+                encoded = encode_result(value)
             except InvalidMessage as exc:  # a stored value that no longer validates
                 log.error(
                     "stored result fails the schema; emitting ours",
                     extra={"job_id": item.request.job_id, "error": str(exc)},
                 )
-                encoded = events.encode(RESULT, dict(item.value))
+                encoded = encode_result(item.value)
             records.append((self.topic, item.request.connection_id, encoded))
         if records:
             await self.producer.send_batch_async(records)

@@ -35,7 +35,8 @@ from typing import Any
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
-from herald.shared.events import iso, parse_time
+from herald.shared.messages.codec import instant_or_none, iso
+from herald.shared.messages.result import result_value
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _earlier_success(
         ids = ids or {str(k): str(v) for k, v in (claimed.get("provider_ids") or {}).items()}
         stamp = claimed.get("published_at")
         if published_at is None and isinstance(stamp, str):
-            published_at = parse_time(stamp)
+            published_at = instant_or_none(stamp)
     if row is not None:
         ids = ids or dict(row.provider_ids)
         published_at = published_at or row.finished_at
@@ -218,60 +219,3 @@ def _last_outcome(claims: list[ClaimRow], attempts: list[AttemptRow], attempt: i
         if c.result and c.attempt < attempt and (best is None or c.attempt > best[0]):
             best = (c.attempt, str(c.result.get("outcome")))
     return best[1] if best else None
-
-
-def result_value(
-    req: PublishRequest,
-    outcome: PublishOutcome,
-    *,
-    worker: str,
-    started_at: datetime,
-    finished_at: datetime,
-) -> dict[str, Any]:
-    """The publish.result value of one attempt (the caller scrubs the outcome first)."""
-    return {
-        "job_id": req.job_id,
-        "tenant_id": req.tenant_id,
-        "platform": req.platform,
-        "connection_id": req.connection_id,
-        "attempt": req.attempt,
-        "outcome": outcome.outcome.value,
-        "error_code": outcome.error_code,
-        "error_subcode": outcome.error_subcode,
-        "error_message": outcome.error_message,
-        "retry_after_seconds": outcome.retry_after_seconds,
-        "provider_ids": {str(k): str(v) for k, v in outcome.provider_ids.items()},
-        "provider_response": outcome.provider_response,
-        "worker": worker,
-        "started_at": iso(started_at),
-        "finished_at": iso(finished_at),
-        "published_at": iso(outcome.published_at),
-        "trace_id": req.trace_id,
-        "may_be_live": outcome.may_be_live,
-    }
-
-
-def request_from_value(value: dict[str, Any]) -> PublishRequest:
-    """A decoded (schema-valid) publish.request value as the domain object."""
-    return PublishRequest(
-        job_id=str(value["job_id"]),
-        tenant_id=str(value["tenant_id"]),
-        post_id=str(value["post_id"]),
-        platform=str(value["platform"]),
-        connection_id=str(value["connection_id"]),
-        attempt=int(value["attempt"]),
-        media_asset_ids=list(value["media_asset_ids"]),
-        caption=str(value["caption"]),
-        media_type=value.get("media_type"),
-        scheduled_at=_time(value["scheduled_at"]),
-        due_at=_time(value["due_at"]),
-        publish_deadline=_time(value["publish_deadline"]),
-        trace_id=str(value["trace_id"]),
-        check_only=bool(value.get("check_only", False)),
-    )
-
-
-def _time(value: str) -> datetime:
-    parsed = parse_time(value)
-    assert parsed is not None
-    return parsed

@@ -24,18 +24,11 @@ from typing import TypeVar
 import psycopg
 
 from herald.services.publisher.claims import ClaimStore, Emit
-from herald.services.publisher.decision import (
-    Decision,
-    Kind,
-    deadline_outcome,
-    request_from_value,
-    result_value,
-)
+from herald.services.publisher.decision import Decision, Kind, deadline_outcome
 from herald.services.publisher.leases import Leases
 from herald.services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.scrub import Scrubber
-from herald.shared import dead_letters, events
 from herald.shared.connections import ConnectionStore
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
@@ -43,8 +36,12 @@ from herald.shared.errors import InvalidMessage, StoreUnavailable
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.kafka.client import KafkaError, Message
-from herald.shared.infra.names import REQUEST, Names
+from herald.shared.infra.names import Names
 from herald.shared.infra.process import sleep_or_stop
+from herald.shared.messages import codec
+from herald.shared.messages.request import decode_request
+from herald.shared.messages.result import result_value
+from herald.shared.stores import dead_letters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,7 +104,7 @@ class PublishWorker:
         topic = str(msg.topic())
         try:
             try:
-                request = request_from_value(events.decode(REQUEST, raw))
+                request = decode_request(raw)
             except InvalidMessage as exc:
                 log.warning("invalid request", extra={"source_topic": topic, "error": str(exc)})
                 await self._invalid(raw, topic, exc)
@@ -132,7 +129,7 @@ class PublishWorker:
         stored, the request is dead-lettered as it came."""
         ids = {"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id}
         log.error("request failed", extra=ids, exc_info=exc)
-        now = events.now_utc()
+        now = codec.now_utc()
         message = (
             f"the publisher failed on this request ({type(exc).__name__}); the post may be live"
         )
@@ -156,7 +153,7 @@ class PublishWorker:
 
     async def _process(self, req: PublishRequest, raw: bytes | None, topic: str) -> None:
         ids = {"job_id": req.job_id, "attempt": req.attempt, "trace_id": req.trace_id}
-        started = events.now_utc()
+        started = codec.now_utc()
         claimed = await self._claim(req)
         if claimed is None:
             return
@@ -191,7 +188,7 @@ class PublishWorker:
                 Scrubber(connection.access_token).outcome(outcome),
                 worker=self.worker,
                 started_at=started,
-                finished_at=events.now_utc(),
+                finished_at=codec.now_utc(),
             )
             emitted = await self._store(lambda: self.claims.emit(Emit(req, value, store=True)))
         if emitted is None:
@@ -219,7 +216,7 @@ class PublishWorker:
                 return None
             lease_left = 1.0
             if decision.lease_until is not None:
-                lease_left = (decision.lease_until - events.now_utc()).total_seconds()
+                lease_left = (decision.lease_until - codec.now_utc()).total_seconds()
             pause = min(max(lease_left, 0.05), 1.0) + random.uniform(0, 0.1)
             if await sleep_or_stop(self.stopping, pause):
                 raise Abandoned

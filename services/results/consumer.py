@@ -39,7 +39,6 @@ from herald.services.results.policy import (
     decide,
     unreadable_result,
 )
-from herald.shared import dead_letters, events, outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage, StoreUnavailable
@@ -49,7 +48,11 @@ from herald.shared.infra.kafka.batch_consumer import BatchConsumer
 from herald.shared.infra.kafka.client import Message
 from herald.shared.infra.names import RESULT, RESULTS_GROUP
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.views import request_view
+from herald.shared.messages import codec
+from herald.shared.messages.request import job_fields
+from herald.shared.messages.result import Result, decode_result
+from herald.shared.messages.status import status_event
+from herald.shared.stores import dead_letters, outbox
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +155,16 @@ class ResultsConsumer:
     async def _apply(
         self, raws: Sequence[bytes | None], *, refused: InvalidMessage | None = None
     ) -> BatchReport:
-        incoming: list[records.Incoming] = []
+        incoming: list[Result] = []
         invalid: list[Invalid] = []
         for raw in raws:
             try:
                 if refused is not None:
                     raise refused
-                incoming.append(records.parse(raw))
+                incoming.append(decode_result(raw))
             except InvalidMessage as exc:
-                invalid.append(Invalid(raw, exc, *events.identity(raw)))
-        now = events.now_utc()
+                invalid.append(Invalid(raw, exc, *codec.identity(raw)))
+        now = codec.now_utc()
         async with self.rt.db.transaction() as conn:
             named = {i.job_id for i in incoming} | {b.job_id for b in invalid if b.job_id}
             rows = await records.lock_jobs(conn, sorted(named))
@@ -192,7 +195,7 @@ class ResultsConsumer:
                         connection_id=str(row["connection_id"]),
                         attempt=dead.attempt,
                         last_error=row["last_error"],
-                        request=request_view(row),
+                        request=job_fields(row),
                         last_result=dead.last_result,
                         attempt_summary=summaries.get(str(row["id"]), []),
                         trace_id=dead.trace_id,
@@ -233,7 +236,7 @@ class ResultsConsumer:
 
     def _plan(
         self,
-        known: list[records.Incoming],
+        known: list[Result],
         fresh: set[tuple[str, int]],
         rows: dict[str, Row],
         now: datetime,
@@ -247,24 +250,29 @@ class ResultsConsumer:
                 plan.duplicates += 1
                 if inc.attempt == row["attempt_count"]:
                     plan.touched.add(inc.job_id)  # its Redis write may have been lost: repeat it
-                log.debug("duplicate result", extra=inc.log_fields())
+                log.debug(
+                    "duplicate result",
+                    extra=records.log_fields(
+                        inc,
+                    ),
+                )
                 continue
             fresh.discard((inc.job_id, inc.attempt))  # a second copy in this batch is a duplicate
             state = states.get(inc.job_id) or records.job_state(row)
-            decision = decide(state, inc.attempt_result(), self.config, self.rand)
+            decision = decide(state, records.attempt_result(inc), self.config, self.rand)
             states[inc.job_id] = decision.state
             plan.decisions[decision.action.value] += 1
             if not decision.moved:
-                plan.logged.append(inc.log_fields(note=decision.reason, status=row["status"]))
+                plan.logged.append(
+                    records.log_fields(inc, note=decision.reason, status=row["status"])
+                )
                 continue
             plan.original.setdefault(inc.job_id, row["status"])
             self._move(plan, row, inc, decision, horizon)
         return plan
 
     @staticmethod
-    def _move(
-        plan: Plan, row: Row, inc: records.Incoming, decision: Decision, horizon: datetime
-    ) -> None:
+    def _move(plan: Plan, row: Row, inc: Result, decision: Decision, horizon: datetime) -> None:
         new = decision.state
         _set_state(row, decision, horizon)
         row["provider_ids"] = {
@@ -274,16 +282,19 @@ class ResultsConsumer:
             row["published_at"] = inc.published_at or inc.finished_at
             plan.published.append(row)
         else:
-            row["last_error"] = inc.error(may_be_live=new.may_be_live)
+            row["last_error"] = records.last_error(inc, may_be_live=new.may_be_live)
         if decision.dead_letter is not None:
             plan.dead.append(
                 Dead(decision.dead_letter, dict(row), inc.attempt, inc.trace_id, inc.value)
             )
         plan.touched.add(inc.job_id)
-        plan.events.append(outbox.status_event(row, new.status, reason=decision.reason))
+        plan.events.append(status_event(row, new.status, reason=decision.reason))
         plan.logged.append(
-            inc.log_fields(
-                status=new.status.value, reason=decision.reason, next_attempt_at=new.next_attempt_at
+            records.log_fields(
+                inc,
+                status=new.status.value,
+                reason=decision.reason,
+                next_attempt_at=new.next_attempt_at,
             )
         )
 
@@ -322,9 +333,7 @@ class ResultsConsumer:
             )
             bad.stranded = True
             plan.touched.add(job_id)
-            plan.events.append(
-                outbox.status_event(row, decision.state.status, reason=decision.reason)
-            )
+            plan.events.append(status_event(row, decision.state.status, reason=decision.reason))
             plan.logged.append(
                 {
                     "job_id": bad.job_id,

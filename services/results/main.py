@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from herald.services.results.consumer import ResultsConsumer
 from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
-from herald.shared.events import now_utc
 from herald.shared.infra.process import (
     Supervisor,
     lower_cpu_priority,
@@ -19,6 +18,7 @@ from herald.shared.infra.process import (
 )
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
+from herald.shared.messages.codec import now_utc
 
 log = logging.getLogger(__name__)
 

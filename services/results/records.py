@@ -4,22 +4,18 @@ statements (locks, attempt rows, job updates, dead-letter context)."""
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
 
 from herald.services.results.policy import AttemptResult, JobState
-from herald.shared import events
 from herald.shared.domain.jobs import JobStatus
-from herald.shared.domain.outcomes import Outcome
-from herald.shared.errors import InvalidMessage
-from herald.shared.infra.db.pool import Row, id_array, without_nul
-from herald.shared.infra.names import RESULT
+from herald.shared.infra.db.pool import Row, id_array
 from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.messages import codec
+from herald.shared.messages.result import Result
 
 SUMMARY_LIMIT = 50  # attempts per dead letter's summary (the newest)
 
@@ -62,98 +58,35 @@ BY_KEY = (
 )
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """One valid `publish.result` value."""
-
-    value: dict[str, Any]
-    raw: bytes | None
-    job_id: str
-    tenant_id: str
-    platform: str
-    connection_id: str
-    attempt: int
-    outcome: Outcome
-    worker: str
-    started_at: datetime
-    finished_at: datetime
-    published_at: datetime | None
-    retry_after: float | None
-    provider_ids: dict[str, str]
-    trace_id: str
-    may_be_live: bool = False
-
-    def attempt_result(self) -> AttemptResult:
-        return AttemptResult(
-            self.attempt, self.outcome, self.finished_at, self.retry_after, self.may_be_live
-        )
-
-    def error(self, *, may_be_live: bool) -> dict[str, Any]:
-        """The job's `last_error` after this result (`may_be_live` feeds the policy)."""
-        return {
-            "outcome": self.outcome.value,
-            "attempt": self.attempt,
-            "code": self.value.get("error_code"),
-            "subcode": self.value.get("error_subcode"),
-            "message": self.value.get("error_message"),
-            "may_be_live": may_be_live,
-        }
-
-    def log_fields(self, **more: Any) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "attempt": self.attempt,
-            "outcome": self.outcome.value,
-            "trace_id": self.trace_id,
-            **more,
-        }
-
-
-def _instant(value: dict[str, Any], key: str) -> datetime | None:
-    text = value.get(key)
-    if text is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(text).upper().replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidMessage(f"{key} is not an RFC 3339 instant", {key: "not an instant"})
-    return parsed.astimezone(UTC)
-
-
-def parse(raw: bytes | None) -> Incoming:
-    value = events.decode(RESULT, raw)
-    if raw is not None and b"\\u0000" in raw:  # JSON can carry NUL only escaped
-        value = without_nul(value)
-    try:
-        outcome = Outcome(value["outcome"])
-    except ValueError as exc:
-        raise InvalidMessage("unknown outcome", {"outcome": "unknown outcome"}) from exc
-    started, finished = _instant(value, "started_at"), _instant(value, "finished_at")
-    assert started is not None and finished is not None  # required by the schema
-    retry_after = value.get("retry_after_seconds")
-    return Incoming(
-        value=value,
-        raw=raw,
-        job_id=str(uuid.UUID(value["job_id"])),
-        tenant_id=value["tenant_id"],
-        platform=value["platform"],
-        connection_id=str(uuid.UUID(value["connection_id"])),
-        attempt=int(value["attempt"]),
-        outcome=outcome,
-        worker=value["worker"],
-        started_at=started,
-        finished_at=finished,
-        published_at=_instant(value, "published_at"),
-        retry_after=float(retry_after) if retry_after is not None else None,
-        provider_ids=dict(value.get("provider_ids") or {}),
-        trace_id=value["trace_id"],
-        may_be_live=value.get("may_be_live") is True,
+def attempt_result(inc: Result) -> AttemptResult:
+    return AttemptResult(
+        inc.attempt, inc.outcome, inc.finished_at, inc.retry_after, inc.may_be_live
     )
 
 
-def mismatch(inc: Incoming, row: Row | None) -> str | None:
+def last_error(inc: Result, *, may_be_live: bool) -> dict[str, Any]:
+    """The job's `last_error` after this result (`may_be_live` feeds the policy)."""
+    return {
+        "outcome": inc.outcome.value,
+        "attempt": inc.attempt,
+        "code": inc.value.get("error_code"),
+        "subcode": inc.value.get("error_subcode"),
+        "message": inc.value.get("error_message"),
+        "may_be_live": may_be_live,
+    }
+
+
+def log_fields(inc: Result, **more: Any) -> dict[str, Any]:
+    return {
+        "job_id": inc.job_id,
+        "attempt": inc.attempt,
+        "outcome": inc.outcome.value,
+        "trace_id": inc.trace_id,
+        **more,
+    }
+
+
+def mismatch(inc: Result, row: Row | None) -> str | None:
     if row is None:
         return f"unknown job {inc.job_id}"
     for key, mine in (
@@ -194,7 +127,7 @@ async def lock_jobs(conn: psycopg.AsyncConnection[Row], job_ids: list[str]) -> d
 
 
 async def insert_attempts(
-    conn: psycopg.AsyncConnection[Row], incoming: list[Incoming]
+    conn: psycopg.AsyncConnection[Row], incoming: list[Result]
 ) -> set[tuple[str, int]]:
     """Insert attempt rows; answers the (job id, attempt) pairs that were new. Of several
     copies of one attempt in a batch, the first is the one written."""
@@ -286,8 +219,8 @@ async def attempt_summaries(
                 "error_subcode": r["error_subcode"],
                 "error_message": r["error_message"],
                 "worker": r["worker"],
-                "started_at": events.iso(r["started_at"]),
-                "finished_at": events.iso(r["finished_at"]),
+                "started_at": codec.iso(r["started_at"]),
+                "finished_at": codec.iso(r["finished_at"]),
             }
         )
     return {job: items[-SUMMARY_LIMIT:] for job, items in out.items()}

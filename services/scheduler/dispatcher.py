@@ -15,14 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
-from herald.shared import dead_letters, events, outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage
@@ -31,7 +28,10 @@ from herald.shared.infra.db.pool import Row, id_array
 from herald.shared.infra.delayed_queue import Claimed
 from herald.shared.infra.names import REQUEST, Names
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.views import JOB_COLUMNS, request_view
+from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.messages.request import encode_request
+from herald.shared.messages.status import status_event
+from herald.shared.stores import dead_letters, outbox
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,6 @@ RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_
     jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status,
     (SELECT c.placement FROM connections c WHERE c.id = jobs.connection_id) AS placement
 """
-
-
-def request_value(row: Row, due: float) -> dict[str, Any]:
-    return request_view(row) | {
-        "due_at": events.iso(datetime.fromtimestamp(due, UTC)),
-        "dispatched_at": events.iso(row["dispatched_at"]),
-    }
 
 
 class Dispatcher:
@@ -141,7 +134,7 @@ class Dispatcher:
             rows, records, unsendable = [], [], []
             for r in marked:
                 try:
-                    value = events.encode(REQUEST, request_value(r, due[str(r["id"])]))
+                    value = encode_request(r, due[str(r["id"])])
                 except Exception as exc:  # never let one job hold back its batch
                     unsendable.append((r, exc))
                     continue
@@ -152,7 +145,7 @@ class Dispatcher:
                 conn,
                 self.rt.names,
                 [
-                    outbox.status_event(r, JobStatus.IN_PROGRESS)
+                    status_event(r, JobStatus.IN_PROGRESS)
                     for r in rows
                     if r["old_status"] != JobStatus.IN_PROGRESS
                 ],
@@ -215,7 +208,7 @@ async def _dead_letter(
         )
         job = await cur.fetchone()
         assert job is not None
-        closed.append(outbox.status_event(job, JobStatus.DEAD_LETTERED, reason="unsendable"))
+        closed.append(status_event(job, JobStatus.DEAD_LETTERED, reason="unsendable"))
         await dead_letters.insert(
             conn,
             names,

@@ -9,9 +9,7 @@ that command alone to publish.dlq with the error, and the batch goes on."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from herald.shared import dead_letters, events
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, InvalidMessage, StoreUnavailable
 from herald.shared.infra.kafka.batch_consumer import BatchConsumer
@@ -20,18 +18,12 @@ from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.bulk import ScheduleItem, schedule_batch
 from herald.shared.jobs.service import JobService
+from herald.shared.messages import codec
+from herald.shared.messages.schedule import Command, decode_command
+from herald.shared.stores import dead_letters
 
 log = logging.getLogger(__name__)
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered
-_SCHEDULE_FIELDS = (
-    "platform",
-    "connection_id",
-    "media_asset_ids",
-    "caption",
-    "scheduled_at",
-    "media_type",
-    "publish_deadline",
-)
 
 
 class CommandIngress:
@@ -51,15 +43,15 @@ class CommandIngress:
 
     async def handle_batch(self, messages: list[Message]) -> None:
         """Apply commands in order; runs of `schedule` commands are written together."""
-        pending: list[tuple[bytes | None, dict[str, Any]]] = []
+        pending: list[tuple[bytes | None, Command]] = []
         for msg in messages:
             raw = msg.value()
             try:
-                command = events.decode(SCHEDULE, raw)
+                command = decode_command(raw)
             except InvalidMessage as exc:
-                await self._refused(raw, exc, events.identity(raw)[0], None)
+                await self._refused(raw, exc, codec.identity(raw)[0], None)
                 continue
-            if command["command"] == "schedule":
+            if command.kind == "schedule":
                 pending.append((raw, command))
                 continue
             await self._schedule(pending)
@@ -69,19 +61,19 @@ class CommandIngress:
             except OUTAGES:
                 raise
             except Exception as exc:
-                await self._refused(raw, _refusal(exc), command["job_id"], command["tenant_id"])
+                await self._refused(raw, _refusal(exc), command.job_id, command.tenant_id)
         await self._schedule(pending)
 
-    async def _schedule(self, pending: list[tuple[bytes | None, dict[str, Any]]]) -> None:
+    async def _schedule(self, pending: list[tuple[bytes | None, Command]]) -> None:
         if not pending:
             return
         items = [
             ScheduleItem(
-                principal=Principal(tenant_id=c["tenant_id"], is_admin=False),
-                body={k: c[k] for k in _SCHEDULE_FIELDS if k in c},
-                job_id=c["job_id"],
-                post_id=c.get("post_id"),
-                trace_id=c["trace_id"],
+                principal=Principal(tenant_id=c.tenant_id, is_admin=False),
+                body=c.body,
+                job_id=c.job_id,
+                post_id=c.post_id,
+                trace_id=c.trace_id,
             )
             for _, c in pending
         ]
@@ -99,7 +91,7 @@ class CommandIngress:
             (raw, command), outcomes = pending[0], [_refusal(exc)]
         for (raw, command), error in zip(pending, outcomes, strict=True):
             if error is not None:
-                await self._refused(raw, error, command["job_id"], command["tenant_id"])
+                await self._refused(raw, error, command.job_id, command.tenant_id)
 
     async def _refused(
         self,
@@ -118,22 +110,15 @@ class CommandIngress:
             tenant_id=tenant_id,
         )
 
-    async def apply(self, command: dict[str, Any]) -> None:
-        principal = Principal(tenant_id=command["tenant_id"], is_admin=False)
-        kind = command["command"]
-        job_id = command["job_id"]
-        extra = {"job_id": job_id, "command": kind, "trace_id": command["trace_id"]}
-        if kind == "cancel":
-            await self.jobs.cancel(principal, job_id)
-        elif kind == "reschedule":
-            body = {
-                k: command[k]
-                for k in ("scheduled_at", "caption", "publish_deadline")
-                if k in command
-            }
-            await self.jobs.reschedule(principal, job_id, body)
-        elif kind == "retry":
-            await self.apply_retry(principal, job_id, bool(command.get("force", False)))
+    async def apply(self, command: Command) -> None:
+        principal = Principal(tenant_id=command.tenant_id, is_admin=False)
+        extra = {"job_id": command.job_id, "command": command.kind, "trace_id": command.trace_id}
+        if command.kind == "cancel":
+            await self.jobs.cancel(principal, command.job_id)
+        elif command.kind == "reschedule":
+            await self.jobs.reschedule(principal, command.job_id, command.body)
+        elif command.kind == "retry":
+            await self.apply_retry(principal, command.job_id, command.force)
         log.info("command applied", extra=extra)
 
     async def apply_retry(self, principal: Principal, job_id: str, force: bool) -> None:

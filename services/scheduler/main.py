@@ -9,11 +9,11 @@ import logging
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.reconciler import Reconciler
-from herald.shared import outbox
 from herald.shared.infra import state_gauges
 from herald.shared.infra.process import Supervisor, repeat, run_loop, run_service, sleep_or_stop
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
+from herald.shared.stores import outbox
 
 log = logging.getLogger(__name__)
 

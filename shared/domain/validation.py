@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from herald.shared import events
 from herald.shared.errors import ValidationFailed
+from herald.shared.messages import codec
 
 PLATFORMS = ("instagram", "sandbox")
 MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")
@@ -94,7 +94,7 @@ def has_nul(value: Any) -> bool:
 
 def fits(definition: str, value: Any) -> bool:
     """Whether `value` fits a shared field definition (`schemas/definitions.json`)."""
-    return bool(events.definition(definition).is_valid(value))
+    return bool(codec.definition(definition).is_valid(value))
 
 
 def parse_instant(value: Any, field: str, errors: dict[str, str]) -> datetime | None:

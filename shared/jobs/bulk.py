@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from herald.shared import outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.tenancy import Principal
 from herald.shared.domain.validation import JobInput, validate_job
 from herald.shared.errors import Conflict, DomainError
-from herald.shared.events import new_trace_id, now_utc
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
 from herald.shared.jobs.service import (
@@ -27,6 +25,9 @@ from herald.shared.jobs.service import (
     job_insert_params,
     request_hash,
 )
+from herald.shared.messages.codec import new_trace_id, now_utc
+from herald.shared.messages.status import status_event
+from herald.shared.stores import outbox
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                     trace_id=values["trace_id"],
                 )
             )
-            events.append(outbox.status_event(values, JobStatus.SCHEDULED, time=now))
+            events.append(status_event(values, JobStatus.SCHEDULED, time=now))
         if params:
             async with conn.cursor() as c:
                 await c.executemany(INSERT_JOB, params)

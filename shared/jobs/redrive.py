@@ -23,10 +23,10 @@ from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.domain.tenancy import Principal
 from herald.shared.domain.validation import parse_instant
 from herald.shared.errors import ValidationFailed
-from herald.shared.events import iso
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.service import JobService
 from herald.shared.jobs.views import cursor_params, page
+from herald.shared.messages.codec import iso
 
 CHUNK = 500  # jobs per requeue transaction
 MAX_LIMIT = 500

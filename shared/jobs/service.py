@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 import psycopg
 
-from herald.shared import outbox
 from herald.shared.domain.jobs import JobStatus, allowed_sources
 from herald.shared.domain.tenancy import Principal, ensure_tenant
 from herald.shared.domain.validation import (
@@ -30,13 +29,15 @@ from herald.shared.domain.validation import (
     validate_job,
 )
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
-from herald.shared.events import new_trace_id, now_utc
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
 from herald.shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
+from herald.shared.messages.codec import new_trace_id, now_utc
+from herald.shared.messages.status import status_event
+from herald.shared.stores import outbox
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +169,7 @@ class JobService:
                     " job_ids, multi) VALUES (%s, %s, %s, %s, %s, %s)",
                     (tenant_id, idempotency_key, digest, post, ids, spec.multi),
                 )
-            await outbox.add(
-                conn, self.names, [outbox.status_event(r, JobStatus.SCHEDULED) for r in rows]
-            )
+            await outbox.add(conn, self.names, [status_event(r, JobStatus.SCHEDULED) for r in rows])
         metrics.JOBS_SCHEDULED.inc(len(rows))
         if queued:
             await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
@@ -327,7 +326,7 @@ class JobService:
                 if current["call_started_at"] is not None:
                     raise Conflict("the platform call has started", code="call_started")
                 raise Conflict(f"a {current['status']} job cannot be cancelled", code="terminal")
-            await outbox.add(conn, self.names, [outbox.status_event(updated, JobStatus.CANCELLED)])
+            await outbox.add(conn, self.names, [status_event(updated, JobStatus.CANCELLED)])
         await self.mirror(remove=[str(updated["id"])])
         log.info("job cancelled", extra={"job_id": str(updated["id"])})
         return job_view(updated)
@@ -387,7 +386,7 @@ class JobService:
             await outbox.add(
                 conn,
                 self.names,
-                [outbox.status_event(updated, JobStatus.SCHEDULED, reason="rescheduled")],
+                [status_event(updated, JobStatus.SCHEDULED, reason="rescheduled")],
             )
         if queued:
             await self.mirror(add={str(updated["id"]): scheduled_at})
@@ -445,10 +444,7 @@ class JobService:
             await outbox.add(
                 conn,
                 self.names,
-                [
-                    outbox.status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry")
-                    for r in rows
-                ],
+                [status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry") for r in rows],
             )
         await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
         for r in rows:

@@ -11,8 +11,8 @@ from typing import Any
 
 from herald.shared.domain.jobs import next_attempt_shown
 from herald.shared.errors import ValidationFailed
-from herald.shared.events import iso
 from herald.shared.infra.db.pool import Row
+from herald.shared.messages.codec import iso
 
 JOB_COLUMNS = (
     "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
@@ -43,25 +43,6 @@ def job_view(row: Row) -> dict[str, Any]:
         "caption": row["caption"],
         "media_type": row["media_type"],
         "publish_deadline": iso(row["publish_deadline"]),
-    }
-
-
-def request_view(row: Row) -> dict[str, Any]:
-    """The job as the publisher is asked to publish it (publish.request, dead letters)."""
-    return {
-        "job_id": str(row["id"]),
-        "tenant_id": row["tenant_id"],
-        "post_id": str(row["post_id"]),
-        "platform": row["platform"],
-        "connection_id": str(row["connection_id"]),
-        "attempt": int(row["attempt_count"]),
-        "media_asset_ids": list(row["media_asset_ids"]),
-        "caption": row["caption"],
-        "media_type": row["media_type"],
-        "scheduled_at": iso(row["scheduled_at"]),
-        "publish_deadline": iso(row["publish_deadline"]),
-        "check_only": bool(row["check_only"]),
-        "trace_id": row["trace_id"],
     }
 
 

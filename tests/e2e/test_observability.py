@@ -20,10 +20,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from herald.shared.client import HeraldClient
 from herald.shared.infra.names import Names
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.client import HeraldClient
 from tests.conftest import Namespace, eventually
 from tests.support.dashboards import (
     load_dashboards,

@@ -13,9 +13,9 @@ import pytest
 
 from herald.services.results.policy import PolicyConfig, backoff_ceiling
 from herald.shared.domain.jobs import JobStatus, can_transition
-from herald.shared.events import parse_time
 from herald.shared.infra.names import STATUS
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.codec import instant_or_none
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import (
     ServiceProcess,
@@ -92,7 +92,7 @@ async def test_2000_jobs_with_failures_all_end_terminal_and_posted_at_most_once(
             if e["status"] != "RETRY_SCHEDULED":
                 continue
             failed = attempts[job_id][e["attempt"]]
-            delay = parse_time(e["next_attempt_at"]) - failed["finished_at"]  # type: ignore[operator]
+            delay = instant_or_none(e["next_attempt_at"]) - failed["finished_at"]  # type: ignore[operator]
             if failed["retry_after"] is not None:
                 assert abs(delay.total_seconds() - failed["retry_after"]) < 1e-3
             else:

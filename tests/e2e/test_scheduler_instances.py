@@ -9,11 +9,11 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from herald.shared.client import HeraldClient
 from herald.shared.domain.tenancy import ADMIN
-from herald.shared.events import now_utc, parse_time
 from herald.shared.infra.names import REQUEST
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.client import HeraldClient
+from herald.shared.messages.codec import instant_or_none, now_utc
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, aread_topic, sandbox_connections
 
@@ -72,7 +72,7 @@ async def test_5000_jobs_through_api_and_topic_dispatched_once_by_three_schedule
     assert set(counts) == set(api_ids) | set(topic_ids)
     assert set(counts.values()) == {1}, [j for j, n in counts.items() if n > 1][:5]
     for v in values:
-        assert parse_time(v["dispatched_at"]) >= due.replace(microsecond=0)  # type: ignore[operator]
+        assert instant_or_none(v["dispatched_at"]) >= due.replace(microsecond=0)  # type: ignore[operator]
         assert v["attempt"] == 1 and v["tenant_id"] == "acme"
     # the topic commands were persisted with their client-made ids
     row = await rt.db.fetchone("SELECT count(*) AS n FROM jobs WHERE id = ANY(%s)", (topic_ids,))
@@ -124,7 +124,7 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     counts = Counter(v["job_id"] for v in values)
     assert set(counts) == set(ids) and set(counts.values()) == {1}
     # nothing went out before the dead instance's lease (3 s in tests) ran out
-    first = min(parse_time(v["dispatched_at"]).timestamp() for v in values)  # type: ignore[union-attr]
+    first = min(instant_or_none(v["dispatched_at"]).timestamp() for v in values)  # type: ignore[union-attr]
     assert first >= killed_at - 1
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from confluent_kafka import TopicPartition
 
-from herald.services.scheduler.dispatcher import request_value
-from herald.shared import events
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.kafka.client import Producer, consumer
 from herald.shared.infra.names import REQUEST
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages import codec
+from herald.shared.messages.request import request_value
 
 TOKEN = "sbx-SECRET-token-4f9d2c7e"  # given to sandbox connections; must never leak
 IMAGE = "https://cdn.example.com/herald/photo.jpg"
@@ -55,7 +55,7 @@ async def dispatch(rt: Runtime, job_ids: list[str]) -> list[dict[str, Any]]:
 
 def produce(producer: Producer, topic: str, values: Iterable[dict[str, Any]]) -> int:
     return producer.send_batch(
-        (topic, str(v["connection_id"]), events.encode(REQUEST, dict(v))) for v in values
+        (topic, str(v["connection_id"]), codec.encode(REQUEST, dict(v))) for v in values
     )
 
 

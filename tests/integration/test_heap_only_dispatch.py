@@ -17,7 +17,7 @@ from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.db.pool import id_array
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS
-from herald.shared.outbox import status_event
+from herald.shared.messages.status import status_event
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 from tests.support.results_pipeline import schedule_jobs

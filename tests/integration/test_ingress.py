@@ -13,13 +13,13 @@ import orjson
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.main import relay_outbox
 from herald.services.scheduler.reconciler import Reconciler
-from herald.shared import events
-from herald.shared.client import HeraldClient
 from herald.shared.domain.tenancy import ADMIN
-from herald.shared.events import now_utc
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import DLQ, SCHEDULE
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages import codec
+from herald.shared.messages.client import HeraldClient
+from herald.shared.messages.codec import now_utc
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 
@@ -230,12 +230,12 @@ async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
         client.flush()
         # The same command at the previous schema major, with force: applied.
         forced = {
-            "schema_version": f"{events.CURRENT_MAJOR - 1}.4",
+            "schema_version": f"{codec.CURRENT_MAJOR - 1}.4",
             "command": "retry",
             "job_id": unconfirmed,
             "tenant_id": "acme",
             "idempotency_key": f"retry:{unconfirmed}:forced",
-            "trace_id": events.new_trace_id(),
+            "trace_id": codec.new_trace_id(),
             "force": True,
         }
         topic = ns.topic_prefix + SCHEDULE
@@ -254,7 +254,7 @@ async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
         await asyncio.gather(*tasks)
 
     job = await rt.jobs().get(ADMIN, moved)
-    assert job["scheduled_at"] == events.iso(new_time) and job["caption"] == "after"
+    assert job["scheduled_at"] == codec.iso(new_time) and job["caption"] == "after"
     for retried in (exhausted, unconfirmed):
         job = await rt.jobs().get(ADMIN, retried)
         assert job["status"] == "RETRY_SCHEDULED", job

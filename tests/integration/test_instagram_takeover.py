@@ -15,10 +15,10 @@ import pytest
 from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
-from herald.shared import events
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.names import REQUEST, RESULT
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages import codec
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_support import TopicReader, by_attempt, dispatch
@@ -108,7 +108,7 @@ async def test_a_worker_back_from_a_postgres_pause_past_its_lease_posts_nothing(
             fake.container_processing(3600.0)  # A creates a container and polls it
             [request] = await dispatch(direct, [job])
             topic = direct.names.topic(REQUEST)
-            raw = events.encode(REQUEST, dict(request))
+            raw = codec.encode(REQUEST, dict(request))
             direct.producer.send_batch([(topic, conn["id"], raw)])
             await eventually(lambda: _async(len(fake.calls("container_status")) >= 2), 60)
             [first] = fake.calls("create_container")

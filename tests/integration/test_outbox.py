@@ -13,12 +13,13 @@ import orjson
 import psycopg
 import pytest
 
-from herald.shared import outbox
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.kafka.client import Producer, Record
 from herald.shared.infra.names import DLQ, STATUS
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.status import status_event
+from herald.shared.stores import outbox
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_support import TopicReader
 from tests.support.helpers import older_schema
@@ -59,7 +60,7 @@ def _event(job_id: str, status: str, attempt: int = 1) -> tuple[str, str, dict[s
         "trace_id": uuid.uuid4().hex,
         "provider_ids": {},
     }
-    return outbox.status_event(job, status)
+    return status_event(job, status)
 
 
 async def _add(rt: Runtime, items: list[tuple[str, str, dict[str, Any]]]) -> None:

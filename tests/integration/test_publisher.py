@@ -13,12 +13,12 @@ from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram_throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
-from herald.shared import outbox
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.domain.tenancy import ADMIN
-from herald.shared.events import parse_time
 from herald.shared.infra.names import DLQ
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.codec import instant_or_none
+from herald.shared.stores import outbox
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
@@ -51,8 +51,8 @@ async def test_requests_for_sandbox_jobs_produce_results(harness: Harness) -> No
         assert r["worker"] == WORKER and r["trace_id"] == req["trace_id"]
         assert r["connection_id"] == req["connection_id"] and r["tenant_id"] == req["tenant_id"]
         assert r["provider_ids"]["sandbox_post_id"] == str(posts[r["job_id"]]["id"])
-        assert parse_time(r["published_at"]) == posts[r["job_id"]]["published_at"]
-        assert parse_time(r["started_at"]) <= parse_time(r["finished_at"])  # type: ignore[operator]
+        assert instant_or_none(r["published_at"]) == posts[r["job_id"]]["published_at"]
+        assert instant_or_none(r["started_at"]) <= instant_or_none(r["finished_at"])  # type: ignore[operator]
     rows = await rt.db.fetch(
         "SELECT j.call_started_at, c.worker, c.result FROM jobs j"
         " JOIN publish_claims c ON c.job_id = j.id AND c.attempt = 1 WHERE j.id = ANY(%s::uuid[])",
@@ -233,7 +233,7 @@ async def test_check_only_reads_the_sandbox_and_never_posts(harness: Harness) ->
     results = {r["job_id"]: r for r in await harness.results_for(2)}
     assert results[posted]["outcome"] == "published"
     assert results[posted]["provider_ids"] == {"sandbox_post_id": str(row["id"])}
-    assert parse_time(results[posted]["published_at"]) == row["published_at"]
+    assert instant_or_none(results[posted]["published_at"]) == row["published_at"]
     assert results[lost]["outcome"] == "unconfirmed"
     assert sorted(harness.spy.calls) == sorted([(posted, 1, True), (lost, 1, True)])
     assert len(await harness.posts()) == 1

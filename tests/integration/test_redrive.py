@@ -12,9 +12,9 @@ import pytest
 from herald.services.results.consumer import ResultsConsumer
 from herald.shared.domain.tenancy import ADMIN, Principal
 from herald.shared.errors import ValidationFailed
-from herald.shared.events import now_utc
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs import redrive
+from herald.shared.messages.codec import now_utc
 from tests.conftest import eventually
 from tests.support.helpers import sandbox_connections
 from tests.support.results_pipeline import (

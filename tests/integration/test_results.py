@@ -18,11 +18,11 @@ from herald.services.results.consumer import ResultsConsumer
 from herald.services.results.main import prune_once
 from herald.services.results.policy import PolicyConfig, backoff_ceiling
 from herald.shared.domain.tenancy import ADMIN
-from herald.shared.events import now_utc, parse_time
 from herald.shared.infra import metrics
 from herald.shared.infra.names import DLQ, STATUS
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs import redrive
+from herald.shared.messages.codec import instant_or_none, now_utc
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 from tests.support.results_pipeline import (
@@ -56,7 +56,7 @@ async def topic_values(rt: Runtime, base: str, expect: int) -> list[dict[str, An
 
 
 def at(text: str | None) -> datetime:
-    parsed = parse_time(text)
+    parsed = instant_or_none(text)
     assert parsed is not None
     return parsed
 

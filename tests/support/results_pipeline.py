@@ -13,7 +13,6 @@ from typing import Any
 from herald.services.results.consumer import ResultsConsumer
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.main import relay_outbox
-from herald.shared import events, outbox
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.pool import Row
@@ -22,6 +21,9 @@ from herald.shared.infra.kafka.client import Message, Producer
 from herald.shared.infra.names import REQUEST, RESULT
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.messages import codec
+from herald.shared.messages.status import status_event
+from herald.shared.stores import outbox
 from tests.support.helpers import sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]
@@ -69,9 +71,7 @@ async def mark_in_progress(rt: Runtime, job_ids: list[str]) -> list[Row]:
             (job_ids,),
         )
         rows = await cur.fetchall()
-        await outbox.add(
-            conn, rt.names, [outbox.status_event(r, JobStatus.IN_PROGRESS) for r in rows]
-        )
+        await outbox.add(conn, rt.names, [status_event(r, JobStatus.IN_PROGRESS) for r in rows])
     await rt.queue.remove(job_ids)
     return rows
 
@@ -79,17 +79,17 @@ async def mark_in_progress(rt: Runtime, job_ids: list[str]) -> list[Row]:
 def result_value(request: dict[str, Any], answer: Answer, **extra: Any) -> dict[str, Any]:
     """A publish.result for a request (or a job row's fields) and an outcome."""
     fields = {"outcome": answer} if isinstance(answer, str) else dict(answer)
-    now = events.now_utc()
+    now = codec.now_utc()
     value: dict[str, Any] = {
-        "schema_version": events.SCHEMA_VERSION,
+        "schema_version": codec.SCHEMA_VERSION,
         "job_id": str(request.get("job_id") or request["id"]),
         "tenant_id": request["tenant_id"],
         "platform": request["platform"],
         "connection_id": str(request["connection_id"]),
         "attempt": int(request.get("attempt") or request["attempt_count"]),
         "worker": "fake-publisher",
-        "started_at": events.iso(now - timedelta(milliseconds=5)),
-        "finished_at": events.iso(now),
+        "started_at": codec.iso(now - timedelta(milliseconds=5)),
+        "finished_at": codec.iso(now),
         "provider_ids": {},
         "trace_id": request.get("trace_id") or uuid.uuid4().hex,
     }
@@ -106,7 +106,7 @@ def produce_results(
 ) -> None:
     topic = rt.names.topic(RESULT)
     (producer or rt.producer).send_batch(
-        (topic, str(v.get("connection_id", "")), events.encode(RESULT, dict(v))) for v in values
+        (topic, str(v.get("connection_id", "")), codec.encode(RESULT, dict(v))) for v in values
     )
 
 
@@ -137,7 +137,7 @@ class FakePublisher:
     async def handle(self, messages: list[Message]) -> None:
         values = []
         for m in messages:
-            request = events.decode(REQUEST, m.value())
+            request = codec.decode(REQUEST, m.value())
             self.requests.append(request)
             answer = self.script(request)
             if answer is not None:

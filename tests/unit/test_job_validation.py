@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from herald.shared import events
 from herald.shared.domain.validation import parse_instant, validate_job
 from herald.shared.errors import InvalidMessage, ValidationFailed
+from herald.shared.messages import codec
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 CONN = "6f1c1f1e-6d36-4e8e-9d0e-2b1a1c1d1e1f"
@@ -177,7 +177,7 @@ def test_the_api_and_the_request_topic_refuse_the_same_urls(url: str) -> None:
         "trace_id": "t",
     }
     with pytest.raises(InvalidMessage) as exc:
-        events.encode("publish.request", request)
+        codec.encode("publish.request", request)
     told = str(exc.value) + str(exc.value.fields)
     assert "(value)" in told and len(told) < 1000  # the value is never echoed back
 
@@ -201,4 +201,4 @@ def test_what_the_api_takes_the_request_topic_takes() -> None:
             "dispatched_at": "2026-11-29T12:00:00Z",
             "trace_id": "t",
         }
-        events.encode("publish.request", request)
+        codec.encode("publish.request", request)

@@ -16,12 +16,13 @@ from herald.services.publisher.decision import (
     Kind,
     deadline_outcome,
     decide,
-    request_from_value,
 )
 from herald.services.publisher.platforms.sandbox import draw
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.infra.batching import Coalescer
+from herald.shared.messages import codec
+from herald.shared.messages.request import decode_request
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 JOB = "0b8f5a52-6c1e-4c55-9a53-5f0c1f3f0001"
@@ -29,24 +30,27 @@ ME, OTHER = "publisher-a-1", "publisher-b-2"
 
 
 def req(attempt: int = 1, *, check_only: bool = False, platform: str = "sandbox") -> PublishRequest:
-    return request_from_value(
-        {
-            "job_id": JOB,
-            "tenant_id": "t",
-            "post_id": JOB,
-            "platform": platform,
-            "connection_id": JOB,
-            "attempt": attempt,
-            "media_asset_ids": ["https://x/a.jpg"],
-            "caption": "c",
-            "media_type": None,
-            "scheduled_at": "2026-03-01T11:00:00Z",
-            "due_at": "2026-03-01T11:00:00Z",
-            "publish_deadline": "2026-03-03T11:00:00Z",
-            "dispatched_at": "2026-03-01T11:59:00Z",
-            "trace_id": "tr",
-            "check_only": check_only,
-        }
+    return decode_request(
+        codec.encode(
+            "publish.request",
+            {
+                "job_id": JOB,
+                "tenant_id": "t",
+                "post_id": JOB,
+                "platform": platform,
+                "connection_id": JOB,
+                "attempt": attempt,
+                "media_asset_ids": ["https://x/a.jpg"],
+                "caption": "c",
+                "media_type": None,
+                "scheduled_at": "2026-03-01T11:00:00Z",
+                "due_at": "2026-03-01T11:00:00Z",
+                "publish_deadline": "2026-03-03T11:00:00Z",
+                "dispatched_at": "2026-03-01T11:59:00Z",
+                "trace_id": "tr",
+                "check_only": check_only,
+            },
+        )
     )
 
 

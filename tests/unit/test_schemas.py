@@ -9,10 +9,10 @@ import orjson
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from herald.shared import events
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra.names import ALL_TOPICS
 from herald.shared.infra.paths import SCHEMAS_DIR
+from herald.shared.messages import codec
 
 
 def test_every_topic_has_a_compiled_schema_named_in_asyncapi() -> None:
@@ -22,7 +22,7 @@ def test_every_topic_has_a_compiled_schema_named_in_asyncapi() -> None:
     refs = {m["payload"]["schema"]["$ref"] for m in spec["components"]["messages"].values()}
     assert refs == {f"./{t}.json" for t in ALL_TOPICS}
     for topic in ALL_TOPICS:
-        assert events.validator(topic) is not None
+        assert codec.validator(topic) is not None
 
 
 def test_a_status_value_round_trips_and_a_bad_one_names_its_field() -> None:
@@ -34,9 +34,9 @@ def test_a_status_value_round_trips_and_a_bad_one_names_its_field() -> None:
         "time": "2026-11-29T10:00:00Z",
         "trace_id": "x",
     }
-    assert events.decode("publish.status", events.encode("publish.status", dict(value)))["status"]
+    assert codec.decode("publish.status", codec.encode("publish.status", dict(value)))["status"]
     with pytest.raises(InvalidMessage) as exc:
-        events.encode("publish.status", value | {"status": "LOST"})
+        codec.encode("publish.status", value | {"status": "LOST"})
     assert "status" in exc.value.fields
 
 
@@ -63,19 +63,19 @@ CANCEL = {
 def test_previous_major_is_accepted_and_others_refused(
     topic: str, value: dict[str, object]
 ) -> None:
-    major = events.CURRENT_MAJOR
-    for version in (events.SCHEMA_VERSION, f"{major}.0", f"{major - 1}.0", f"{major - 1}.7"):
+    major = codec.CURRENT_MAJOR
+    for version in (codec.SCHEMA_VERSION, f"{major}.0", f"{major - 1}.0", f"{major - 1}.7"):
         raw = orjson.dumps(value | {"schema_version": version})
-        assert events.decode(topic, raw)["schema_version"] == version
+        assert codec.decode(topic, raw)["schema_version"] == version
     for version in (f"{major + 1}.0", f"{major - 2}.9", "7.0", "", None):
         raw = orjson.dumps(value | {"schema_version": version})
         with pytest.raises(InvalidMessage, match="schema_version"):
-            events.decode(topic, raw)
+            codec.decode(topic, raw)
 
 
 def test_a_known_version_with_an_unknown_field_is_refused_a_newer_minor_is_not() -> None:
     command = {
-        "schema_version": events.SCHEMA_VERSION,
+        "schema_version": codec.SCHEMA_VERSION,
         "command": "schedule",
         "job_id": str(uuid.uuid4()),
         "tenant_id": "t",
@@ -87,8 +87,8 @@ def test_a_known_version_with_an_unknown_field_is_refused_a_newer_minor_is_not()
         "schedule_at": "2026-12-24T10:00:00Z",  # a typo that would post at once
     }
     with pytest.raises(InvalidMessage) as exc:
-        events.decode("publish.schedule", orjson.dumps(command))
+        codec.decode("publish.schedule", orjson.dumps(command))
     assert exc.value.fields == {"schedule_at": "unknown field"}
-    major, minor = events.SCHEMA_VERSION.split(".")
+    major, minor = codec.SCHEMA_VERSION.split(".")
     newer = command | {"schema_version": f"{major}.{int(minor) + 1}"}
-    assert events.decode("publish.schedule", orjson.dumps(newer))["schedule_at"]
+    assert codec.decode("publish.schedule", orjson.dumps(newer))["schedule_at"]

@@ -24,11 +24,11 @@ from herald.services.publisher.platforms.instagram_reads import (
     IN_PROGRESS,
     ContainerStatus,
     GraphReader,
-    parse_time,
 )
 from herald.services.publisher.platforms.instagram_throttle import APP_WIDE, Throttle
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
+from herald.shared.messages.codec import instant_or_none
 
 logger = logging.getLogger("herald.services.publisher.platforms.instagram_attempt")
 
@@ -121,7 +121,7 @@ class Reporter:
             ids["media_id"] = str(media["id"])
             if isinstance(media.get("permalink"), str):
                 ids["permalink"] = media["permalink"]
-            published_at = parse_time(media.get("timestamp")) or published_at
+            published_at = instant_or_none(media.get("timestamp")) or published_at
         self.log(logging.INFO, "already published", container_id=cid, media_id=ids.get("media_id"))
         seen: dict[str, Any] = {"container": status.body} if status is not None else {}
         if media is not None:

@@ -18,6 +18,7 @@ from herald.services.publisher.platforms.instagram_errors import (
     Call,
     ErrorClass,
 )
+from herald.shared.messages.codec import instant_or_none
 
 IN_PROGRESS, FINISHED, PUBLISHED = "IN_PROGRESS", "FINISHED", "PUBLISHED"
 ERROR, EXPIRED = "ERROR", "EXPIRED"
@@ -161,7 +162,7 @@ class GraphReader:
             for m in items
             if m.get("id")
             and str(m.get("caption") or "").strip() == caption
-            and (parse_time(m.get("timestamp")) or since) >= since
+            and (instant_or_none(m.get("timestamp")) or since) >= since
         ]
         return matches[0] if len(matches) == 1 else None
 
@@ -179,7 +180,9 @@ class GraphReader:
             except GraphCallError:
                 continue
             stamps += [
-                t for m in items if (t := parse_time(m.get("timestamp"))) is not None and t > since
+                t
+                for m in items
+                if (t := instant_or_none(m.get("timestamp"))) is not None and t > since
             ]
         if not stamps:
             return window
@@ -192,16 +195,6 @@ class GraphReader:
         body = await self.client.get(Call.MEDIA_READ, f"{self.account}/{edge}", params)
         data = body.get("data")
         return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Graph timestamps look like ``2026-03-01T10:00:00+0000``."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
-    except ValueError:
-        return None
 
 
 def _number(value: Any, default: float) -> float:

@@ -10,9 +10,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from herald.shared import events
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import SCHEDULE, Names
+from herald.shared.messages import codec
+from herald.shared.messages.schedule import command_value, encode_command
 
 
 class HeraldClient:
@@ -23,15 +24,8 @@ class HeraldClient:
         self._pending: list[tuple[str, str | bytes | None, bytes]] = []
 
     def _command(self, command: str, job_id: str, key: str | None, **fields: Any) -> str:
-        value = {
-            "command": command,
-            "job_id": job_id,
-            "tenant_id": self.tenant_id,
-            "idempotency_key": key or f"{command}:{job_id}:{uuid.uuid4().hex}",
-            "trace_id": events.new_trace_id(),
-            **{k: v for k, v in fields.items() if v is not None},
-        }
-        self._pending.append((self.topic, job_id, events.encode(SCHEDULE, value)))
+        value = command_value(command, job_id, self.tenant_id, key, **fields)
+        self._pending.append((self.topic, job_id, encode_command(value)))
         return job_id
 
     def schedule(
@@ -87,4 +81,4 @@ def _rfc3339(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("times must be timezone-aware")
-    return events.iso(value)
+    return codec.iso(value)

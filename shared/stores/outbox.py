@@ -12,15 +12,14 @@ one-event form (`topic`, `key`, `value`; migration 0001) are still relayed."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import psycopg
 
-from herald.shared import events
-from herald.shared.domain.jobs import next_attempt_shown
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.kafka.client import Producer
-from herald.shared.infra.names import DLQ, STATUS, Names
+from herald.shared.infra.names import Names
+from herald.shared.messages import codec
+from herald.shared.messages.status import Event
 
 log = logging.getLogger(__name__)
 _RELAY_LOCK = "herald-outbox-relay"
@@ -46,9 +45,7 @@ RETURNING id,
 """
 
 
-async def add(
-    conn: psycopg.AsyncConnection[Row], names: Names, items: list[tuple[str, str, dict[str, Any]]]
-) -> None:
+async def add(conn: psycopg.AsyncConnection[Row], names: Names, items: list[Event]) -> None:
     """Queue (base topic, key, value) events inside the caller's transaction: one row."""
     if not items:
         return
@@ -58,37 +55,9 @@ async def add(
     for topic, key, value in items:
         topics.append(names.topic(topic))
         keys.append(key)
-        vals.append(events.encode(topic, value))
+        vals.append(codec.encode(topic, value))
     # Binary parameters: a text-format bytea[] would be hex-escaped value by value.
     await conn.execute(_INSERT, (topics, keys, vals))
-
-
-def status_event(
-    job: Row,
-    status: str,
-    *,
-    reason: str | None = None,
-    time: Any = None,
-) -> tuple[str, str, dict[str, Any]]:
-    """A publish.status event for a job row (after its change)."""
-    value = {
-        "job_id": str(job["id"]),
-        "tenant_id": job["tenant_id"],
-        "post_id": str(job["post_id"]),
-        "status": status,
-        "attempt": int(job["attempt_count"]),
-        "reason": reason,
-        "provider_ids": job.get("provider_ids") or {},
-        "next_attempt_at": events.iso(next_attempt_shown(status, job.get("next_attempt_at"))),
-        "published_at": events.iso(job.get("published_at")),
-        "time": events.iso(time or events.now_utc()),
-        "trace_id": job["trace_id"],
-    }
-    return STATUS, str(job["id"]), value
-
-
-def dlq_event(value: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    return DLQ, str(value.get("job_id") or ""), value
 
 
 async def relay_once(db: Database, producer: Producer, batch: int = 5000) -> int:

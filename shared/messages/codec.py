@@ -74,10 +74,26 @@ def iso(value: datetime | None) -> str | None:
     return out if len(out) == 27 else out[:-1] + ".000000Z"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if value is None:
+def instant(text: str) -> datetime:
+    """The one parser of instants: RFC 3339 with an offset (Graph's `+0000` too), answered
+    in UTC. A naive, impossible or unrepresentable time raises ValueError."""
+    parsed = datetime.fromisoformat(text.upper())  # `t` and `z` are RFC 3339 too
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # year 1 with a positive offset, year 9999 with a negative
+        raise ValueError(f"{text!r} is out of range") from exc
+
+
+def instant_or_none(value: Any) -> datetime | None:
+    """`instant` for a value that may be absent or malformed (a platform's answer): None."""
+    if not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    try:
+        return instant(value)
+    except ValueError:
+        return None
 
 
 def _errors(topic: str, value: Any) -> dict[str, str]:

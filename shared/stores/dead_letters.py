@@ -3,7 +3,6 @@ through the outbox, in the same transaction."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from typing import Any
@@ -11,12 +10,13 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from herald.shared import events, outbox
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import DomainError, InvalidMessage
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database, Row, without_nul
 from herald.shared.infra.names import Names
+from herald.shared.messages.dlq import dlq_event
+from herald.shared.stores import outbox
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,20 @@ async def insert(
             source_topic,
         ),
     )
-    value: dict[str, Any] = {
-        "reason": reason,
-        "job_id": job_id,
-        "tenant_id": tenant_id,
-        "dead_letter_id": dl_id,
-        "request": request,
-        "last_result": last_result,
-        "attempt_summary": attempt_summary,
-        "error": last_error,
-        "source_topic": source_topic,
-        "raw_base64": base64.b64encode(raw).decode() if raw is not None else None,
-        "time": events.iso(events.now_utc()),
-        "trace_id": trace_id or events.new_trace_id(),
-    }
-    await outbox.add(conn, names, [outbox.dlq_event(value)])
+    event = dlq_event(
+        dead_letter_id=dl_id,
+        reason=reason,
+        job_id=job_id,
+        tenant_id=tenant_id,
+        error=last_error,
+        raw=raw,
+        source_topic=source_topic,
+        request=request,
+        last_result=last_result,
+        attempt_summary=attempt_summary,
+        trace_id=trace_id,
+    )
+    await outbox.add(conn, names, [event])
     log.warning(
         "dead-lettered", extra={"job_id": job_id, "reason": reason, "source_topic": source_topic}
     )

@@ -1,0 +1,1 @@
+"""The wire formats: one codec per topic, each validating against `schemas/`."""
