@@ -175,19 +175,19 @@ async def _jobs(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def _apikey(rt: Any, args: argparse.Namespace) -> int:
-    from herald.shared.domain import tenancy
+    from herald.shared.stores import tenants
 
     if args.action == "create":
         if not args.admin and not args.tenant:
             print("give --tenant T or --admin", file=sys.stderr)
             return 2
-        _, key = await tenancy.create_api_key(
+        _, key = await tenants.create_api_key(
             rt.db, tenant_id=args.tenant, admin=args.admin, label=args.label or ""
         )
         print(key)
         return 0
     if args.action == "list":
-        keys = await tenancy.list_api_keys(rt.db)
+        keys = await tenants.list_api_keys(rt.db)
         _out(
             [
                 {
@@ -199,7 +199,7 @@ async def _apikey(rt: Any, args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    await tenancy.revoke_api_key(rt.db, args.key_id)
+    await tenants.revoke_api_key(rt.db, args.key_id)
     print(f"revoked {args.key_id}", file=sys.stderr)
     return 0
 

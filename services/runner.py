@@ -56,14 +56,14 @@ def admin_key(settings: Settings) -> str:
     path = settings.resolved_stack_dir() / "admin.key"
     if path.exists():
         return path.read_text().strip()
-    from herald.shared.domain import tenancy
     from herald.shared.infra.db.pool import Database
+    from herald.shared.stores import tenants
 
     async def create() -> str:
         db = Database(settings.database_url, settings.db_schema, max_size=1)
         await db.open()
         try:
-            _, key = await tenancy.create_api_key(
+            _, key = await tenants.create_api_key(
                 db, tenant_id=None, admin=True, label="herald run admin"
             )
             return key

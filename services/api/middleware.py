@@ -16,10 +16,11 @@ import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from herald.shared.domain.tenancy import Principal, authenticate
-from herald.shared.domain.validation import has_nul
+from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, StoreUnavailable, ValidationFailed
 from herald.shared.infra.db.pool import Database
+from herald.shared.jobs.validation import has_nul
+from herald.shared.stores.tenants import authenticate
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ from typing import Any
 import orjson
 
 from herald.shared import __version__
-from herald.shared.connections import STATUSES as CONNECTION_STATUSES
 from herald.shared.domain import connection_rules as rules
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.domain.validation import MEDIA_TYPES, PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES, MEDIA_TYPES, PLATFORMS
 from herald.shared.infra.paths import SCHEMAS_DIR
 
 Schema = dict[str, Any]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from herald.services.api.middleware import json_object, json_ok, principal, query
-from herald.shared.connections import ConnectionStore
+from herald.shared.accounts.connections import ConnectionService
 from herald.shared.jobs.views import parse_limit
 
 MAX_CONNECTIONS_PAGE = 500
 
 
-def add_routes(app: web.Application, connections: ConnectionStore) -> None:
+def add_routes(app: web.Application, connections: ConnectionService) -> None:
     async def create(request: web.Request) -> web.Response:
         body = await json_object(request)
         return json_ok(await connections.create(principal(request), body), status=201)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Container, Iterable
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 from psycopg import AsyncConnection
 
 from herald.services.publisher.decision import (
@@ -32,32 +31,15 @@ from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.crypto import TokenCipher
-from herald.shared.infra.db.pool import Database, Row, id_array
+from herald.shared.infra.db.pool import BY_KEY, Database, Row, id_array
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import RESULT, Names
 from herald.shared.messages import codec
 from herald.shared.messages.result import encode_result, result_value
+from herald.shared.stores import attempts, claims, connections, jobs
 
 log = logging.getLogger(__name__)
 
-# Every statement here touches rows by primary key. Tables that grow fast outrun their
-# statistics (autovacuum analyses them a minute later), and a planner that believes a table
-# is tiny scans it whole: measured 12 ms instead of 3 ms for 250 keys on a 20,000-row table.
-BY_KEY = (
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)"
-)
-_JOBS = """
-SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,
-       connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids
-FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE
-"""
-# Each connection once per batch (a batch's jobs share a few dozen accounts), not per job.
-_CONNECTIONS = """
-SELECT id AS connection_id, tenant_id AS connection_tenant, platform AS connection_platform,
-       name AS connection_name, status AS connection_status,
-       metadata AS connection_metadata, token_ciphertext
-FROM connections WHERE id IN (SELECT connection_id FROM jobs WHERE id = ANY(%s::uuid[]))
-"""
 _NO_CONNECTION: Row = {
     "connection_tenant": None,
     "connection_platform": None,
@@ -66,77 +48,6 @@ _NO_CONNECTION: Row = {
     "connection_metadata": None,
     "token_ciphertext": None,
 }
-_CLAIMS = """
-SELECT job_id::text AS job_id, attempt, worker, lease_until, lease_until < now() AS expired, result
-FROM publish_claims WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, attempt FOR UPDATE
-"""
-_ATTEMPTS = """
-SELECT job_id::text AS job_id, attempt, outcome, provider_ids, finished_at
-FROM attempts WHERE job_id = ANY(%s::uuid[])
-"""
-_UPSERT_CLAIMS = """
-INSERT INTO publish_claims (job_id, attempt, worker, lease_until, result)
-SELECT v.j, v.a, %s, now() + make_interval(secs => %s), v.r
-FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-ON CONFLICT (job_id, attempt) DO UPDATE
-SET worker = EXCLUDED.worker, lease_until = EXCLUDED.lease_until, result = EXCLUDED.result
-"""
-_STAMP = """
-UPDATE jobs SET call_started_at = now() WHERE id = ANY(%s::uuid[]) AND call_started_at IS NULL
-"""
-# A call's result is stored only by the worker that still holds the claim (see _HOLD).
-_STORE_RESULTS = """
-UPDATE publish_claims AS p SET result = v.r
-FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
-RETURNING p.job_id::text AS job_id, p.attempt
-"""
-_INSERT_RESULTS = """
-INSERT INTO publish_claims (job_id, attempt, worker, lease_until, result)
-SELECT v.j, v.a, %s, now(), v.r FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-ON CONFLICT (job_id, attempt) DO NOTHING
-"""
-_STORED = """
-SELECT job_id::text AS job_id, attempt, result FROM publish_claims
-WHERE job_id = ANY(%s::uuid[]) AND attempt = ANY(%s::int[])
-"""
-# The claims this worker still holds, their leases extended; in the same statement, each
-# one's new container (or new carousel items, which replace any container) stored, clearing
-# the "publish sent" stamp (a new container was never published), or, right before the
-# irreversible call, that stamp set (on a job with a container: a platform without
-# containers, like the sandbox, needs none). Holding is ownership: this worker's name and no
-# result yet. A lapsed lease alone is not a loss: another worker takes a claim over only in
-# its claim transaction, which locks the claim row and rewrites `worker`, so either this
-# statement comes first (the lease is live again and the other worker waits) or it finds
-# another worker's name and answers "lost".
-_HOLD = """
-WITH held AS (
-    UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
-    FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
-    WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
-    RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id,
-              v.r ->> 'children' AS children,
-              coalesce((v.r ->> 'publishing')::boolean, false) AS publishing
-), stored AS (
-    UPDATE jobs SET container_id = CASE WHEN held.children IS NOT NULL THEN NULL
-                                        ELSE coalesce(held.container_id, jobs.container_id) END,
-                    child_container_ids = coalesce(held.children, jobs.child_container_ids),
-                    publish_sent_at = CASE WHEN held.publishing
-                                           THEN coalesce(jobs.publish_sent_at, now()) END
-    FROM held
-    WHERE jobs.id = held.job_id
-      AND (held.container_id IS NOT NULL OR held.children IS NOT NULL
-           OR (held.publishing AND jobs.container_id IS NOT NULL))
-)
-SELECT job_id::text AS job_id, attempt FROM held
-"""
-# Held as in _HOLD; a claim missing from the answer was taken over or answered meanwhile.
-_RENEW = """
-UPDATE publish_claims SET lease_until = now() + make_interval(secs => %s)
-WHERE worker = %s AND result IS NULL AND job_id = ANY(%s::uuid[])
-  AND (job_id, attempt) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
-RETURNING job_id::text AS job_id, attempt
-"""
 
 
 @dataclass(frozen=True)
@@ -214,11 +125,7 @@ class ClaimStore:
         """Extend the leases of these claims; answers those this worker still holds."""
         if not keys:
             return set()
-        ids = [k[0] for k in keys]
-        rows = await self.db.fetch(
-            _RENEW, (self.lease_seconds, self.worker, ids, ids, [k[1] for k in keys])
-        )
-        return {(r["job_id"], r["attempt"]) for r in rows}
+        return await claims.renew(self.db, self.worker, self.lease_seconds, keys)
 
     # ---- batches --------------------------------------------------------------------------
 
@@ -230,17 +137,22 @@ class ClaimStore:
             await conn.execute(BY_KEY)
             keys = id_array(ids)
             reads = [
-                await conn.execute(sql, (keys,))
-                for sql in (_JOBS, _CONNECTIONS, _CLAIMS, _ATTEMPTS)
+                await read(conn, keys)
+                for read in (
+                    jobs.lock_for_claim,
+                    connections.of_jobs,
+                    claims.lock,
+                    attempts.of_jobs,
+                )
             ]
             accounts = {r["connection_id"]: r for r in await reads[1].fetchall()}
-            jobs = {
+            rows = {
                 r["job_id"]: r | accounts.get(r["connection_id"], _NO_CONNECTION)
                 for r in await reads[0].fetchall()
             }
-            claims: dict[str, list[ClaimRow]] = {}
+            held: dict[str, list[ClaimRow]] = {}
             for r in await reads[2].fetchall():
-                claims.setdefault(r["job_id"], []).append(
+                held.setdefault(r["job_id"], []).append(
                     ClaimRow(
                         r["job_id"],
                         r["attempt"],
@@ -250,9 +162,9 @@ class ClaimStore:
                         r["result"],
                     )
                 )
-            attempts: dict[str, list[AttemptRow]] = {}
+            answered: dict[str, list[AttemptRow]] = {}
             for r in await reads[3].fetchall():
-                attempts.setdefault(r["job_id"], []).append(
+                answered.setdefault(r["job_id"], []).append(
                     AttemptRow(
                         r["job_id"],
                         r["attempt"],
@@ -261,32 +173,22 @@ class ClaimStore:
                         r["finished_at"],
                     )
                 )
-            out = self._decide_all(requests, jobs, claims, attempts, now)
+            out = self._decide_all(requests, rows, held, answered, now)
             writes = [
                 (req, c.decision) for req, c in zip(requests, out, strict=True) if c.decision.claim
             ]
             if writes:
-                await conn.execute(
-                    _UPSERT_CLAIMS,
-                    (
-                        self.worker,
-                        self.lease_seconds,
-                        _records((r.job_id, r.attempt, d.result) for r, d in writes),
-                    ),
-                )
+                decided = claims.rows((r.job_id, r.attempt, d.result) for r, d in writes)
+                await claims.upsert(conn, self.worker, self.lease_seconds, decided)
             calling = [
                 r.job_id for r, c in zip(requests, out, strict=True) if c.decision.kind is Kind.CALL
             ]
             if calling:
-                await conn.execute(_STAMP, (id_array(calling),))
+                await jobs.stamp_call_started(conn, calling)
         return out
 
     async def _hold_many(self, items: list[tuple[str, int, dict[str, Any]]]) -> list[bool]:
-        rows = _records(items)
-        held = {
-            (r["job_id"], r["attempt"])
-            for r in await self.db.fetch(_HOLD, (self.lease_seconds, rows, self.worker))
-        }
+        held = await claims.hold(self.db, self.worker, self.lease_seconds, claims.rows(items))
         return [(j, a) in held for j, a, _ in items]
 
     def _decide_all(
@@ -393,19 +295,12 @@ class ClaimStore:
         emitted), and a claim another worker took over without answering yet makes ours
         None: nothing is emitted, its new holder answers."""
         keys = [(i.request.job_id, i.request.attempt) for _, i in store]
-        cur = await conn.execute(
-            _STORE_RESULTS,
-            (
-                _records((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True)),
-                self.worker,
-            ),
-        )
-        stored = {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
-        lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in stored]
+        results = claims.rows((k[0], k[1], i.value) for k, (_, i) in zip(keys, store, strict=True))
+        kept = await claims.store_results(conn, self.worker, results)
+        lost = [(n, k) for (n, _), k in zip(store, keys, strict=True) if k not in kept]
         if not lost:
             return
-        cur = await conn.execute(_STORED, ([k[0] for _, k in lost], [k[1] for _, k in lost]))
-        earlier = {(r["job_id"], r["attempt"]): r["result"] for r in await cur.fetchall()}
+        earlier = await claims.stored(conn, [k for _, k in lost])
         missing = [(n, k) for n, k in lost if k not in earlier]
         for n, k in lost:
             if k in earlier:
@@ -413,13 +308,8 @@ class ClaimStore:
                 # and has not answered yet: leave the answer to it
                 values[n] = earlier[k]
         if missing:  # no claim row at all (should not happen): store ours
-            await conn.execute(
-                _INSERT_RESULTS,
-                (
-                    self.worker,
-                    _records((k[0], k[1], values[n]) for n, k in missing),
-                ),
-            )
+            ours = claims.rows((k[0], k[1], values[n]) for n, k in missing)
+            await claims.insert_results(conn, self.worker, ours)
 
 
 def _job_state(row: Row | None) -> JobState | None:
@@ -436,10 +326,3 @@ def _job_state(row: Row | None) -> JobState | None:
         publish_sent=bool(row["publish_sent"]),
         child_container_ids=row["child_container_ids"],
     )
-
-
-def _records(rows: Iterable[tuple[str, int, dict[str, Any] | None]]) -> str:
-    """Rows for `jsonb_to_recordset(...) AS v(j uuid, a int, r jsonb)`: one JSON parameter
-    (a text[] of JSON documents costs a regex escape per quote in psycopg: measured as the
-    publisher's top CPU cost)."""
-    return orjson.dumps([{"j": j, "a": a, "r": r} for j, a, r in rows]).decode()

@@ -53,7 +53,6 @@ async def serve(
         db=rt.db,
         names=rt.names,
         claims=claims,
-        connections=rt.connections(),
         registry=platforms,
         limiter=RateLimiter(rt.redis, rt.names),
         timing=Timing(

@@ -29,7 +29,6 @@ from herald.services.publisher.leases import Leases
 from herald.services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.scrub import Scrubber
-from herald.shared.connections import ConnectionStore
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage, StoreUnavailable
@@ -41,7 +40,7 @@ from herald.shared.infra.process import sleep_or_stop
 from herald.shared.messages import codec
 from herald.shared.messages.request import decode_request
 from herald.shared.messages.result import result_value
-from herald.shared.stores import dead_letters
+from herald.shared.stores import connections, dead_letters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,7 +76,6 @@ class PublishWorker:
         db: Database,
         names: Names,
         claims: ClaimStore,
-        connections: ConnectionStore,
         registry: Mapping[str, PlatformPublisher],
         limiter: RateLimiter,
         timing: Timing,
@@ -87,7 +85,6 @@ class PublishWorker:
         self.db = db
         self.names = names
         self.claims = claims
-        self.connections = connections
         self.registry = registry
         self.limiter = limiter
         self.timing = timing
@@ -182,7 +179,7 @@ class PublishWorker:
             if decision.deadline_read:
                 outcome = deadline_outcome(outcome, decision.publish_sent)
             if outcome.outcome is Outcome.AUTH_ERROR:
-                await self._store(lambda: self.connections.mark_needs_reauth(connection.id))
+                await self._store(lambda: connections.mark_needs_reauth(self.db, connection.id))
             value = result_value(
                 req,
                 Scrubber(connection.access_token).outcome(outcome),

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from herald.services.results.consumer import ResultsConsumer
 from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
+from herald.shared.infra.db import locks
 from herald.shared.infra.process import (
     Supervisor,
     lower_cpu_priority,
@@ -19,6 +20,7 @@ from herald.shared.infra.process import (
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.messages.codec import now_utc
+from herald.shared.stores import attempts, dead_letters, idempotency_keys
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +29,11 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 PRUNE_CHUNK = 5000
 _PRUNE_LOCK = "herald-results-prune"
 
-# Each statement touches at most PRUNE_CHUNK rows, so pruning never holds long locks.
+# What pruning drops, each statement touching at most PRUNE_CHUNK rows (no long locks).
 _PRUNE = {
-    "attempt_responses": (
-        "UPDATE attempts SET provider_response = NULL WHERE ctid = ANY(ARRAY("
-        "SELECT ctid FROM attempts WHERE provider_response IS NOT NULL AND finished_at < %s"
-        " LIMIT %s))"
-    ),
-    "dead_letters": (
-        "DELETE FROM dead_letters WHERE ctid = ANY(ARRAY("
-        "SELECT ctid FROM dead_letters WHERE created_at < %s LIMIT %s))"
-    ),
-    "idempotency_keys": (
-        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
-        "SELECT ctid FROM idempotency_keys WHERE created_at < %s LIMIT %s))"
-    ),
+    "attempt_responses": attempts.prune_responses,
+    "dead_letters": dead_letters.prune,
+    "idempotency_keys": idempotency_keys.prune,
 }
 
 
@@ -56,20 +48,15 @@ async def prune_once(rt: Runtime) -> dict[str, int]:
         "idempotency_keys": now - max(retention, timedelta(hours=24)),
     }
     counts = dict.fromkeys(_PRUNE, 0)
-    async with rt.db.connection() as conn:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (_PRUNE_LOCK,))
-        got = await cur.fetchone()
-        if not got or not got["ok"]:
+    async with locks.held(rt.db, _PRUNE_LOCK) as mine, rt.db.connection() as conn:
+        if not mine:
             return counts
-        try:
-            for name, sql in _PRUNE.items():
-                while True:
-                    cur = await conn.execute(sql, (cutoffs[name], PRUNE_CHUNK))
-                    counts[name] += cur.rowcount
-                    if cur.rowcount < PRUNE_CHUNK:
-                        break
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_PRUNE_LOCK,))
+        for name, prune in _PRUNE.items():
+            while True:
+                dropped = await prune(conn, cutoffs[name], PRUNE_CHUNK)
+                counts[name] += dropped
+                if dropped < PRUNE_CHUNK:
+                    break
     if any(counts.values()):
         log.info("pruned", extra=counts)
     return counts

@@ -1,61 +1,21 @@
-"""The results service's values and SQL: parsing `publish.result`, and one batch's
-statements (locks, attempt rows, job updates, dead-letter context)."""
+"""What one batch of results reads and writes: the rows it locks, the attempts it inserts,
+the jobs it moves and the context of its dead letters (the statements live in
+`herald.shared.stores`; this module shapes their rows)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 
 from herald.services.results.policy import AttemptResult, JobState
 from herald.shared.domain.jobs import JobStatus
-from herald.shared.infra.db.pool import Row, id_array
-from herald.shared.jobs.views import JOB_COLUMNS
+from herald.shared.infra.db.pool import BY_KEY, Row
 from herald.shared.messages import codec
 from herald.shared.messages.result import Result
+from herald.shared.stores import attempts, jobs
 
 SUMMARY_LIMIT = 50  # attempts per dead letter's summary (the newest)
-
-# Each batch writes its attempts and its jobs with one statement apiece, the rows passed as
-# one JSON parameter (`jsonb_to_recordset`): a statement per row cost 20,000 executions per
-# 20,000 results; `unnest` of typed arrays measured slower in Python (a jsonb[] element is
-# dumped one by one) and, estimated at 500 rows, was planned as a hash join over a
-# sequential scan of `jobs`. error_code/error_subcode travel as float8 and are cast as the
-# row-by-row statement's parameters were (a schema-valid `2.0` is stored as 2).
-_INSERT_ATTEMPTS = """
-INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_code,
-                      error_subcode, error_message, retry_after, provider_ids, provider_response)
-SELECT v.job_id, v.attempt, v.worker, v.started_at, v.finished_at, v.outcome, v.error_code::int,
-       v.error_subcode::int, v.error_message, v.retry_after, v.provider_ids, v.provider_response
-FROM jsonb_to_recordset(%s::jsonb) AS v(
-    job_id uuid, attempt int, worker text, started_at timestamptz, finished_at timestamptz,
-    outcome text, error_code float8, error_subcode float8, error_message text,
-    retry_after float8, provider_ids jsonb, provider_response jsonb)
-ON CONFLICT (job_id, attempt) DO NOTHING
-RETURNING job_id::text AS job_id, attempt
-"""
-_UPDATE_JOBS = """
-UPDATE jobs AS j
-SET status = v.status, failed_attempts = v.failed_attempts, next_attempt_at = v.next_attempt_at,
-    queued = v.queued, check_only = v.check_only, force_required = v.force_required,
-    published_at = v.published_at, provider_ids = v.provider_ids, last_error = v.last_error,
-    updated_at = now()
-FROM jsonb_to_recordset(%s::jsonb) AS v(
-    id uuid, before text, status text, failed_attempts int, next_attempt_at timestamptz,
-    queued boolean, check_only boolean, force_required boolean, published_at timestamptz,
-    provider_ids jsonb, last_error jsonb)
-WHERE j.id = v.id AND j.status = v.before
-"""
-# Every statement of a batch touches rows by key; as in the publisher's claims (BY_KEY there),
-# keep the planner off sequential scans and hash joins for the transaction: on a 20,000-row
-# `jobs` table it otherwise scans the table whole to lock 500 rows (2.8 ms instead of 1.8 ms),
-# and the cost grows with the table, not the batch.
-BY_KEY = (
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)"
-)
 
 
 def attempt_result(inc: Result) -> AttemptResult:
@@ -113,17 +73,14 @@ def job_state(row: Row) -> JobState:
 
 
 async def lock_jobs(conn: psycopg.AsyncConnection[Row], job_ids: list[str]) -> dict[str, Row]:
-    """Lock the batch's jobs in id order (concurrent batches then never deadlock); also sets
-    the transaction's planner hints (`BY_KEY`) for this and the batch's later statements."""
+    """Lock the batch's jobs in id order (concurrent batches then never deadlock); the
+    transaction keeps to index lookups (`BY_KEY`) from here on."""
     if not job_ids:
         return {}
     async with conn.pipeline():
         await conn.execute(BY_KEY)
-        cur = await conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-            (id_array(job_ids),),
-        )
-    return {str(r["id"]): r for r in await cur.fetchall()}
+        locked = await jobs.lock(conn, job_ids)
+    return locked
 
 
 async def insert_attempts(
@@ -149,10 +106,7 @@ async def insert_attempts(
             "provider_ids": i.provider_ids,
             "provider_response": i.value.get("provider_response") or None,
         }
-    if not rows:
-        return set()
-    cur = await conn.execute(_INSERT_ATTEMPTS, (_json(list(rows.values())),))
-    return {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
+    return await attempts.insert(conn, list(rows.values()))
 
 
 async def update_jobs(
@@ -179,38 +133,16 @@ async def update_jobs(
                 "last_error": r["last_error"],  # None: SQL NULL (jsonb_to_recordset maps null)
             }
         )
-    cur = await conn.execute(_UPDATE_JOBS, (_json(values),))
-    if cur.rowcount != len(values):
-        raise RuntimeError(f"{len(values) - cur.rowcount} jobs changed under their locks")
-
-
-def _json(rows: list[dict[str, Any]]) -> str:
-    """Rows as one JSON parameter for `jsonb_to_recordset`."""
-    try:
-        return orjson.dumps(rows).decode()
-    except TypeError:  # an integer beyond 64 bits (read back from a jsonb column): stdlib
-        return json.dumps(rows, default=_instant_json)
-
-
-def _instant_json(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    written = await jobs.apply_results(conn, values)
+    if written != len(values):
+        raise RuntimeError(f"{len(values) - written} jobs changed under their locks")
 
 
 async def attempt_summaries(
     conn: psycopg.AsyncConnection[Row], job_ids: list[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    if not job_ids:
-        return {}
-    cur = await conn.execute(
-        "SELECT job_id, attempt, outcome, error_code, error_subcode, error_message, worker,"
-        " started_at, finished_at FROM attempts WHERE job_id = ANY(%s::uuid[])"
-        " ORDER BY job_id, attempt",
-        (id_array(job_ids),),
-    )
     out: dict[str, list[dict[str, Any]]] = {}
-    for r in await cur.fetchall():
+    for r in await attempts.summaries(conn, job_ids):
         out.setdefault(str(r["job_id"]), []).append(
             {
                 "attempt": r["attempt"],

@@ -17,51 +17,21 @@ import logging
 import time
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra import metrics
-from herald.shared.infra.db.pool import Row, id_array
+from herald.shared.infra.db.pool import Row
 from herald.shared.infra.delayed_queue import Claimed
 from herald.shared.infra.names import REQUEST, Names
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.views import JOB_COLUMNS
 from herald.shared.messages.request import encode_request
 from herald.shared.messages.status import status_event
-from herald.shared.stores import dead_letters, outbox
+from herald.shared.stores import dead_letters, jobs, outbox
 
 log = logging.getLogger(__name__)
-
-# A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
-# leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
-# how the reconciler finds the job if it sticks. An IN_PROGRESS job is dispatched again, with
-# the same attempt, once its lease has passed while no publisher claimed that attempt (its
-# request may never have reached Kafka), or after HERALD_STUCK_AFTER_SECONDS in any case.
-_MARK_DISPATCHED = """
-WITH old AS (
-    SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
-)
-UPDATE jobs SET
-    attempt_count = CASE WHEN old.status = 'IN_PROGRESS' THEN jobs.attempt_count
-                         ELSE jobs.attempt_count + 1 END,
-    status = 'IN_PROGRESS', dispatched_at = now(), updated_at = now()
-FROM old
-WHERE jobs.id = old.id AND (
-    (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
-    OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
-        AND (NOT EXISTS (SELECT 1 FROM publish_claims c
-                         WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count)
-             OR jobs.dispatched_at < now() - %(stuck)s * interval '1 s'))
-)
-RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
-    jobs.attempt_count, jobs.media_asset_ids, jobs.caption, jobs.media_type, jobs.scheduled_at,
-    jobs.publish_deadline, jobs.dispatched_at, jobs.trace_id, jobs.provider_ids,
-    jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status,
-    (SELECT c.placement FROM connections c WHERE c.id = jobs.connection_id) AS placement
-"""
 
 
 class Dispatcher:
@@ -122,15 +92,9 @@ class Dispatcher:
         settings = self.rt.settings
         partitions = await self.partitions.get()
         async with self.rt.db.transaction() as conn:
-            cur = await conn.execute(
-                _MARK_DISPATCHED,
-                {
-                    "ids": id_array(due),
-                    "lease": settings.lease_seconds,
-                    "stuck": settings.stuck_after_seconds,
-                },
+            marked = await jobs.mark_dispatched(
+                conn, list(due), lease=settings.lease_seconds, stuck=settings.stuck_after_seconds
             )
-            marked = await cur.fetchall()
             rows, records, unsendable = [], [], []
             for r in marked:
                 try:
@@ -200,14 +164,7 @@ async def _dead_letter(
             "fields": fields,
             "may_be_live": False,
         }
-        cur = await conn.execute(
-            "UPDATE jobs SET status = 'DEAD_LETTERED', next_attempt_at = NULL, queued = false,"
-            " last_error = %s, updated_at = now() WHERE id = %s"
-            f" RETURNING {JOB_COLUMNS}",
-            (Jsonb(last_error), row["id"]),
-        )
-        job = await cur.fetchone()
-        assert job is not None
+        job = await jobs.dead_letter(conn, row["id"], last_error)
         closed.append(status_event(job, JobStatus.DEAD_LETTERED, reason="unsendable"))
         await dead_letters.insert(
             conn,

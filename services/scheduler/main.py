@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from herald.services.scheduler import gauges
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.reconciler import Reconciler
-from herald.shared.infra import state_gauges
 from herald.shared.infra.process import Supervisor, repeat, run_loop, run_service, sleep_or_stop
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
@@ -37,8 +37,8 @@ async def queue_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 2
     """Delayed-queue depth, due backlog (Redis) and connections by status (Postgres)."""
 
     async def refresh() -> None:
-        await state_gauges.refresh_queue(rt.queue)
-        await state_gauges.refresh_connections(rt.db)
+        await gauges.refresh_queue(rt.queue)
+        await gauges.refresh_connections(rt.db)
 
     await repeat(
         stopping, interval, refresh, failed="queue gauges unavailable", level=logging.DEBUG
@@ -47,11 +47,11 @@ async def queue_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 2
 
 async def kafka_gauges(rt: Runtime, stopping: asyncio.Event, interval: float = 5.0) -> None:
     """Consumer lag per (group, topic, partition) and topic sizes, from the broker."""
-    gauges = state_gauges.KafkaGauges(rt.settings.kafka_bootstrap, rt.names)
+    kafka = gauges.KafkaGauges(rt.settings.kafka_bootstrap, rt.names)
     await repeat(
         stopping,
         interval,
-        lambda: asyncio.to_thread(gauges.refresh),
+        lambda: asyncio.to_thread(kafka.refresh),
         failed="kafka gauges unavailable",
         level=logging.DEBUG,
     )

@@ -17,8 +17,10 @@ import logging
 import time
 from datetime import datetime
 
+from herald.shared.infra.db import locks
 from herald.shared.infra.process import repeat
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores import jobs
 
 log = logging.getLogger(__name__)
 _LOCK = "herald-reconciler"
@@ -36,32 +38,21 @@ class Reconciler:
         )
 
     async def reconcile_once(self) -> dict[str, int]:
-        async with self.rt.db.connection() as conn:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS ok", (_LOCK,))
-            got = await cur.fetchone()
-            if not got or not got["ok"]:
+        async with locks.held(self.rt.db, _LOCK) as mine:
+            if not mine:
                 return {}
-            try:
-                return {
-                    "paged_in": await self.page_in(),
-                    "restored": await self.restore(),
-                    "unclaimed": await self.requeue_unclaimed(),
-                    "stuck": await self.requeue_stuck(),
-                }
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_LOCK,))
+            return {
+                "paged_in": await self.page_in(),
+                "restored": await self.restore(),
+                "unclaimed": await self.requeue_unclaimed(),
+                "stuck": await self.requeue_stuck(),
+            }
 
     async def page_in(self) -> int:
         total = 0
         horizon = self.rt.settings.redis_horizon_seconds
         while True:
-            rows = await self.rt.db.fetch(
-                "UPDATE jobs SET queued = true WHERE id IN ("
-                " SELECT id FROM jobs WHERE status IN ('SCHEDULED', 'RETRY_SCHEDULED')"
-                " AND NOT queued AND next_attempt_at <= now() + %s * interval '1 s'"
-                " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at",
-                (horizon, self.page),
-            )
+            rows = await jobs.page_in(self.rt.db, horizon=horizon, limit=self.page)
             if not rows:
                 return total
             await self.rt.queue.add({str(r["id"]): r["next_attempt_at"].timestamp() for r in rows})
@@ -73,12 +64,7 @@ class Reconciler:
         after = "00000000-0000-0000-0000-000000000000"
         horizon = self.rt.settings.redis_horizon_seconds
         while True:
-            rows = await self.rt.db.fetch(
-                "SELECT id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
-                " 'RETRY_SCHEDULED') AND queued AND id > %s"
-                " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s",
-                (after, horizon, self.page),
-            )
+            rows = await jobs.queued_due(self.rt.db, after=after, horizon=horizon, limit=self.page)
             if not rows:
                 return restored
             after = str(rows[-1]["id"])
@@ -91,27 +77,13 @@ class Reconciler:
                 log.warning("restored jobs Redis did not hold", extra={"count": len(missing)})
 
     async def requeue_unclaimed(self) -> int:
-        rows = await self.rt.db.fetch(
-            # The dispatcher's mark makes the same test before it dispatches them again. As
-            # below, the due instant (never after the dispatch) lets the index narrow it.
-            "SELECT id FROM jobs j WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
-            " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(lease)s * interval '1 s'"
-            " AND NOT EXISTS (SELECT 1 FROM publish_claims c"
-            "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count)"
-            " ORDER BY dispatched_at LIMIT %(page)s",
-            {"lease": self.rt.settings.lease_seconds, "page": self.page},
-        )
+        lease = self.rt.settings.lease_seconds
+        rows = await jobs.unclaimed(self.rt.db, lease=lease, limit=self.page)
         return await self._requeue([str(r["id"]) for r in rows], "no publisher claimed it")
 
     async def requeue_stuck(self) -> int:
-        rows = await self.rt.db.fetch(
-            # An IN_PROGRESS job keeps its attempt's due instant, never later than its
-            # dispatch: the first condition lets the open-jobs index narrow the search.
-            "SELECT id FROM jobs WHERE next_attempt_at < now() - %(stuck)s * interval '1 s'"
-            " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(stuck)s * interval '1 s'"
-            " ORDER BY dispatched_at LIMIT %(page)s",
-            {"stuck": self.rt.settings.stuck_after_seconds, "page": self.page},
-        )
+        after = self.rt.settings.stuck_after_seconds
+        rows = await jobs.stuck(self.rt.db, after=after, limit=self.page)
         return await self._requeue([str(r["id"]) for r in rows], "stuck")
 
     async def _requeue(self, ids: list[str], why: str) -> int:

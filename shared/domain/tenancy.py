@@ -1,14 +1,9 @@
-"""Tenants and API keys (stored as SHA-256 digests; checking one is one indexed lookup)."""
+"""Who is asking: a tenant's key sees its own jobs, connections and dead letters; an admin
+key sees everything."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from herald.shared.errors import NotFound
-from herald.shared.infra.crypto import api_key_digest, new_api_key
-from herald.shared.infra.db.pool import Database
 
 DEFAULT_TENANT = "default"
 
@@ -23,62 +18,3 @@ class Principal:
 
 
 ADMIN = Principal(tenant_id=None, is_admin=True)
-
-
-async def ensure_tenant(db: Database, tenant_id: str) -> None:
-    await db.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
-
-
-async def create_api_key(
-    db: Database, *, tenant_id: str | None, admin: bool, label: str = ""
-) -> tuple[str, str]:
-    """Returns (key id, key). The key itself is shown once and stored only as a digest."""
-    if tenant_id is not None:
-        await ensure_tenant(db, tenant_id)
-    key = new_api_key()
-    key_id = str(uuid.uuid4())
-    await db.execute(
-        "INSERT INTO api_keys (id, tenant_id, is_admin, digest, label) VALUES (%s, %s, %s, %s, %s)",
-        (key_id, None if admin else tenant_id, admin, api_key_digest(key), label),
-    )
-    return key_id, key
-
-
-async def authenticate(db: Database, key: str) -> Principal | None:
-    row = await db.fetchone(
-        "SELECT tenant_id, is_admin FROM api_keys WHERE digest = %s AND revoked_at IS NULL",
-        (api_key_digest(key),),
-    )
-    if row is None:
-        return None
-    return Principal(tenant_id=row["tenant_id"], is_admin=bool(row["is_admin"]))
-
-
-async def list_api_keys(db: Database) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT id, tenant_id, is_admin, label, created_at, revoked_at FROM api_keys"
-        " ORDER BY created_at"
-    )
-    return [
-        {
-            "id": str(r["id"]),
-            "tenant_id": r["tenant_id"],
-            "admin": r["is_admin"],
-            "label": r["label"],
-            "created_at": r["created_at"],
-            "revoked_at": r["revoked_at"],
-        }
-        for r in rows
-    ]
-
-
-async def revoke_api_key(db: Database, key_id: str) -> None:
-    try:
-        uuid.UUID(key_id)
-    except ValueError as exc:
-        raise NotFound(f"no API key {key_id}") from exc
-    count = await db.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
-    )
-    if not count:
-        raise NotFound(f"no active API key {key_id}")

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 from herald.shared import __version__
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.domain.validation import PLATFORMS
+from herald.shared.domain.platforms import PLATFORMS
 
 SERVICE_INFO = Gauge(
     "herald_service_info", "One per running process", ["service", "replica", "version"]

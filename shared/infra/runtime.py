@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from herald.shared.connections import ConnectionStore
+from herald.shared.accounts.connections import ConnectionService
 from herald.shared.infra import redis_client as redis_store
 from herald.shared.infra.crypto import TokenCipher
 from herald.shared.infra.db.pool import Database
@@ -56,8 +56,8 @@ class Runtime:
     def jobs(self) -> JobService:
         return JobService(self.db, self.queue, self.names, self.settings)
 
-    def connections(self) -> ConnectionStore:
-        return ConnectionStore(self.db, self.cipher)
+    def connections(self) -> ConnectionService:
+        return ConnectionService(self.db, self.cipher)
 
     async def open(self) -> None:
         await self.db.open()

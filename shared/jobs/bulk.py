@@ -14,20 +14,20 @@ from typing import Any
 
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.tenancy import Principal
-from herald.shared.domain.validation import JobInput, validate_job
 from herald.shared.errors import Conflict, DomainError
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
 from herald.shared.jobs.service import (
-    INSERT_JOB,
     JobService,
     check_connections,
-    job_insert_params,
+    job_row,
     request_hash,
 )
+from herald.shared.jobs.validation import JobInput, validate_job
 from herald.shared.messages.codec import new_trace_id, now_utc
 from herald.shared.messages.status import status_event
-from herald.shared.stores import outbox
+from herald.shared.stores import connections, jobs, outbox
+from herald.shared.stores.tenants import ensure_tenants
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
         except DomainError as exc:
             results[i] = exc
     wanted = {c for spec in specs.values() for c in spec.connection_ids}
-    rows = await svc.db.fetch(
-        "SELECT id, tenant_id, platform, status FROM connections WHERE id::text = ANY(%s)",
-        (list(wanted),),
-    )
+    rows = await connections.by_ids(svc.db, sorted(wanted))
     by_id = {str(r["id"]): r for r in rows}
     planned: dict[int, _Planned] = {}
     for i, spec in specs.items():
@@ -79,16 +76,8 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
     horizon = now + timedelta(seconds=svc.settings.redis_horizon_seconds)
     inserted: list[_Planned] = []
     async with svc.db.transaction() as conn:
-        tenants = sorted({p.connection["tenant_id"] for p in planned.values()})
-        await conn.execute(
-            "INSERT INTO tenants (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-            (tenants,),
-        )
-        cur = await conn.execute(
-            "SELECT id, request_hash FROM jobs WHERE id = ANY(%s)",
-            ([p.item.job_id for p in planned.values()],),
-        )
-        known = {str(r["id"]): r["request_hash"] for r in await cur.fetchall()}
+        await ensure_tenants(conn, [p.connection["tenant_id"] for p in planned.values()])
+        known = await jobs.request_hashes(conn, [p.item.job_id for p in planned.values()])
         for i, plan in planned.items():
             job_id = str(uuid.UUID(plan.item.job_id))
             if job_id in known:
@@ -101,7 +90,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 continue  # the same command again: a no-op
             known[job_id] = plan.digest
             inserted.append(plan)
-        params = []
+        new_jobs = []
         events = []
         for plan in inserted:
             spec = plan.spec
@@ -113,8 +102,8 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 "attempt_count": 0,
                 "next_attempt_at": spec.scheduled_at,
             }
-            params.append(
-                job_insert_params(
+            new_jobs.append(
+                job_row(
                     spec,
                     job_id=values["id"],
                     tenant_id=values["tenant_id"],
@@ -126,9 +115,8 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 )
             )
             events.append(status_event(values, JobStatus.SCHEDULED, time=now))
-        if params:
-            async with conn.cursor() as c:
-                await c.executemany(INSERT_JOB, params)
+        if new_jobs:
+            await jobs.insert_many(conn, new_jobs)
             await outbox.add(conn, svc.names, events)
     await svc.mirror(
         add={

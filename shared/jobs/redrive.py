@@ -21,12 +21,13 @@ from typing import Any
 
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.domain.tenancy import Principal
-from herald.shared.domain.validation import parse_instant
 from herald.shared.errors import ValidationFailed
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.service import JobService
+from herald.shared.jobs.validation import parse_instant
 from herald.shared.jobs.views import cursor_params, page
 from herald.shared.messages.codec import iso
+from herald.shared.stores import dead_letters
 
 CHUNK = 500  # jobs per requeue transaction
 MAX_LIMIT = 500
@@ -79,18 +80,8 @@ class Filters:
             raise ValidationFailed("bad dead-letter filter", fields=errors)
         return cls(platform, why, connection, start, end, ids)
 
-    def where(self, principal: Principal) -> tuple[str, dict[str, Any]]:
-        """SQL conditions on `dead_letters d` for these filters, as `principal` sees them."""
-        sql = (
-            " (%(tenant)s::text IS NULL OR d.tenant_id = %(tenant)s)"
-            " AND (%(admin)s OR d.reason <> 'invalid_message')"
-            " AND (%(platform)s::text IS NULL OR d.platform = %(platform)s)"
-            " AND (%(reason)s::text IS NULL OR d.reason = %(reason)s)"
-            " AND (%(conn)s::uuid IS NULL OR d.connection_id = %(conn)s)"
-            " AND (%(since)s::timestamptz IS NULL OR d.created_at >= %(since)s)"
-            " AND (%(until)s::timestamptz IS NULL OR d.created_at < %(until)s)"
-            " AND (%(ids)s::uuid[] IS NULL OR d.job_id = ANY(%(ids)s::uuid[]))"
-        )
+    def params(self, principal: Principal) -> dict[str, Any]:
+        """The filters as `stores.dead_letters` takes them, as `principal` sees them."""
         params = {
             "tenant": None if principal.is_admin else principal.tenant_id,
             "admin": principal.is_admin,
@@ -101,7 +92,7 @@ class Filters:
             "until": self.until,
             "ids": list(self.job_ids) if self.job_ids is not None else None,
         }
-        return sql, params
+        return params
 
 
 def _uuid(value: Any, field: str, errors: dict[str, str]) -> str | None:
@@ -145,17 +136,8 @@ async def list_dead_letters(
     """Newest first; `invalid_message` rows (with their raw bytes) for admins only."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed("bad limit", fields={"limit": f"must be from 1 to {MAX_LIMIT}"})
-    where, params = filters.where(principal)
-    rows = await db.fetch(
-        "SELECT d.id, d.job_id, d.tenant_id, d.platform, d.connection_id, d.reason, d.attempt,"
-        " d.last_error, d.raw, d.created_at, d.redriven_at FROM dead_letters d WHERE"
-        + where
-        + " AND (%(redriven)s OR d.redriven_at IS NULL)"
-        " AND (%(after_ts)s::timestamptz IS NULL"
-        "      OR (d.created_at, d.id) < (%(after_ts)s, %(after_id)s::uuid))"
-        " ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s",
-        params | {"redriven": include_redriven} | cursor_params(cursor, limit),
-    )
+    params = filters.params(principal) | {"redriven": include_redriven}
+    rows = await dead_letters.page(db, params | cursor_params(cursor, limit))
     rows = [r for r in rows if principal.sees(r["tenant_id"] or "")]  # the SQL did; be sure
     return page(rows, limit, lambda r: dead_letter_view(r, admin=principal.is_admin))
 
@@ -166,16 +148,7 @@ async def replayable(
     """The jobs a redrive replays: open dead letters matching the filters whose job is still
     DEAD_LETTERED (never `invalid_message`; `unconfirmed` ones only with `force`), oldest
     first. A dry run answers exactly this list; the real run requeues exactly these jobs."""
-    where, params = filters.where(principal)
-    rows = await db.fetch(
-        "SELECT j.id, min(d.created_at) AS first FROM dead_letters d JOIN jobs j ON j.id = d.job_id"
-        " WHERE" + where + " AND d.redriven_at IS NULL AND d.reason <> 'invalid_message'"
-        " AND j.status = 'DEAD_LETTERED'"
-        " AND (%(force)s OR (d.reason <> 'unconfirmed' AND NOT j.force_required))"
-        " GROUP BY j.id ORDER BY first, j.id",
-        params | {"force": force},
-    )
-    return [str(r["id"]) for r in rows]
+    return await dead_letters.replayable(db, filters.params(principal) | {"force": force})
 
 
 async def redrive(

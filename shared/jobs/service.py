@@ -20,24 +20,25 @@ import orjson
 import psycopg
 
 from herald.shared.domain.jobs import JobStatus, allowed_sources
-from herald.shared.domain.tenancy import Principal, ensure_tenant
-from herald.shared.domain.validation import (
-    JobInput,
-    check_caption,
-    check_instant,
-    has_nul,
-    validate_job,
-)
+from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
-from herald.shared.jobs.views import JOB_COLUMNS, attempt_view, cursor_params, job_view, page
+from herald.shared.jobs.validation import (
+    JobInput,
+    check_caption,
+    check_instant,
+    has_nul,
+    validate_job,
+)
+from herald.shared.jobs.views import attempt_view, cursor_params, job_view, page
 from herald.shared.messages.codec import new_trace_id, now_utc
 from herald.shared.messages.status import status_event
-from herald.shared.stores import outbox
+from herald.shared.stores import attempts, connections, dead_letters, idempotency_keys, jobs, outbox
+from herald.shared.stores.tenants import ensure_tenant
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,7 @@ class Scheduled:
     body: dict[str, Any]
 
 
-# One new SCHEDULED job; the parameters are listed in `job_insert_params`.
-INSERT_JOB = (
-    "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
-    " caption, media_type, scheduled_at, publish_deadline, deadline_explicit, status,"
-    " next_attempt_at, queued, request_hash, trace_id) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, 'SCHEDULED', %s, %s, %s, %s)"
-)
-
-
-def job_insert_params(
+def job_row(
     spec: JobInput,
     *,
     job_id: str,
@@ -69,24 +61,24 @@ def job_insert_params(
     queued: bool,
     digest: str,
     trace_id: str,
-) -> tuple[Any, ...]:
-    return (
-        job_id,
-        tenant_id,
-        post_id,
-        spec.platform,
-        connection_id,
-        spec.media_asset_ids,
-        spec.caption,
-        spec.media_type,
-        spec.scheduled_at,
-        spec.publish_deadline,
-        spec.deadline_explicit,
-        spec.scheduled_at,
-        queued,
-        digest,
-        trace_id,
-    )
+) -> dict[str, Any]:
+    """A new job's columns, as `stores.jobs.insert` takes them."""
+    return {
+        "id": job_id,
+        "tenant_id": tenant_id,
+        "post_id": post_id,
+        "platform": spec.platform,
+        "connection_id": connection_id,
+        "media_asset_ids": spec.media_asset_ids,
+        "caption": spec.caption,
+        "media_type": spec.media_type,
+        "scheduled_at": spec.scheduled_at,
+        "publish_deadline": spec.publish_deadline,
+        "deadline_explicit": spec.deadline_explicit,
+        "queued": queued,
+        "request_hash": digest,
+        "trace_id": trace_id,
+    }
 
 
 def request_hash(body: Any) -> str:
@@ -135,7 +127,7 @@ class JobService:
                 replay = await self._idempotent_replay(conn, tenant_id, idempotency_key, digest)
                 if replay is not None:
                     return replay
-            existing = await self._existing_jobs(conn, ids)
+            existing = await jobs.existing(conn, ids)
             if existing:
                 # A retried command carrying the same job_id: the same body is a no-op.
                 if all(r["request_hash"] == digest for r in existing) and len(existing) == len(ids):
@@ -147,27 +139,26 @@ class JobService:
                 )
             rows = []
             for job_id, connection in zip(ids, connections, strict=True):
-                cur = await conn.execute(
-                    f"{INSERT_JOB} RETURNING {JOB_COLUMNS}",
-                    job_insert_params(
-                        spec,
-                        job_id=job_id,
-                        tenant_id=tenant_id,
-                        post_id=post,
-                        connection_id=connection["id"],
-                        queued=queued,
-                        digest=digest,
-                        trace_id=trace,
-                    ),
+                new = job_row(
+                    spec,
+                    job_id=job_id,
+                    tenant_id=tenant_id,
+                    post_id=post,
+                    connection_id=connection["id"],
+                    queued=queued,
+                    digest=digest,
+                    trace_id=trace,
                 )
-                row = await cur.fetchone()
-                assert row is not None
-                rows.append(row)
+                rows.append(await jobs.insert(conn, new))
             if idempotency_key is not None:
-                await conn.execute(
-                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, post_id,"
-                    " job_ids, multi) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (tenant_id, idempotency_key, digest, post, ids, spec.multi),
+                await idempotency_keys.insert(
+                    conn,
+                    tenant_id=tenant_id,
+                    key=idempotency_key,
+                    digest=digest,
+                    post_id=post,
+                    job_ids=ids,
+                    multi=spec.multi,
                 )
             await outbox.add(conn, self.names, [status_event(r, JobStatus.SCHEDULED) for r in rows])
         metrics.JOBS_SCHEDULED.inc(len(rows))
@@ -193,21 +184,14 @@ class JobService:
     async def _idempotent_replay(
         self, conn: psycopg.AsyncConnection[Row], tenant_id: str, key: str, digest: str
     ) -> Scheduled | None:
-        # Serialise concurrent requests with the same key.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{tenant_id}|{key}",))
-        cur = await conn.execute(
-            "SELECT request_hash, job_ids, multi, post_id FROM idempotency_keys"
-            " WHERE tenant_id = %s AND key = %s",
-            (tenant_id, key),
-        )
-        found = await cur.fetchone()
+        found = await idempotency_keys.find_locked(conn, tenant_id, key)
         if found is None:
             return None
         if found["request_hash"] != digest:
             raise Conflict(
                 "this Idempotency-Key was used with another body", code="idempotency_key_reused"
             )
-        rows = await self._existing_jobs(conn, [str(j) for j in found["job_ids"]])
+        rows = await jobs.existing(conn, [str(j) for j in found["job_ids"]])
         rows.sort(key=lambda r: [str(j) for j in found["job_ids"]].index(str(r["id"])))
         if found["multi"]:
             return Scheduled(
@@ -215,16 +199,8 @@ class JobService:
             )
         return Scheduled(False, job_view(rows[0]))
 
-    @staticmethod
-    async def _existing_jobs(conn: psycopg.AsyncConnection[Row], ids: list[str]) -> list[Row]:
-        cur = await conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%s)", (ids,))
-        return await cur.fetchall()
-
     async def _connections_for(self, principal: Principal, spec: JobInput) -> list[Row]:
-        rows = await self.db.fetch(
-            "SELECT id, tenant_id, platform, status FROM connections WHERE id = ANY(%s)",
-            (_valid_uuids(spec.connection_ids),),
-        )
+        rows = await connections.by_ids(self.db, spec.connection_ids)
         ordered = check_connections(principal, spec, {str(r["id"]): r for r in rows})
         await ensure_tenant(self.db, ordered[0]["tenant_id"])
         return ordered
@@ -249,7 +225,7 @@ class JobService:
 
     async def get_row(self, principal: Principal, job_id: str) -> Row:
         job_id = _uuid_or_404(job_id)
-        row = await self.db.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        row = await jobs.get(self.db, job_id)
         if row is None or not principal.sees(row["tenant_id"]):
             raise NotFound(f"no job {job_id}")
         return row
@@ -259,10 +235,7 @@ class JobService:
 
     async def attempts(self, principal: Principal, job_id: str) -> list[dict[str, Any]]:
         row = await self.get_row(principal, job_id)
-        rows = await self.db.fetch(
-            "SELECT * FROM attempts WHERE job_id = %s ORDER BY attempt DESC", (row["id"],)
-        )
-        return [attempt_view(r) for r in rows]
+        return [attempt_view(r) for r in await attempts.of_job(self.db, row["id"])]
 
     async def list_jobs(
         self,
@@ -286,16 +259,8 @@ class JobService:
                     errors[name] = "must be a UUID"
         if errors:
             raise ValidationFailed("bad filter", fields=errors)
-        rows = await self.db.fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE"
-            " (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
-            " AND (%(status)s::text IS NULL OR status = %(status)s)"
-            " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
-            " AND (%(conn)s::uuid IS NULL OR connection_id = %(conn)s)"
-            " AND (%(post)s::uuid IS NULL OR post_id = %(post)s)"
-            " AND (%(after_ts)s::timestamptz IS NULL"
-            "      OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
-            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+        rows = await jobs.page(
+            self.db,
             {
                 "tenant": None if principal.is_admin else principal.tenant_id,
                 "status": status,
@@ -312,15 +277,9 @@ class JobService:
     async def cancel(self, principal: Principal, job_id: str) -> dict[str, Any]:
         row = await self.get_row(principal, job_id)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                f"UPDATE jobs SET status = 'CANCELLED', next_attempt_at = NULL, updated_at = now()"
-                f" WHERE id = %s AND call_started_at IS NULL AND status = ANY(%s)"
-                f" RETURNING {JOB_COLUMNS}",
-                (row["id"], allowed_sources(JobStatus.CANCELLED)),
-            )
-            updated = await cur.fetchone()
+            updated = await jobs.cancel(conn, row["id"], allowed_sources(JobStatus.CANCELLED))
             if updated is None:
-                current = await self._locked(conn, row["id"])
+                current = await _current(conn, row["id"])
                 if current["status"] == JobStatus.CANCELLED:
                     return job_view(current)  # cancelling twice is a no-op
                 if current["call_started_at"] is not None:
@@ -330,13 +289,6 @@ class JobService:
         await self.mirror(remove=[str(updated["id"])])
         log.info("job cancelled", extra={"job_id": str(updated["id"])})
         return job_view(updated)
-
-    @staticmethod
-    async def _locked(conn: psycopg.AsyncConnection[Row], job_id: Any) -> Row:
-        cur = await conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-        row = await cur.fetchone()
-        assert row is not None
-        return row
 
     async def reschedule(self, principal: Principal, job_id: str, body: Any) -> dict[str, Any]:
         row = await self.get_row(principal, job_id)
@@ -370,15 +322,16 @@ class JobService:
             )
         queued = scheduled_at <= now + timedelta(seconds=self.settings.redis_horizon_seconds)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                f"UPDATE jobs SET scheduled_at = %s, next_attempt_at = %s, caption = %s,"
-                f" publish_deadline = %s, deadline_explicit = %s, queued = %s, updated_at = now()"
-                f" WHERE id = %s AND status = 'SCHEDULED' RETURNING {JOB_COLUMNS}",
-                (scheduled_at, scheduled_at, caption, deadline, explicit, queued, row["id"]),
-            )
-            updated = await cur.fetchone()
+            change = {
+                "scheduled_at": scheduled_at,
+                "caption": caption,
+                "publish_deadline": deadline,
+                "deadline_explicit": explicit,
+                "queued": queued,
+            }
+            updated = await jobs.reschedule(conn, row["id"], change)
             if updated is None:
-                current = await self._locked(conn, row["id"])
+                current = await _current(conn, row["id"])
                 raise Conflict(
                     f"only a SCHEDULED job can be changed; this one is {current['status']}",
                     code="not_editable",
@@ -416,31 +369,16 @@ class JobService:
         now = now_utc()
         deadline = now + timedelta(seconds=self.settings.missed_after_seconds)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                f"UPDATE jobs SET status = 'RETRY_SCHEDULED', next_attempt_at = %s,"
-                f" failed_attempts = 0, queued = true, force_required = false,"
-                f" publish_deadline ="
-                f" CASE WHEN deadline_explicit THEN publish_deadline ELSE %s END,"
-                f" updated_at = now()"
-                f" WHERE id = ANY(%s) AND status IN ('DEAD_LETTERED', 'RETRY_SCHEDULED')"
-                f" AND (%s OR NOT force_required) RETURNING {JOB_COLUMNS}",
-                (now, deadline, job_ids, force),
-            )
-            rows = await cur.fetchall()
+            rows = await jobs.requeue_now(conn, job_ids, now=now, deadline=deadline, force=force)
             if strict and not rows:
-                current = await self._locked(conn, job_ids[0])
+                current = await _current(conn, job_ids[0])
                 if current["force_required"] and current["status"] == JobStatus.DEAD_LETTERED:
                     raise Conflict(
                         "the post may be live (unconfirmed); retry with force to check again",
                         code="force_required",
                     )
                 raise Conflict(f"a {current['status']} job cannot be retried", code="not_retryable")
-            ids = [r["id"] for r in rows]
-            await conn.execute(
-                "UPDATE dead_letters SET redriven_at = now() WHERE job_id = ANY(%s)"
-                " AND redriven_at IS NULL",
-                (ids,),
-            )
+            await dead_letters.mark_redriven(conn, [r["id"] for r in rows])
             await outbox.add(
                 conn,
                 self.names,
@@ -452,14 +390,11 @@ class JobService:
         return rows
 
 
-def _valid_uuids(values: list[str]) -> list[str]:
-    out = []
-    for value in values:
-        try:
-            out.append(str(uuid.UUID(value)))
-        except ValueError:
-            continue
-    return out
+async def _current(conn: psycopg.AsyncConnection[Row], job_id: Any) -> Row:
+    """The job as a refused change found it (the change's transaction sees it)."""
+    row = await jobs.get(conn, job_id)
+    assert row is not None
+    return row
 
 
 def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:

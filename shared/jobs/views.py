@@ -12,15 +12,8 @@ from typing import Any
 from herald.shared.domain.jobs import next_attempt_shown
 from herald.shared.errors import ValidationFailed
 from herald.shared.infra.db.pool import Row
+from herald.shared.messages import codec
 from herald.shared.messages.codec import iso
-
-JOB_COLUMNS = (
-    "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
-    " scheduled_at, publish_deadline, deadline_explicit, status, attempt_count, failed_attempts,"
-    " next_attempt_at, dispatched_at, call_started_at, container_id, published_at, provider_ids,"
-    " last_error, force_required, request_hash, trace_id, created_at, updated_at, queued,"
-    " check_only"
-)
 
 
 def job_view(row: Row) -> dict[str, Any]:
@@ -71,10 +64,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         if len(cursor) > 200:
             raise ValueError("too long")
         created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        instant = datetime.fromisoformat(created)
-        if instant.tzinfo is None:
-            raise ValueError("naive")
-        return instant, str(uuid.UUID(row_id))
+        return codec.instant(created), str(uuid.UUID(row_id))
     except Exception as exc:
         raise ValidationFailed("bad cursor", fields={"cursor": "is not a cursor"}) from exc
 

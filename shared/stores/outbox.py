@@ -15,6 +15,7 @@ import logging
 
 import psycopg
 
+from herald.shared.infra.db import locks
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import Names
@@ -64,9 +65,7 @@ async def relay_once(db: Database, producer: Producer, batch: int = 5000) -> int
     """Move about `batch` events (whole rows, at least one) from the outbox to Kafka, in
     order; returns the number of events moved. One relay at a time keeps per-job order."""
     async with db.transaction() as conn:
-        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (_RELAY_LOCK,))
-        locked = await cur.fetchone()
-        if not locked or not next(iter(locked.values())):
+        if not await locks.for_transaction(conn, _RELAY_LOCK, wait=False):
             return 0
         cur = await conn.execute(_TAKE, {"events": max(batch, 1)}, binary=True)
         rows = await cur.fetchall()

@@ -20,12 +20,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from herald.shared.domain.tenancy import ADMIN, create_api_key
+from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.messages.codec import now_utc
+from herald.shared.stores.tenants import create_api_key
 from stack import down
 from stack.manager import down_service, up, up_service
 from tests.conftest import FAST, drop_redis_keys, eventually

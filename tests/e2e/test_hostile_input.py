@@ -16,11 +16,11 @@ import aiohttp
 import orjson
 import pytest
 
-from herald.shared.domain.tenancy import create_api_key
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import SCHEDULE
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
+from herald.shared.stores.tenants import create_api_key
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import ServiceProcess, assert_none_in_progress, sandbox_connections
 from tests.support.prometheus import free_port

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from herald.shared.domain.tenancy import create_api_key
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores.tenants import create_api_key
 
 pytestmark = pytest.mark.integration
 TOKEN = "EAAG-very-secret-token-" + uuid.uuid4().hex

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from herald.shared.domain.tenancy import create_api_key
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra.runtime import Runtime
 from herald.shared.stores import dead_letters
+from herald.shared.stores.tenants import create_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"

@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from herald.services.api.app import create_app
 from herald.services.api.openapi import build_spec
 from herald.services.scheduler.reconciler import Reconciler
-from herald.shared.domain.tenancy import create_api_key, revoke_api_key
 from herald.shared.infra.ops_server import Health
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.messages.codec import now_utc
+from herald.shared.stores.tenants import create_api_key, revoke_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"

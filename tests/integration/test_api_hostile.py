@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from herald.services.api.app import create_app
-from herald.shared.domain.tenancy import create_api_key
 from herald.shared.infra.ops_server import Health
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores.tenants import create_api_key
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
-from herald.shared.domain.tenancy import create_api_key
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores.tenants import create_api_key
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"

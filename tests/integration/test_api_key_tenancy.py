@@ -8,11 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from herald.shared.domain.tenancy import authenticate
 from herald.shared.infra.crypto import api_key_digest
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.db.pool import Database, connect_sync
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores.tenants import authenticate
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 

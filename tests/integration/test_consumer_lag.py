@@ -7,10 +7,10 @@ import asyncio
 
 from prometheus_client import REGISTRY
 
+from herald.services.scheduler.gauges import KafkaGauges
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, Names
 from herald.shared.infra.settings import Settings
-from herald.shared.infra.state_gauges import KafkaGauges
 from tests.support.kafka_lag import LagKey, consume_and_commit, herald_client_lag
 
 PRODUCED = 240

@@ -10,14 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from herald.services.publisher.claims import _STAMP
-from herald.services.scheduler.dispatcher import _MARK_DISPATCHED
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.migrate import migrate
-from herald.shared.infra.db.pool import id_array
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.views import JOB_COLUMNS
 from herald.shared.messages.status import status_event
+from herald.shared.stores import jobs as job_store
+from herald.shared.stores.jobs import COLUMNS as JOB_COLUMNS
 from tests.conftest import Namespace
 from tests.support.helpers import older_schema
 from tests.support.results_pipeline import schedule_jobs
@@ -32,14 +30,11 @@ async def test_the_mark_and_the_stamp_are_heap_only_updates(rt: Runtime) -> None
     # A few jobs, so their new row versions fit the room the fill factor leaves on a page.
     ids = await schedule_jobs(rt, 5)
     async with rt.db.transaction() as conn:
-        cur = await conn.execute(
-            _MARK_DISPATCHED, {"ids": id_array(ids), "lease": 30.0, "stuck": 300.0}
-        )
-        assert len(await cur.fetchall()) == 5
+        assert len(await job_store.mark_dispatched(conn, ids, lease=30.0, stuck=300.0)) == 5
         cur = await conn.execute(_XACT_UPDATES)
         assert await cur.fetchone() == {"updated": 5, "hot": 5}  # counted in this transaction
     async with rt.db.transaction() as conn:
-        await conn.execute(_STAMP, (id_array(ids),))
+        await job_store.stamp_call_started(conn, ids)
         cur = await conn.execute(_XACT_UPDATES)
         assert await cur.fetchone() == {"updated": 5, "hot": 5}
 
@@ -49,9 +44,8 @@ async def test_an_in_progress_job_keeps_its_due_instant_but_shows_none(rt: Runti
     jobs = rt.jobs()
     due = await rt.db.fetchone("SELECT next_attempt_at FROM jobs WHERE id = %s", (job_id,))
     assert due is not None and due["next_attempt_at"] is not None
-    await rt.db.execute(
-        _MARK_DISPATCHED, {"ids": id_array([job_id]), "lease": 30.0, "stuck": 300.0}
-    )
+    async with rt.db.transaction() as conn:
+        await job_store.mark_dispatched(conn, [job_id], lease=30.0, stuck=300.0)
     row = await rt.db.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
     assert row is not None
     assert (row["status"], row["next_attempt_at"]) == ("IN_PROGRESS", due["next_attempt_at"])

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
-from herald.shared.connections import ConnectionStore
+from herald.shared.accounts.connections import ConnectionService
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.domain.tenancy import ADMIN
@@ -200,7 +200,7 @@ async def test_rekey_to_a_new_key_loses_no_token_changed_meanwhile(
         monkeypatch.undo()
         assert (count, failed) == (2, [])
         # The old key can go: every token reads with the new one alone.
-        store = ConnectionStore(rotated.db, TokenCipher(f"k2:{new_key}"))
+        store = ConnectionService(rotated.db, TokenCipher(f"k2:{new_key}"))
         found = [await store.load_for_publish(cid) for cid in ids]
         assert [c.access_token if c else None for c in found] == [
             TOKENS[0],

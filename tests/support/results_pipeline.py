@@ -20,10 +20,10 @@ from herald.shared.infra.kafka.batch_consumer import BatchConsumer
 from herald.shared.infra.kafka.client import Message, Producer
 from herald.shared.infra.names import REQUEST, RESULT
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.views import JOB_COLUMNS
 from herald.shared.messages import codec
 from herald.shared.messages.status import status_event
 from herald.shared.stores import outbox
+from herald.shared.stores.jobs import COLUMNS as JOB_COLUMNS
 from tests.support.helpers import sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from herald.shared.domain.validation import parse_instant, validate_job
 from herald.shared.errors import InvalidMessage, ValidationFailed
+from herald.shared.jobs.validation import parse_instant, validate_job
 from herald.shared.messages import codec
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

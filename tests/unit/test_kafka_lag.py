@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from herald.services.scheduler.gauges import LabelledGauge, connection_counts
 from herald.shared.infra.kafka.lag import (
     GROUP_TOPICS,
     Offsets,
@@ -14,7 +15,6 @@ from herald.shared.infra.kafka.lag import (
     partition_lag,
 )
 from herald.shared.infra.names import ALL_TOPICS, Names
-from herald.shared.infra.state_gauges import LabelledGauge, connection_counts
 
 
 def test_lag_is_high_watermark_minus_committed_offset() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
-VIDEO_EXTENSIONS = (".mp4", ".mov")
-MAX_CAROUSEL_ITEMS = 10
-MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")
+from herald.shared.domain.platforms import MAX_ASSETS, MEDIA_TYPES, is_video
+
+MAX_CAROUSEL_ITEMS = MAX_ASSETS
 
 
 class PlanError(ValueError):
@@ -23,10 +22,6 @@ class MediaPlan:
     media_type: str
     container: dict[str, str]
     children: tuple[dict[str, str], ...] = ()
-
-
-def is_video(url: str) -> bool:
-    return urlparse(url).path.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def plan_media(assets: Sequence[str], caption: str, media_type: str | None) -> MediaPlan:

@@ -1,4 +1,6 @@
-"""Platform connections: the token encrypted at rest, never returned, decrypted only to publish."""
+"""The connection service: the one way to create, read, change, disable and rekey a platform
+connection. The token is encrypted at rest (bound to the connection's id), never returned,
+and decrypted only to publish; its statements live in `herald.shared.stores.connections`."""
 
 from __future__ import annotations
 
@@ -6,20 +8,19 @@ import uuid
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from herald.shared.domain.connection_rules import check_metadata, check_name, check_token
+from herald.shared.domain.platforms import CONNECTION_STATUSES, PLATFORMS
 from herald.shared.domain.requests import Connection
-from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal, ensure_tenant
-from herald.shared.domain.validation import PLATFORMS, has_nul
+from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal
 from herald.shared.errors import NotFound, ValidationFailed
 from herald.shared.infra.crypto import DecryptError, TokenCipher
 from herald.shared.infra.db.pool import Database, Row
+from herald.shared.jobs.validation import has_nul
 from herald.shared.jobs.views import cursor_params, page
 from herald.shared.messages.codec import iso
-
-STATUSES = ("active", "needs_reauth", "disabled")
-_COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"
+from herald.shared.stores import connections
+from herald.shared.stores.tenants import ensure_tenant
 
 
 def view(row: Row) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def view(row: Row) -> dict[str, Any]:
     }
 
 
-class ConnectionStore:
+class ConnectionService:
     def __init__(self, db: Database, cipher: TokenCipher) -> None:
         self.db = db
         self.cipher = cipher
@@ -60,19 +61,15 @@ class ConnectionStore:
             raise ValidationFailed("the connection is invalid", fields=errors)
         await ensure_tenant(self.db, tenant_id)
         connection_id = str(uuid.uuid4())
-        row = await self.db.fetchone(
-            f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext)"
-            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (
-                connection_id,
-                tenant_id,
-                platform,
-                name,
-                Jsonb(metadata),
-                self.cipher.encrypt(token, connection_id) if token else None,
-            ),
+        row = await connections.insert(
+            self.db,
+            connection_id=connection_id,
+            tenant_id=tenant_id,
+            platform=str(platform),
+            name=str(name),
+            metadata=metadata,
+            ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
         )
-        assert row is not None
         return view(row)
 
     @staticmethod
@@ -93,9 +90,7 @@ class ConnectionStore:
             uuid.UUID(connection_id)
         except ValueError as exc:  # not echoed: it may be anything, any size
             raise NotFound("no connection with that id (a connection id is a UUID)") from exc
-        row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM connections WHERE id = %s", (connection_id,)
-        )
+        row = await connections.get(self.db, connection_id)
         if row is None or not principal.sees(row["tenant_id"]):
             raise NotFound(f"no connection {connection_id}")
         return row
@@ -112,15 +107,8 @@ class ConnectionStore:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """One page, oldest first: `{"items": [...], "next_cursor": ... | None}`."""
-        rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM connections"
-            " WHERE (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
-            " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
-            " AND (%(after_ts)s::timestamptz IS NULL"
-            "      OR (created_at, id) > (%(after_ts)s, %(after_id)s::uuid))"
-            " ORDER BY created_at, id LIMIT %(limit)s",
-            {"tenant": principal.tenant_id, "platform": platform} | cursor_params(cursor, limit),
-        )
+        filters = {"tenant": principal.tenant_id, "platform": platform}
+        rows = await connections.page(self.db, filters | cursor_params(cursor, limit))
         return page(rows, limit, view)
 
     async def list_all(
@@ -156,19 +144,14 @@ class ConnectionStore:
         status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)
-        updated = await self.db.fetchone(
-            f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
-            f" token_ciphertext = COALESCE(%s, token_ciphertext), updated_at = now()"
-            f" WHERE id = %s RETURNING {_COLUMNS}",
-            (
-                name,
-                Jsonb(metadata),
-                status,
-                self.cipher.encrypt(token, connection_id) if token else None,
-                connection_id,
-            ),
+        updated = await connections.update(
+            self.db,
+            connection_id,
+            name=str(name),
+            metadata=metadata,
+            status=status,
+            ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
         )
-        assert updated is not None
         return view(updated)
 
     @staticmethod
@@ -178,32 +161,22 @@ class ConnectionStore:
         `needs_reauth` or `disabled` connection does not become `active`."""
         if asked is None:
             return "active" if token else None
-        if asked not in STATUSES:
-            errors["status"] = f"must be one of {', '.join(STATUSES)}"
+        if asked not in CONNECTION_STATUSES:
+            errors["status"] = f"must be one of {', '.join(CONNECTION_STATUSES)}"
         elif asked == "active" and current != "active" and not token:
             errors["status"] = f"a {current} connection becomes active only with a new access_token"
         return None if asked == "active" and not token else asked
 
     async def disable(self, principal: Principal, connection_id: str) -> dict[str, Any]:
         await self.get_row(principal, connection_id)
-        row = await self.db.fetchone(
-            f"UPDATE connections SET status = 'disabled', updated_at = now() WHERE id = %s"
-            f" RETURNING {_COLUMNS}",
-            (connection_id,),
-        )
-        assert row is not None
-        return view(row)
+        return view(await connections.disable(self.db, connection_id))
 
     async def load_for_publish(self, connection_id: str) -> Connection | None:
         """The connection with its token decrypted in memory (for the publisher only)."""
-        row = await self.db.fetchone(
-            "SELECT id, tenant_id, platform, name, metadata, status, token_ciphertext"
-            " FROM connections WHERE id = %s",
-            (connection_id,),
-        )
+        row = await connections.get(self.db, connection_id)
         if row is None:
             return None
-        blob = row["token_ciphertext"]
+        blob = await connections.token(self.db, connection_id)
         return Connection(
             id=str(row["id"]),
             tenant_id=row["tenant_id"],
@@ -214,13 +187,6 @@ class ConnectionStore:
             access_token=self.cipher.decrypt(bytes(blob), row["id"]) if blob else "",
         )
 
-    async def mark_needs_reauth(self, connection_id: str) -> None:
-        await self.db.execute(
-            "UPDATE connections SET status = 'needs_reauth', updated_at = now()"
-            " WHERE id = %s AND status = 'active'",
-            (connection_id,),
-        )
-
     async def rekey(self, *, batch: int = 100) -> tuple[int, list[str]]:
         """Re-encrypt every token not yet under the newest key, `batch` rows per short
         transaction, while jobs keep publishing. Answers (tokens re-encrypted, ids of the
@@ -229,11 +195,7 @@ class ConnectionStore:
         failed: list[str] = []
         after = uuid.UUID(int=0)
         while True:
-            rows = await self.db.fetch(
-                "SELECT id, token_ciphertext FROM connections"
-                " WHERE id > %s AND token_ciphertext IS NOT NULL ORDER BY id LIMIT %s",
-                (after, batch),
-            )
+            rows = await connections.tokens_after(self.db, after, batch)
             if not rows:
                 return count, failed
             async with self.db.transaction() as conn:
@@ -250,16 +212,8 @@ class ConnectionStore:
         read again, so it is neither lost nor encrypted twice."""
         while blob is not None and not self.cipher.is_current(bytes(blob)):
             token = self.cipher.decrypt(bytes(blob), connection_id)
-            cur = await conn.execute(
-                "UPDATE connections SET token_ciphertext = %s"
-                " WHERE id = %s AND token_ciphertext = %s",
-                (self.cipher.encrypt(token, connection_id), connection_id, blob),
-            )
-            if cur.rowcount:
+            new = self.cipher.encrypt(token, connection_id)
+            if await connections.replace_token(conn, connection_id, blob, new):
                 return 1
-            cur = await conn.execute(
-                "SELECT token_ciphertext FROM connections WHERE id = %s", (connection_id,)
-            )
-            row = await cur.fetchone()
-            blob = row["token_ciphertext"] if row else None
+            blob = await connections.token(conn, connection_id)  # changed meanwhile: again
         return 0

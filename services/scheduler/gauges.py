@@ -12,15 +12,13 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Gauge
 
-from herald.shared.domain.validation import PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES, PLATFORMS
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
 from herald.shared.infra.names import Names
-
-CONNECTION_STATUSES = ("active", "needs_reauth", "disabled")
-CONNECTIONS_SQL = "SELECT platform, status, count(*) AS n FROM connections GROUP BY 1, 2"
+from herald.shared.stores import connections
 
 
 async def refresh_queue(queue: DelayedQueue) -> None:
@@ -39,7 +37,7 @@ def connection_counts(rows: Iterable[Mapping[str, object]]) -> dict[tuple[str, s
 
 
 async def refresh_connections(db: Database) -> None:
-    rows = await db.fetch(CONNECTIONS_SQL)
+    rows = await connections.counts(db)
     for (platform, status), count in connection_counts(rows).items():
         metrics.CONNECTIONS.labels(platform, status).set(count)
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from herald.shared.domain.platforms import (
+    CAPTION_LIMITS,
+    MAX_ASSETS,
+    MEDIA_TYPES,
+    PLATFORMS,
+    is_video,
+)
 from herald.shared.errors import ValidationFailed
 from herald.shared.messages import codec
 
-PLATFORMS = ("instagram", "sandbox")
-MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")
-VIDEO_EXTENSIONS = (".mp4", ".mov")
-MAX_ASSETS = 10
 # A client's instant (scheduled_at, publish_deadline) lies within this window around now; a
 # past one inside it means "now". Outside it is a mistake (a year typed wrong) or hostile.
 MAX_PAST = timedelta(days=7)
@@ -46,17 +49,6 @@ _FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class CaptionLimits:
-    chars: int
-    hashtags: int | None = None
-    mentions: int | None = None
-
-
-CAPTION_LIMITS = {
-    "instagram": CaptionLimits(chars=2200, hashtags=30, mentions=20),
-    "sandbox": CaptionLimits(chars=2200),
-}
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 _MENTION = re.compile(r"(?<![\w@])@[\w.]+")
 
@@ -109,8 +101,8 @@ def parse_instant(value: Any, field: str, errors: dict[str, str]) -> datetime | 
         errors[field] = message
         return None
     try:
-        return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(UTC)
-    except (ValueError, OverflowError):  # a leap second, or year 1 with a positive offset
+        return codec.instant(value)
+    except ValueError:  # a leap second, or year 1 with a positive offset
         errors[field] = "is not a representable date-time"
         return None
 
@@ -154,7 +146,7 @@ def _check_media(urls: list[str], media_type: str | None, errors: dict[str, str]
         errors["media_asset_ids"] = f"a CAROUSEL needs 2 to {MAX_ASSETS} assets"
     if media_type in ("IMAGE", "REELS", "STORIES") and len(urls) != 1:
         errors["media_asset_ids"] = f"{media_type} takes exactly one asset"
-    if media_type == "REELS" and not urls[0].lower().split("?")[0].endswith(VIDEO_EXTENSIONS):
+    if media_type == "REELS" and not is_video(urls[0]):
         errors["media_asset_ids"] = "REELS needs a video asset (.mp4 or .mov)"
 
 

@@ -1,0 +1,1 @@
+"""Accounts: the platform connections a tenant publishes through."""

@@ -1,0 +1,151 @@
+"""The `connections` table: platform accounts, each token encrypted at rest (the ciphertext
+is written and read here; only the connection service and the publisher decrypt it)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from herald.shared.infra.db.pool import Database, Row
+
+Conn = psycopg.AsyncConnection[Row]
+COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"
+
+
+async def insert(
+    db: Database,
+    *,
+    connection_id: str,
+    tenant_id: str,
+    platform: str,
+    name: str,
+    metadata: dict[str, Any],
+    ciphertext: bytes | None,
+) -> Row:
+    row = await db.fetchone(
+        f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext)"
+        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+        (connection_id, tenant_id, platform, name, Jsonb(metadata), ciphertext),
+    )
+    assert row is not None
+    return row
+
+
+async def get(db: Database, connection_id: str) -> Row | None:
+    return await db.fetchone(f"SELECT {COLUMNS} FROM connections WHERE id = %s", (connection_id,))
+
+
+async def page(db: Database, filters: dict[str, Any]) -> list[Row]:
+    """Oldest first, after the cursor (`after_ts`, `after_id`), `limit` rows; `tenant` and
+    `platform` optional."""
+    return await db.fetch(
+        f"SELECT {COLUMNS} FROM connections"
+        " WHERE (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+        " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
+        " AND (%(after_ts)s::timestamptz IS NULL"
+        "      OR (created_at, id) > (%(after_ts)s, %(after_id)s::uuid))"
+        " ORDER BY created_at, id LIMIT %(limit)s",
+        filters,
+    )
+
+
+async def update(
+    db: Database,
+    connection_id: str,
+    *,
+    name: str,
+    metadata: dict[str, Any],
+    status: str | None,
+    ciphertext: bytes | None,
+) -> Row:
+    """Name and metadata; the status and the token only when given (None leaves them)."""
+    row = await db.fetchone(
+        f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
+        f" token_ciphertext = COALESCE(%s, token_ciphertext), updated_at = now()"
+        f" WHERE id = %s RETURNING {COLUMNS}",
+        (name, Jsonb(metadata), status, ciphertext, connection_id),
+    )
+    assert row is not None
+    return row
+
+
+async def disable(db: Database, connection_id: str) -> Row:
+    row = await db.fetchone(
+        f"UPDATE connections SET status = 'disabled', updated_at = now() WHERE id = %s"
+        f" RETURNING {COLUMNS}",
+        (connection_id,),
+    )
+    assert row is not None
+    return row
+
+
+async def mark_needs_reauth(db: Database, connection_id: str) -> None:
+    await db.execute(
+        "UPDATE connections SET status = 'needs_reauth', updated_at = now()"
+        " WHERE id = %s AND status = 'active'",
+        (connection_id,),
+    )
+
+
+async def by_ids(db: Database, ids: list[str]) -> list[Row]:
+    """What scheduling checks of a job's connections (ids that are not UUIDs find none)."""
+    valid = []
+    for value in ids:
+        try:
+            valid.append(str(uuid.UUID(value)))
+        except ValueError:
+            continue
+    return await db.fetch(
+        "SELECT id, tenant_id, platform, status FROM connections WHERE id = ANY(%s::uuid[])",
+        (valid,),
+    )
+
+
+async def of_jobs(conn: Conn, keys: str) -> Any:
+    """The connections of these jobs, each once, with their ciphertext: the publisher's
+    claim transaction (a cursor: pipelined)."""
+    return await conn.execute(
+        "SELECT id AS connection_id, tenant_id AS connection_tenant,"
+        " platform AS connection_platform, name AS connection_name,"
+        " status AS connection_status, metadata AS connection_metadata, token_ciphertext"
+        " FROM connections WHERE id IN (SELECT connection_id FROM jobs"
+        " WHERE id = ANY(%s::uuid[]))",
+        (keys,),
+    )
+
+
+async def counts(db: Database) -> list[Row]:
+    """Connections by platform and status (a gauge)."""
+    return await db.fetch("SELECT platform, status, count(*) AS n FROM connections GROUP BY 1, 2")
+
+
+async def tokens_after(db: Database, after: uuid.UUID, limit: int) -> list[Row]:
+    """Connections with a token, by id after `after` (a rekey's pages)."""
+    return await db.fetch(
+        "SELECT id, token_ciphertext FROM connections"
+        " WHERE id > %s AND token_ciphertext IS NOT NULL ORDER BY id LIMIT %s",
+        (after, limit),
+    )
+
+
+async def replace_token(conn: Conn, connection_id: Any, old: Any, new: bytes) -> bool:
+    """The token re-encrypted, only while the row still holds `old` (a token changed
+    meanwhile is neither lost nor encrypted twice)."""
+    cur = await conn.execute(
+        "UPDATE connections SET token_ciphertext = %s WHERE id = %s AND token_ciphertext = %s",
+        (new, connection_id, old),
+    )
+    return cur.rowcount > 0
+
+
+async def token(db: Database | Conn, connection_id: Any) -> Any:
+    """The token's ciphertext (None: no token, or no such connection)."""
+    sql = "SELECT token_ciphertext FROM connections WHERE id = %s"
+    if isinstance(db, Database):
+        row = await db.fetchone(sql, (connection_id,))
+    else:
+        row = await (await db.execute(sql, (connection_id,))).fetchone()
+    return row["token_ciphertext"] if row else None

@@ -1,0 +1,283 @@
+"""The `jobs` table: every statement that reads or writes it (one more writes `container_id`
+and the publish stamps together with the claim that allows it: `stores.claims.HOLD`).
+
+Who calls what: the job service (schedule, read, cancel, reschedule, operator retries), the
+dispatcher (`mark_dispatched`, `dead_letter`), the reconciler (`page_in`, `queued_due`,
+`unclaimed`, `stuck`), the publisher's claim transaction (`lock_for_claim`,
+`stamp_call_started`) and the results service (`lock`, `apply_results`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
+
+COLUMNS = (
+    "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
+    " scheduled_at, publish_deadline, deadline_explicit, status, attempt_count, failed_attempts,"
+    " next_attempt_at, dispatched_at, call_started_at, container_id, published_at, provider_ids,"
+    " last_error, force_required, request_hash, trace_id, created_at, updated_at, queued,"
+    " check_only"
+)
+Conn = psycopg.AsyncConnection[Row]
+
+# ---- the job service ------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
+    " caption, media_type, scheduled_at, publish_deadline, deadline_explicit, status,"
+    " next_attempt_at, queued, request_hash, trace_id) VALUES (%(id)s, %(tenant_id)s,"
+    " %(post_id)s, %(platform)s, %(connection_id)s, %(media_asset_ids)s, %(caption)s,"
+    " %(media_type)s, %(scheduled_at)s, %(publish_deadline)s, %(deadline_explicit)s,"
+    " 'SCHEDULED', %(scheduled_at)s, %(queued)s, %(request_hash)s, %(trace_id)s)"
+)
+
+
+async def insert(conn: Conn, job: dict[str, Any]) -> Row:
+    """One new SCHEDULED job (`job` names every column of `_INSERT`)."""
+    cur = await conn.execute(f"{_INSERT} RETURNING {COLUMNS}", job)
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def insert_many(conn: Conn, jobs: list[dict[str, Any]]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(_INSERT, jobs)
+
+
+async def get(db: Database | Conn, job_id: Any) -> Row | None:
+    sql = f"SELECT {COLUMNS} FROM jobs WHERE id = %s"
+    if isinstance(db, Database):
+        return await db.fetchone(sql, (job_id,))
+    cur = await db.execute(sql, (job_id,))
+    return await cur.fetchone()
+
+
+async def existing(conn: Conn, ids: list[str]) -> list[Row]:
+    cur = await conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ANY(%s)", (ids,))
+    return await cur.fetchall()
+
+
+async def request_hashes(conn: Conn, ids: list[str]) -> dict[str, str]:
+    cur = await conn.execute("SELECT id, request_hash FROM jobs WHERE id = ANY(%s)", (ids,))
+    return {str(r["id"]): r["request_hash"] for r in await cur.fetchall()}
+
+
+async def page(db: Database, filters: dict[str, Any]) -> list[Row]:
+    """Newest first, after the cursor (`after_ts`, `after_id`), `limit` rows; every filter
+    optional (`tenant`, `status`, `platform`, `conn`, `post`)."""
+    return await db.fetch(
+        f"SELECT {COLUMNS} FROM jobs WHERE"
+        " (%(tenant)s::text IS NULL OR tenant_id = %(tenant)s)"
+        " AND (%(status)s::text IS NULL OR status = %(status)s)"
+        " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
+        " AND (%(conn)s::uuid IS NULL OR connection_id = %(conn)s)"
+        " AND (%(post)s::uuid IS NULL OR post_id = %(post)s)"
+        " AND (%(after_ts)s::timestamptz IS NULL"
+        "      OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+        filters,
+    )
+
+
+async def cancel(conn: Conn, job_id: Any, sources: list[str]) -> Row | None:
+    """CANCELLED from one of `sources`, unless its platform call has started."""
+    cur = await conn.execute(
+        f"UPDATE jobs SET status = 'CANCELLED', next_attempt_at = NULL, updated_at = now()"
+        f" WHERE id = %s AND call_started_at IS NULL AND status = ANY(%s) RETURNING {COLUMNS}",
+        (job_id, sources),
+    )
+    return await cur.fetchone()
+
+
+async def reschedule(conn: Conn, job_id: Any, change: dict[str, Any]) -> Row | None:
+    """A SCHEDULED job's time, caption and deadline (`change` names them all)."""
+    cur = await conn.execute(
+        f"UPDATE jobs SET scheduled_at = %(scheduled_at)s, next_attempt_at = %(scheduled_at)s,"
+        f" caption = %(caption)s, publish_deadline = %(publish_deadline)s,"
+        f" deadline_explicit = %(deadline_explicit)s, queued = %(queued)s, updated_at = now()"
+        f" WHERE id = %(id)s AND status = 'SCHEDULED' RETURNING {COLUMNS}",
+        change | {"id": job_id},
+    )
+    return await cur.fetchone()
+
+
+async def requeue_now(
+    conn: Conn, ids: list[Any], *, now: datetime, deadline: datetime, force: bool
+) -> list[Row]:
+    """Operator retry or redrive: RETRY_SCHEDULED now, a fresh budget and (where it was
+    implicit) a new deadline; `force_required` ones only with `force`."""
+    cur = await conn.execute(
+        f"UPDATE jobs SET status = 'RETRY_SCHEDULED', next_attempt_at = %s, failed_attempts = 0,"
+        f" queued = true, force_required = false,"
+        f" publish_deadline = CASE WHEN deadline_explicit THEN publish_deadline ELSE %s END,"
+        f" updated_at = now()"
+        f" WHERE id = ANY(%s) AND status IN ('DEAD_LETTERED', 'RETRY_SCHEDULED')"
+        f" AND (%s OR NOT force_required) RETURNING {COLUMNS}",
+        (now, deadline, ids, force),
+    )
+    return await cur.fetchall()
+
+
+# ---- the dispatcher --------------------------------------------------------------------------
+
+# A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
+# leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
+# how the reconciler finds the job if it sticks. An IN_PROGRESS job is dispatched again, with
+# the same attempt, once its lease has passed while no publisher claimed that attempt (its
+# request may never have reached Kafka), or after HERALD_STUCK_AFTER_SECONDS in any case.
+_MARK_DISPATCHED = """
+WITH old AS (
+    SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
+)
+UPDATE jobs SET
+    attempt_count = CASE WHEN old.status = 'IN_PROGRESS' THEN jobs.attempt_count
+                         ELSE jobs.attempt_count + 1 END,
+    status = 'IN_PROGRESS', dispatched_at = now(), updated_at = now()
+FROM old
+WHERE jobs.id = old.id AND (
+    (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
+    OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
+        AND (NOT EXISTS (SELECT 1 FROM publish_claims c
+                         WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count)
+             OR jobs.dispatched_at < now() - %(stuck)s * interval '1 s'))
+)
+RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
+    jobs.attempt_count, jobs.media_asset_ids, jobs.caption, jobs.media_type, jobs.scheduled_at,
+    jobs.publish_deadline, jobs.dispatched_at, jobs.trace_id, jobs.provider_ids,
+    jobs.next_attempt_at, jobs.published_at, jobs.check_only, old.status AS old_status,
+    (SELECT c.placement FROM connections c WHERE c.id = jobs.connection_id) AS placement
+"""
+
+
+async def mark_dispatched(conn: Conn, ids: list[str], *, lease: float, stuck: float) -> list[Row]:
+    """IN_PROGRESS (attempt + 1, or the same attempt again for a lost or stuck dispatch) for
+    every claimed job still due; each row with its old status and its connection's place."""
+    cur = await conn.execute(
+        _MARK_DISPATCHED, {"ids": id_array(ids), "lease": lease, "stuck": stuck}
+    )
+    return await cur.fetchall()
+
+
+async def dead_letter(conn: Conn, job_id: Any, last_error: dict[str, Any]) -> Row:
+    """DEAD_LETTERED at once, with its error (a job that cannot be sent)."""
+    cur = await conn.execute(
+        "UPDATE jobs SET status = 'DEAD_LETTERED', next_attempt_at = NULL, queued = false,"
+        f" last_error = %s, updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
+        (Jsonb(last_error), job_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+# ---- the reconciler -------------------------------------------------------------------------
+
+
+async def page_in(db: Database, *, horizon: float, limit: int) -> list[Row]:
+    """Waiting jobs that came within the Redis horizon, marked `queued` (id, due instant)."""
+    return await db.fetch(
+        "UPDATE jobs SET queued = true WHERE id IN ("
+        " SELECT id FROM jobs WHERE status IN ('SCHEDULED', 'RETRY_SCHEDULED')"
+        " AND NOT queued AND next_attempt_at <= now() + %s * interval '1 s'"
+        " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at",
+        (horizon, limit),
+    )
+
+
+async def queued_due(db: Database, *, after: str, horizon: float, limit: int) -> list[Row]:
+    """Waiting jobs Redis should hold (due within the horizon), by id after `after`."""
+    return await db.fetch(
+        "SELECT id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
+        " 'RETRY_SCHEDULED') AND queued AND id > %s"
+        " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s",
+        (after, horizon, limit),
+    )
+
+
+async def unclaimed(db: Database, *, lease: float, limit: int) -> list[Row]:
+    """IN_PROGRESS jobs dispatched over a lease ago whose attempt no publisher claimed (the
+    dispatcher's mark makes the same test before it sends them again)."""
+    return await db.fetch(
+        # An IN_PROGRESS job keeps its attempt's due instant, never later than its dispatch:
+        # the first condition lets the open-jobs index narrow the search.
+        "SELECT id FROM jobs j WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
+        " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(lease)s * interval '1 s'"
+        " AND NOT EXISTS (SELECT 1 FROM publish_claims c"
+        "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count)"
+        " ORDER BY dispatched_at LIMIT %(limit)s",
+        {"lease": lease, "limit": limit},
+    )
+
+
+async def stuck(db: Database, *, after: float, limit: int) -> list[Row]:
+    """IN_PROGRESS jobs dispatched more than `after` seconds ago."""
+    return await db.fetch(
+        "SELECT id FROM jobs WHERE next_attempt_at < now() - %(after)s * interval '1 s'"
+        " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(after)s * interval '1 s'"
+        " ORDER BY dispatched_at LIMIT %(limit)s",
+        {"after": after, "limit": limit},
+    )
+
+
+# ---- the publisher ---------------------------------------------------------------------------
+
+
+async def lock_for_claim(conn: Conn, keys: str) -> Any:
+    """The claim transaction's read of its jobs, locked in id order (a cursor: pipelined)."""
+    return await conn.execute(
+        "SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,"
+        " connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids"
+        " FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+        (keys,),
+    )
+
+
+async def stamp_call_started(conn: Conn, ids: list[str]) -> None:
+    await conn.execute(
+        "UPDATE jobs SET call_started_at = now()"
+        " WHERE id = ANY(%s::uuid[]) AND call_started_at IS NULL",
+        (id_array(ids),),
+    )
+
+
+# ---- the results service ---------------------------------------------------------------------
+
+# Each batch writes its jobs with one statement, the rows passed as one JSON parameter
+# (`jsonb_to_recordset`); each row is guarded by the status it had under the batch's lock.
+_APPLY_RESULTS = """
+UPDATE jobs AS j
+SET status = v.status, failed_attempts = v.failed_attempts, next_attempt_at = v.next_attempt_at,
+    queued = v.queued, check_only = v.check_only, force_required = v.force_required,
+    published_at = v.published_at, provider_ids = v.provider_ids, last_error = v.last_error,
+    updated_at = now()
+FROM jsonb_to_recordset(%s::jsonb) AS v(
+    id uuid, before text, status text, failed_attempts int, next_attempt_at timestamptz,
+    queued boolean, check_only boolean, force_required boolean, published_at timestamptz,
+    provider_ids jsonb, last_error jsonb)
+WHERE j.id = v.id AND j.status = v.before
+"""
+
+
+async def lock(conn: Conn, ids: list[str]) -> dict[str, Row]:
+    """Lock jobs in id order (concurrent batches then never deadlock)."""
+    if not ids:
+        return {}
+    cur = await conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+        (id_array(ids),),
+    )
+    return {str(r["id"]): r for r in await cur.fetchall()}
+
+
+async def apply_results(conn: Conn, values: list[dict[str, Any]]) -> int:
+    """Write the moved jobs (`values`: id, the status before, the new columns); answers how
+    many rows still had their status from before."""
+    cur = await conn.execute(_APPLY_RESULTS, (json_rows(values),))
+    return cur.rowcount
