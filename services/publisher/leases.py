@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 
 from herald.services.publisher.claims import ClaimStore
-from herald.services.publisher.platforms.base import ClaimLost
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.errors import StoreUnavailable
 from herald.shared.infra.process import sleep_or_stop
+from herald.shared.platforms.contract import ClaimLost
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (job id, attempt)

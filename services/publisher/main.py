@@ -10,15 +10,15 @@ import os
 from collections.abc import Mapping
 
 from herald.services.publisher.claims import ClaimStore
-from herald.services.publisher.platforms.base import PlatformPublisher
+from herald.services.publisher.flow import PublishWorker, Timing
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.registry import Registry, build_registry
-from herald.services.publisher.worker import PublishWorker, Timing
 from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.process import Supervisor, run_loop, run_service
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
+from herald.shared.platforms.contract import PlatformPublisher
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from collections.abc import Iterator, Mapping
 
 import redis.asyncio as aioredis
 
-from herald.services.publisher.platforms.base import PlatformPublisher
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
+from herald.shared.platforms.contract import PlatformPublisher
 
 
 class Registry(Mapping[str, PlatformPublisher]):

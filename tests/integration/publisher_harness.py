@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from herald.services.publisher.main import serve
-from herald.services.publisher.platforms.base import AttemptContext, PlatformPublisher
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
@@ -19,6 +18,7 @@ from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.logging import JsonFormatter
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, RESULT
 from herald.shared.infra.runtime import Runtime
+from herald.shared.platforms.contract import AttemptContext, PlatformPublisher
 from tests.conftest import eventually
 from tests.integration.publisher_support import TopicReader, committed_total, produce
 

@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
 from herald.shared.messages.result import result_value
+from herald.shared.platforms.contract import AttemptContext
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
 from tests.integration.publisher_support import dispatch, sandbox_connection, schedule

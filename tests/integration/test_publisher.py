@@ -9,15 +9,15 @@ import aiohttp
 import pytest
 
 from herald.services.publisher.claims import ClaimStore
-from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.names import DLQ
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import instant_or_none
+from herald.shared.platforms.contract import AttemptContext
 from herald.shared.stores import outbox
 from tests.conftest import Namespace, eventually
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph

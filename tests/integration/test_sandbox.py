@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.infra.runtime import Runtime
+from herald.shared.platforms.contract import AttemptContext
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,6 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from herald.services.publisher.main import serve
-from herald.services.publisher.platforms.base import AttemptContext
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.accounts.connections import ConnectionService
 from herald.shared.domain.outcomes import PublishOutcome
@@ -32,6 +31,7 @@ from herald.shared.infra.db.pool import connect_sync
 from herald.shared.infra.names import RESULT
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.runtime import Runtime
+from herald.shared.platforms.contract import AttemptContext
 from tests.conftest import Namespace
 from tests.integration.publisher_support import TopicReader, dispatch, produce, schedule
 from tests.support.helpers import older_schema

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from herald.services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.instagram.errors import (
     CODE_RULES,
     DEFAULT_QUOTA_WINDOW_SECONDS,
     DEFAULT_THROTTLE_SECONDS,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from herald.services.publisher.platforms.base import AttemptContext, ClaimLost
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram_reads import ContainerStatus, GraphReader
-from herald.services.publisher.platforms.instagram_throttle import Throttle
+from herald.services.publisher.platforms.instagram.reads import ContainerStatus, GraphReader
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
+from herald.shared.platforms.contract import AttemptContext, ClaimLost
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, DEFAULT_TOKEN, FakeGraph
 from tests.unit.conftest import instagram
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from herald.services.publisher.scrub import REDACTED, Scrubber
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.messages.result import result_value
+from herald.shared.platforms.scrub import REDACTED, Scrubber
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 JOB = "a1b2c3d4-0000-4000-8000-0000000000aa"

@@ -11,26 +11,24 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from herald.services.publisher.platforms.base import AttemptContext
-from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from herald.services.publisher.platforms.instagram_errors import (
+from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
+from herald.services.publisher.platforms.instagram.client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram.errors import (
     DEFAULT_QUOTA_WINDOW_SECONDS,
     ErrorClass,
     subcode_from_status,
 )
-from herald.services.publisher.platforms.instagram_reads import (
+from herald.services.publisher.platforms.instagram.reads import (
     ERROR,
     EXPIRED,
     IN_PROGRESS,
     ContainerStatus,
     GraphReader,
 )
-from herald.services.publisher.platforms.instagram_throttle import APP_WIDE, Throttle
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
-from herald.shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.instagram.throttle import APP_WIDE, Throttle
 from herald.shared.messages.codec import instant_or_none
 
-logger = logging.getLogger("herald.services.publisher.platforms.instagram_attempt")
+logger = logging.getLogger("herald.services.publisher.platforms.instagram.attempt")
 
 _WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING)
 

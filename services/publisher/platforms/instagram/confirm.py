@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import logging
 
-from herald.services.publisher.platforms.base import AttemptContext
-from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from herald.services.publisher.platforms.instagram_errors import ErrorClass
-from herald.services.publisher.platforms.instagram_outcomes import Reporter
-from herald.services.publisher.platforms.instagram_reads import READ_TRIES, GraphReader
-from herald.services.publisher.platforms.instagram_recovery import look
-from herald.services.publisher.platforms.instagram_throttle import Throttle
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
-from herald.shared.domain.requests import PublishRequest
+from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
+from herald.services.publisher.platforms.instagram.client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram.errors import ErrorClass
+from herald.services.publisher.platforms.instagram.outcomes import Reporter
+from herald.services.publisher.platforms.instagram.reads import READ_TRIES, GraphReader
+from herald.services.publisher.platforms.instagram.recovery import look
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 
 
 async def confirm_published(

@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 
-from herald.services.publisher.platforms.instagram_errors import (
+from herald.platforms import Scrubber
+from herald.services.publisher.platforms.instagram.errors import (
     Call,
     Classification,
     GraphError,
     classify,
     classify_transport,
 )
-from herald.services.publisher.scrub import Scrubber
 
 
 class GraphCallError(Exception):

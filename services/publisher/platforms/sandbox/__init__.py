@@ -42,9 +42,7 @@ from typing import Any
 
 import orjson
 
-from herald.services.publisher.platforms.base import AttemptContext
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
-from herald.shared.domain.requests import Connection, PublishRequest
+from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
 from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.db.pool import Database, id_array
 

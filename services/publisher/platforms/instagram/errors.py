@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from herald.shared.domain.outcomes import Outcome
+from herald.platforms import Outcome
 
 # A throttled call without a usable estimate in the usage headers waits this long.
 DEFAULT_THROTTLE_SECONDS = 900.0

@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from herald.services.publisher.platforms.instagram_client import GraphCallError
-from herald.services.publisher.platforms.instagram_errors import ErrorClass
-from herald.services.publisher.platforms.instagram_outcomes import media_since
-from herald.services.publisher.platforms.instagram_reads import (
+from herald.platforms import PublishRequest
+from herald.services.publisher.platforms.instagram.client import GraphCallError
+from herald.services.publisher.platforms.instagram.errors import ErrorClass
+from herald.services.publisher.platforms.instagram.outcomes import media_since
+from herald.services.publisher.platforms.instagram.reads import (
     ERROR,
     EXPIRED,
     FINISHED,
@@ -27,7 +28,6 @@ from herald.services.publisher.platforms.instagram_reads import (
     ContainerStatus,
     GraphReader,
 )
-from herald.shared.domain.requests import PublishRequest
 
 STOP_READING = (ErrorClass.RATE_LIMIT, ErrorClass.AUTH)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from herald.services.publisher.platforms.instagram_errors import (
+from herald.services.publisher.platforms.instagram.client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram.errors import (
     DEFAULT_QUOTA_WINDOW_SECONDS,
     Call,
     ErrorClass,

@@ -21,16 +21,16 @@ import logging
 from collections.abc import Sequence
 from typing import TypeVar
 
-from herald.services.publisher.platforms.base import AttemptContext
-from herald.services.publisher.platforms.instagram_client import GraphCallError, GraphClient
-from herald.services.publisher.platforms.instagram_errors import (
+from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
+from herald.services.publisher.platforms.instagram.client import GraphCallError, GraphClient
+from herald.services.publisher.platforms.instagram.errors import (
     Call,
     ErrorClass,
     container_error_class,
 )
-from herald.services.publisher.platforms.instagram_media import MediaPlan, PlanError, plan_media
-from herald.services.publisher.platforms.instagram_outcomes import Finish, Reporter
-from herald.services.publisher.platforms.instagram_reads import (
+from herald.services.publisher.platforms.instagram.media import MediaPlan, PlanError, plan_media
+from herald.services.publisher.platforms.instagram.outcomes import Finish, Reporter
+from herald.services.publisher.platforms.instagram.reads import (
     ERROR,
     EXPIRED,
     FINISHED,
@@ -39,10 +39,8 @@ from herald.services.publisher.platforms.instagram_reads import (
     ContainerStatus,
     GraphReader,
 )
-from herald.services.publisher.platforms.instagram_recovery import STOP_READING, findable, look
-from herald.services.publisher.platforms.instagram_throttle import Throttle
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
-from herald.shared.domain.requests import PublishRequest
+from herald.services.publisher.platforms.instagram.recovery import STOP_READING, findable, look
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 
 T = TypeVar("T")
 MAX_NOT_READY_REPUBLISH = 5  # 9007/2207027 on media_publish: wait, publish again, at most 5x

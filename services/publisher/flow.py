@@ -1,10 +1,17 @@
-"""One publish.request, start to finish (the domain flow; the consumer runs many at once).
+"""The publisher's flow: one publish.request, start to finish, top to bottom (the consumer
+runs many at once).
 
-decode (invalid → dead letter) → claim (job lock, decisions, `call_started_at`) → either
-re-emit / answer without a call, or: rate-limit the account, call the platform (bounded by
-the attempt timeout) → store the result with the claim → produce it → Kafka acknowledged,
-so the consumer may commit the offset. The token lives in the `Connection` in memory only
-and is scrubbed from every result's free text (`scrub.py`); log lines never carry it.
+1. take: decode the request (invalid: a dead letter);
+2. claim (job, attempt): decide against what Postgres knows (`decision.decide`), in one
+   transaction per batch of requests (`claims.ClaimStore`): re-emit a stored result, answer
+   without a call (published already, missed, refused), wait for another live worker, or
+3. call the platform: take the account's rate-limit token, then the platform's `publish`
+   (or `confirm`, a read only), bounded by the attempt timeout, while the lease is renewed
+   (`leases`); the platform classifies what it met into one outcome;
+4. emit: scrub the token from the outcome's free text, store the result with the claim
+   (only while this worker holds it), produce it to publish.result, and only once Kafka
+   acknowledged it is the offset free to commit.
+The token lives in the `Connection` in memory only; log lines never carry it.
 
 Store outages (Postgres, Redis, Kafka) are retried with backoff, step by step; when the
 service stops meanwhile the message is given up uncommitted and Kafka redelivers it.
@@ -26,9 +33,7 @@ import psycopg
 from herald.services.publisher.claims import ClaimStore, Emit
 from herald.services.publisher.decision import Decision, Kind, deadline_outcome
 from herald.services.publisher.leases import Leases
-from herald.services.publisher.platforms.base import AttemptContext, ClaimLost, PlatformPublisher
 from herald.services.publisher.rate_limiter import RateLimiter
-from herald.services.publisher.scrub import Scrubber
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage, StoreUnavailable
@@ -40,6 +45,8 @@ from herald.shared.infra.process import sleep_or_stop
 from herald.shared.messages import codec
 from herald.shared.messages.request import decode_request
 from herald.shared.messages.result import result_value
+from herald.shared.platforms.contract import AttemptContext, ClaimLost, PlatformPublisher
+from herald.shared.platforms.scrub import Scrubber
 from herald.shared.stores import connections, dead_letters
 
 log = logging.getLogger(__name__)

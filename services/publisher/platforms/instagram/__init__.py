@@ -20,15 +20,20 @@ from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from herald.services.publisher.platforms.base import AttemptContext, ClaimLost
-from herald.services.publisher.platforms.instagram_attempt import BUILDER_WAITS, Attempt
-from herald.services.publisher.platforms.instagram_client import GraphClient
-from herald.services.publisher.platforms.instagram_confirm import confirm_published
-from herald.services.publisher.platforms.instagram_outcomes import Finish
-from herald.services.publisher.platforms.instagram_reads import GraphReader
-from herald.services.publisher.platforms.instagram_throttle import Throttle
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
-from herald.shared.domain.requests import Connection, PublishRequest
+from herald.platforms import (
+    AttemptContext,
+    ClaimLost,
+    Connection,
+    Outcome,
+    PublishOutcome,
+    PublishRequest,
+)
+from herald.services.publisher.platforms.instagram.attempt import BUILDER_WAITS, Attempt
+from herald.services.publisher.platforms.instagram.client import GraphClient
+from herald.services.publisher.platforms.instagram.confirm import confirm_published
+from herald.services.publisher.platforms.instagram.outcomes import Finish
+from herald.services.publisher.platforms.instagram.reads import GraphReader
+from herald.services.publisher.platforms.instagram.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
