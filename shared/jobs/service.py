@@ -9,80 +9,33 @@ reconciler puts Redis right within seconds.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
 
 from herald.shared.domain.jobs import JobStatus, allowed_sources
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
-from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
+from herald.shared.jobs import scheduling
+from herald.shared.jobs.scheduling import Scheduled
 from herald.shared.jobs.validation import (
-    JobInput,
     check_caption,
     check_instant,
     has_nul,
-    validate_job,
 )
 from herald.shared.jobs.views import attempt_view, cursor_params, job_view, page
-from herald.shared.messages.codec import new_trace_id, now_utc
+from herald.shared.messages.codec import now_utc
 from herald.shared.messages.status import status_event
-from herald.shared.stores import attempts, connections, dead_letters, idempotency_keys, jobs, outbox
-from herald.shared.stores.tenants import ensure_tenant
+from herald.shared.stores import attempts, dead_letters, jobs, outbox
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Scheduled:
-    """What `schedule` answers: 201 for new jobs, 200 for an idempotent replay."""
-
-    created: bool
-    body: dict[str, Any]
-
-
-def job_row(
-    spec: JobInput,
-    *,
-    job_id: str,
-    tenant_id: str,
-    post_id: str,
-    connection_id: Any,
-    queued: bool,
-    digest: str,
-    trace_id: str,
-) -> dict[str, Any]:
-    """A new job's columns, as `stores.jobs.insert` takes them."""
-    return {
-        "id": job_id,
-        "tenant_id": tenant_id,
-        "post_id": post_id,
-        "platform": spec.platform,
-        "connection_id": connection_id,
-        "media_asset_ids": spec.media_asset_ids,
-        "caption": spec.caption,
-        "media_type": spec.media_type,
-        "scheduled_at": spec.scheduled_at,
-        "publish_deadline": spec.publish_deadline,
-        "deadline_explicit": spec.deadline_explicit,
-        "queued": queued,
-        "request_hash": digest,
-        "trace_id": trace_id,
-    }
-
-
-def request_hash(body: Any) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _uuid_or_404(job_id: str, what: str = "job") -> str:
@@ -111,99 +64,16 @@ class JobService:
         post_id: str | None = None,
         trace_id: str | None = None,
     ) -> Scheduled:
-        """Validate and persist one job per connection; `job_ids` are client-made (commands)."""
-        now = now_utc()
-        spec = validate_job(body, now=now, missed_after_seconds=self.settings.missed_after_seconds)
-        digest = request_hash(body)
-        connections = await self._connections_for(principal, spec)
-        tenant_id = connections[0]["tenant_id"]
-        ids = job_ids or [str(uuid.uuid4()) for _ in spec.connection_ids]
-        post = post_id or str(uuid.uuid4())
-        trace = trace_id or new_trace_id()
-        horizon = now + timedelta(seconds=self.settings.redis_horizon_seconds)
-        queued = spec.scheduled_at <= horizon
-        async with self.db.transaction() as conn:
-            if idempotency_key is not None:
-                replay = await self._idempotent_replay(conn, tenant_id, idempotency_key, digest)
-                if replay is not None:
-                    return replay
-            existing = await jobs.existing(conn, ids)
-            if existing:
-                # A retried command carrying the same job_id: the same body is a no-op.
-                if all(r["request_hash"] == digest for r in existing) and len(existing) == len(ids):
-                    return Scheduled(False, self._body(spec, existing))
-                raise Conflict(
-                    "job_id is already used by another job",
-                    code="job_id_reused",
-                    fields={"job_id": "is already used with another body"},
-                )
-            rows = []
-            for job_id, connection in zip(ids, connections, strict=True):
-                new = job_row(
-                    spec,
-                    job_id=job_id,
-                    tenant_id=tenant_id,
-                    post_id=post,
-                    connection_id=connection["id"],
-                    queued=queued,
-                    digest=digest,
-                    trace_id=trace,
-                )
-                rows.append(await jobs.insert(conn, new))
-            if idempotency_key is not None:
-                await idempotency_keys.insert(
-                    conn,
-                    tenant_id=tenant_id,
-                    key=idempotency_key,
-                    digest=digest,
-                    post_id=post,
-                    job_ids=ids,
-                    multi=spec.multi,
-                )
-            await outbox.add(conn, self.names, [status_event(r, JobStatus.SCHEDULED) for r in rows])
-        metrics.JOBS_SCHEDULED.inc(len(rows))
-        if queued:
-            await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
-        for r in rows:
-            log.info(
-                "job scheduled",
-                extra={
-                    "job_id": str(r["id"]),
-                    "trace_id": trace,
-                    "scheduled_at": str(r["scheduled_at"]),
-                },
-            )
-        return Scheduled(True, self._body(spec, rows))
-
-    @staticmethod
-    def _body(spec: JobInput, rows: list[Row]) -> dict[str, Any]:
-        if spec.multi:
-            return {"post_id": str(rows[0]["post_id"]), "jobs": [job_view(r) for r in rows]}
-        return job_view(rows[0])
-
-    async def _idempotent_replay(
-        self, conn: psycopg.AsyncConnection[Row], tenant_id: str, key: str, digest: str
-    ) -> Scheduled | None:
-        found = await idempotency_keys.find_locked(conn, tenant_id, key)
-        if found is None:
-            return None
-        if found["request_hash"] != digest:
-            raise Conflict(
-                "this Idempotency-Key was used with another body", code="idempotency_key_reused"
-            )
-        rows = await jobs.existing(conn, [str(j) for j in found["job_ids"]])
-        rows.sort(key=lambda r: [str(j) for j in found["job_ids"]].index(str(r["id"])))
-        if found["multi"]:
-            return Scheduled(
-                False, {"post_id": str(found["post_id"]), "jobs": [job_view(r) for r in rows]}
-            )
-        return Scheduled(False, job_view(rows[0]))
-
-    async def _connections_for(self, principal: Principal, spec: JobInput) -> list[Row]:
-        rows = await connections.by_ids(self.db, spec.connection_ids)
-        ordered = check_connections(principal, spec, {str(r["id"]): r for r in rows})
-        await ensure_tenant(self.db, ordered[0]["tenant_id"])
-        return ordered
+        """Validate and persist one job per connection (`shared.jobs.scheduling`)."""
+        return await scheduling.schedule(
+            self,
+            principal,
+            body,
+            idempotency_key=idempotency_key,
+            job_ids=job_ids,
+            post_id=post_id,
+            trace_id=trace_id,
+        )
 
     async def mirror(
         self, add: dict[str, datetime | None] | None = None, remove: list[str] | None = None
@@ -395,43 +265,3 @@ async def _current(conn: psycopg.AsyncConnection[Row], job_id: Any) -> Row:
     row = await jobs.get(conn, job_id)
     assert row is not None
     return row
-
-
-def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:
-    """The job's connections, in order: each known to the principal, enabled, of the job's
-    platform, all of one tenant (and of the admin's `tenant_id`, when given)."""
-    ordered = []
-    for i, cid in enumerate(spec.connection_ids):
-        field = f"connection_ids[{i}]" if spec.multi else "connection_id"
-        try:
-            row = by_id.get(str(uuid.UUID(cid)))
-        except ValueError:
-            row = None
-        if row is None or not principal.sees(row["tenant_id"]):
-            raise ValidationFailed("unknown connection", fields={field: f"no connection {cid}"})
-        if row["status"] == "disabled":
-            raise ValidationFailed(
-                "disabled connection", fields={field: f"connection {cid} is disabled"}
-            )
-        if row["platform"] != spec.platform:
-            raise ValidationFailed(
-                "platform mismatch",
-                fields={field: f"connection {cid} is a {row['platform']} connection"},
-            )
-        ordered.append(row)
-    field = "connection_ids" if spec.multi else "connection_id"
-    tenants = {r["tenant_id"] for r in ordered}
-    if len(tenants) > 1:
-        raise ValidationFailed(
-            "connections of several tenants", fields={field: "must belong to one tenant"}
-        )
-    if spec.tenant_id is not None:
-        if not principal.is_admin:
-            raise ValidationFailed(
-                "only an admin key may name a tenant", fields={"tenant_id": "not allowed"}
-            )
-        if spec.tenant_id not in tenants:
-            raise ValidationFailed(
-                "tenant mismatch", fields={"tenant_id": "does not own the connection"}
-            )
-    return ordered
