@@ -9,7 +9,6 @@ import pytest
 from herald.services.publisher.platforms.instagram.errors import (
     CODE_RULES,
     DEFAULT_QUOTA_WINDOW_SECONDS,
-    DEFAULT_THROTTLE_SECONDS,
     PAIR_RULES,
     SUBCODE_RULES,
     Call,
@@ -18,8 +17,11 @@ from herald.services.publisher.platforms.instagram.errors import (
     classify,
     classify_transport,
     container_error_class,
-    parse_usage,
     subcode_from_status,
+)
+from herald.services.publisher.platforms.instagram.usage import (
+    DEFAULT_THROTTLE_SECONDS,
+    parse_usage,
     throttle_seconds,
 )
 from herald.shared.domain.outcomes import Outcome
