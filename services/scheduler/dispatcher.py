@@ -100,7 +100,6 @@ class Dispatcher:
                     last_requeue = now
                 claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
                 if claimed:
-                    await self._fault_pause(claimed)
                     await self.dispatch(claimed)
                     continue
                 next_due = await queue.next_due()
@@ -111,18 +110,6 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("dispatch loop error; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
-
-    async def _fault_pause(self, claimed: list[Claimed]) -> None:
-        pause = self.rt.settings.fault_pause_after_claim_seconds
-        if pause:
-            log.warning("fault injection: pausing after claim", extra={"count": len(claimed)})
-            await asyncio.sleep(pause)
-
-    async def _fault_pause_after_mark(self, rows: list[Row]) -> None:
-        pause = self.rt.settings.fault_pause_after_mark_seconds
-        if pause and rows:
-            log.warning("fault injection: pausing after mark", extra={"count": len(rows)})
-            await asyncio.sleep(pause)
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}
@@ -159,7 +146,6 @@ class Dispatcher:
             )
             if unsendable:
                 await _dead_letter(conn, self.rt.names, unsendable)
-        await self._fault_pause_after_mark(rows)
         if unsendable:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
                 len(unsendable)

@@ -58,15 +58,6 @@ class Settings(BaseSettings):
     call_timeout_seconds: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
-    # Chaos-testing knob: the dispatcher pauses this long after claiming a batch, so a test
-    # can SIGKILL it while it holds claims. 0 (the default) disables it.
-    fault_pause_after_claim_seconds: float = Field(default=0.0, ge=0)
-    # Likewise after a batch's IN_PROGRESS mark is committed, before its publish.request
-    # records are produced: a kill there leaves jobs dispatched that no publisher will see.
-    fault_pause_after_mark_seconds: float = Field(default=0.0, ge=0)
-    # Likewise for results: a pause after each batch's Postgres commit, before its Redis
-    # writes and its offset commit.
-    fault_pause_after_commit_seconds: float = Field(default=0.0, ge=0)
     retention_days: int = Field(default=30, ge=1)
 
     api_port: int = 8080
