@@ -30,6 +30,7 @@ from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row, id_array
 from herald.shared.infra.delayed_queue import Claimed
 from herald.shared.infra.names import REQUEST, Names
+from herald.shared.infra.retry import Backoff, Retry, Stopped
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.views import JOB_COLUMNS, request_view
 
@@ -81,6 +82,7 @@ class Dispatcher:
         self.max_sleep = max_sleep
         self.topic = rt.names.topic(REQUEST)
         self.partitions = PartitionCount(rt.producer, self.topic)
+        self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
@@ -88,28 +90,35 @@ class Dispatcher:
         await asyncio.gather(*(self._loop(stopping, i == 0) for i in range(self.concurrency)))
 
     async def _loop(self, stopping: asyncio.Event, requeues: bool) -> None:
-        queue = self.rt.queue
-        last_requeue = 0.0
+        retry = Retry(
+            Backoff(first=0.1, cap=1.0),
+            on=(Exception,),
+            stopping=stopping,
+            what="dispatch loop error; retrying",
+            logger=log,
+        )
         while not stopping.is_set():
             try:
-                now = time.time()
-                if requeues and now - last_requeue >= 1.0:
-                    back = await queue.requeue_expired()
-                    if back:
-                        log.warning("expired leases returned to the queue", extra={"count": back})
-                    last_requeue = now
-                claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
-                if claimed:
-                    await self.dispatch(claimed)
-                    continue
-                next_due = await queue.next_due()
-                wait = self.max_sleep if next_due is None else next_due - time.time()
-                await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dispatch loop error; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
+                await retry.call(lambda: self._once(requeues))
+            except Stopped:
+                return
+
+    async def _once(self, requeues: bool) -> None:
+        """Dispatch one claimed batch, or wait (up to `max_sleep`) for the next due job."""
+        queue = self.rt.queue
+        now = time.time()
+        if requeues and now - self._last_requeue >= 1.0:
+            back = await queue.requeue_expired()
+            if back:
+                log.warning("expired leases returned to the queue", extra={"count": back})
+            self._last_requeue = now
+        claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
+        if claimed:
+            await self.dispatch(claimed)
+            return
+        next_due = await queue.next_due()
+        wait = self.max_sleep if next_due is None else next_due - time.time()
+        await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}
