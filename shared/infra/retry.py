@@ -29,14 +29,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from herald.shared.errors import HeraldError
+from herald.shared.errors import Stopped as Stopped  # callers catch it from here
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Stopped(HeraldError):
-    """The service stopped while a step waited to be retried; the step was not done."""
 
 
 @dataclass(frozen=True)
