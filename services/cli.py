@@ -47,7 +47,7 @@ def _with_runtime(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]) -> Ha
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    checkout_tools()  # the local stack's tooling lives in the checkout, not in the package
+    checkout_tools("stack")  # the local stack's tooling lives in the checkout, not the package
     import stack
 
     action: Callable[[Settings], int] = {
@@ -307,7 +307,7 @@ async def _sandbox(rt: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    checkout_tools()  # the benchmarks live in the checkout, not in the package
+    checkout_tools("bench")  # the benchmarks live in the checkout, not in the package
     from bench.cli import run_bench
 
     return int(run_bench(args, settings))

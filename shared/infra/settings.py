@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.shared.errors import ConfigError
 from herald.shared.infra.crypto import new_secret_key
-from herald.shared.infra.paths import ROOT
+from herald.shared.infra.paths import default_stack_dir, relative_base
 
 LOCAL_SECRET_KEY = "secret.key"  # the local stack's key, in its folder
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://herald@127.0.0.1:5432/herald"
-    stack_dir: Path = ROOT / ".stack"
+    stack_dir: Path = Field(default_factory=default_stack_dir)
     secret_key: SecretStr | None = None
 
     topic_prefix: str = ""
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
 
     def resolved_stack_dir(self) -> Path:
         path = self.stack_dir
-        return path if path.is_absolute() else ROOT / path
+        return path if path.is_absolute() else relative_base() / path
 
     def secret_key_ring(self) -> str:
         """HERALD_SECRET_KEY; unset, the local stack's key (`<stack dir>/secret.key`, made
