@@ -17,7 +17,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from herald.shared.infra import metrics
 from herald.shared.infra.paths import DEPLOY_DIR
-from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
+from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE
+from stack.render import render_prometheus_config
 from tests.support.dashboards import (
     ALERTS_FILE,
     SHARED_GAUGES,

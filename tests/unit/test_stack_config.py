@@ -11,6 +11,13 @@ from herald.shared.errors import ConfigError
 from herald.shared.infra import paths
 from herald.shared.infra.paths import DEPLOY_DIR
 from herald.shared.infra.settings import Settings
+from stack.argv import (
+    kafka_argv,
+    kafka_format_argv,
+    postgres_argv,
+    prometheus_argv,
+    redis_argv,
+)
 from stack.config import (
     ALERTS_FILE,
     PROMETHEUS_DIR,
@@ -19,21 +26,18 @@ from stack.config import (
     SERVICES,
     Endpoint,
     StackConfig,
-    format_status_rows,
-    kafka_argv,
-    kafka_format_argv,
-    kafka_version_from_jars,
-    kafka_version_from_log,
-    new_kafka_cluster_id,
     parse_database_url,
     parse_kafka_bootstrap,
     parse_redis_url,
-    postgres_argv,
-    prometheus_argv,
-    redis_argv,
+    socket_dir_for,
+)
+from stack.render import (
+    format_status_rows,
+    kafka_version_from_jars,
+    kafka_version_from_log,
+    new_kafka_cluster_id,
     render_prometheus_config,
     render_server_properties,
-    socket_dir_for,
 )
 
 
