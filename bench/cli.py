@@ -96,42 +96,29 @@ def _chart(name: str, figures: dict[str, Any], path: Path) -> Path | None:
 
 def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     name = args.scenario
+    jobs = args.jobs or 20_000
+    publishers = args.publishers or 2
+    # memory and scale: a platform that answers in 200 ms unless told otherwise
+    slow = args.latency_ms if args.latency_ms is not None else 200.0
     if name == "limits":
-        figures = limits.measure(settings)
-    elif name == "burst":
-        figures = scenarios.burst(
-            settings,
-            n=args.jobs or 20_000,
-            publishers=args.publishers or 2,
-            latency_ms=args.latency_ms or 0.0,
+        return limits.measure(settings)
+    if name == "burst":
+        return scenarios.burst(
+            settings, n=jobs, publishers=publishers, latency_ms=args.latency_ms or 0.0
         )
-    elif name == "steady":
-        figures = scenarios.steady(
-            settings,
-            rate=args.rate or 1000.0,
-            seconds=args.seconds or 30.0,
-            publishers=args.publishers or 2,
-        )
-    elif name == "soak":
-        figures = soak.soak(
+    if name == "steady":
+        rate, seconds = args.rate or 1000.0, args.seconds or 30.0
+        return scenarios.steady(settings, rate=rate, seconds=seconds, publishers=publishers)
+    if name == "soak":
+        return soak.soak(
             settings,
             jobs=args.jobs or 2000,
             accounts=args.accounts or 50,
             copies=args.publishers or 3,
         )
-    elif name == "memory":
-        figures = scenarios.memory(
-            settings,
-            n=args.jobs or 20_000,
-            latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
-        )
-    else:
-        figures = scenarios.scale(
-            settings,
-            n=args.jobs or 20_000,
-            latency_ms=args.latency_ms if args.latency_ms is not None else 200.0,
-        )
-    return figures
+    if name == "memory":
+        return scenarios.memory(settings, n=jobs, latency_ms=slow)
+    return scenarios.scale(settings, n=jobs, latency_ms=slow)
 
 
 def _repeated(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

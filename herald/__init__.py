@@ -5,8 +5,8 @@ under this name: `herald.shared` (``shared/``: the domain, the wire formats, the
 the process runtime every service builds on) and `herald.services` (``services/``: the
 scheduler, publisher, results and api processes, and the ``herald`` command). What the code
 reads at run time ships with it: ``herald/schemas`` (``schemas/``), ``herald/topics.toml``
-(``deploy/topics.toml``), the migrations and the ops page. Platform plugins import only
-`herald.platforms`.
+(``deploy/topics.toml``), the migrations and the ops page. The checkout's developer tools
+(the local stack, the benchmarks) are not installed.
 """
 
 from herald.shared import __version__

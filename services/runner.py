@@ -19,12 +19,14 @@ from pathlib import Path
 
 from herald.shared.infra.db.migrate import migrate
 from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
-from herald.shared.infra.paths import ROOT
+from herald.shared.infra.paths import ROOT, in_checkout
+from herald.shared.infra.retry import Backoff
 from herald.shared.infra.settings import Settings, create_private_file
 
 FIRST_METRICS_PORT = 9101
 # Stop order: no new work first (api, scheduler), then drain publishers, results last.
 STOP_ORDER = ("api", "scheduler", "publisher", "results")
+RESTART_BACKOFF = Backoff(first=1.0, cap=30.0)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started: float = field(default=0.0)
+    restart_at: float | None = None  # exited: started again at this instant (monotonic)
 
     def start(self, env: dict[str, str]) -> None:
         child_env = env | {
@@ -42,9 +45,31 @@ class Child:
             "HERALD_REPLICA": self.name,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "herald", self.service], cwd=ROOT, env=child_env
+            [sys.executable, "-m", "herald", self.service],
+            cwd=ROOT if in_checkout() else None,
+            env=child_env,
         )
         self.started = time.monotonic()
+
+
+def watch(children: list[Child], env: dict[str, str], now: float) -> None:
+    """Restart the children that exited, each after its own backoff (1 s doubling to 30 s,
+    from 1 s again once a child had run a minute), never holding up the others."""
+    for child in children:
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.restart_at = None
+                child.restarts += 1
+                child.start(env)
+                child.started = now
+            continue
+        if child.proc is None or child.proc.poll() is None:
+            continue
+        if now - child.started > 60:
+            child.restarts = 0
+        delay = RESTART_BACKOFF.delay(child.restarts + 1)
+        child.restart_at = now + delay
+        _say(f"{child.name} exited with {child.proc.returncode}; restarting in {delay:.1f}s")
 
 
 def _say(text: str) -> None:
@@ -130,16 +155,7 @@ def run_all(settings: Settings, *, publishers: int = 2) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not stopping:
-        for child in children:
-            if child.proc is not None and child.proc.poll() is not None and not stopping:
-                code = child.proc.returncode
-                delay = min(30.0, 2.0 ** min(child.restarts, 5))
-                if time.monotonic() - child.started > 60:
-                    child.restarts = 0
-                _say(f"{child.name} exited with {code}; restarting in {delay:.0f}s")
-                time.sleep(delay)
-                child.restarts += 1
-                child.start(env)
+        watch(children, env, time.monotonic())
         time.sleep(0.5)
 
     _say("stopping")

@@ -4,6 +4,7 @@ HeraldError
 ├── ConfigError          settings or environment are unusable
 ├── StoreUnavailable     Kafka, Redis or Postgres does not answer (retry later, 503)
 ├── InvalidMessage       a topic message fails its schema (goes to publish.dlq)
+├── Stopped              the service stopped while a step waited to be retried
 └── DomainError          a request that parses but is refused
     ├── ValidationFailed     422, with per-field messages
     ├── NotFound             404 for the resource in the path
@@ -27,6 +28,11 @@ class StoreUnavailable(HeraldError):
     def __init__(self, store: str, detail: str = "") -> None:
         super().__init__(f"{store} is unavailable{': ' + detail if detail else ''}")
         self.store = store
+
+
+class Stopped(HeraldError):
+    """The service stopped while a step waited to be retried (`shared/infra/retry.py`); the
+    step was not done, and the next process redoes it."""
 
 
 class InvalidMessage(HeraldError):

@@ -41,7 +41,7 @@ from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.kafka.client import KafkaError, Message
 from herald.shared.infra.names import Names
-from herald.shared.infra.process import sleep_or_stop
+from herald.shared.infra.retry import Backoff, Retry, sleep_or_stop
 from herald.shared.messages import codec
 from herald.shared.messages.request import decode_request
 from herald.shared.messages.result import result_value
@@ -99,6 +99,14 @@ class PublishWorker:
         self.stopping = stopping
         self._jobs: dict[str, tuple[asyncio.Lock, int]] = {}
         self.leases = Leases(claims, timing.lease_seconds)  # `leases.renew` runs beside
+        self._retry = Retry(
+            Backoff(first=0.2, cap=5.0),
+            on=RETRYABLE,
+            stopping=stopping,
+            what="store step failed; retrying",
+            logger=log,
+            stopped=Abandoned,
+        )
 
     # ---- the consumer's handler -----------------------------------------------------------
 
@@ -402,18 +410,7 @@ class PublishWorker:
 
     async def _store(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a store step, retrying outages with backoff until it works or we stop."""
-        delay = 0.2
-        while True:
-            try:
-                return await fn()
-            except RETRYABLE as exc:
-                log.warning(
-                    "store step failed; retrying",
-                    extra={"error": str(exc)[:300], "retry_in": delay},
-                )
-            if await sleep_or_stop(self.stopping, delay):
-                raise Abandoned
-            delay = min(delay * 2, 5.0)
+        return await self._retry.call(fn)
 
     @asynccontextmanager
     async def _job(self, job_id: str) -> AsyncIterator[None]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,11 +108,9 @@ class ResultsConsumer:
         *,
         batch_size: int = 500,
         rand: Rand = random.random,
-        after_commit: Callable[[], Awaitable[None]] | None = None,
         hold: ResultHold | None = None,
     ) -> None:
         self.rt = rt
-        self.after_commit = after_commit  # fault injection for chaos tests
         self.hold = hold  # None: apply every batch at once
         self.names = rt.names
         self.topic = rt.names.topic(RESULT)
@@ -220,8 +218,6 @@ class ResultsConsumer:
                         },
                     )
                 await outbox.add(conn, self.names, plan.events)
-        if self.after_commit is not None:
-            await self.after_commit()
         await self._mirror(plan)
         if plan.logged:
             # One structured line per committed batch (a line per job was a tenth of this

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from herald.services.results.consumer import ResultsConsumer
@@ -71,24 +70,10 @@ async def prune_loop(
     )
 
 
-def fault_pause(settings: Settings) -> Callable[[], Awaitable[None]] | None:
-    seconds = settings.fault_pause_after_commit_seconds
-    if seconds <= 0:
-        return None
-
-    async def pause() -> None:
-        log.warning("fault injection: pausing after a commit", extra={"seconds": seconds})
-        await asyncio.sleep(seconds)
-
-    return pause
-
-
 async def consume(rt: Runtime, stopping: asyncio.Event) -> None:
     backlog = PublishBacklog(rt.settings.kafka_bootstrap, rt.names)
     hold = ResultHold(HoldRule.from_settings(rt.settings), backlog, stopping)
-    consumer = ResultsConsumer(
-        rt, batch_size=BATCH_SIZE, after_commit=fault_pause(rt.settings), hold=hold
-    )
+    consumer = ResultsConsumer(rt, batch_size=BATCH_SIZE, hold=hold)
     try:
         await consumer.consumer().run(stopping)
     finally:

@@ -26,6 +26,7 @@ from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
 from herald.shared.infra.delayed_queue import Claimed
 from herald.shared.infra.names import REQUEST, Names
+from herald.shared.infra.retry import Backoff, Retry, Stopped
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.request import encode_request
 from herald.shared.messages.status import status_event
@@ -44,6 +45,7 @@ class Dispatcher:
         self.max_sleep = max_sleep
         self.topic = rt.names.topic(REQUEST)
         self.partitions = PartitionCount(rt.producer, self.topic)
+        self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
@@ -51,41 +53,35 @@ class Dispatcher:
         await asyncio.gather(*(self._loop(stopping, i == 0) for i in range(self.concurrency)))
 
     async def _loop(self, stopping: asyncio.Event, requeues: bool) -> None:
-        queue = self.rt.queue
-        last_requeue = 0.0
+        retry = Retry(
+            Backoff(first=0.1, cap=1.0),
+            on=(Exception,),
+            stopping=stopping,
+            what="dispatch loop error; retrying",
+            logger=log,
+        )
         while not stopping.is_set():
             try:
-                now = time.time()
-                if requeues and now - last_requeue >= 1.0:
-                    back = await queue.requeue_expired()
-                    if back:
-                        log.warning("expired leases returned to the queue", extra={"count": back})
-                    last_requeue = now
-                claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
-                if claimed:
-                    await self._fault_pause(claimed)
-                    await self.dispatch(claimed)
-                    continue
-                next_due = await queue.next_due()
-                wait = self.max_sleep if next_due is None else next_due - time.time()
-                await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dispatch loop error; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
+                await retry.call(lambda: self._once(requeues))
+            except Stopped:
+                return
 
-    async def _fault_pause(self, claimed: list[Claimed]) -> None:
-        pause = self.rt.settings.fault_pause_after_claim_seconds
-        if pause:
-            log.warning("fault injection: pausing after claim", extra={"count": len(claimed)})
-            await asyncio.sleep(pause)
-
-    async def _fault_pause_after_mark(self, rows: list[Row]) -> None:
-        pause = self.rt.settings.fault_pause_after_mark_seconds
-        if pause and rows:
-            log.warning("fault injection: pausing after mark", extra={"count": len(rows)})
-            await asyncio.sleep(pause)
+    async def _once(self, requeues: bool) -> None:
+        """Dispatch one claimed batch, or wait (up to `max_sleep`) for the next due job."""
+        queue = self.rt.queue
+        now = time.time()
+        if requeues and now - self._last_requeue >= 1.0:
+            back = await queue.requeue_expired()
+            if back:
+                log.warning("expired leases returned to the queue", extra={"count": back})
+            self._last_requeue = now
+        claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
+        if claimed:
+            await self.dispatch(claimed)
+            return
+        next_due = await queue.next_due()
+        wait = self.max_sleep if next_due is None else next_due - time.time()
+        await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}
@@ -116,7 +112,6 @@ class Dispatcher:
             )
             if unsendable:
                 await _dead_letter(conn, self.rt.names, unsendable)
-        await self._fault_pause_after_mark(rows)
         if unsendable:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
                 len(unsendable)

@@ -10,7 +10,8 @@ from herald.services.scheduler import gauges
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.reconciler import Reconciler
-from herald.shared.infra.process import Supervisor, repeat, run_loop, run_service, sleep_or_stop
+from herald.shared.infra.process import Supervisor, repeat, run_loop, run_service
+from herald.shared.infra.retry import Backoff, Retry, Stopped, sleep_or_stop
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.stores import outbox
@@ -20,15 +21,18 @@ log = logging.getLogger(__name__)
 
 async def relay_outbox(rt: Runtime, stopping: asyncio.Event) -> None:
     """Relay status and dead-letter events from the outbox to Kafka."""
+    retry = Retry(
+        Backoff(first=0.1, cap=1.0),
+        on=(Exception,),
+        stopping=stopping,
+        what="outbox relay failed; retrying",
+        logger=log,
+    )
     while not stopping.is_set():
         try:
-            moved = await outbox.relay_once(rt.db, rt.producer)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("outbox relay failed; retrying", extra={"error": repr(exc)})
-            moved = 0
-            await sleep_or_stop(stopping, 1.0)
+            moved = await retry.call(lambda: outbox.relay_once(rt.db, rt.producer))
+        except Stopped:
+            return
         if not moved and await sleep_or_stop(stopping, 0.05):
             return
 

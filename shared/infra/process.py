@@ -16,6 +16,8 @@ from herald.shared.infra import metrics
 from herald.shared.infra import redis_client as redis_store
 from herald.shared.infra.kafka.admin import ping as kafka_ping
 from herald.shared.infra.ops_server import Health, serve
+from herald.shared.infra.retry import Backoff, Retry, Stopped
+from herald.shared.infra.retry import sleep_or_stop as sleep_or_stop  # services import it here
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 
@@ -62,16 +64,6 @@ class Supervisor:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def sleep_or_stop(stopping: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True when the service is stopping."""
-    try:
-        async with asyncio.timeout(max(seconds, 0)):
-            await stopping.wait()
-        return True
-    except TimeoutError:
-        return stopping.is_set()
-
-
 async def repeat(
     stopping: asyncio.Event,
     interval: float,
@@ -80,15 +72,20 @@ async def repeat(
     failed: str,
     level: int = logging.WARNING,
 ) -> None:
-    """Run `step` every `interval` seconds until the service stops; a failing step is logged
-    (`failed`, at `level`) and tried again next round."""
+    """Run `step` every `interval` seconds until the service stops. A failing step is logged
+    (`failed`, at `level`) and retried with backoff from a second up to `interval`."""
+    retry = Retry(
+        Backoff(first=min(1.0, interval), cap=interval),
+        on=(Exception,),
+        stopping=stopping,
+        what=failed,
+        level=level,
+    )
     while not stopping.is_set():
         try:
-            await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.log(level, failed, extra={"error": repr(exc)})
+            await retry.call(step)
+        except Stopped:
+            return
         if await sleep_or_stop(stopping, interval):
             return
 

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.shared.errors import ConfigError
 from herald.shared.infra.crypto import new_secret_key
-from herald.shared.infra.paths import ROOT
+from herald.shared.infra.paths import default_stack_dir, relative_base
 
 LOCAL_SECRET_KEY = "secret.key"  # the local stack's key, in its folder
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://herald@127.0.0.1:5432/herald"
-    stack_dir: Path = ROOT / ".stack"
+    stack_dir: Path = Field(default_factory=default_stack_dir)
     secret_key: SecretStr | None = None
 
     topic_prefix: str = ""
@@ -58,15 +58,6 @@ class Settings(BaseSettings):
     call_timeout_seconds: float = Field(default=30.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
-    # Chaos-testing knob: the dispatcher pauses this long after claiming a batch, so a test
-    # can SIGKILL it while it holds claims. 0 (the default) disables it.
-    fault_pause_after_claim_seconds: float = Field(default=0.0, ge=0)
-    # Likewise after a batch's IN_PROGRESS mark is committed, before its publish.request
-    # records are produced: a kill there leaves jobs dispatched that no publisher will see.
-    fault_pause_after_mark_seconds: float = Field(default=0.0, ge=0)
-    # Likewise for results: a pause after each batch's Postgres commit, before its Redis
-    # writes and its offset commit.
-    fault_pause_after_commit_seconds: float = Field(default=0.0, ge=0)
     retention_days: int = Field(default=30, ge=1)
 
     api_port: int = 8080
@@ -110,7 +101,7 @@ class Settings(BaseSettings):
 
     def resolved_stack_dir(self) -> Path:
         path = self.stack_dir
-        return path if path.is_absolute() else ROOT / path
+        return path if path.is_absolute() else relative_base() / path
 
     def secret_key_ring(self) -> str:
         """HERALD_SECRET_KEY; unset, the local stack's key (`<stack dir>/secret.key`, made

@@ -87,9 +87,9 @@ class Services:
         self.procs: dict[str, ServiceProcess] = {}
         self.kills: list[str] = []
 
-    def start(self, name: str, **env: str) -> None:
+    def start(self, name: str, *faults: str) -> None:
         service = name.split("-")[0]
-        self.procs[name] = ServiceProcess(service, self.env | env, self.logs, name).start()
+        self.procs[name] = ServiceProcess(service, self.env, self.logs, name, faults=faults).start()
 
     def kill(self, name: str) -> str:
         """SIGKILL it; answers what it logged."""
@@ -135,7 +135,7 @@ async def test_every_job_once_through_kills_a_store_restart_and_lost_redis_keys(
     ]
     services = Services(own_stack, tmp_path)
     # The first scheduler stops after its first IN_PROGRESS mark, before producing.
-    services.start("scheduler", HERALD_FAULT_PAUSE_AFTER_MARK_SECONDS="600")
+    services.start("scheduler", "--pause-after-mark", "600")
     for name in ("publisher-a", "publisher-b", "results", "api"):
         services.start(name)
     api = f"http://127.0.0.1:{own_stack.api_port}"

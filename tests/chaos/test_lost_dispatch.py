@@ -28,9 +28,10 @@ async def test_a_dispatch_killed_between_mark_and_produce_is_recovered_in_second
     ids = await schedule_jobs(rt, JOBS, connections=connections)
     doomed = ServiceProcess(
         "scheduler",
-        ns.env(fault_pause_after_mark_seconds=600, **NO_STUCK_SWEEP),
+        ns.env(**NO_STUCK_SWEEP),
         tmp_path,
         "doomed",
+        faults=["--pause-after-mark", "600"],
     ).start()
     try:
         await eventually(lambda: _logged(doomed, "pausing after mark"), timeout=60)

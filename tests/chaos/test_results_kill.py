@@ -55,8 +55,9 @@ async def test_results_sigkilled_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     connections = await sandbox_connections(rt, 8)
     ids = await schedule_jobs(rt, JOBS, connections=connections)
-    paused = ns.env(fault_pause_after_commit_seconds=600)
-    service = ServiceProcess("results", paused, tmp_path, "results-paused").start()
+    service = ServiceProcess(
+        "results", ns.env(), tmp_path, "results-paused", faults=["--pause-after-commit", "600"]
+    ).start()
     kills = 0
     try:
         async with pipeline(rt, script, results=False) as fake:

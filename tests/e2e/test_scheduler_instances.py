@@ -101,7 +101,7 @@ async def test_sigkilled_scheduler_batch_is_dispatched_by_another_after_its_leas
     ]
     # This instance claims the batch, then pauses (fault injection) and is SIGKILLed.
     doomed = ServiceProcess(
-        "scheduler", ns.env(fault_pause_after_claim_seconds=600), tmp_path, "doomed"
+        "scheduler", ns.env(), tmp_path, "doomed", faults=["--pause-after-claim", "600"]
     ).start()
     try:
         await eventually(lambda: _in_flight(rt, ids), timeout=30)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,19 +79,36 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """A Herald service run as `python -m herald <service>`, its stderr kept in a file."""
+    """A Herald service run as `python -m herald <service>`, its stderr kept in a file.
 
-    def __init__(self, service: str, env: dict[str, str], log_dir: Path, name: str = "") -> None:
+    `faults` (e.g. `["--pause-after-mark", "600"]`) run it through the test-only hook
+    `tests.support.faulty` instead, which pauses it at that point."""
+
+    def __init__(
+        self,
+        service: str,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str = "",
+        *,
+        faults: Sequence[str] = (),
+    ) -> None:
         self.service = service
         self.env = env
         self.name = name or service
+        self.faults = list(faults)
         self.log_path = log_dir / f"{self.name}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        entry = (
+            ["tests.support.faulty", self.service, *self.faults]
+            if self.faults
+            else ["herald", self.service]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "herald", self.service],
+            [sys.executable, "-m", *entry],
             cwd=ROOT,
             env=self.env,
             stdout=log,

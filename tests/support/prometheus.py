@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
+from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE
+from stack.render import render_prometheus_config
 
 # The alert rules deploy/prometheus/alerts.yml must define (written out here on purpose, as
 # the tests' own expectation, not read from the file).

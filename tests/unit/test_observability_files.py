@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +18,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from herald.shared.infra import metrics
 from herald.shared.infra.paths import DEPLOY_DIR
-from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE, render_prometheus_config
+from stack.config import PROMETHEUS_DIR, PROMETHEUS_TEMPLATE
+from stack.render import render_prometheus_config
 from tests.support.dashboards import (
     ALERTS_FILE,
     SHARED_GAUGES,
@@ -34,6 +36,11 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _generator() -> ModuleType:
+    """`deploy/grafana/generate.py`, loaded as the script it is (its folder on the path, where
+    it finds `panels.py`)."""
+    folder = str(DEPLOY_DIR / "grafana")
+    if folder not in sys.path:
+        sys.path.append(folder)
     path = DEPLOY_DIR / "grafana" / "generate.py"
     spec = importlib.util.spec_from_file_location("herald_grafana_generate", path)
     assert spec is not None and spec.loader is not None

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from herald.shared.errors import ConfigError
+from herald.shared.infra import paths
 from herald.shared.infra.paths import DEPLOY_DIR
 from herald.shared.infra.settings import Settings
+from stack.argv import (
+    kafka_argv,
+    kafka_format_argv,
+    postgres_argv,
+    prometheus_argv,
+    redis_argv,
+)
 from stack.config import (
     ALERTS_FILE,
     PROMETHEUS_DIR,
@@ -18,21 +26,18 @@ from stack.config import (
     SERVICES,
     Endpoint,
     StackConfig,
-    format_status_rows,
-    kafka_argv,
-    kafka_format_argv,
-    kafka_version_from_jars,
-    kafka_version_from_log,
-    new_kafka_cluster_id,
     parse_database_url,
     parse_kafka_bootstrap,
     parse_redis_url,
-    postgres_argv,
-    prometheus_argv,
-    redis_argv,
+    socket_dir_for,
+)
+from stack.render import (
+    format_status_rows,
+    kafka_version_from_jars,
+    kafka_version_from_log,
+    new_kafka_cluster_id,
     render_prometheus_config,
     render_server_properties,
-    socket_dir_for,
 )
 
 
@@ -166,6 +171,20 @@ def test_paths_live_under_the_stack_dir(tmp_path: Path) -> None:
 def test_relative_stack_dir_resolves_from_the_checkout(tmp_path: Path) -> None:
     cfg = _config(tmp_path, stack_dir=Path("some-stack"))
     assert cfg.root == (DEPLOY_DIR.parent / "some-stack").resolve()
+
+
+def test_installed_from_a_wheel_the_stack_dir_is_the_users_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a checkout nothing is written beside the installed package."""
+    monkeypatch.setattr(paths, "in_checkout", lambda: False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("HERALD_STACK_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().resolved_stack_dir() == tmp_path / "state" / "herald"
+    assert Settings(stack_dir=Path("here")).resolved_stack_dir() == tmp_path / "here"
+    with pytest.raises(ConfigError, match=r"`herald bench` needs a checkout of Herald"):
+        paths.checkout_tools("bench")
 
 
 def test_external_postgres_home_is_stable_per_stack(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from stack import procs
 from stack.base import Service, StackError
-from stack.config import POM_FILE, StackConfig, kafka_version_from_jars
+from stack.config import POM_FILE, StackConfig
 from stack.console import say
+from stack.render import kafka_version_from_jars
 
 # Installed together whenever one of them is missing.
 BASE_PACKAGES = ("redis-server", "postgresql", "prometheus")

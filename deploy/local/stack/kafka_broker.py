@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from stack import procs
+from stack.argv import kafka_argv, kafka_format_argv
 from stack.base import Service, StackError
-from stack.config import (
-    LOG4J2_CONFIG,
-    SERVER_PROPERTIES_TEMPLATE,
-    kafka_argv,
-    kafka_format_argv,
+from stack.config import LOG4J2_CONFIG, SERVER_PROPERTIES_TEMPLATE
+from stack.console import say
+from stack.render import (
     kafka_version_from_jars,
     kafka_version_from_log,
     new_kafka_cluster_id,
     render_server_properties,
 )
-from stack.console import say
 
 _quiet = logging.getLogger("herald.stack.kafka-admin")
 _quiet.addHandler(logging.NullHandler())

@@ -11,12 +11,13 @@ from herald.shared.errors import ConfigError
 from herald.shared.infra.settings import Settings
 from stack import debian, install, procs
 from stack.base import Service, StackError, retry_until
-from stack.config import SERVICES, StackConfig, format_status_rows
+from stack.config import SERVICES, StackConfig
 from stack.console import say, show_lines
 from stack.kafka_broker import Kafka
 from stack.postgres_server import Postgres
 from stack.prometheus_server import Prometheus
 from stack.redis_server import Redis
+from stack.render import format_status_rows
 
 _CLASSES: dict[str, type[Service]] = {
     "postgres": Postgres,

@@ -7,11 +7,16 @@ import glob
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stack import procs
+from stack.argv import initdb_argv, postgres_argv
 from stack.base import Service, StackError
-from stack.config import BIND_HOST, initdb_argv, postgres_argv, socket_dir_for
+from stack.config import BIND_HOST, socket_dir_for
 from stack.console import say
+
+if TYPE_CHECKING:
+    import psycopg
 
 PG_LIB = Path("/usr/lib/postgresql")
 
@@ -160,34 +165,31 @@ class Postgres(Service):
         return postgres_argv(self.bindir(), self.data_dir(), self.endpoint.port, self.socket_dir())
 
     # ------------------------------------------------------------ running
-    def ping(self) -> None:
+    def _as_superuser(self, timeout: int, **options: Any) -> psycopg.Connection[Any]:
+        """A connection as `postgres` to the server the stack runs (not the URL's role)."""
         import psycopg
 
-        with psycopg.connect(
+        return psycopg.connect(
             host=BIND_HOST,
             port=self.endpoint.port,
             user="postgres",
             dbname="postgres",
-            connect_timeout=2,
-        ) as conn:
+            connect_timeout=timeout,
+            **options,
+        )
+
+    def ping(self) -> None:
+        with self._as_superuser(2) as conn:
             conn.execute("SELECT 1")
 
     def after_ready(self) -> None:
         """Create the role and database the URL names (idempotent). The role is a plain
         login role that owns its database (Herald creates its schemas there), never a
         superuser: a role that an older stack made one is demoted."""
-        import psycopg
         from psycopg import sql
 
         target = self.cfg.postgres
-        with psycopg.connect(
-            host=BIND_HOST,
-            port=self.endpoint.port,
-            user="postgres",
-            dbname="postgres",
-            connect_timeout=5,
-            autocommit=True,
-        ) as conn:
+        with self._as_superuser(5, autocommit=True) as conn:
             role = sql.Identifier(target.user)
             if target.user != "postgres":
                 found = conn.execute(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Daemons this process spawned: kept so they are reaped (no zombies while a test that
 # restarts a service still runs) and so Popen does not warn about them on collection.
@@ -43,11 +44,11 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _ids(run_as: RunAs | None) -> tuple[int | None, int | None, list[int] | None]:
-    """Popen's user/group/extra_groups: switch user and drop supplementary groups."""
+def _as_user(run_as: RunAs | None) -> dict[str, Any]:
+    """Popen's arguments to switch user and drop supplementary groups (none: stay)."""
     if run_as is None:
-        return None, None, None
-    return run_as.uid, run_as.gid, []
+        return {}
+    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
 
 
 # ---------------------------------------------------------------- /proc
@@ -150,6 +151,20 @@ def rotate_log(path: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
             path.replace(path.with_name(path.name + ".1"))
 
 
+@contextlib.contextmanager
+def _output(log: Path | None, what: str, argv: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Popen's arguments to append a command's output to ``log`` after a line naming it,
+    or, without a log, to capture it."""
+    if log is None:
+        yield {"capture_output": True}
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {what}: {' '.join(argv)}\n".encode())
+        out.flush()
+        yield {"stdout": out, "stderr": subprocess.STDOUT}
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -159,26 +174,17 @@ def spawn(
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Start a daemon detached from this process (own session), output appended to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
     rotate_log(log)
-    with open(log, "ab") as out:
-        out.write(
-            f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode()
-        )
-        out.flush()
-        user, group, extra_groups = _ids(run_as)
+    with _output(log, "starting", argv) as output:
         proc = subprocess.Popen(
             list(argv),
             cwd=str(cwd),
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
             env=dict(env) if env is not None else None,
-            user=user,
-            group=group,
-            extra_groups=extra_groups,
+            **_as_user(run_as),
+            **output,
         )
     _children[proc.pid] = proc
     return proc.pid
@@ -194,40 +200,17 @@ def run(
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command to completion; output appended to ``log`` (or captured)."""
-    user, group, extra_groups = _ids(run_as)
-    cwd_text = str(cwd) if cwd is not None else "/"
-    env_dict = dict(env) if env is not None else None
-    if log is None:
+    with _output(log, "running", argv) as output:
         return subprocess.run(
             list(argv),
-            cwd=cwd_text,
+            cwd=str(cwd) if cwd is not None else "/",
             stdin=subprocess.DEVNULL,
-            capture_output=True,
             text=True,
             timeout=timeout,
-            env=env_dict,
+            env=dict(env) if env is not None else None,
             check=False,
-            user=user,
-            group=group,
-            extra_groups=extra_groups,
-        )
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out:
-        out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} running: {' '.join(argv)}\n")
-        out.flush()
-        return subprocess.run(
-            list(argv),
-            cwd=cwd_text,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            env=env_dict,
-            check=False,
-            user=user,
-            group=group,
-            extra_groups=extra_groups,
+            **_as_user(run_as),
+            **output,
         )
 
 

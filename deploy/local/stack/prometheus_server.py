@@ -9,14 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from stack import procs
+from stack.argv import prometheus_argv
 from stack.base import Service, StackError
-from stack.config import (
-    ALERTS_FILE,
-    PROMETHEUS_DIR,
-    PROMETHEUS_TEMPLATE,
-    prometheus_argv,
-    render_prometheus_config,
-)
+from stack.config import ALERTS_FILE, PROMETHEUS_DIR, PROMETHEUS_TEMPLATE
+from stack.render import render_prometheus_config
 
 MINIMAL_ALERTS = "# Alert rules for Herald (checked with `promtool check rules`).\ngroups: []\n"
 

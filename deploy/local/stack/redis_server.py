@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from stack.argv import redis_argv
 from stack.base import Service, StackError
-from stack.config import redis_argv
 
 
 def redis_binary() -> str | None:

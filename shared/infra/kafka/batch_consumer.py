@@ -18,6 +18,7 @@ from confluent_kafka import TopicPartition
 from herald.shared.errors import StoreUnavailable
 from herald.shared.infra.kafka.client import KafkaError, Message, consumer
 from herald.shared.infra.kafka.serial import SerialCalls, without_errors
+from herald.shared.infra.retry import Backoff, Retry, Stopped
 
 log = logging.getLogger(__name__)
 Handler = Callable[[list[Message]], Awaitable[None]]
@@ -74,24 +75,20 @@ class BatchConsumer:
             self._call.shutdown()
 
     async def _handle(self, messages: list[Message], stopping: asyncio.Event) -> bool:
-        delay = self.retry_backoff
-        while True:
-            try:
-                await self.handler(messages)
-                return True
-            except (StoreUnavailable, KafkaError) as exc:
-                log.warning(
-                    "batch failed, retrying",
-                    extra={"group": self.group, "error": str(exc), "retry_in": delay},
-                )
-            if stopping.is_set():
-                return False
-            try:
-                async with asyncio.timeout(delay):
-                    await stopping.wait()
-                return False
-            except TimeoutError:
-                delay = min(delay * 2, 10.0)
+        """Handle the batch, retrying store outages; False when the service stops first."""
+        retry = Retry(
+            Backoff(first=self.retry_backoff, cap=10.0),
+            on=(StoreUnavailable, KafkaError),
+            stopping=stopping,
+            what="batch failed, retrying",
+            logger=log,
+            fields={"group": self.group},
+        )
+        try:
+            await retry.call(lambda: self.handler(messages))
+        except Stopped:
+            return False
+        return True
 
     async def _commit(self, messages: list[Message]) -> None:
         assert self._consumer is not None

@@ -40,14 +40,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 
 from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
 from herald.shared.infra.batching import Coalescer
-from herald.shared.infra.db.pool import Database, id_array
+from herald.shared.messages.codec import iso
+from herald.shared.infra.db.pool import BY_KEY, Database, id_array, json_rows
 
-# Look-ups by job id: use the index even when the table grew faster than its statistics.
-_BY_KEY = "SELECT set_config('enable_seqscan', 'off', true)"
 _INSERT = """
 INSERT INTO sandbox_posts (job_id, attempt, connection_id)
 SELECT v.j, v.a, v.c FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, c uuid)
@@ -57,6 +55,22 @@ _LOOKUP = """
 SELECT DISTINCT ON (job_id) job_id::text AS job_id, id, published_at
 FROM sandbox_posts WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, id
 """
+
+
+_ALL = "SELECT job_id, attempt, connection_id, published_at FROM sandbox_posts ORDER BY id"
+
+
+async def posts(db: Database) -> list[dict[str, Any]]:
+    """Every post the sandbox accepted, oldest first: a job id twice is a double post."""
+    return [
+        {
+            "job_id": str(r["job_id"]),
+            "attempt": r["attempt"],
+            "connection_id": str(r["connection_id"]),
+            "published_at": iso(r["published_at"]),
+        }
+        for r in await db.fetch(_ALL)
+    ]
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ class SandboxPublisher:
     async def _insert_many(self, items: list[_Post]) -> list[_Found]:
         """One statement for a batch of posts (autocommit: one round trip)."""
         values = [{"j": i.job_id, "a": i.attempt, "c": i.connection_id} for i in items]
-        rows = await self.db.fetch(_INSERT, (orjson.dumps(values).decode(),))
+        rows = await self.db.fetch(_INSERT, (json_rows(values),))
         made: dict[tuple[str, int], list[_Found]] = {}
         for r in rows:
             made.setdefault((r["job_id"], r["attempt"]), []).append(
@@ -165,7 +179,7 @@ class SandboxPublisher:
     async def _lookup_many(self, job_ids: list[str]) -> list[_Found | None]:
         """Each job's first post, if any (one pipelined transaction per batch)."""
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute(_BY_KEY)
+            await conn.execute(BY_KEY)
             cur = await conn.execute(_LOOKUP, (id_array(sorted(set(job_ids))),))
             rows = await cur.fetchall()
         found = {r["job_id"]: _Found(str(r["id"]), r["published_at"]) for r in rows}

@@ -1,0 +1,64 @@
+"""The `herald` entry point (`herald.services.cli:main`), one module per command group.
+Results go to stdout alone; logs and progress go to stderr.
+
+| module | commands |
+|---|---|
+| `checkout` | `stack`, `bench` (a checkout's developer tools) |
+| `processes` | `migrate`, `topics`, `scheduler`, `publisher`, `results`, `api`, `run` |
+| `jobs` | `schedule`, `jobs` |
+| `keys` | `apikey`, `secrets` |
+| `connections` | `connections`, `sandbox` |
+| `dlq` | `dlq` |
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+from pydantic import ValidationError
+
+from herald.services.cli import checkout, connections, dlq, jobs, keys, processes
+from herald.shared.errors import DomainError, HeraldError
+from herald.shared.infra.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="herald", description="Scheduled social-media publishing")
+    sub = p.add_subparsers(dest="command", required=True)
+    checkout.add_stack(sub)
+    processes.add_commands(sub)
+    jobs.add_commands(sub)
+    keys.add_commands(sub)
+    connections.add_commands(sub)
+    dlq.add_commands(sub)
+    connections.add_sandbox(sub)
+    checkout.add_bench(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per bad setting, never a traceback
+        for error in exc.errors():
+            name = "_".join(str(p) for p in error["loc"]).upper()
+            where = f"HERALD_{name}: " if name else ""
+            print(f"herald: {where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args, settings))
+    except DomainError as exc:
+        sys.stderr.write(orjson.dumps(exc.to_body()).decode() + "\n")
+        return 1
+    except HeraldError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""`herald connections add|list` (the token from standard input, never an argument) and
+`herald sandbox posts` (what the sandbox platform accepted)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+import orjson
+
+from herald.services.cli.output import Commands, out, rows, with_runtime
+from herald.shared.domain.connection_rules import INSTAGRAM_LOGINS
+
+
+def read_token(platform: str) -> str | None:
+    if sys.stdin is None or sys.stdin.isatty():
+        if platform == "sandbox":
+            return None
+        return getpass.getpass("access token: ")  # prompts on the terminal, never echoed
+    token = sys.stdin.read().strip()
+    return token or None
+
+
+async def connections(rt: Any, args: argparse.Namespace) -> int:
+    from herald.shared.domain.tenancy import ADMIN
+
+    store = rt.connections()
+    if args.action == "list":
+        out(await store.list_all(ADMIN, platform=args.platform))
+        return 0
+    metadata = orjson.loads(args.metadata) if args.metadata else {}
+    if args.account_id:
+        metadata["instagramBusinessAccountId"] = args.account_id
+    if args.login:
+        metadata["login"] = args.login
+    body = {
+        "platform": args.platform,
+        "name": args.name,
+        "metadata": metadata,
+        "tenant_id": args.tenant or "default",
+    }
+    token = read_token(args.platform)
+    if token:
+        body["access_token"] = token
+    created = await store.create(ADMIN, body)
+    print(created["id"])
+    return 0
+
+
+async def sandbox(rt: Any, args: argparse.Namespace) -> int:
+    from herald.services.publisher.platforms import sandbox as platform
+
+    posts = await platform.posts(rt.db)
+    if args.json:  # one line: the list can be long
+        sys.stdout.write(orjson.dumps(posts).decode() + "\n")
+        return 0
+    return rows(
+        posts, False, lambda p: f"{p['published_at']}  job {p['job_id']} attempt {p['attempt']}"
+    )
+
+
+def add_commands(sub: Commands) -> None:
+    s = sub.add_parser("connections", help="platform connections (token from stdin)")
+    csub = s.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("add")
+    c.add_argument("--platform", required=True)
+    c.add_argument("--name", required=True)
+    c.add_argument("--tenant")
+    c.add_argument("--account-id", help="instagramBusinessAccountId")
+    c.add_argument("--login", choices=INSTAGRAM_LOGINS, help="instagram: the login (Graph host)")
+    c.add_argument("--metadata", help="JSON object")
+    c = csub.add_parser("list")
+    c.add_argument("--platform")
+    c.add_argument("--json", action="store_true")
+    s.set_defaults(handler=with_runtime(connections))
+
+
+def add_sandbox(sub: Commands) -> None:
+    s = sub.add_parser("sandbox", help="the sandbox platform")
+    ssub = s.add_subparsers(dest="action", required=True)
+    sp = ssub.add_parser("posts")
+    sp.add_argument("--json", action="store_true")
+    s.set_defaults(handler=with_runtime(sandbox))

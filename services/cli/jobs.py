@@ -1,0 +1,103 @@
+"""`herald schedule` and `herald jobs list|show|retry|cancel`: the job service, as an
+administrator."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from herald.services.cli.output import Commands, out, rows, with_runtime
+
+
+async def schedule(rt: Any, args: argparse.Namespace) -> int:
+    from herald.shared.domain.tenancy import ADMIN  # the stores' modules load with the command
+
+    body: dict[str, Any] = {
+        "platform": args.platform,
+        "media_asset_ids": args.media,
+        "caption": args.caption or "",
+    }
+    if len(args.connection) == 1:
+        body["connection_id"] = args.connection[0]
+    else:
+        body["connection_ids"] = args.connection
+    for key in ("scheduled_at", "media_type", "publish_deadline"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    result = await rt.jobs().schedule(ADMIN, body, idempotency_key=args.idempotency_key)
+    for job in result.body.get("jobs", [result.body]):
+        print(job["id"])
+    return 0
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    return (
+        f"{job['id']}  {job['status']:<16} {job['platform']:<10} "
+        f"attempt {job['attempt_count']}  scheduled {job['scheduled_at']}"
+    )
+
+
+async def jobs(rt: Any, args: argparse.Namespace) -> int:
+    from herald.shared.domain.tenancy import ADMIN
+    from herald.shared.jobs.report import job_story
+
+    svc = rt.jobs()
+    if args.action == "list":
+        page = await svc.list_jobs(
+            ADMIN,
+            status=args.status,
+            platform=args.platform,
+            connection_id=args.connection_id,
+            post_id=args.post_id,
+            limit=args.limit,
+        )
+        return rows(page["items"], args.json, _job_line)
+    if args.action == "show":
+        job = await svc.get(ADMIN, args.job_id)
+        attempts = await svc.attempts(ADMIN, args.job_id)
+        if args.json:
+            out(job | {"attempts": attempts})
+        else:
+            print(job_story(job, attempts))
+        return 0
+    if args.action == "retry":
+        out(await svc.retry(ADMIN, args.job_id, force=args.force))
+        return 0
+    out(await svc.cancel(ADMIN, args.job_id))
+    return 0
+
+
+def add_commands(sub: Commands) -> None:
+    s = sub.add_parser("schedule", help="schedule a post; prints one job id per line")
+    s.add_argument("--platform", required=True)
+    s.add_argument(
+        "--connection",
+        "--connection-id",
+        action="append",
+        required=True,
+        help="connection id (repeat for several accounts)",
+    )
+    s.add_argument("--media", "--media-asset-id", action="append", required=True)
+    s.add_argument("--caption")
+    s.add_argument("--at", "--scheduled-at", dest="scheduled_at")
+    s.add_argument("--media-type", choices=["IMAGE", "CAROUSEL", "REELS", "STORIES"])
+    s.add_argument("--deadline", "--publish-deadline", dest="publish_deadline")
+    s.add_argument("--idempotency-key")
+    s.set_defaults(handler=with_runtime(schedule))
+
+    s = sub.add_parser("jobs", help="list, show, retry or cancel jobs")
+    jsub = s.add_subparsers(dest="action", required=True)
+    j = jsub.add_parser("list")
+    j.add_argument("--status")
+    j.add_argument("--platform")
+    j.add_argument("--connection-id")
+    j.add_argument("--post-id")
+    j.add_argument("--limit", type=int, default=50)
+    j.add_argument("--json", action="store_true")
+    for action in ("show", "retry", "cancel"):
+        j = jsub.add_parser(action)
+        j.add_argument("job_id")
+        j.add_argument("--json", action="store_true")
+        if action == "retry":
+            j.add_argument("--force", action="store_true")
+    s.set_defaults(handler=with_runtime(jobs))

@@ -1,0 +1,71 @@
+"""`herald apikey create|list|revoke` and `herald secrets rekey`: API keys, and the platform
+tokens' encryption at rest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from herald.services.cli.output import Commands, out, with_runtime
+
+
+async def apikey(rt: Any, args: argparse.Namespace) -> int:
+    from herald.shared.stores import tenants
+
+    if args.action == "create":
+        if not args.admin and not args.tenant:
+            print("give --tenant T or --admin", file=sys.stderr)
+            return 2
+        _, key = await tenants.create_api_key(
+            rt.db, tenant_id=args.tenant, admin=args.admin, label=args.label or ""
+        )
+        print(key)
+        return 0
+    if args.action == "list":
+        keys = await tenants.list_api_keys(rt.db)
+        out(
+            [
+                {
+                    **k,
+                    "created_at": str(k["created_at"]),
+                    "revoked_at": str(k["revoked_at"]) if k["revoked_at"] else None,
+                }
+                for k in keys
+            ]
+        )
+        return 0
+    await tenants.revoke_api_key(rt.db, args.key_id)
+    print(f"revoked {args.key_id}", file=sys.stderr)
+    return 0
+
+
+async def secrets(rt: Any, args: argparse.Namespace) -> int:
+    count, failed = await rt.connections().rekey()
+    for connection_id in failed:
+        print(
+            f"connection {connection_id}: no key of HERALD_SECRET_KEY decrypts its token;"
+            " left as it is",
+            file=sys.stderr,
+        )
+    print(f"re-encrypted {count} tokens with key {rt.cipher.newest_id!r}", file=sys.stderr)
+    out({"count": count})
+    return 1 if failed else 0
+
+
+def add_commands(sub: Commands) -> None:
+    s = sub.add_parser("apikey", help="API keys")
+    ksub = s.add_subparsers(dest="action", required=True)
+    k = ksub.add_parser("create")
+    k.add_argument("--tenant")
+    k.add_argument("--admin", action="store_true")
+    k.add_argument("--label")
+    ksub.add_parser("list")
+    k = ksub.add_parser("revoke")
+    k.add_argument("key_id")
+    s.set_defaults(handler=with_runtime(apikey))
+
+    s = sub.add_parser("secrets", help="connection tokens at rest")
+    ssub = s.add_subparsers(dest="action", required=True)
+    ssub.add_parser("rekey", help="re-encrypt every token with the newest HERALD_SECRET_KEY key")
+    s.set_defaults(handler=with_runtime(secrets))

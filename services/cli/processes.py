@@ -1,0 +1,71 @@
+"""`herald migrate`, `herald topics create`, the four services in the foreground, and
+`herald run` (every service as a child process)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from herald.services.cli.output import Commands
+from herald.shared.infra.settings import Settings
+
+SERVICES = ("scheduler", "publisher", "results", "api")
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from herald.shared.infra.db.migrate import migrate
+
+    applied = migrate(settings.database_url, settings.db_schema)
+    if applied:
+        for m in applied:
+            print(
+                f"applied {m.version:04d}_{m.name} to schema {settings.db_schema}", file=sys.stderr
+            )
+    else:
+        print(f"schema {settings.db_schema} is up to date", file=sys.stderr)
+    return 0
+
+
+def topics(args: argparse.Namespace, settings: Settings) -> int:
+    from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+
+    specs = load_topic_specs()
+    created = create_topics(settings.kafka_bootstrap, specs, settings.topic_prefix)
+    for spec in specs:
+        name = settings.topic_prefix + spec.name
+        state = "created" if name in created else "exists"
+        print(
+            f"{name}: {spec.partitions} partitions, retention.ms={spec.retention_ms} ({state})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def service(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "scheduler":
+        from herald.services.scheduler.main import run
+    elif args.command == "publisher":
+        from herald.services.publisher.main import run
+    elif args.command == "results":
+        from herald.services.results.main import run
+    else:
+        from herald.services.api.main import run
+    return run(settings)
+
+
+def run_all(args: argparse.Namespace, settings: Settings) -> int:
+    from herald.services.runner import run_all
+
+    return run_all(settings, publishers=args.publishers)
+
+
+def add_commands(sub: Commands) -> None:
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=migrate)
+    s = sub.add_parser("topics", help="Kafka topics")
+    s.add_argument("action", choices=["create"])
+    s.set_defaults(handler=topics)
+    for name in SERVICES:
+        sub.add_parser(name, help=f"run the {name} service").set_defaults(handler=service)
+    s = sub.add_parser("run", help="every service as child processes, for local use")
+    s.add_argument("--publishers", type=int, default=2)
+    s.set_defaults(handler=run_all)
