@@ -164,6 +164,31 @@ def deadline_outcome(read: PublishOutcome, publish_sent: bool) -> PublishOutcome
     )
 
 
+def failed_call_outcome(
+    req: PublishRequest,
+    decision: Decision,
+    exc: Exception,
+    *,
+    may_be_live: bool,
+    container_id: str | None,
+) -> PublishOutcome:
+    """The outcome of a platform call that raised or timed out with nothing settled: a
+    read answers `unconfirmed`, a call that may have posted `ambiguous` (the results
+    service settles it with a read), any other `retryable_error`."""
+    what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+    read_only = req.check_only or decision.deadline_read
+    if read_only or may_be_live:
+        return PublishOutcome(
+            Outcome.UNCONFIRMED if read_only else Outcome.AMBIGUOUS,
+            error_message=f"the platform call failed ({what}); the post may be live",
+            provider_ids={"container_id": container_id} if container_id else {},
+        )
+    return PublishOutcome(
+        Outcome.RETRYABLE_ERROR,
+        error_message=f"the platform call failed ({what}) before anything was posted",
+    )
+
+
 def _earlier_success(
     job: JobState, claims: list[ClaimRow], attempts: list[AttemptRow], attempt: int
 ) -> PublishOutcome | None:

@@ -25,14 +25,18 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
 
 from herald.services.publisher.claims import ClaimStore, Emit
-from herald.services.publisher.decision import Decision, Kind, deadline_outcome
-from herald.services.publisher.leases import Leases
+from herald.services.publisher.decision import (
+    Decision,
+    Kind,
+    deadline_outcome,
+    failed_call_outcome,
+)
+from herald.services.publisher.leases import Leases, Timing
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
@@ -56,24 +60,6 @@ RETRYABLE = (StoreUnavailable, KafkaError, psycopg.errors.TransactionRollback)
 
 class Abandoned(Exception):
     """The service is stopping while a store is away: leave the message uncommitted."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    poll_seconds: float
-    call_timeout_seconds: float
-    lease_seconds: float
-
-    @property
-    def attempt_seconds(self) -> float:
-        """The whole platform call: the container polls plus a few call timeouts."""
-        return self.poll_seconds + 4 * self.call_timeout_seconds
-
-    @property
-    def held_wait_seconds(self) -> float:
-        """How long to wait for another worker's live claim before leaving it to the
-        reconciler (its holder renews the lease only while it works on the attempt)."""
-        return self.attempt_seconds + 2 * self.lease_seconds
 
 
 class PublishWorker:
@@ -315,53 +301,28 @@ class PublishWorker:
             )
             return None
         except Exception as exc:
-            outcome = ctx.settled or self._failed_call(
-                req, platform, decision, exc, sent, remembered
+            outcome = ctx.settled or failed_call_outcome(
+                req,
+                decision,
+                exc,
+                may_be_live=bool(sent or decision.publish_sent or platform.posts_without_container),
+                container_id=remembered[-1] if remembered else decision.stored_container_id,
+            )
+            log.warning(
+                "platform call failed",
+                extra={
+                    "job_id": req.job_id,
+                    "attempt": req.attempt,
+                    "trace_id": req.trace_id,
+                    "platform": req.platform,
+                    "error_type": type(exc).__name__,
+                    "outcome": outcome.outcome.value,
+                },
             )
         finally:
             metrics.PUBLISH_DURATION.labels(req.platform).observe(time.perf_counter() - began)
         if outcome.outcome is Outcome.RATE_LIMITED:
             metrics.RATE_LIMITED.labels(req.platform).inc()
-        return outcome
-
-    @staticmethod
-    def _failed_call(
-        req: PublishRequest,
-        platform: PlatformPublisher,
-        decision: Decision,
-        exc: Exception,
-        sent: list[bool],
-        remembered: list[str],
-    ) -> PublishOutcome:
-        """The outcome of a platform call that raised or timed out (with nothing settled)."""
-        may_be_live = bool(
-            sent or decision.publish_sent or getattr(platform, "posts_without_container", False)
-        )
-        what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-        if req.check_only or decision.deadline_read or may_be_live:
-            cid = remembered[-1] if remembered else decision.stored_container_id
-            read_only = req.check_only or decision.deadline_read
-            outcome = PublishOutcome(
-                Outcome.UNCONFIRMED if read_only else Outcome.AMBIGUOUS,
-                error_message=f"the platform call failed ({what}); the post may be live",
-                provider_ids={"container_id": cid} if cid else {},
-            )
-        else:
-            outcome = PublishOutcome(
-                Outcome.RETRYABLE_ERROR,
-                error_message=f"the platform call failed ({what}) before anything was posted",
-            )
-        log.warning(
-            "platform call failed",
-            extra={
-                "job_id": req.job_id,
-                "attempt": req.attempt,
-                "trace_id": req.trace_id,
-                "platform": req.platform,
-                "error_type": type(exc).__name__,
-                "outcome": outcome.outcome.value,
-            },
-        )
         return outcome
 
     def _done(

@@ -4,7 +4,8 @@ While an attempt calls the platform and stores its result, its claim's lease is 
 every third of a lease (one statement for all of them). A claim the renewal no longer
 finds held — another worker took it over after the lease lapsed, or answered it — stops
 its platform call at once: the call's task is cancelled and the attempt surfaces
-`ClaimLost`, so it reports nothing (the claim's new holder answers).
+`ClaimLost`, so it reports nothing (the claim's new holder answers). `Timing` holds the
+attempt's budget the lease and the wait for another worker's claim are measured against.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -20,11 +22,29 @@ import psycopg
 from herald.services.publisher.claims import ClaimStore
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.errors import StoreUnavailable
-from herald.shared.infra.process import sleep_or_stop
+from herald.shared.infra.retry import sleep_or_stop
 from herald.shared.platforms.contract import ClaimLost
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (job id, attempt)
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_seconds: float
+    call_timeout_seconds: float
+    lease_seconds: float
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The whole platform call: the container polls plus a few call timeouts."""
+        return self.poll_seconds + 4 * self.call_timeout_seconds
+
+    @property
+    def held_wait_seconds(self) -> float:
+        """How long to wait for another worker's live claim before leaving it to the
+        reconciler (its holder renews the lease only while it works on the attempt)."""
+        return self.attempt_seconds + 2 * self.lease_seconds
 
 
 class Leases:

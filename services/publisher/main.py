@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 
 from herald.services.publisher.claims import ClaimStore
-from herald.services.publisher.flow import PublishWorker, Timing
+from herald.services.publisher.flow import PublishWorker
+from herald.services.publisher.leases import Timing
 from herald.services.publisher.rate_limiter import RateLimiter
 from herald.services.publisher.registry import Registry, build_registry
 from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer

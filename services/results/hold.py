@@ -27,7 +27,7 @@ from herald.shared.infra import metrics
 from herald.shared.infra.kafka.client import Message
 from herald.shared.infra.kafka.lag import OffsetReader, lag_report
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, Names
-from herald.shared.infra.process import sleep_or_stop
+from herald.shared.infra.retry import sleep_or_stop
 from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)

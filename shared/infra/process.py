@@ -16,8 +16,7 @@ from herald.shared.infra import metrics
 from herald.shared.infra import redis_client as redis_store
 from herald.shared.infra.kafka.admin import ping as kafka_ping
 from herald.shared.infra.ops_server import Health, serve
-from herald.shared.infra.retry import Backoff, Retry, Stopped
-from herald.shared.infra.retry import sleep_or_stop as sleep_or_stop  # services import it here
+from herald.shared.infra.retry import Backoff, Retry, Stopped, sleep_or_stop
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 

@@ -61,6 +61,9 @@ class AttemptContext:
 
 class PlatformPublisher(Protocol):
     name: str
+    # True when a post can be live without a container stored first (one call posts): a
+    # failed call then counts as `ambiguous`, never `retryable_error`.
+    posts_without_container: bool
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext

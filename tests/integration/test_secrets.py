@@ -47,6 +47,7 @@ class Recorder:
 
     inner: SandboxPublisher
     name: str = "sandbox"
+    posts_without_container: bool = True
     tokens: list[str] = field(default_factory=list)
 
     async def publish(

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 class InstagramPublisher:
     name = "instagram"
+    posts_without_container = False  # the post is a container: stored before it is published
 
     def __init__(
         self,
