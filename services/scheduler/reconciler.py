@@ -79,7 +79,7 @@ class Reconciler:
     async def requeue_unclaimed(self) -> int:
         lease = self.rt.settings.lease_seconds
         rows = await jobs.unclaimed(self.rt.db, lease=lease, limit=self.page)
-        return await self._requeue([str(r["id"]) for r in rows], "no publisher claimed it")
+        return await self._requeue([str(r["id"]) for r in rows], "no publisher holds it")
 
     async def requeue_stuck(self) -> int:
         after = self.rt.settings.stuck_after_seconds

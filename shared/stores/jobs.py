@@ -130,8 +130,10 @@ async def requeue_now(
 # A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
 # leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
 # how the reconciler finds the job if it sticks. An IN_PROGRESS job is dispatched again, with
-# the same attempt, once its lease has passed while no publisher claimed that attempt (its
-# request may never have reached Kafka), or after HERALD_STUCK_AFTER_SECONDS in any case.
+# the same attempt, once its lease has passed while no publisher holds that attempt: none
+# claimed it (its request may never have reached Kafka), or its holder stopped renewing the
+# claim a lease ago without storing a result (it died after the request's offset was
+# committed). After HERALD_STUCK_AFTER_SECONDS it is dispatched again in any case.
 _MARK_DISPATCHED = """
 WITH old AS (
     SELECT id, status FROM jobs WHERE id = ANY(%(ids)s::uuid[]) FOR UPDATE
@@ -145,7 +147,9 @@ WHERE jobs.id = old.id AND (
     (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
     OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
         AND (NOT EXISTS (SELECT 1 FROM publish_claims c
-                         WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count)
+                         WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count
+                         AND (c.result IS NOT NULL
+                              OR c.lease_until > now() - %(lease)s * interval '1 s'))
              OR jobs.dispatched_at < now() - %(stuck)s * interval '1 s'))
 )
 RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_id,
@@ -202,15 +206,17 @@ async def queued_due(db: Database, *, after: str, horizon: float, limit: int) ->
 
 
 async def unclaimed(db: Database, *, lease: float, limit: int) -> list[Row]:
-    """IN_PROGRESS jobs dispatched over a lease ago whose attempt no publisher claimed (the
-    dispatcher's mark makes the same test before it sends them again)."""
+    """IN_PROGRESS jobs dispatched over a lease ago whose attempt no publisher holds: never
+    claimed, or its claim's lease ran out a lease ago with no result stored (the dispatcher's
+    mark makes the same test before it sends them again)."""
     return await db.fetch(
         # An IN_PROGRESS job keeps its attempt's due instant, never later than its dispatch:
         # the first condition lets the open-jobs index narrow the search.
         "SELECT id FROM jobs j WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
         " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(lease)s * interval '1 s'"
         " AND NOT EXISTS (SELECT 1 FROM publish_claims c"
-        "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count)"
+        "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count"
+        "   AND (c.result IS NOT NULL OR c.lease_until > now() - %(lease)s * interval '1 s'))"
         " ORDER BY dispatched_at LIMIT %(limit)s",
         {"lease": lease, "limit": limit},
     )

@@ -177,7 +177,7 @@ async def test_every_job_once_through_kills_a_store_restart_and_lost_redis_keys(
 
     assert victim.startswith("publisher") and len(services.kills) == 4
     assert "pausing after mark" in doomed
-    assert "no publisher claimed it" in services.procs["scheduler"].log()  # sent again
+    assert "no publisher holds it" in services.procs["scheduler"].log()  # sent again
     assert len(through_api) == THROUGH_API  # one job per idempotency key, none lost
     rows = await rt.db.fetch("SELECT id, status FROM jobs")
     status = {str(r["id"]): r["status"] for r in rows}

@@ -61,7 +61,7 @@ async def test_a_dispatch_killed_between_mark_and_produce_is_recovered_in_second
         for s in services:
             s.stop()
     scheduler_log = services[0].log()
-    assert "re-dispatching a job" in scheduler_log and "no publisher claimed it" in scheduler_log
+    assert "re-dispatching a job" in scheduler_log and "no publisher holds it" in scheduler_log
     posts = Counter(str(r["job_id"]) for r in await rt.db.fetch("SELECT job_id FROM sandbox_posts"))
     assert posts == Counter(dict.fromkeys(ids, 1))
     attempts = await rt.db.fetch("SELECT DISTINCT attempt FROM attempts")

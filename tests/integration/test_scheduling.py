@@ -179,32 +179,39 @@ async def _dispatched(rt: Runtime, ids: list[str]) -> bool:
     return bool(row and row["n"] > 0)
 
 
-async def test_a_dispatch_no_publisher_claimed_is_sent_again_once_its_lease_passed(
+async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed(
     ns: Namespace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The stuck-job sweep is an hour away: only the unclaimed-dispatch rule can act.
+    # The stuck-job sweep is an hour away: only the rule for a dispatch nobody holds can act.
     rt = Runtime.build(ns.settings(stuck_after_seconds=3600.0))
     await rt.open()
     try:
         connections = await sandbox_connections(rt, 1)
-        unclaimed, claimed = await schedule_many(rt, connections, 2, in_seconds=0)
-        await _claimed_by_a_vanished_publisher(rt, claimed)
+        unclaimed, abandoned, held = await schedule_many(rt, connections, 3, in_seconds=0)
+        await _claimed_by_a_vanished_publisher(rt, abandoned)
+        await _claimed_by_a_live_publisher(rt, held)
         caplog.set_level(logging.WARNING, logger="herald.services.scheduler.reconciler")
         async with running(rt, reconcile=True):
             values = await aread_topic(
-                rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=3, quiet=1.0
+                rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=5, quiet=1.0
             )
-        # Its request never reached a publisher (as if the scheduler died before producing
-        # it): once the lease passed it was dispatched again with the same attempt. The job a
-        # publisher claimed waits for the stuck-job sweep.
-        assert Counter(v["job_id"] for v in values) == Counter({unclaimed: 2, claimed: 1})
+        # One request never reached a publisher (as if the scheduler died before producing
+        # it); another's publisher claimed it, then died after its offset was committed (its
+        # lease ran out with no result). Once the lease passed both were dispatched again
+        # with the same attempt. The job whose publisher keeps its claim alive waits for it
+        # (and, past HERALD_STUCK_AFTER_SECONDS, for the stuck-job sweep).
+        assert Counter(v["job_id"] for v in values) == Counter(
+            {unclaimed: 2, abandoned: 2, held: 1}
+        )
         assert {v["attempt"] for v in values} == {1}
-        assert _redispatched(caplog) == [(unclaimed, "no publisher claimed it")]
+        assert sorted(_redispatched(caplog)) == sorted(
+            [(unclaimed, "no publisher holds it"), (abandoned, "no publisher holds it")]
+        )
     finally:
         await rt.close()
 
 
-async def test_a_claimed_job_left_without_a_result_is_sent_again_by_the_stuck_sweep(
+async def test_a_claim_kept_alive_without_a_result_is_sent_again_by_the_stuck_sweep(
     ns: Namespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     rt = Runtime.build(
@@ -214,7 +221,7 @@ async def test_a_claimed_job_left_without_a_result_is_sent_again_by_the_stuck_sw
     try:
         connections = await sandbox_connections(rt, 1)
         (job_id,) = await schedule_many(rt, connections, 1, in_seconds=0)
-        await _claimed_by_a_vanished_publisher(rt, job_id)
+        await _claimed_by_a_live_publisher(rt, job_id)
         caplog.set_level(logging.WARNING, logger="herald.services.scheduler.reconciler")
         async with running(rt, reconcile=True):
             values = await aread_topic(
@@ -224,7 +231,8 @@ async def test_a_claimed_job_left_without_a_result_is_sent_again_by_the_stuck_sw
                 timeout=30,
                 quiet=0.5,
             )
-        # Nobody answered: after HERALD_STUCK_AFTER_SECONDS it was dispatched again,
+        # Its holder renews the claim but never answers: after HERALD_STUCK_AFTER_SECONDS it
+        # was dispatched again,
         # keeping its attempt number.
         assert [v["job_id"] for v in values[:2]] == [job_id, job_id]
         assert {v["attempt"] for v in values} == {1}
@@ -238,6 +246,15 @@ async def _claimed_by_a_vanished_publisher(rt: Runtime, job_id: str) -> None:
     await rt.db.execute(
         "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
         " VALUES (%s, 1, 'publisher-gone-1', now() - interval '1 minute')",
+        (job_id,),
+    )
+
+
+async def _claimed_by_a_live_publisher(rt: Runtime, job_id: str) -> None:
+    """A claim of the job's first attempt whose holder keeps renewing it, no result."""
+    await rt.db.execute(
+        "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+        " VALUES (%s, 1, 'publisher-alive-1', now() + interval '1 hour')",
         (job_id,),
     )
 
