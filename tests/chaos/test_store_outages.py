@@ -30,11 +30,11 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     folder = tmp_path_factory.mktemp("outage-stack")
     settings = Settings(
         stack_dir=folder / "stack",
-        kafka_bootstrap="127.0.0.1:39092",
-        kafka_controller_port=39093,
-        redis_url="redis://127.0.0.1:36379/0",
-        database_url="postgresql://herald@127.0.0.1:35432/herald",
-        prometheus_port=39090,
+        kafka_bootstrap="127.0.0.1:18092",
+        kafka_controller_port=18093,
+        redis_url="redis://127.0.0.1:16379/0",
+        database_url="postgresql://herald@127.0.0.1:15432/herald",
+        prometheus_port=18090,
         db_schema="outage",
         **FAST,  # type: ignore[arg-type]
     )
