@@ -50,7 +50,7 @@ class GraphFault(Exception):
 
     def __init__(
         self,
-        code: int,
+        code: int | str,  # Threads sends some codes as strings
         message: str,
         *,
         subcode: int | None = None,

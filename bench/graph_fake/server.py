@@ -197,7 +197,7 @@ class FakeGraph(GraphState):
     # ---- HTTP ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request, login: str) -> web.StreamResponse:
-        params, token, via = await _params(request)
+        params, token, via = await request_params(request)
         parts = [p for p in request.path.split("/") if p]
         if parts and _VERSION.match(parts[0]):
             parts = parts[1:]
@@ -318,7 +318,7 @@ class FakeGraph(GraphState):
         return headers
 
 
-async def _params(request: web.Request) -> tuple[dict[str, str], str, str]:
+async def request_params(request: web.Request) -> tuple[dict[str, str], str, str]:
     """The parameters (without the token), the token and how it came."""
     params = dict(request.query.items())
     via = "query" if "access_token" in params else ""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from herald.services.publisher.platforms.instagram.usage import (
+from herald.services.publisher.platforms.meta.usage import (
     DEFAULT_THROTTLE_SECONDS,
     USAGE_STOP_PERCENT,
     parse_usage,
