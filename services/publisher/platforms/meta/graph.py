@@ -103,6 +103,7 @@ class GraphTransport:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._oauth = {"Authorization": f"OAuth {token}"}
         self._proof = (
             {"appsecret_proof": hmac.new(app_secret.encode(), token.encode(), sha256).hexdigest()}
             if app_secret
@@ -111,6 +112,10 @@ class GraphTransport:
         self.timeout_seconds = timeout_seconds
         self._on_headers = on_headers
         self.scrub = Scrubber(token)
+
+    def oauth_header(self) -> dict[str, str]:
+        """The token as Meta's upload hosts want it (``Authorization: OAuth``)."""
+        return dict(self._oauth)
 
     async def get(
         self, path: str, params: Mapping[str, str], *, timeout: float | None = None
