@@ -10,6 +10,7 @@ PLATFORMS = ("instagram", "sandbox")
 CONNECTION_STATUSES = ("active", "needs_reauth", "disabled")
 MEDIA_TYPES = ("IMAGE", "CAROUSEL", "REELS", "STORIES")
 VIDEO_EXTENSIONS = (".mp4", ".mov")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
 MAX_ASSETS = 10  # media per job (an Instagram carousel's limit)
 
 
@@ -29,3 +30,8 @@ CAPTION_LIMITS = {
 def is_video(url: str) -> bool:
     """A video asset, by the extension of its URL's path."""
     return urlparse(url).path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def is_image(url: str) -> bool:
+    """An image asset, by the extension of its URL's path."""
+    return urlparse(url).path.lower().endswith(IMAGE_EXTENSIONS)

@@ -11,17 +11,15 @@ codes every Meta API shares and the HTTP caller in ``meta``.
 
 from __future__ import annotations
 
-import aiohttp
-
 from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
 from herald.services.publisher.platforms.facebook.attempt import Attempt
 from herald.services.publisher.platforms.facebook.errors import IRREVERSIBLE, classify
 from herald.services.publisher.platforms.facebook.reads import find_post, video_status
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed
-from herald.services.publisher.platforms.meta.graph import GraphTransport
+from herald.services.publisher.platforms.meta.session import Sessions
 
 
-class FacebookPublisher:
+class FacebookPublisher(Sessions):
     name = "facebook"
     # A link post or a hosted video is live once its one call went through: a failed call
     # counts as `ambiguous`, and the next attempt reads the feed first.
@@ -34,10 +32,9 @@ class FacebookPublisher:
         app_secret: str | None = None,
         poll_initial_seconds: float = 1.0,
     ) -> None:
+        super().__init__(app_secret)
         self.graph_url = graph_url
-        self._app_secret = app_secret
         self.poll_initial_seconds = poll_initial_seconds
-        self._session: aiohttp.ClientSession | None = None
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
@@ -77,21 +74,5 @@ class FacebookPublisher:
         return PublishOutcome(Outcome.UNCONFIRMED, error_message=message)
 
     def _caller(self, connection: Connection, page: str, ctx: AttemptContext) -> Caller:
-        transport = GraphTransport(
-            self._get_session(),
-            self.graph_url,
-            token=connection.access_token,
-            timeout_seconds=ctx.call_timeout_seconds,
-            app_secret=self._app_secret,
-        )
+        transport = self.transport(self.graph_url, connection.access_token, ctx)
         return Caller(transport, classify, IRREVERSIBLE, page)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
-from herald.shared.domain.platforms import MAX_ASSETS, is_video
+from herald.shared.domain.platforms import MAX_ASSETS, is_image, is_video
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".tif", ".webp")
 PHOTOS, REEL, VIDEO, LINK = "PHOTOS", "REEL", "VIDEO", "LINK"
 
 
@@ -28,10 +26,6 @@ class PlanError(ValueError):
 class Plan:
     kind: str
     urls: tuple[str, ...]
-
-
-def is_image(url: str) -> bool:
-    return urlparse(url).path.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def plan_post(assets: Sequence[str], media_type: str | None) -> Plan:
