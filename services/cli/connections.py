@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 
 from herald.services.cli.output import Commands, out, rows, with_runtime
-from herald.shared.domain.connection_rules import INSTAGRAM_LOGINS
+from herald.shared.platforms.registry import platforms
 
 
 def read_token(platform: str) -> str | None:
     if sys.stdin is None or sys.stdin.isatty():
-        if platform == "sandbox":
+        plugin = platforms().get(platform)
+        if plugin is not None and not plugin.account.token_required:
             return None
         return getpass.getpass("access token: ")  # prompts on the terminal, never echoed
     token = sys.stdin.read().strip()
@@ -69,7 +70,7 @@ def add_commands(sub: Commands) -> None:
     c.add_argument("--name", required=True)
     c.add_argument("--tenant")
     c.add_argument("--account-id", help="instagramBusinessAccountId")
-    c.add_argument("--login", choices=INSTAGRAM_LOGINS, help="instagram: the login (Graph host)")
+    c.add_argument("--login", help="instagram: the login (Graph host): facebook or instagram")
     c.add_argument("--metadata", help="JSON object")
     c = csub.add_parser("list")
     c.add_argument("--platform")

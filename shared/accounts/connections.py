@@ -9,8 +9,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from herald.shared.domain.connection_rules import check_metadata, check_name, check_token
-from herald.shared.domain.platforms import CONNECTION_STATUSES, PLATFORMS
+from herald.shared.domain.connection_rules import check_metadata, check_name
+from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.domain.requests import Connection
 from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal
 from herald.shared.errors import NotFound, ValidationFailed
@@ -19,6 +19,7 @@ from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.validation import has_nul
 from herald.shared.jobs.views import cursor_params, page
 from herald.shared.messages.codec import iso
+from herald.shared.platforms.registry import platforms
 from herald.shared.stores import connections
 from herald.shared.stores.tenants import ensure_tenant
 
@@ -48,14 +49,17 @@ class ConnectionService:
             k: "must not contain NUL characters" for k, v in body.items() if has_nul(v)
         }
         platform = body.get("platform")
-        if platform not in PLATFORMS:
-            errors["platform"] = f"must be one of {', '.join(PLATFORMS)}"
+        plugin = platforms().get(platform) if isinstance(platform, str) else None
+        if plugin is None:
+            errors["platform"] = f"must be one of {', '.join(platforms())}"
         name = body.get("name")
         check_name(name, errors)
         token = body.get("access_token")
-        if platform in PLATFORMS:
-            check_token(platform, token, errors, required=platform != "sandbox")
-        metadata = check_metadata(str(platform), body.get("metadata"), errors)
+        metadata = check_metadata(body.get("metadata"), errors)
+        if plugin is not None:
+            errors |= plugin.token_errors(token, required=plugin.account.token_required)
+            if "metadata" not in errors:
+                errors |= plugin.metadata_errors(metadata)
         tenant_id = self._tenant_for(principal, body.get("tenant_id"), errors)
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
@@ -136,11 +140,14 @@ class ConnectionService:
             errors[key] = "cannot be changed"
         name = body.get("name", row["name"])
         check_name(name, errors)
+        plugin = platforms().require(row["platform"])
         metadata = row["metadata"]
         if "metadata" in body:
-            metadata = check_metadata(row["platform"], body["metadata"], errors)
+            metadata = check_metadata(body["metadata"], errors)
+            if "metadata" not in errors:
+                errors |= plugin.metadata_errors(metadata)
         token = body.get("access_token")
-        check_token(row["platform"], token, errors, required=False)
+        errors |= plugin.token_errors(token, required=False)
         status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)

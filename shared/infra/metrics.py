@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 from herald.shared import __version__
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.domain.platforms import PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES
+from herald.shared.platforms.registry import platforms
 
 SERVICE_INFO = Gauge(
     "herald_service_info", "One per running process", ["service", "replica", "version"]
@@ -54,12 +55,12 @@ BUILD = Info("herald_build", "Herald build information")
 def start_counters() -> None:
     """Counters (and histograms) with known label values start at 0, so the first scrape
     already sees them and rates cover the first observations."""
-    for platform in PLATFORMS:
+    for platform in platforms():
         RATE_LIMITED.labels(platform)
         PUBLISH_DURATION.labels(platform)
         for outcome in Outcome:
             PUBLISH_ATTEMPTS.labels(platform, outcome.value)
-        for status in ("active", "needs_reauth", "disabled"):
+        for status in CONNECTION_STATUSES:
             CONNECTIONS.labels(platform, status)
     for reason in DeadLetterReason:
         DEAD_LETTERED.labels(reason.value)

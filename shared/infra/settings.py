@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     instagram_login_graph_url: str = "https://graph.instagram.com/v25.0"
     # With it, every Graph call carries appsecret_proof (HMAC-SHA256 of the token).
     instagram_app_secret: SecretStr | None = None
+    # Facebook Pages (Graph, version included) and Threads (its own host and version).
+    facebook_graph_url: str = "https://graph.facebook.com/v25.0"
+    threads_graph_url: str = "https://graph.threads.net/v1.0"
+    # A Threads app has its own id and secret (not the Facebook app's), for its OAuth sign-in.
+    threads_app_id: str | None = None
+    threads_app_secret: SecretStr | None = None
 
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093

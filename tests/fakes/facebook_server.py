@@ -51,7 +51,7 @@ class FakeFacebook(FacebookState):
     CALLS = CALLS
 
     def route(self, method: str, parts: list[str], params: dict[str, str]) -> str:
-        if parts == ["oauth", "access_token"] and method == "GET":
+        if parts == ["oauth", "access_token"] and method in ("GET", "POST"):
             return "oauth_token"
         if len(parts) == 2 and parts[1] == "accounts" and method == "GET":
             return "accounts"

@@ -53,7 +53,7 @@ async def publish(
     [
         ([LINK], None, "TEXT"),
         ([IMG], None, "IMAGE"),
-        ([VID], "REELS", "VIDEO"),
+        ([VID], "VIDEO", "VIDEO"),
         ([IMG, VID, IMG], "CAROUSEL", "CAROUSEL"),
     ],
 )
@@ -123,7 +123,7 @@ async def test_error_classes(
 
 async def test_rejected_media_is_permanent(pub: ThreadsPublisher, th: FakeThreads) -> None:
     th.reject_media("/bad/", "FAILED_PROCESSING_VIDEO")
-    out = await publish(pub, th, ["https://cdn.example.com/bad/v.mp4"], "x", "REELS")
+    out = await publish(pub, th, ["https://cdn.example.com/bad/v.mp4"], "x", "VIDEO")
     assert out.outcome is Outcome.PERMANENT_ERROR
     assert "FAILED_PROCESSING_VIDEO" in (out.error_message or "") and th.threads == {}
 

@@ -16,7 +16,6 @@ from herald.services.api.openapi.schemas import (
     ref,
 )
 from herald.shared.domain.jobs import JobStatus
-from herald.shared.domain.platforms import PLATFORMS
 
 ERRORS = {
     400: "malformed JSON (`malformed_json`)",
@@ -126,7 +125,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             (422,),
             params=(
                 param("status", {"enum": [s.value for s in JobStatus]}),
-                param("platform", {"enum": list(PLATFORMS)}),
+                param("platform", ref("PlatformName")),
                 param("connection_id", UUID),
                 param("post_id", UUID),
                 LIMIT,
@@ -167,6 +166,14 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Cancel before the platform call starts (again: a no-op)", JOB, (404, 409), params=(ID,)
         ),
     },
+    "/publishing/platforms": {
+        "get": op(
+            "The platforms Herald publishes to: each one's media kinds and limits",
+            {200: json_response("every registered platform", ref("PlatformList"))},
+            (),
+            tag="connections",
+        ),
+    },
     "/publishing/connections": {
         "post": op(
             "Store a platform connection (token encrypted at rest)",
@@ -180,7 +187,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             {200: json_response("the connections", ref("ConnectionList"))},
             (422,),
             params=(
-                param("platform", {"enum": list(PLATFORMS)}),
+                param("platform", ref("PlatformName")),
                 param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 500}),
                 CURSOR,
             ),

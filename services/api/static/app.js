@@ -201,11 +201,28 @@ function showLogin() {
   $("who").textContent = "";
 }
 
+// The platform choices come from the registry (GET /publishing/platforms), never a list here.
+async function loadPlatforms() {
+  const data = await api("GET", "/publishing/platforms");
+  for (const id of ["job-platform", "dlq-platform"]) {
+    const select = $(id);
+    while (select.options.length > 1) select.remove(1); // keep "any"
+    for (const platform of data.items) {
+      const option = document.createElement("option");
+      option.value = platform.name;
+      option.textContent = platform.title || platform.name;
+      select.appendChild(option);
+    }
+  }
+  return data.items;
+}
+
 async function showOps() {
   $("login").hidden = true;
   $("ops").hidden = false;
   $("forget").hidden = false;
   $("who").textContent = "key set for this tab";
+  await loadPlatforms();
   await loadJobs(false);
   await loadDlq(false);
 }

@@ -148,7 +148,7 @@ class GraphTransport:
                 target,
                 params=query,
                 data=form,
-                headers=headers or self._headers,
+                headers=self._headers if headers is None else headers,
                 timeout=limit,
             ) as resp:
                 answered: Mapping[str, str] = resp.headers

@@ -1,0 +1,68 @@
+"""The `instagram` plugin's declaration: Instagram Graph API publishing for professional
+accounts (Facebook Login or Instagram Login), registered under `herald.platforms`."""
+
+from __future__ import annotations
+
+from herald.platforms import (
+    AccountRules,
+    CaptionLimits,
+    Connection,
+    MediaKind,
+    MediaRules,
+    MetadataField,
+    Platform,
+    PlatformEnv,
+    PlatformPublisher,
+    RateLimit,
+)
+
+# Which configured Graph host a connection is published through (Facebook Login, the
+# default, or Instagram Login); never a URL of the tenant's choosing.
+LOGINS = ("facebook", "instagram")
+MAX_ITEMS = 10  # a carousel's items
+
+
+class Instagram(Platform):
+    name = "instagram"
+    title = "Instagram"
+    media = MediaRules(
+        kinds=(
+            MediaKind("IMAGE", video=False),
+            MediaKind("CAROUSEL", min_assets=2, max_assets=MAX_ITEMS),
+            MediaKind("REELS", video=True),
+            MediaKind("STORIES"),
+        ),
+        max_assets=MAX_ITEMS,
+        caption=CaptionLimits(chars=2200, hashtags=30, mentions=20),
+        max_image_bytes=8 * 1024 * 1024,
+        max_video_bytes=300 * 1024 * 1024,
+    )
+    account = AccountRules(
+        metadata=(
+            MetadataField("instagramBusinessAccountId", r"[0-9]{1,32}", "the account's numeric id"),
+            MetadataField(
+                "login",
+                "|".join(LOGINS),
+                "which login the token comes from: facebook (default) or instagram",
+                required=False,
+            ),
+        )
+    )
+    rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
+
+    def account_key(self, connection: Connection) -> str:
+        account = connection.metadata.get("instagramBusinessAccountId")
+        return account if isinstance(account, str) and account else connection.id
+
+    def publisher(self, env: PlatformEnv) -> PlatformPublisher:
+        from herald.services.publisher.platforms.instagram import InstagramPublisher
+        from herald.services.publisher.platforms.instagram.throttle import Throttle
+
+        settings = env.settings
+        secret = settings.instagram_app_secret
+        return InstagramPublisher(
+            settings.instagram_graph_url,
+            instagram_graph_url=settings.instagram_login_graph_url,
+            app_secret=secret.get_secret_value() if secret is not None else None,
+            throttle=Throttle(env.redis, env.names),
+        )
