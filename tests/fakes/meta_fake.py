@@ -149,9 +149,11 @@ class MetaFake:
     def commit_then_drop(self, call: str, *, marker: str | None = None) -> None:
         self.drop_next(call, commit=True, marker=marker)
 
-    def hang_next(self, call: str, seconds: float, *, commit: bool = False) -> None:
+    def hang_next(
+        self, call: str, seconds: float, *, commit: bool = False, marker: str | None = None
+    ) -> None:
         """Answer nothing for ``seconds`` (the client times out), then drop the connection."""
-        self._push(call, Fault("hang", commit, seconds=seconds), None)
+        self._push(call, Fault("hang", commit, seconds=seconds), marker)
 
     def calls(self, call: str) -> list[LoggedRequest]:
         return [r for r in self.requests if r.call == call]
