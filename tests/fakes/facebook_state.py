@@ -6,12 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
 from bench.graph_fake.model import GraphFault, missing, select
-from tests.fakes.meta_fake import DAY, MetaFake
+from tests.fakes.meta_fake import DAY, MetaFake, stamp
 
 PAGE = "104000000000001"
 USER = "100000000000001"
@@ -298,11 +297,10 @@ class FacebookState(MetaFake):
         return self.now() >= post.created_at + self.list_lag
 
     def _post_fields(self, post: Post) -> dict[str, Any]:
-        stamp = datetime.fromtimestamp(post.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
         return {
             "id": post.id,
             "message": post.message,
-            "created_time": stamp,
+            "created_time": stamp(post.created_at),
             "permalink_url": f"https://www.facebook.com/{post.id}",
             "is_published": post.published,
         }

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -245,6 +246,11 @@ class MetaFake:
         body = {**err.body(), "fbtrace_id": secrets.token_urlsafe(12)}
         headers = {**self.usage_headers(call, token), **err.headers}
         return web.json_response({"error": body}, status=err.status, headers=headers)
+
+
+def stamp(at: float) -> str:
+    """Graph's time format (``2026-01-31T12:00:00+0000``)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 def fault_error(

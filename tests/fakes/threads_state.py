@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from bench.graph_fake.model import GraphFault, missing, select
-from tests.fakes.meta_fake import DAY, MetaFake
+from tests.fakes.meta_fake import DAY, MetaFake, stamp
 
 USER = "17841400000000777"
 APP_ID, APP_SECRET = "990000000000001", "threads-app-secret-for-tests"
@@ -235,11 +234,10 @@ class ThreadsState(MetaFake):
         return self.now() >= thread.created_at + self.list_lag
 
     def _thread_fields(self, t: Thread) -> dict[str, Any]:
-        stamp = datetime.fromtimestamp(t.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
         return {
             "id": t.id,
             "text": t.text,
-            "timestamp": stamp,
+            "timestamp": stamp(t.created_at),
             "media_type": LIST_TYPES[t.kind],
             "permalink": f"https://www.threads.net/@herald/post/{t.id}",
         }

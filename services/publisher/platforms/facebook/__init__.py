@@ -15,6 +15,7 @@ from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome
 from herald.services.publisher.platforms.facebook.attempt import Attempt
 from herald.services.publisher.platforms.facebook.errors import IRREVERSIBLE, classify
 from herald.services.publisher.platforms.facebook.reads import find_post, video_status
+from herald.services.publisher.platforms.meta.attempts import account_or_refusal
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed
 from herald.services.publisher.platforms.meta.session import Sessions
 
@@ -39,12 +40,9 @@ class FacebookPublisher(Sessions):
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
-        page = str(connection.metadata.get("pageId") or "")
-        if not page:
-            message = "connection metadata has no pageId"
-            return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
-        if not connection.access_token:
-            return PublishOutcome(Outcome.AUTH_ERROR, error_message="connection has no token")
+        page, refused = account_or_refusal(connection, "pageId")
+        if refused is not None:
+            return refused
         caller = self._caller(connection, page, ctx)
         attempt = Attempt(
             caller, request, page, ctx, poll_initial_seconds=self.poll_initial_seconds

@@ -19,7 +19,6 @@ Never twice (the Pages API has no idempotency key):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -40,6 +39,7 @@ from herald.services.publisher.platforms.facebook.reads import (
     findable,
     video_status,
 )
+from herald.services.publisher.platforms.meta.attempts import Budget
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed, Kind
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Attempt:
         self.caller, self.request, self.page, self.ctx = caller, request, page, ctx
         self.poll_initial_seconds = poll_initial_seconds
         self.doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
-        self.deadline = asyncio.get_running_loop().time() + ctx.poll_seconds
+        self.budget = Budget(ctx)
 
     async def run(self) -> PublishOutcome:
         try:
@@ -156,7 +156,7 @@ class Attempt:
                 found = await self._find()
                 if found is not None:
                     return _published(found, already=True)
-                if not await self._pause(self.poll_initial_seconds * 2.0**n):
+                if not await self.budget.pause(self.poll_initial_seconds * 2.0**n):
                     break
         message = f"{reason}; the post is not in the feed (yet): read again before posting"
         response = failed.response() if failed is not None else None
@@ -216,7 +216,7 @@ class Attempt:
         """A Reel whose finish was received: published once its status says so."""
         delay = self.poll_initial_seconds
         while not status.live and status.error is None:
-            if not await self._pause(delay):
+            if not await self.budget.pause(delay):
                 message = f"reel {video} still processing; read again later"
                 return PublishOutcome(
                     Outcome.PROCESSING,
@@ -235,14 +235,6 @@ class Attempt:
             )
         ids = {"video_id": video, "post_id": video}
         return PublishOutcome(Outcome.PUBLISHED, provider_ids=ids, provider_response=status.body)
-
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep unless the attempt's poll budget would run out; False when it would."""
-        left = self.deadline - asyncio.get_running_loop().time()
-        if seconds > left:
-            return False
-        await asyncio.sleep(seconds)
-        return True
 
 
 def _published(found: FoundPost, *, already: bool) -> PublishOutcome:

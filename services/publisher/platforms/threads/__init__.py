@@ -12,6 +12,7 @@ flow, and how it never posts twice, is in ``threads_attempt``; the error table i
 from __future__ import annotations
 
 from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
+from herald.services.publisher.platforms.meta.attempts import account_or_refusal
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed
 from herald.services.publisher.platforms.meta.session import Sessions
 from herald.services.publisher.platforms.threads import reads
@@ -38,12 +39,9 @@ class ThreadsPublisher(Sessions):
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
-        user = str(connection.metadata.get("threadsUserId") or "")
-        if not user:
-            message = "connection metadata has no threadsUserId"
-            return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=message)
-        if not connection.access_token:
-            return PublishOutcome(Outcome.AUTH_ERROR, error_message="connection has no token")
+        user, refused = account_or_refusal(connection, "threadsUserId")
+        if refused is not None:
+            return refused
         attempt = Attempt(
             self._caller(connection, user, ctx),
             request,

@@ -16,10 +16,10 @@ The publishing quota (``threads_publishing_limit``) is read before a container i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
+from herald.services.publisher.platforms.meta.attempts import Budget
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed, Kind
 from herald.services.publisher.platforms.threads import reads
 from herald.services.publisher.platforms.threads.media import Plan, PlanError, plan_post
@@ -59,7 +59,7 @@ class Attempt:
         self.caller, self.request, self.user, self.ctx = caller, request, user, ctx
         self.initial, self.max_interval = poll_initial_seconds, poll_max_interval_seconds
         self.doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
-        self.deadline = asyncio.get_running_loop().time() + ctx.poll_seconds
+        self.budget = Budget(ctx)
 
     async def run(self) -> PublishOutcome:
         try:
@@ -228,21 +228,14 @@ class Attempt:
         """Poll until the container is not IN_PROGRESS, within the attempt's poll budget."""
         delay = self.initial
         found = await reads.status(self.caller, cid)
-        while found.code == IN_PROGRESS and await self._pause(delay):
+        while found.code == IN_PROGRESS and await self.budget.pause(delay):
             delay = min(delay * 2, self.max_interval)
             found = await reads.status(self.caller, cid)
         return found
 
     async def _after(self, seconds: float, cid: str) -> Status:
-        await self._pause(seconds)
+        await self.budget.pause(seconds)
         return await self._wait(cid)
-
-    async def _pause(self, seconds: float) -> bool:
-        left = self.deadline - asyncio.get_running_loop().time()
-        if seconds > left:
-            return False
-        await asyncio.sleep(seconds)
-        return True
 
     def _backoff(self, n: int) -> float:
         return float(min(self.initial * 2.0**n, self.max_interval))
