@@ -16,6 +16,7 @@ from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal
 from herald.shared.errors import NotFound, ValidationFailed
 from herald.shared.infra.crypto import DecryptError, TokenCipher
 from herald.shared.infra.db.pool import Database, Row
+from herald.shared.jobs.service import JobService
 from herald.shared.jobs.validation import has_nul
 from herald.shared.jobs.views import cursor_params, page
 from herald.shared.messages.codec import iso
@@ -38,9 +39,13 @@ def view(row: Row) -> dict[str, Any]:
 
 
 class ConnectionService:
-    def __init__(self, db: Database, cipher: TokenCipher) -> None:
+    """`jobs` releases the jobs a connection held when it gets a new token (None: a
+    service that never changes tokens, e.g. a rekey)."""
+
+    def __init__(self, db: Database, cipher: TokenCipher, jobs: JobService | None = None) -> None:
         self.db = db
         self.cipher = cipher
+        self.jobs = jobs
 
     async def create(self, principal: Principal, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -159,7 +164,13 @@ class ConnectionService:
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
         )
+        if token:
+            await self.release_held(connection_id)
         return view(updated)
+
+    async def release_held(self, connection_id: str) -> int:
+        """The connection has a new token: its jobs held for one go now."""
+        return await self.jobs.release_held(connection_id) if self.jobs is not None else 0
 
     @staticmethod
     def _new_status(current: str, asked: Any, token: Any, errors: dict[str, str]) -> str | None:

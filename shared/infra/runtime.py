@@ -57,7 +57,7 @@ class Runtime:
         return JobService(self.db, self.queue, self.names, self.settings)
 
     def connections(self) -> ConnectionService:
-        return ConnectionService(self.db, self.cipher)
+        return ConnectionService(self.db, self.cipher, self.jobs())
 
     async def open(self) -> None:
         await self.db.open()

@@ -82,12 +82,16 @@ async def disable(db: Database, connection_id: str) -> Row:
     return row
 
 
-async def mark_needs_reauth(db: Database, connection_id: str) -> None:
-    await db.execute(
+async def mark_needs_reauth(db: Database, connection_id: str, ciphertext: bytes | None) -> bool:
+    """The platform refused this token: `needs_reauth`, unless a new token replaced it
+    since it was read (`ciphertext`: the token as read; None: the connection had none)."""
+    changed = await db.execute(
         "UPDATE connections SET status = 'needs_reauth', updated_at = now()"
-        " WHERE id = %s AND status = 'active'",
-        (connection_id,),
+        " WHERE id = %s AND status = 'active'"
+        " AND token_ciphertext IS NOT DISTINCT FROM %s",
+        (connection_id, ciphertext),
     )
+    return changed > 0
 
 
 async def by_ids(db: Database, ids: list[str]) -> list[Row]:
