@@ -19,6 +19,7 @@ CALLS = (
     "media_read",
     "media_list",
     "stories_list",
+    "refresh_access_token",
 )
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80001, 80002})
 MESSAGES = {

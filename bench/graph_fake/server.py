@@ -11,7 +11,8 @@
 Paths work with or without a ``vNN.N`` prefix; parameters come from the query string, a
 form or a JSON body; the token from ``access_token`` or ``Authorization: Bearer`` and only
 on its login's host (elsewhere: 190). With ``app_secret`` set, every call needs
-``appsecret_proof`` = HMAC-SHA256(token, app secret), hex. A second ``media_publish`` of a
+``appsecret_proof`` = HMAC-SHA256(token, app secret), hex. Tokens may expire, and the
+Instagram Login host refreshes them (``tokens.py``). A second ``media_publish`` of a
 PUBLISHED container answers 100 "already published" (undocumented; tests must not depend on
 it). Resumable uploads are not modelled. Call names for the scenario API are ``CALLS``.
 """
@@ -46,11 +47,12 @@ from bench.graph_fake.model import (
     missing,
 )
 from bench.graph_fake.state import GraphState
+from bench.graph_fake.tokens import TokenBook
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
 
 
-class FakeGraph(GraphState):
+class FakeGraph(GraphState, TokenBook):
     def __init__(
         self,
         *,
@@ -62,6 +64,7 @@ class FakeGraph(GraphState):
         seed: int | None = None,
     ) -> None:
         super().__init__(quota_total=quota_total, time_scale=time_scale)
+        self._init_tokens()
         self.version = version
         self.app_secret = app_secret
         self.mix = mix
@@ -213,12 +216,17 @@ class FakeGraph(GraphState):
                 raise GraphFault(
                     190, f"Invalid OAuth access token - Cannot parse access token {token}"
                 )
+            self.check_expiry(token)
             self._check_proof(token, params.pop("appsecret_proof", None))
             self.check_throttle(account)
             fault = self._next_fault(call, account)
             result: dict[str, Any] | None = None
             if fault is None or fault.commit:
-                result = self._act(call, account, parts, params)
+                result = (
+                    self.refresh(token, login, params)
+                    if call == "refresh_access_token"
+                    else self._act(call, account, parts, params)
+                )
             if fault is not None and fault.action != "slow":
                 response = await self._apply(request, fault, account)
             else:
@@ -238,6 +246,8 @@ class FakeGraph(GraphState):
             return "content_publishing_limit"
         if len(parts) == 2 and method == "GET" and parts[1] in ("media", "stories"):
             return "media_list" if parts[1] == "media" else "stories_list"
+        if parts == ["refresh_access_token"] and method == "GET":
+            return "refresh_access_token"
         if len(parts) == 1 and method == "GET":
             return "container_status" if parts[0] in self.containers else "media_read"
         return "unknown"

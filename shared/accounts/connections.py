@@ -4,7 +4,10 @@ and decrypted only to publish; its statements live in `herald.shared.stores.conn
 
 from __future__ import annotations
 
+import random
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -19,9 +22,11 @@ from herald.shared.infra.db.pool import Database, Row
 from herald.shared.jobs.service import JobService
 from herald.shared.jobs.validation import has_nul
 from herald.shared.jobs.views import cursor_params, page
-from herald.shared.messages.codec import iso
+from herald.shared.messages.codec import iso, now_utc
+from herald.shared.platforms.plugin import Platform
 from herald.shared.platforms.registry import platforms
 from herald.shared.stores import connections
+from herald.shared.stores.connections import TokenLife
 from herald.shared.stores.tenants import ensure_tenant
 
 
@@ -35,7 +40,30 @@ def view(row: Row) -> dict[str, Any]:
         "status": row["status"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+        # The token's lifecycle, never the token: stored, expiry (null: unknown or none),
+        # next refresh (null: never) and why the last refresh failed.
+        "token": {
+            "issued_at": iso(row["token_issued_at"]),
+            "expires_at": iso(row["token_expires_at"]),
+            "refresh_at": iso(row["token_refresh_at"]),
+            "refresh_error": row["token_refresh_error"],
+        },
     }
+
+
+def token_life(
+    plugin: Platform,
+    metadata: dict[str, Any],
+    expires_at: datetime | None = None,
+    *,
+    rand: Callable[[], float] = random.random,
+) -> TokenLife:
+    """A token stored now: its expiry and its first refresh, by its platform's rules."""
+    now = now_utc()
+    refresh = (
+        plugin.token.refresh_at(now, expires_at, rand()) if plugin.refreshes(metadata) else None
+    )
+    return TokenLife(issued_at=now, expires_at=expires_at, refresh_at=refresh)
 
 
 class ConnectionService:
@@ -78,6 +106,7 @@ class ConnectionService:
             name=str(name),
             metadata=metadata,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
+            life=token_life(plugin, metadata) if token and plugin is not None else None,
         )
         return view(row)
 
@@ -163,8 +192,9 @@ class ConnectionService:
             metadata=metadata,
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
+            life=token_life(plugin, metadata) if token else None,
         )
-        if token:
+        if token and updated["status"] == "active":
             await self.release_held(connection_id)
         return view(updated)
 

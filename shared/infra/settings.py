@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     instagram_login_graph_url: str = "https://graph.instagram.com/v25.0"
     # With it, every Graph call carries appsecret_proof (HMAC-SHA256 of the token).
     instagram_app_secret: SecretStr | None = None
+    # How often the scheduler looks for tokens due for a refresh (each is refreshed days
+    # before it expires, at a time its platform's rules and some jitter choose).
+    token_check_seconds: float = Field(default=60.0, gt=0)
 
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093
