@@ -34,14 +34,15 @@ def unversioned(url: str) -> str:
 async def refresh(settings: Any, connection: Connection) -> IssuedToken:
     token = connection.access_token
     url = f"{unversioned(settings.instagram_login_graph_url)}/refresh_access_token"
-    params = {"grant_type": "ig_refresh_token", "access_token": token}
+    # The token in the Authorization header, as on every Graph call (never in a URL).
+    params = {"grant_type": "ig_refresh_token"}
     secret = settings.instagram_app_secret
     if secret is not None:  # as on every Graph call when the app requires it
         key = secret.get_secret_value().encode()
         params["appsecret_proof"] = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
     async with (
         aiohttp.ClientSession(timeout=TIMEOUT) as http,
-        http.get(url, params=params) as response,
+        http.get(url, params=params, headers={"Authorization": f"Bearer {token}"}) as response,
     ):
         try:
             body = await response.json(content_type=None)
