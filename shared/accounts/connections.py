@@ -75,7 +75,10 @@ class ConnectionService:
         self.cipher = cipher
         self.jobs = jobs
 
-    async def create(self, principal: Principal, body: Any) -> dict[str, Any]:
+    async def create(
+        self, principal: Principal, body: Any, *, expires_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """`expires_at`: the token's expiry when the platform told it (an OAuth exchange)."""
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
         errors: dict[str, str] = {
@@ -93,7 +96,7 @@ class ConnectionService:
             errors |= plugin.token_errors(token, required=plugin.account.token_required)
             if "metadata" not in errors:
                 errors |= plugin.metadata_errors(metadata)
-        tenant_id = self._tenant_for(principal, body.get("tenant_id"), errors)
+        tenant_id = self.tenant_for(principal, body.get("tenant_id"), errors)
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
         await ensure_tenant(self.db, tenant_id)
@@ -106,12 +109,12 @@ class ConnectionService:
             name=str(name),
             metadata=metadata,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
-            life=token_life(plugin, metadata) if token and plugin is not None else None,
+            life=token_life(plugin, metadata, expires_at) if token and plugin else None,
         )
         return view(row)
 
     @staticmethod
-    def _tenant_for(principal: Principal, asked: Any, errors: dict[str, str]) -> str:
+    def tenant_for(principal: Principal, asked: Any, errors: dict[str, str]) -> str:
         if not principal.is_admin:
             if asked is not None and asked != principal.tenant_id:
                 errors["tenant_id"] = "only an admin key may name a tenant"
@@ -162,7 +165,14 @@ class ConnectionService:
             if cursor is None:
                 return items
 
-    async def patch(self, principal: Principal, connection_id: str, body: Any) -> dict[str, Any]:
+    async def patch(
+        self,
+        principal: Principal,
+        connection_id: str,
+        body: Any,
+        *,
+        expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
         row = await self.get_row(principal, connection_id)
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
@@ -192,7 +202,7 @@ class ConnectionService:
             metadata=metadata,
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
-            life=token_life(plugin, metadata) if token else None,
+            life=token_life(plugin, metadata, expires_at) if token else None,
         )
         if token and updated["status"] == "active":
             await self.release_held(connection_id)

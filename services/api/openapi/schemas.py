@@ -322,6 +322,15 @@ SCHEMAS: dict[str, Schema] = {
         ("dry_run",),
         closed=True,
     ),
+    "OAuthStartIn": obj(
+        {
+            "name": NAME,
+            "connection_id": {**UUID, "description": "re-authorise this connection"},
+            "tenant_id": {"type": "string", "description": "admin keys only"},
+        },
+        closed=True,
+    ),
+    "OAuthStartOut": obj({"authorize_url": STR}, ("authorize_url",)),
     "RedriveOut": obj(
         {"count": INT, "job_ids": {"type": "array", "items": UUID}}, ("count", "job_ids")
     ),

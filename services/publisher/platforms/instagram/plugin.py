@@ -69,6 +69,19 @@ class Instagram(Platform):
 
         return await refresh(env.settings, connection)
 
+    # OAuth sign-in with Instagram Login (no Facebook Page needed).
+    oauth = True
+
+    def consent_url(self, env: PlatformEnv, *, state: str, redirect_uri: str) -> str:
+        from herald.services.publisher.platforms.instagram.tokens import consent_url
+
+        return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
+
+    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+        from herald.services.publisher.platforms.instagram.tokens import exchange_code
+
+        return await exchange_code(env.settings, code=code, redirect_uri=redirect_uri)
+
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.instagram import InstagramPublisher
         from herald.services.publisher.platforms.instagram.throttle import Throttle
