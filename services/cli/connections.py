@@ -1,4 +1,4 @@
-"""`herald connections add|list` (the token from standard input, never an argument) and
+"""`herald connections add|list|show` (the token from standard input, never an argument) and
 `herald sandbox posts` (what the sandbox platform accepted)."""
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ async def connections(rt: Any, args: argparse.Namespace) -> int:
     store = rt.connections()
     if args.action == "list":
         out(await store.list_all(ADMIN, platform=args.platform))
+        return 0
+    if args.action == "show":
+        out(await store.get(ADMIN, args.id))
         return 0
     metadata = orjson.loads(args.metadata) if args.metadata else {}
     if args.account_id:
@@ -74,6 +77,9 @@ def add_commands(sub: Commands) -> None:
     c.add_argument("--metadata", help="JSON object")
     c = csub.add_parser("list")
     c.add_argument("--platform")
+    c.add_argument("--json", action="store_true")
+    c = csub.add_parser("show", help="one connection: status, metadata, token expiry and refresh")
+    c.add_argument("id")
     c.add_argument("--json", action="store_true")
     s.set_defaults(handler=with_runtime(connections))
 

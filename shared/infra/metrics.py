@@ -49,6 +49,12 @@ TOPIC_MESSAGES = Gauge(
 )
 RATE_LIMITED = Counter("herald_rate_limited_total", "Rate-limited attempts", ["platform"])
 CONNECTIONS = Gauge("herald_connections", "Connections by status", ["platform", "status"])
+TOKEN_REFRESHES = Counter(
+    "herald_token_refreshes_total",
+    "Token refreshes by platform and result (refreshed, failed: retried later, auth_lost)",
+    ["platform", "result"],
+)
+TOKEN_RESULTS = ("refreshed", "failed", "auth_lost")
 BUILD = Info("herald_build", "Herald build information")
 
 
@@ -60,6 +66,8 @@ def start_counters() -> None:
         PUBLISH_DURATION.labels(platform)
         for outcome in Outcome:
             PUBLISH_ATTEMPTS.labels(platform, outcome.value)
+        for result in TOKEN_RESULTS:
+            TOKEN_REFRESHES.labels(platform, result)
         for status in CONNECTION_STATUSES:
             CONNECTIONS.labels(platform, status)
     for reason in DeadLetterReason:

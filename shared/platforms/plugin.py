@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlparse
 
@@ -107,6 +107,17 @@ class TokenRules:
     refresh_before_seconds: int = 10 * 86400
     min_age_seconds: int = 86400
 
+    def refresh_at(self, issued_at: datetime, expires_at: datetime | None, rand: float) -> datetime:
+        """When to refresh a token: `refresh_before_seconds` before its expiry, moved up to
+        half that window earlier at random (`rand` in [0, 1)) so that tokens issued together
+        are not refreshed together; never before `min_age_seconds`. With no known expiry: at
+        that minimum age (plus up to an hour), and the refresh tells the expiry."""
+        earliest = issued_at + timedelta(seconds=self.min_age_seconds)
+        if expires_at is None:
+            return earliest + timedelta(hours=rand)
+        window = timedelta(seconds=self.refresh_before_seconds)
+        return max(expires_at - window - window * 0.5 * rand, earliest)
+
 
 @dataclass(frozen=True)
 class IssuedToken:
@@ -173,6 +184,10 @@ class Platform:
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         """The client the publisher calls (built once per publisher process)."""
         raise NotImplementedError(f"{self.name} does not publish")
+
+    def refreshes(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether this connection's token is refreshed (default: `token.refreshable`)."""
+        return self.token.refreshable
 
     async def refresh_token(self, env: PlatformEnv, connection: Connection) -> IssuedToken:
         """A new long-lived token for `connection` (its current one is in `access_token`).

@@ -93,6 +93,7 @@ def _threads_env(th: FakeThreads) -> PlatformEnv:
         threads_graph_url=th.base_url,
         threads_app_id=threads_state.APP_ID,
         threads_app_secret=SecretStr(threads_state.APP_SECRET),
+        threads_authorize_url="https://threads.net/oauth/authorize",
     )
     return PlatformEnv(settings=settings)
 

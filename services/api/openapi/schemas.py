@@ -108,7 +108,16 @@ INSTANT: Schema = {
     "description": "RFC 3339 with an offset (naive is refused), from 7 days ago to 2 years"
     " ahead; a past time means now",
 }
-CONNECTION_OUT = ("id", "tenant_id", "platform", "name", "metadata", "status", "created_at")
+CONNECTION_OUT = (
+    "id",
+    "tenant_id",
+    "platform",
+    "name",
+    "metadata",
+    "status",
+    "created_at",
+    "token",
+)
 DEAD_LETTER_OUT = (
     "id",
     "job_id",
@@ -241,6 +250,20 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"enum": list(CONNECTION_STATUSES)},
             "created_at": TIME,
             "updated_at": TIME,
+            "token": {
+                **obj(
+                    {
+                        "issued_at": null(TIME),
+                        "expires_at": null(TIME),
+                        "refresh_at": null(TIME),
+                        "refresh_error": null(STR),
+                    },
+                    ("issued_at", "expires_at", "refresh_at", "refresh_error"),
+                ),
+                "description": "the token's lifecycle (never the token): when it was stored,"
+                " when it expires (null: unknown or never), when Herald refreshes it next"
+                " (null: never) and why the last refresh failed",
+            },
         },
         CONNECTION_OUT,
     ),
@@ -299,6 +322,15 @@ SCHEMAS: dict[str, Schema] = {
         ("dry_run",),
         closed=True,
     ),
+    "OAuthStartIn": obj(
+        {
+            "name": NAME,
+            "connection_id": {**UUID, "description": "re-authorise this connection"},
+            "tenant_id": {"type": "string", "description": "admin keys only"},
+        },
+        closed=True,
+    ),
+    "OAuthStartOut": obj({"authorize_url": STR}, ("authorize_url",)),
     "RedriveOut": obj(
         {"count": INT, "job_ids": {"type": "array", "items": UUID}}, ("count", "job_ids")
     ),

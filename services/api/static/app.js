@@ -170,6 +170,33 @@ async function loadDlq(append) {
   $("dlq-more").hidden = !dlqCursor;
 }
 
+// ---- connections --------------------------------------------------------------------------
+
+async function loadConnections() {
+  const page = await api("GET", "/publishing/connections?limit=500");
+  const body = $("connections");
+  body.replaceChildren();
+  for (const c of page.items) {
+    const row = document.createElement("tr");
+    cell(row, c.id, "mono");
+    cell(row, c.platform);
+    cell(row, c.name);
+    cell(row, c.status, c.status === "active" ? "" : "warn");
+    cell(row, c.token ? c.token.expires_at || "unknown" : "");
+    cell(row, c.token ? c.token.refresh_at || "never" : "");
+    cell(row, c.token ? c.token.refresh_error : "");
+    body.appendChild(row);
+  }
+}
+
+// The sign-in happens on the platform's own page: the start route answers where to go
+// (the API key stays in this tab; the browser then follows the platform's redirect back).
+async function connectAccount() {
+  const platform = $("connect-platform").value;
+  const start = await api("POST", "/publishing/connections/oauth/" + encodeURIComponent(platform) + "/start");
+  window.location.assign(start.authorize_url);
+}
+
 async function redrive(dryRun) {
   const filters = dlqFilters();
   const force = $("dlq-force").checked;
@@ -222,7 +249,17 @@ async function showOps() {
   $("ops").hidden = false;
   $("forget").hidden = false;
   $("who").textContent = "key set for this tab";
-  await loadPlatforms();
+  const platforms = await loadPlatforms();
+  const connect = $("connect-platform");
+  connect.replaceChildren();
+  for (const platform of platforms.filter((p) => p.oauth)) {
+    const option = document.createElement("option");
+    option.value = platform.name;
+    option.textContent = platform.title || platform.name;
+    connect.appendChild(option);
+  }
+  $("connect").disabled = connect.options.length === 0;
+  await loadConnections();
   await loadJobs(false);
   await loadDlq(false);
 }
@@ -249,6 +286,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("retry").addEventListener("click", () => run(retryJob));
   $("cancel").addEventListener("click", () => run(cancelJob));
   submitted($("dlq-form"), () => loadDlq(false));
+  submitted($("connect-form"), connectAccount);
   $("dlq-more").addEventListener("click", () => run(() => loadDlq(true)));
   $("dry-run").addEventListener("click", () => run(() => redrive(true)));
   $("redrive").addEventListener("click", () => run(() => redrive(false)));

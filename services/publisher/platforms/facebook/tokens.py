@@ -17,8 +17,7 @@ SCOPES = "pages_show_list,pages_manage_posts,pages_read_engagement,pages_read_us
 
 
 def _app(settings: Any) -> tuple[str, str]:
-    app_id = getattr(settings, "meta_app_id", None)
-    secret = getattr(settings, "meta_app_secret", None)
+    app_id, secret = settings.meta_app_id, settings.meta_app_secret
     if not app_id or secret is None:
         raise RuntimeError("HERALD_META_APP_ID and HERALD_META_APP_SECRET are not set")
     return str(app_id), str(secret.get_secret_value())

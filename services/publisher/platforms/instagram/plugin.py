@@ -3,10 +3,14 @@ accounts (Facebook Login or Instagram Login), registered under `herald.platforms
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from herald.platforms import (
     AccountRules,
     CaptionLimits,
     Connection,
+    IssuedToken,
     MediaKind,
     MediaRules,
     MetadataField,
@@ -14,6 +18,7 @@ from herald.platforms import (
     PlatformEnv,
     PlatformPublisher,
     RateLimit,
+    TokenRules,
 )
 
 # Which configured Graph host a connection is published through (Facebook Login, the
@@ -48,11 +53,34 @@ class Instagram(Platform):
             ),
         )
     )
+    # Instagram Login tokens live 60 days: refreshed 10 to 15 days ahead (`refreshes`).
+    token = TokenRules(refreshable=True, refresh_before_seconds=10 * 86400)
     rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
 
     def account_key(self, connection: Connection) -> str:
         account = connection.metadata.get("instagramBusinessAccountId")
         return account if isinstance(account, str) and account else connection.id
+
+    def refreshes(self, metadata: Mapping[str, Any]) -> bool:
+        return metadata.get("login") == "instagram"
+
+    async def refresh_token(self, env: PlatformEnv, connection: Connection) -> IssuedToken:
+        from herald.services.publisher.platforms.instagram.tokens import refresh
+
+        return await refresh(env.settings, connection)
+
+    # OAuth sign-in with Instagram Login (no Facebook Page needed).
+    oauth = True
+
+    def consent_url(self, env: PlatformEnv, *, state: str, redirect_uri: str) -> str:
+        from herald.services.publisher.platforms.instagram.tokens import consent_url
+
+        return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
+
+    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+        from herald.services.publisher.platforms.instagram.tokens import exchange_code
+
+        return await exchange_code(env.settings, code=code, redirect_uri=redirect_uri)
 
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.instagram import InstagramPublisher

@@ -15,7 +15,6 @@ from herald.services.publisher.platforms.meta.oauth import (
     token_call,
 )
 
-CONSENT_URL = "https://threads.net/oauth/authorize"
 SCOPES = "threads_basic,threads_content_publish"
 
 
@@ -35,7 +34,7 @@ def consent_url(settings: Any, *, state: str, redirect_uri: str) -> str:
         "response_type": "code",
         "state": state,
     }
-    return f"{CONSENT_URL}?{urlencode(query)}"
+    return f"{settings.threads_authorize_url}?{urlencode(query)}"
 
 
 async def long_lived_from_code(settings: Any, *, code: str, redirect_uri: str) -> IssuedToken:
