@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     token_check_seconds: float = Field(default=60.0, gt=0)
     # Facebook Pages (Graph, version included) and Threads (its own host and version).
     facebook_graph_url: str = "https://graph.facebook.com/v25.0"
+    facebook_authorize_url: str = "https://www.facebook.com/v25.0/dialog/oauth"
     threads_graph_url: str = "https://graph.threads.net/v1.0"
     # A Threads app has its own id and secret (not the Facebook app's), for its OAuth sign-in,
     # and its consent page (the tests point it at a fake).

@@ -14,7 +14,8 @@ once in a feed post's ``attached_media``), feed posts (text, link, multi-photo),
 Publishing needs the Page's token: a user token gets 200 (permission). Reads of the feed lag
 ``list_lag`` seconds behind the writes (eventual consistency). Answers carry
 ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` keyed by the Page (type ``pages``).
-OAuth: ``/oauth/access_token`` (code, or ``fb_exchange_token`` for a 60-day user token) and
+OAuth: ``/dialog/oauth`` (the consent page of a user who says yes: 302 back with a code),
+``/oauth/access_token`` (code, or ``fb_exchange_token`` for a 60-day user token) and
 ``/me/accounts`` (the Page tokens). Undocumented answers the fake has to pick: a 31st Reel in
 24 h is 9 "reels limit"; finishing an already published Reel is 100.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.graph_fake.model import GraphFault
-from tests.fakes.facebook_state import FacebookState
+from tests.fakes.facebook_state import APP_ID, FacebookState
 
 CALLS = (
     "photos",
@@ -42,6 +43,7 @@ CALLS = (
     "object_read",
     "accounts",
     "oauth_token",
+    "consent",
 )
 _POST_EDGES = {"photos": "photos", "feed": "feed", "videos": "videos"}
 _LISTS = {"feed": "feed_list", "published_posts": "published_posts", "video_reels": "reels_list"}
@@ -51,6 +53,8 @@ class FakeFacebook(FacebookState):
     CALLS = CALLS
 
     def route(self, method: str, parts: list[str], params: dict[str, str]) -> str:
+        if parts == ["dialog", "oauth"] and method == "GET":
+            return "consent"
         if parts == ["oauth", "access_token"] and method in ("GET", "POST"):
             return "oauth_token"
         if len(parts) == 2 and parts[1] == "accounts" and method == "GET":
@@ -75,6 +79,8 @@ class FakeFacebook(FacebookState):
         self, call: str, parts: list[str], params: dict[str, str], token: str, request: web.Request
     ) -> Any:
         node = parts[0] if parts else ""
+        if call == "consent":
+            self.consent(params, APP_ID, self.authorize())
         if call == "oauth_token":
             return self.oauth_token(params)
         if call == "accounts":

@@ -18,7 +18,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NoReturn, Self
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -120,6 +121,15 @@ class MetaFake:
         if kinds and found.kind not in kinds:
             raise GraphFault(190, f"This endpoint does not accept a {found.kind} access token")
         return found
+
+    def consent(self, params: dict[str, str], app_id: str, code: str) -> NoReturn:
+        """The consent page, the user saying yes: the browser sent back to ``redirect_uri``
+        with a code and the caller's ``state`` (a 302, raised)."""
+        back = params.get("redirect_uri", "")
+        if params.get("client_id") != app_id or not back.startswith(("http://", "https://")):
+            raise GraphFault(100, "Invalid client_id or redirect_uri")
+        query = urlencode({"code": code, "state": params.get("state", "")})
+        raise web.HTTPFound(f"{back}{'&' if '?' in back else '?'}{query}")
 
     # ---- scripted faults ------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ media; EXPIRED after 24 h), ``threads_publish`` (a container not FINISHED is 24/
 threads list (lagging ``list_lag`` seconds behind), the 500-character text limit (emojis
 count as their UTF-8 bytes), the 5-link limit, and the OAuth endpoints (unversioned):
 ``POST /oauth/access_token`` (code), ``GET /access_token`` (``th_exchange_token``) and
-``GET /refresh_access_token`` (``th_refresh_token``: at least 24 h old, unexpired).
+``GET /refresh_access_token`` (``th_refresh_token``: at least 24 h old, unexpired), and
+``GET /oauth/authorize``, the consent page of a user who says yes (302 back with a code).
 Undocumented answers the fake has to pick: the quota used up is 9; publishing a PUBLISHED
 container again is 100; refreshing a token younger than 24 h is 190.
 """
@@ -27,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.graph_fake.model import GraphFault, missing
-from tests.fakes.threads_state import ThreadsState
+from tests.fakes.threads_state import APP_ID, ThreadsState
 
 CALLS = (
     "create",
@@ -40,8 +41,13 @@ CALLS = (
     "code_exchange",
     "exchange",
     "refresh",
+    "consent",
 )
-_ROOT = {"oauth/access_token": "code_exchange", "access_token": "exchange"}
+_ROOT = {
+    "oauth/authorize": "consent",
+    "oauth/access_token": "code_exchange",
+    "access_token": "exchange",
+}
 
 
 class FakeThreads(ThreadsState):
@@ -68,13 +74,15 @@ class FakeThreads(ThreadsState):
     def act(
         self, call: str, parts: list[str], params: dict[str, str], token: str, request: web.Request
     ) -> Any:
+        if call == "consent" and request.method == "GET":
+            self.consent(params, APP_ID, self.authorize())
         if call == "code_exchange" and request.method == "POST":
             return self.code_exchange(params)
         if call == "exchange" and request.method == "GET":
             return self.exchange(params, token)
         if call == "refresh" and request.method == "GET":
             return self.refresh(params, token)
-        if call == "unknown" or call in ("code_exchange", "exchange", "refresh"):
+        if call == "unknown" or call in ("consent", "code_exchange", "exchange", "refresh"):
             raise GraphFault(100, f"Unsupported {request.method} request: /{'/'.join(parts)}")
         owner = self.token_of(token, "long", "short").owner
         node = parts[0]

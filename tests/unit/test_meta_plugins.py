@@ -138,6 +138,7 @@ async def test_facebook_sign_in_gives_a_page_token_without_expiry() -> None:
     async with FakeFacebook() as fb:
         settings = SimpleNamespace(
             facebook_graph_url=fb.base_url,
+            facebook_authorize_url=f"{fb.base_url}/dialog/oauth",
             meta_app_id=facebook_state.APP_ID,
             meta_app_secret=SecretStr(facebook_state.APP_SECRET),
         )

@@ -8,7 +8,7 @@ lost Page role), its connection is held until someone signs in again, which deri
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from herald.platforms import AuthLost, IssuedToken
 from herald.services.publisher.platforms.meta.oauth import access_token, token_call
@@ -25,9 +25,8 @@ def _app(settings: Any) -> tuple[str, str]:
 
 def consent_url(settings: Any, *, state: str, redirect_uri: str) -> str:
     app_id, _ = _app(settings)
-    version = urlsplit(settings.facebook_graph_url).path.strip("/").split("/")[-1]
     query = {"client_id": app_id, "redirect_uri": redirect_uri, "state": state, "scope": SCOPES}
-    return f"https://www.facebook.com/{version}/dialog/oauth?{urlencode(query)}"
+    return f"{settings.facebook_authorize_url}?{urlencode(query)}"
 
 
 async def page_token_from_code(settings: Any, *, code: str, redirect_uri: str) -> IssuedToken:
