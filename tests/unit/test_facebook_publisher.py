@@ -217,3 +217,18 @@ async def test_a_user_token_is_refused_and_never_shown(
     out = await publish(pub, fb, [LINK], "x", token=fb.user_token)
     assert out.outcome is Outcome.AUTH_ERROR
     assert fb.user_token not in str(out)
+
+
+async def test_an_unreadable_feed_after_a_lost_answer_stays_ambiguous(
+    pub: FacebookPublisher, fb: FakeFacebook
+) -> None:
+    fb.commit_then_drop("feed")
+    fb.fail_next("feed_list", code=2)  # the read that should find the post fails
+    first = ctx(fb, poll_seconds=0.05)
+    out = await publish(pub, fb, [LINK], "unread", context=first)
+    assert out.outcome is Outcome.AMBIGUOUS, out
+    fb.fail_next("feed_list", code=80001, headers={"Retry-After": "5"})
+    out = await publish(pub, fb, [LINK], "unread", context=first.next_attempt())
+    assert out.outcome is Outcome.AMBIGUOUS and out.retry_after_seconds == 5.0  # never blind
+    out = await publish(pub, fb, [LINK], "unread", context=first.next_attempt())
+    assert out.outcome is Outcome.PUBLISHED and len(fb.posts_with("unread")) == 1

@@ -46,6 +46,14 @@ logger = logging.getLogger(__name__)
 READS_AFTER_UNKNOWN = 3  # feed reads (with backoff) after a lost answer
 
 
+class FeedUnreadable(Exception):
+    """The feed read that had to say whether the post is live failed."""
+
+    def __init__(self, failed: CallFailed) -> None:
+        super().__init__(failed.message)
+        self.failed = failed
+
+
 class Attempt:
     def __init__(
         self,
@@ -72,6 +80,17 @@ class Attempt:
             if plan.kind == PHOTOS:
                 return await self._photos(plan)
             return await self._single_call(plan)
+        except FeedUnreadable as unreadable:
+            # The post may be live and the feed could not say: stay ambiguous, so that the
+            # next attempt reads the feed again before posting.
+            failed = unreadable.failed
+            message = f"the post may be live; the feed could not be read: {failed.message}"
+            return PublishOutcome(
+                Outcome.AMBIGUOUS,
+                error_message=message,
+                retry_after_seconds=failed.retry_after,
+                provider_response=failed.response(),
+            )
         except CallFailed as failed:
             return failed.outcome()
 
@@ -90,10 +109,13 @@ class Attempt:
         except CallFailed as failed:
             if failed.error is not None and failed.error.subcode == ALREADY_POSTED:
                 # The photos are in a post already: an earlier attempt's post went through.
-                found = await self._find()
-                ids = {"photo_ids": ",".join(photos)}
+                try:
+                    found = await self._find()
+                except FeedUnreadable:
+                    found = None  # live all the same; its id is only a nicety
                 if found is not None:
                     return _published(found, already=True)
+                ids = {"photo_ids": ",".join(photos)}
                 return PublishOutcome(Outcome.PUBLISHED, provider_ids=ids)
             if reuse and failed.kind is Kind.PERMANENT:  # the stored photos expired: new ones
                 return await self._feed(await self._upload(plan))
@@ -163,9 +185,13 @@ class Attempt:
         return PublishOutcome(Outcome.AMBIGUOUS, error_message=message, provider_response=response)
 
     async def _find(self) -> FoundPost | None:
+        """The job's post in the feed (only ever read when it may be live)."""
         if not findable(self.request):
             return None
-        return await find_post(self.caller, self.page, self.request)
+        try:
+            return await find_post(self.caller, self.page, self.request)
+        except CallFailed as failed:
+            raise FeedUnreadable(failed) from None
 
     # ---- Reels ----------------------------------------------------------------------------
 
