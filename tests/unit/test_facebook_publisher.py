@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from herald.services.publisher.platforms.facebook import FacebookPublisher
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from tests.fakes.attempts import Ctx, connection, request
 from tests.fakes.facebook_server import FakeFacebook
@@ -232,3 +233,22 @@ async def test_an_unreadable_feed_after_a_lost_answer_stays_ambiguous(
     assert out.outcome is Outcome.AMBIGUOUS and out.retry_after_seconds == 5.0  # never blind
     out = await publish(pub, fb, [LINK], "unread", context=first.next_attempt())
     assert out.outcome is Outcome.PUBLISHED and len(fb.posts_with("unread")) == 1
+
+
+async def test_a_throttle_pauses_the_page_for_every_copy(
+    fb: FakeFacebook, throttle: Throttle
+) -> None:
+    shared = Throttle(throttle.client, throttle.names, platform="fb")  # Redis, as in production
+    copies = [FacebookPublisher(fb.base_url, throttle=shared) for _ in range(2)]
+    try:
+        fb.fail_next("feed", code=80001, headers={"Retry-After": "120"})
+        out = await publish(copies[0], fb, [LINK], "first")
+        assert (out.outcome, out.retry_after_seconds) == (Outcome.RATE_LIMITED, 120.0)
+        calls = len(fb.requests)
+        out = await publish(copies[1], fb, [LINK], "second")  # another copy, the same Page
+        assert out.outcome is Outcome.RATE_LIMITED and 0 < (out.retry_after_seconds or 0) <= 120
+        assert len(fb.requests) == calls and fb.posts == {}  # it did not call the Page at all
+        assert await Throttle(throttle.client, throttle.names).paused_for(fb.page) == 0  # not IG
+    finally:
+        for copy in copies:
+            await copy.close()

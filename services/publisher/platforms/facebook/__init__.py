@@ -18,6 +18,7 @@ from herald.services.publisher.platforms.facebook.reads import find_post, video_
 from herald.services.publisher.platforms.meta.attempts import account_or_refusal
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed
 from herald.services.publisher.platforms.meta.session import Sessions
+from herald.services.publisher.platforms.meta.throttle import Throttle
 
 
 class FacebookPublisher(Sessions):
@@ -31,9 +32,10 @@ class FacebookPublisher(Sessions):
         graph_url: str,
         *,
         app_secret: str | None = None,
+        throttle: Throttle | None = None,
         poll_initial_seconds: float = 1.0,
     ) -> None:
-        super().__init__(app_secret)
+        super().__init__(app_secret, throttle)
         self.graph_url = graph_url
         self.poll_initial_seconds = poll_initial_seconds
 
@@ -43,6 +45,9 @@ class FacebookPublisher(Sessions):
         page, refused = account_or_refusal(connection, "pageId")
         if refused is not None:
             return refused
+        paused = await self.paused(page, ctx)
+        if paused is not None:
+            return paused
         caller = self._caller(connection, page, ctx)
         attempt = Attempt(
             caller, request, page, ctx, poll_initial_seconds=self.poll_initial_seconds
@@ -72,5 +77,4 @@ class FacebookPublisher(Sessions):
         return PublishOutcome(Outcome.UNCONFIRMED, error_message=message)
 
     def _caller(self, connection: Connection, page: str, ctx: AttemptContext) -> Caller:
-        transport = self.transport(self.graph_url, connection.access_token, ctx)
-        return Caller(transport, classify, IRREVERSIBLE, page)
+        return self.caller(self.graph_url, connection, ctx, page, classify, IRREVERSIBLE)

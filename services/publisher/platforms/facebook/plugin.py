@@ -54,8 +54,10 @@ class FacebookPages(Platform):
 
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.facebook import FacebookPublisher
+        from herald.services.publisher.platforms.meta.throttle import Throttle
 
-        return FacebookPublisher(env.settings.facebook_graph_url)
+        throttle = Throttle(env.redis, env.names, platform="fb")
+        return FacebookPublisher(env.settings.facebook_graph_url, throttle=throttle)
 
     def consent_url(self, env: PlatformEnv, *, state: str, redirect_uri: str) -> str:
         from herald.services.publisher.platforms.facebook.tokens import consent_url

@@ -1,7 +1,7 @@
 """Instagram Graph API publisher: the platform client the publisher's registry maps
 ``instagram`` to. One attempt's flow is in ``instagram_attempt``, the classification of Graph
 errors in ``instagram_errors``, the HTTP caller in ``instagram_client``, the throttle every
-publisher copy shares in ``instagram_throttle``.
+publisher copy shares in ``meta.throttle``.
 
 A connection's metadata ``login`` (``facebook``, the default, or ``instagram``) picks the
 configured host: Instagram API with Facebook Login (``graph_url``) or with Instagram Login
@@ -32,8 +32,8 @@ from herald.services.publisher.platforms.instagram.client import GraphClient
 from herald.services.publisher.platforms.instagram.confirm import confirm_published
 from herald.services.publisher.platforms.instagram.outcomes import Finish
 from herald.services.publisher.platforms.instagram.reads import GraphReader
-from herald.services.publisher.platforms.instagram.throttle import Throttle
 from herald.services.publisher.platforms.meta.session import Sessions
+from herald.services.publisher.platforms.meta.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 class InstagramPublisher(Sessions):
     name = "instagram"
     posts_without_container = False  # the post is a container: stored before it is published
+    throttle: Throttle  # always one: the pauses every copy shares
 
     def __init__(
         self,
@@ -53,12 +54,11 @@ class InstagramPublisher(Sessions):
         poll_max_interval_seconds: float = 10.0,
         builder_waits: Sequence[float] = BUILDER_WAITS,
     ) -> None:
-        super().__init__(app_secret)
+        super().__init__(app_secret, throttle)
         self._urls = {"facebook": graph_url, "instagram": instagram_graph_url or graph_url}
         self.poll_initial_seconds = poll_initial_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
         self.builder_waits = tuple(builder_waits)
-        self.throttle = throttle
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext

@@ -84,7 +84,7 @@ class Instagram(Platform):
 
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.instagram import InstagramPublisher
-        from herald.services.publisher.platforms.instagram.throttle import Throttle
+        from herald.services.publisher.platforms.meta.throttle import Throttle
 
         settings = env.settings
         secret = settings.instagram_app_secret

@@ -9,7 +9,7 @@ definite answer (timeout, dropped connection, HTTP 5xx, codes 1/2, an unknown er
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -122,12 +122,14 @@ class Caller:
     classify: Classifier
     irreversible: frozenset[str]
     account_id: str
+    # Told every throttle answer's wait (the shared throttle pauses the account).
+    on_throttle: Callable[[float], Awaitable[None]] | None = None
 
     async def get(self, call: str, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         try:
             return await self.transport.get(path, params)
         except (NoAnswer, ErrorAnswer) as exc:
-            raise self.failure(call, exc) from None
+            raise await self._failed(call, exc) from None
 
     async def post(
         self,
@@ -145,7 +147,13 @@ class Caller:
                 "POST", path, query=None, form=params, timeout=None, url=url, headers=headers
             )
         except (NoAnswer, ErrorAnswer) as exc:
-            raise self.failure(call, exc) from None
+            raise await self._failed(call, exc) from None
+
+    async def _failed(self, call: str, exc: NoAnswer | ErrorAnswer) -> CallFailed:
+        failed = self.failure(call, exc)
+        if failed.kind is Kind.RATE_LIMIT and self.on_throttle is not None:
+            await self.on_throttle(failed.retry_after or DEFAULT_THROTTLE_SECONDS)
+        return failed
 
     def failure(self, call: str, exc: NoAnswer | ErrorAnswer) -> CallFailed:
         sure = call not in self.irreversible

@@ -15,6 +15,7 @@ from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome
 from herald.services.publisher.platforms.meta.attempts import account_or_refusal
 from herald.services.publisher.platforms.meta.calls import Caller, CallFailed
 from herald.services.publisher.platforms.meta.session import Sessions
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.services.publisher.platforms.threads import reads
 from herald.services.publisher.platforms.threads.attempt import Attempt
 from herald.services.publisher.platforms.threads.errors import IRREVERSIBLE, classify
@@ -28,10 +29,11 @@ class ThreadsPublisher(Sessions):
         self,
         graph_url: str,
         *,
+        throttle: Throttle | None = None,
         poll_initial_seconds: float = 1.0,
         poll_max_interval_seconds: float = 10.0,
     ) -> None:
-        super().__init__()
+        super().__init__(throttle=throttle)
         self.graph_url = graph_url
         self.poll_initial_seconds = poll_initial_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
@@ -42,6 +44,9 @@ class ThreadsPublisher(Sessions):
         user, refused = account_or_refusal(connection, "threadsUserId")
         if refused is not None:
             return refused
+        paused = await self.paused(user, ctx)
+        if paused is not None:
+            return paused
         attempt = Attempt(
             self._caller(connection, user, ctx),
             request,
@@ -74,5 +79,4 @@ class ThreadsPublisher(Sessions):
         return PublishOutcome(Outcome.UNCONFIRMED, error_message=message)
 
     def _caller(self, connection: Connection, user: str, ctx: AttemptContext) -> Caller:
-        transport = self.transport(self.graph_url, connection.access_token, ctx)
-        return Caller(transport, classify, IRREVERSIBLE, user)
+        return self.caller(self.graph_url, connection, ctx, user, classify, IRREVERSIBLE)

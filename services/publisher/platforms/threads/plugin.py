@@ -51,9 +51,11 @@ class Threads(Platform):
         return user if isinstance(user, str) and user else connection.id
 
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
+        from herald.services.publisher.platforms.meta.throttle import Throttle
         from herald.services.publisher.platforms.threads import ThreadsPublisher
 
-        return ThreadsPublisher(env.settings.threads_graph_url)
+        throttle = Throttle(env.redis, env.names, platform="th")
+        return ThreadsPublisher(env.settings.threads_graph_url, throttle=throttle)
 
     async def refresh_token(self, env: PlatformEnv, connection: Connection) -> IssuedToken:
         from herald.services.publisher.platforms.threads.tokens import refresh
