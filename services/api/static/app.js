@@ -260,6 +260,8 @@ async function showOps() {
   }
   $("connect").disabled = connect.options.length === 0;
   await loadConnections();
+  const connected = new URLSearchParams(window.location.search).get("connected");
+  if (connected) notice("Connected: " + connected, "ok"); // back from a platform's sign-in
   await loadJobs(false);
   await loadDlq(false);
 }
