@@ -32,6 +32,7 @@ import orjson
 from herald.shared.accounts.connections import ConnectionService
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, ValidationFailed
+from herald.shared.jobs.validation import has_nul
 from herald.shared.platforms.plugin import AuthLost, Platform, PlatformEnv
 from herald.shared.platforms.registry import platforms
 
@@ -137,8 +138,10 @@ class OAuthFlow:
         else:
             errors: dict[str, str] = {}
             tenant = self.service.tenant_for(principal, tenant_id, errors)
-            if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
-                errors["name"] = "must be a non-empty string of at most 200 characters"
+            if name is not None and (
+                not isinstance(name, str) or not 0 < len(name) <= 200 or has_nul(name)
+            ):
+                errors["name"] = "must be 1 to 200 characters without NUL"
             if errors:
                 raise ValidationFailed("the sign-in cannot start", fields=errors)
         state = self.signer.sign(
@@ -161,9 +164,8 @@ class OAuthFlow:
         payload = self.signer.read(query.get("state"))
         if payload.get("platform") != plugin.name:
             raise OAuthRefused("the sign-in's state is for another platform; start again")
-        if "error" in query:
-            reason = str(query.get("error_reason") or query.get("error"))[:100]
-            raise OAuthRefused(f"the sign-in was not granted on {plugin.name} ({reason})")
+        if "error" in query:  # e.g. access_denied: the person said no (not echoed)
+            raise OAuthRefused(f"the sign-in was not granted on {plugin.name}; start again")
         code = query.get("code")
         if not code or len(code) > MAX_CODE:
             raise OAuthRefused("the platform sent no code back; start again")

@@ -239,6 +239,17 @@ async def test_a_sign_in_is_refused_when_its_state_or_consent_is_not_right(
     assert r.status == 422
     r = await client.post("/publishing/connections/oauth/myspace/start", json={}, headers=headers)
     assert r.status == 422
+    # Bad input at the start and at the callback: a clear 4xx, never echoed, never a 500.
+    start = "/publishing/connections/oauth/instagram/start"
+    for body in ({"name": "a\x00b"}, {"name": "n" * 201}, {"name": 7}, {"nme": "typo"}):
+        r = await client.post(start, json=body, headers=headers)
+        assert r.status == 422, (body, await r.text())
+    r = await client.post(start, json={"connection_id": "x" * 10_000}, headers=headers)
+    assert r.status == 404 and "x" * 100 not in await r.text()
+    r = await client.get(callback, params={"code": "c" * 100_000, "state": state})
+    assert r.status in (400, 414, 431)
+    r = await client.get(callback, params={"error": "<script>" * 50, "state": state})
+    assert r.status == 400 and "<script>" not in await r.text()
     # Nothing was stored by any of these.
     assert (await rt.connections().list_connections(ADMIN))["items"] == []
 
