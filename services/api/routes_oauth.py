@@ -3,8 +3,9 @@ the platform (`herald.shared.accounts.oauth`).
 
 - `GET .../start` (an API key): 302 to the platform's consent page. Query: `name` for a new
   connection, or `connection_id` to re-authorise one; `tenant_id` (admin keys only).
-- `POST .../start` (an API key; the same fields in a JSON body): `{"authorize_url"}`, for
-  pages that hold the key themselves (the ops page) and then send the browser there.
+- `POST .../start` (an API key; the same fields in a JSON body, and `metadata`: a few
+  strings for the platform's exchange, e.g. which Page to connect): `{"authorize_url"}`,
+  for pages that hold the key themselves (the ops page) and then send the browser there.
 - `GET .../callback` (no key: the browser comes back from the platform): checks the signed
   `state`, exchanges the code, stores the token encrypted, then 303 to the ops page with
   the connection's id (`/?connected=<id>`). The code and the token never appear in an answer.
@@ -21,7 +22,7 @@ from herald.shared.accounts.oauth import OAuthFlow
 from herald.shared.errors import ValidationFailed
 
 BASE = "/publishing/connections/oauth/{platform}"
-START_FIELDS = ("name", "connection_id", "tenant_id")
+START_FIELDS = ("name", "connection_id", "tenant_id", "metadata")
 
 
 def add_routes(app: web.Application, flow: OAuthFlow) -> None:
@@ -37,6 +38,7 @@ def add_routes(app: web.Application, flow: OAuthFlow) -> None:
             name=fields.get("name"),
             connection_id=fields.get("connection_id"),
             tenant_id=fields.get("tenant_id"),
+            metadata=fields.get("metadata"),
         )
 
     async def start_redirect(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ import orjson
 from herald.shared.accounts.connections import ConnectionService
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, ValidationFailed
+from herald.shared.jobs.validation import has_nul
 from herald.shared.platforms.plugin import AuthLost, Platform, PlatformEnv
 from herald.shared.platforms.registry import platforms
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 STATE_SECONDS = 600
 MAX_STATE = 2048
 MAX_CODE = 2048
+MAX_HINT_KEYS = 8
 
 
 class OAuthRefused(DomainError):
@@ -123,9 +125,13 @@ class OAuthFlow:
         name: Any = None,
         connection_id: Any = None,
         tenant_id: Any = None,
+        metadata: Any = None,
     ) -> str:
-        """The consent page's URL for a new connection (`name`) or a re-authorised one."""
+        """The consent page's URL for a new connection (`name`) or a re-authorised one.
+        `metadata` (a few short strings) goes to the plugin's exchange, e.g. which Page of
+        the account to connect, and into the connection's metadata."""
         plugin = self._plugin(platform)
+        hint = _hint(metadata)
         if connection_id is not None:
             row = await self.service.get_row(principal, str(connection_id))
             if row["platform"] != plugin.name:
@@ -137,8 +143,10 @@ class OAuthFlow:
         else:
             errors: dict[str, str] = {}
             tenant = self.service.tenant_for(principal, tenant_id, errors)
-            if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
-                errors["name"] = "must be a non-empty string of at most 200 characters"
+            if name is not None and (
+                not isinstance(name, str) or not 0 < len(name) <= 200 or has_nul(name)
+            ):
+                errors["name"] = "must be 1 to 200 characters without NUL"
             if errors:
                 raise ValidationFailed("the sign-in cannot start", fields=errors)
         state = self.signer.sign(
@@ -147,6 +155,7 @@ class OAuthFlow:
                 "tenant": tenant,
                 "connection": connection_id,
                 "name": name,
+                "hint": hint,
                 "exp": time.time() + STATE_SECONDS,
                 "nonce": secrets.token_urlsafe(12),
             }
@@ -161,15 +170,18 @@ class OAuthFlow:
         payload = self.signer.read(query.get("state"))
         if payload.get("platform") != plugin.name:
             raise OAuthRefused("the sign-in's state is for another platform; start again")
-        if "error" in query:
-            reason = str(query.get("error_reason") or query.get("error"))[:100]
-            raise OAuthRefused(f"the sign-in was not granted on {plugin.name} ({reason})")
+        if "error" in query:  # e.g. access_denied: the person said no (not echoed)
+            raise OAuthRefused(f"the sign-in was not granted on {plugin.name}; start again")
         code = query.get("code")
         if not code or len(code) > MAX_CODE:
             raise OAuthRefused("the platform sent no code back; start again")
+        principal = Principal(tenant_id=payload["tenant"], is_admin=False)
+        connection_id = payload.get("connection")
+        row = await self.service.get_row(principal, connection_id) if connection_id else None
+        hint = {**((row["metadata"] or {}) if row is not None else {}), **payload.get("hint", {})}
         try:
             issued = await plugin.exchange_code(
-                self.env, code=code, redirect_uri=self.redirect_uri(plugin.name)
+                self.env, code=code, redirect_uri=self.redirect_uri(plugin.name), metadata=hint
             )
         except AuthLost as exc:  # its text is the plugin's, without secrets
             raise OAuthRefused(f"{plugin.name} refused the sign-in: {exc}") from exc
@@ -181,14 +193,8 @@ class OAuthFlow:
             raise OAuthRefused(
                 f"the sign-in could not be completed with {plugin.name}; start again"
             ) from exc
-        principal = Principal(tenant_id=payload["tenant"], is_admin=False)
-        connection_id = payload.get("connection")
         if connection_id:
-            row = await self.service.get_row(principal, connection_id)
-            body = {
-                "access_token": issued.access_token,
-                "metadata": {**(row["metadata"] or {}), **issued.metadata},
-            }
+            body = {"access_token": issued.access_token, "metadata": {**hint, **issued.metadata}}
             return await self.service.patch(
                 principal, connection_id, body, expires_at=issued.expires_at
             )
@@ -196,6 +202,29 @@ class OAuthFlow:
             "platform": plugin.name,
             "name": payload.get("name") or f"{plugin.title or plugin.name} account",
             "access_token": issued.access_token,
-            "metadata": dict(issued.metadata),
+            "metadata": {**hint, **issued.metadata},
         }
         return await self.service.create(principal, body, expires_at=issued.expires_at)
+
+
+def _hint(metadata: Any) -> dict[str, str]:
+    """The metadata a sign-in starts with: at most 8 keys, short strings (it rides in the
+    state, which travels in a URL)."""
+    if metadata is None:
+        return {}
+    ok = (
+        isinstance(metadata, dict)
+        and len(metadata) <= MAX_HINT_KEYS
+        and all(
+            isinstance(k, str)
+            and isinstance(v, str)
+            and 0 < len(k) <= 64
+            and len(v) <= 128
+            and not has_nul(k + v)
+            for k, v in metadata.items()
+        )
+    )
+    if not ok:
+        message = f"must be an object of at most {MAX_HINT_KEYS} short strings"
+        raise ValidationFailed("the sign-in cannot start", fields={"metadata": message})
+    return dict(metadata)

@@ -202,9 +202,18 @@ class Platform:
         """The platform's consent page the sign-in starts at."""
         raise NotImplementedError(f"{self.name} has no OAuth sign-in")
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self,
+        env: PlatformEnv,
+        *,
+        code: str,
+        redirect_uri: str,
+        metadata: Mapping[str, Any],
+    ) -> IssuedToken:
         """The callback's `code` exchanged for a long-lived token (and the metadata the
-        connection needs, e.g. its account id). Raise `AuthLost` when the platform refuses."""
+        connection needs, e.g. its account id). `metadata`: the re-authorised connection's
+        metadata, with what the sign-in was started with on top (e.g. which Page to take).
+        Raise `AuthLost` when the platform refuses."""
         raise NotImplementedError(f"{self.name} has no OAuth sign-in")
 
     def token_errors(self, token: Any, *, required: bool) -> dict[str, str]:

@@ -85,7 +85,9 @@ async def test_signing_in_creates_a_connection_with_a_long_lived_encrypted_token
     rt, client = api
     headers = await key_for(rt, "acme")
     r = await client.post(
-        "/publishing/connections/oauth/instagram/start", json={"name": "shop"}, headers=headers
+        "/publishing/connections/oauth/instagram/start",
+        json={"name": "shop", "metadata": {"shelf": "north"}},  # carried to the connection
+        headers=headers,
     )
     assert r.status == 200, await r.text()
     authorize_url = (await r.json())["authorize_url"]
@@ -113,7 +115,11 @@ async def test_signing_in_creates_a_connection_with_a_long_lived_encrypted_token
     assert back["code"][0] not in location
     made = await rt.connections().get(ADMIN, connection_id)
     assert made["tenant_id"] == "acme" and made["name"] == "shop"
-    assert made["metadata"] == {"instagramBusinessAccountId": ACCOUNT, "login": "instagram"}
+    assert made["metadata"] == {
+        "instagramBusinessAccountId": ACCOUNT,
+        "login": "instagram",
+        "shelf": "north",
+    }
     expires = made["token"]["expires_at"]
     assert expires is not None and made["token"]["refresh_at"] is not None
     loaded = await rt.connections().load_for_publish(connection_id)
@@ -239,6 +245,25 @@ async def test_a_sign_in_is_refused_when_its_state_or_consent_is_not_right(
     assert r.status == 422
     r = await client.post("/publishing/connections/oauth/myspace/start", json={}, headers=headers)
     assert r.status == 422
+    # Bad input at the start and at the callback: a clear 4xx, never echoed, never a 500.
+    start = "/publishing/connections/oauth/instagram/start"
+    for body in (
+        {"name": "a\x00b"},
+        {"name": "n" * 201},
+        {"name": 7},
+        {"nme": "typo"},
+        {"metadata": {"k": "v" * 129}},
+        {"metadata": {str(i): "v" for i in range(9)}},
+        {"metadata": ["not", "an", "object"]},
+    ):
+        r = await client.post(start, json=body, headers=headers)
+        assert r.status == 422, (body, await r.text())
+    r = await client.post(start, json={"connection_id": "x" * 10_000}, headers=headers)
+    assert r.status == 404 and "x" * 100 not in await r.text()
+    r = await client.get(callback, params={"code": "c" * 100_000, "state": state})
+    assert r.status in (400, 414, 431)
+    r = await client.get(callback, params={"error": "<script>" * 50, "state": state})
+    assert r.status == 400 and "<script>" not in await r.text()
     # Nothing was stored by any of these.
     assert (await rt.connections().list_connections(ADMIN))["items"] == []
 

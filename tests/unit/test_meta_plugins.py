@@ -108,7 +108,7 @@ async def test_threads_sign_in_then_refresh_before_expiry() -> None:
         url = plugin.consent_url(env, state="s-1", redirect_uri="https://h.test/cb")
         assert "state=s-1" in url and "threads_content_publish" in url
         issued = await plugin.exchange_code(
-            env, code=th.authorize(), redirect_uri="https://h.test/cb"
+            env, code=th.authorize(), redirect_uri="https://h.test/cb", metadata={}
         )
         assert issued.metadata == {"threadsUserId": th.user}
         assert issued.expires_at is not None
@@ -146,8 +146,18 @@ async def test_facebook_sign_in_gives_a_page_token_without_expiry() -> None:
         assert "/v25.0/dialog/oauth?" in plugin.consent_url(
             env, state="s", redirect_uri="https://h/cb"
         )
-        issued = await plugin.exchange_code(env, code=fb.authorize(), redirect_uri="https://h/cb")
+        cb = "https://h/cb"
+        issued = await plugin.exchange_code(env, code=fb.authorize(), redirect_uri=cb, metadata={})
         assert issued.expires_at is None and issued.metadata["pageId"] == fb.page
         assert fb.tokens[issued.access_token].kind == "page"
         with pytest.raises(AuthLost):  # a code works once
-            await plugin.exchange_code(env, code="code-x", redirect_uri="https://h/cb")
+            await plugin.exchange_code(env, code="code-x", redirect_uri=cb, metadata={})
+        asked = {"pageId": fb.page}  # the sign-in was started for this Page
+        issued = await plugin.exchange_code(
+            env, code=fb.authorize(), redirect_uri=cb, metadata=asked
+        )
+        assert issued.metadata["pageId"] == fb.page
+        with pytest.raises(AuthLost, match="the Page 999"):  # not one of the user's Pages
+            await plugin.exchange_code(
+                env, code=fb.authorize(), redirect_uri=cb, metadata={"pageId": "999"}
+            )

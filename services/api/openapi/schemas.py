@@ -327,6 +327,13 @@ SCHEMAS: dict[str, Schema] = {
             "name": NAME,
             "connection_id": {**UUID, "description": "re-authorise this connection"},
             "tenant_id": {"type": "string", "description": "admin keys only"},
+            "metadata": {
+                "type": "object",
+                "maxProperties": 8,
+                "additionalProperties": {"type": "string", "maxLength": 128},
+                "description": "for the platform's exchange and the connection (e.g. which"
+                " Page to connect)",
+            },
         },
         closed=True,
     ),

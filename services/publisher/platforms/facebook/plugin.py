@@ -3,6 +3,9 @@ token, registered under `herald.platforms`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from herald.platforms import (
     AccountRules,
     CaptionLimits,
@@ -64,7 +67,11 @@ class FacebookPages(Platform):
 
         return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self, env: PlatformEnv, *, code: str, redirect_uri: str, metadata: Mapping[str, Any]
+    ) -> IssuedToken:
         from herald.services.publisher.platforms.facebook.tokens import page_token_from_code
 
-        return await page_token_from_code(env.settings, code=code, redirect_uri=redirect_uri)
+        return await page_token_from_code(
+            env.settings, code=code, redirect_uri=redirect_uri, page=metadata.get("pageId")
+        )

@@ -29,8 +29,11 @@ def consent_url(settings: Any, *, state: str, redirect_uri: str) -> str:
     return f"{settings.facebook_authorize_url}?{urlencode(query)}"
 
 
-async def page_token_from_code(settings: Any, *, code: str, redirect_uri: str) -> IssuedToken:
-    """The Page token of the first Page the user may create content on, with its id."""
+async def page_token_from_code(
+    settings: Any, *, code: str, redirect_uri: str, page: Any = None
+) -> IssuedToken:
+    """The Page token of the Page ``page`` (the sign-in was started for it, or the connection
+    being re-authorised names it), else of the first Page the user may create content on."""
     app_id, secret = _app(settings)
     graph = settings.facebook_graph_url.rstrip("/")
     client = {"client_id": app_id, "client_secret": secret}
@@ -45,8 +48,12 @@ async def page_token_from_code(settings: Any, *, code: str, redirect_uri: str) -
     )
     user_token = access_token(long)
     pages = await token_call("GET", f"{graph}/me/accounts", token=user_token)
-    for page in pages.get("data") or []:
-        if isinstance(page, dict) and "CREATE_CONTENT" in (page.get("tasks") or []):
-            metadata = {"pageId": str(page.get("id")), "pageName": str(page.get("name") or "")}
-            return IssuedToken(access_token(page), None, metadata=metadata)  # no expiry date
-    raise AuthLost("the signed-in user may create content on none of their Pages")
+    for found in pages.get("data") or []:
+        if not isinstance(found, dict) or "CREATE_CONTENT" not in (found.get("tasks") or []):
+            continue
+        if page and str(found.get("id")) != str(page):
+            continue
+        metadata = {"pageId": str(found.get("id")), "pageName": str(found.get("name") or "")}
+        return IssuedToken(access_token(found), None, metadata=metadata)  # no expiry date
+    which = f"the Page {page}" if page else "any of their Pages"
+    raise AuthLost(f"the signed-in user may not create content on {which}")

@@ -77,7 +77,14 @@ class Instagram(Platform):
 
         return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self,
+        env: PlatformEnv,
+        *,
+        code: str,
+        redirect_uri: str,
+        metadata: Mapping[str, Any],
+    ) -> IssuedToken:
         from herald.services.publisher.platforms.instagram.tokens import exchange_code
 
         return await exchange_code(env.settings, code=code, redirect_uri=redirect_uri)

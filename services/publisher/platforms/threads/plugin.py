@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from herald.platforms import (
     AccountRules,
     CaptionLimits,
@@ -67,7 +70,9 @@ class Threads(Platform):
 
         return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self, env: PlatformEnv, *, code: str, redirect_uri: str, metadata: Mapping[str, Any]
+    ) -> IssuedToken:
         from herald.services.publisher.platforms.threads.tokens import long_lived_from_code
 
         return await long_lived_from_code(env.settings, code=code, redirect_uri=redirect_uri)
