@@ -94,7 +94,7 @@ async def make_due(rt: Runtime, cid: str) -> None:
 
 async def test_facebook_sign_in_stores_the_page_token_without_expiry(api: Api) -> None:
     rt, client, fb, _ = api
-    cid = await sign_in(client, rt, "facebook")
+    cid = await sign_in(client, rt, "facebook", metadata={"pageId": fb.page})
     made = await rt.connections().get(ADMIN, cid)
     assert made["metadata"]["pageId"] == fb.page and made["tenant_id"] == "acme"
     assert made["token"]["expires_at"] is None and made["token"]["refresh_at"] is None
