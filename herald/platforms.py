@@ -1,19 +1,46 @@
-"""What a platform plugin imports from Herald: the contract between the publisher and a
-platform (one attempt's context, the protocol to implement, the outcomes to answer) and the
-scrubber for a token in free text. Nothing else of Herald is part of the plugin API."""
+"""What a platform plugin imports from Herald, and nothing else of Herald: the declaration
+to subclass (`Platform` and the rules it declares), the contract between the publisher and
+a platform (one attempt's context, the protocol to implement, the outcomes to answer) and
+the scrubber for a token in free text. The guide is docs/write-a-platform.md."""
 
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.platforms.contract import AttemptContext, ClaimLost, PlatformPublisher
+from herald.shared.platforms.plugin import (
+    AccountRules,
+    AuthLost,
+    CaptionLimits,
+    IssuedToken,
+    MediaKind,
+    MediaRules,
+    MetadataField,
+    Platform,
+    PlatformEnv,
+    RateLimit,
+    TokenRules,
+    is_video,
+)
 from herald.shared.platforms.scrub import Scrubber
 
 __all__ = [
+    "AccountRules",
     "AttemptContext",
+    "AuthLost",
+    "CaptionLimits",
     "ClaimLost",
     "Connection",
+    "IssuedToken",
+    "MediaKind",
+    "MediaRules",
+    "MetadataField",
     "Outcome",
+    "Platform",
+    "PlatformEnv",
     "PlatformPublisher",
     "PublishOutcome",
     "PublishRequest",
+    "RateLimit",
     "Scrubber",
+    "TokenRules",
+    "is_video",
 ]

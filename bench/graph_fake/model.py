@@ -19,6 +19,11 @@ CALLS = (
     "media_read",
     "media_list",
     "stories_list",
+    "refresh_access_token",
+    "oauth_authorize",
+    "oauth_access_token",
+    "ig_exchange_token",
+    "me",
 )
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80001, 80002})
 MESSAGES = {
@@ -50,7 +55,7 @@ class GraphFault(Exception):
 
     def __init__(
         self,
-        code: int,
+        code: int | str,  # Threads sends some codes as strings
         message: str,
         *,
         subcode: int | None = None,

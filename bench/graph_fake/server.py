@@ -11,9 +11,11 @@
 Paths work with or without a ``vNN.N`` prefix; parameters come from the query string, a
 form or a JSON body; the token from ``access_token`` or ``Authorization: Bearer`` and only
 on its login's host (elsewhere: 190). With ``app_secret`` set, every call needs
-``appsecret_proof`` = HMAC-SHA256(token, app secret), hex. A second ``media_publish`` of a
-PUBLISHED container answers 100 "already published" (undocumented; tests must not depend on
-it). Resumable uploads are not modelled. Call names for the scenario API are ``CALLS``.
+``appsecret_proof`` = HMAC-SHA256(token, app secret), hex. Tokens may expire; the
+Instagram Login host refreshes them (``tokens.py``) and signs people in (``oauth.py``). A
+second ``media_publish`` of a PUBLISHED container answers 100 "already published"
+(undocumented; tests must not depend on it). Resumable uploads are not modelled. Call names
+for the scenario API are ``CALLS``.
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ from bench.graph_fake.model import (
     flat,
     missing,
 )
+from bench.graph_fake.oauth import OAuthApp
 from bench.graph_fake.state import GraphState
+from bench.graph_fake.tokens import TokenBook
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
 
 
-class FakeGraph(GraphState):
+class FakeGraph(GraphState, TokenBook, OAuthApp):
     def __init__(
         self,
         *,
@@ -62,6 +66,8 @@ class FakeGraph(GraphState):
         seed: int | None = None,
     ) -> None:
         super().__init__(quota_total=quota_total, time_scale=time_scale)
+        self._init_tokens()
+        self._init_oauth()
         self.version = version
         self.app_secret = app_secret
         self.mix = mix
@@ -197,7 +203,7 @@ class FakeGraph(GraphState):
     # ---- HTTP ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request, login: str) -> web.StreamResponse:
-        params, token, via = await _params(request)
+        params, token, via = await request_params(request)
         parts = [p for p in request.path.split("/") if p]
         if parts and _VERSION.match(parts[0]):
             parts = parts[1:]
@@ -205,6 +211,11 @@ class FakeGraph(GraphState):
         entry = LoggedRequest(request.method, "/" + "/".join(parts), call, dict(params))
         entry.token_via, entry.login, entry.at = via, login, self.now()
         self.requests.append(entry)
+        if call in ("oauth_authorize", "oauth_access_token") and login == INSTAGRAM:
+            answer = self.authorize(params) if call == "oauth_authorize" else None
+            answer = answer or self.code_exchange(params)
+            entry.status = answer.status
+            return answer
         owner = self.tokens.get(token)
         account = owner[0] if owner is not None and owner[1] == login else None
         fault: Fault | None = None
@@ -213,12 +224,15 @@ class FakeGraph(GraphState):
                 raise GraphFault(
                     190, f"Invalid OAuth access token - Cannot parse access token {token}"
                 )
+            self.check_expiry(token)
             self._check_proof(token, params.pop("appsecret_proof", None))
             self.check_throttle(account)
             fault = self._next_fault(call, account)
             result: dict[str, Any] | None = None
             if fault is None or fault.commit:
-                result = self._act(call, account, parts, params)
+                result = self._token_call(call, token, login, params)
+                if result is None:
+                    result = self._act(call, account, parts, params)
             if fault is not None and fault.action != "slow":
                 response = await self._apply(request, fault, account)
             else:
@@ -238,6 +252,12 @@ class FakeGraph(GraphState):
             return "content_publishing_limit"
         if len(parts) == 2 and method == "GET" and parts[1] in ("media", "stories"):
             return "media_list" if parts[1] == "media" else "stories_list"
+        if parts == ["oauth", "authorize"] and method == "GET":
+            return "oauth_authorize"
+        if parts == ["oauth", "access_token"] and method == "POST":
+            return "oauth_access_token"
+        if parts in (["refresh_access_token"], ["access_token"], ["me"]) and method == "GET":
+            return {"access_token": "ig_exchange_token"}.get(parts[0], parts[0])
         if len(parts) == 1 and method == "GET":
             return "container_status" if parts[0] in self.containers else "media_read"
         return "unknown"
@@ -260,6 +280,18 @@ class FakeGraph(GraphState):
         if call == "media_read":
             return self.media_read(account, node, params)
         raise missing("/".join(parts))
+
+    def _token_call(
+        self, call: str, token: str, login: str, params: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The token and sign-in calls that need the token itself (None: another call)."""
+        if call == "refresh_access_token":
+            return self.refresh(token, login, params)
+        if call == "ig_exchange_token" and login == INSTAGRAM:
+            return self.long_lived(token, params)
+        if call == "me":
+            return self.me(self.tokens[token][0], params)
+        return None
 
     def _next_fault(self, call: str, account: str) -> Fault | None:
         if self._faults.get(call):
@@ -318,7 +350,7 @@ class FakeGraph(GraphState):
         return headers
 
 
-async def _params(request: web.Request) -> tuple[dict[str, str], str, str]:
+async def request_params(request: web.Request) -> tuple[dict[str, str], str, str]:
     """The parameters (without the token), the token and how it came."""
     params = dict(request.query.items())
     via = "query" if "access_token" in params else ""

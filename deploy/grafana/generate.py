@@ -253,8 +253,22 @@ def platform_view() -> dict[str, Any]:
                         "{{platform}} {{status}}",
                     ),
                 ],
-                w=24,
-                h=7,
+            ),
+            timeseries(
+                "Token refreshes by result",
+                [
+                    (
+                        rate(
+                            "herald_token_refreshes_total",
+                            sel(mine),
+                            "platform, result",
+                            fn="increase",
+                        ),
+                        "{{platform}} {{result}}",
+                    ),
+                ],
+                description="Refreshes ahead of expiry; failed ones are tried again later,"
+                " auth_lost ones need a new sign-in (the connection is needs_reauth).",
             ),
         ],
     ]

@@ -7,9 +7,10 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from herald.services.api import routes_connections, routes_dlq, routes_jobs
+from herald.services.api import routes_connections, routes_dlq, routes_jobs, routes_oauth
 from herald.services.api.middleware import auth_middleware, error_middleware
 from herald.services.api.openapi import build_spec
+from herald.shared.accounts.oauth import OAuthFlow
 from herald.shared.infra import ops_server
 from herald.shared.infra.ops_server import Health
 from herald.shared.infra.runtime import Runtime
@@ -46,6 +47,9 @@ def create_app(rt: Runtime, health: Health) -> web.Application:
     ops_server.add_routes(app, health)
     routes_jobs.add_routes(app, jobs)
     routes_connections.add_routes(app, rt.connections())
+    routes_oauth.add_routes(
+        app, OAuthFlow(rt.connections(), rt.platform_env(), rt.settings.secret_key_ring())
+    )
     routes_dlq.add_routes(app, rt.db, jobs)
 
     spec = orjson.dumps(build_spec())

@@ -8,6 +8,7 @@ and connection tokens never reach a log line or a response.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -99,8 +100,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal_error", "an unexpected error occurred")
 
 
+# The OAuth callback: the browser comes back from the platform without an API key; the
+# signed `state` says which tenant the sign-in is for.
+OAUTH_CALLBACK = re.compile(r"/publishing/connections/oauth/[a-z][a-z0-9_]{0,31}/callback")
+
+
 def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(ASSET_PREFIX)
+    return (
+        path in OPEN_PATHS
+        or path.startswith(ASSET_PREFIX)
+        or OAUTH_CALLBACK.fullmatch(path) is not None
+    )
 
 
 def auth_middleware(db: Database) -> Any:

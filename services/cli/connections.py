@@ -1,4 +1,4 @@
-"""`herald connections add|list` (the token from standard input, never an argument) and
+"""`herald connections add|list|show` (the token from standard input, never an argument) and
 `herald sandbox posts` (what the sandbox platform accepted)."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 
 from herald.services.cli.output import Commands, out, rows, with_runtime
-from herald.shared.domain.connection_rules import INSTAGRAM_LOGINS
+from herald.shared.platforms.registry import platforms
 
 
 def read_token(platform: str) -> str | None:
     if sys.stdin is None or sys.stdin.isatty():
-        if platform == "sandbox":
+        plugin = platforms().get(platform)
+        if plugin is not None and not plugin.account.token_required:
             return None
         return getpass.getpass("access token: ")  # prompts on the terminal, never echoed
     token = sys.stdin.read().strip()
@@ -29,6 +30,9 @@ async def connections(rt: Any, args: argparse.Namespace) -> int:
     store = rt.connections()
     if args.action == "list":
         out(await store.list_all(ADMIN, platform=args.platform))
+        return 0
+    if args.action == "show":
+        out(await store.get(ADMIN, args.id))
         return 0
     metadata = orjson.loads(args.metadata) if args.metadata else {}
     if args.account_id:
@@ -69,10 +73,13 @@ def add_commands(sub: Commands) -> None:
     c.add_argument("--name", required=True)
     c.add_argument("--tenant")
     c.add_argument("--account-id", help="instagramBusinessAccountId")
-    c.add_argument("--login", choices=INSTAGRAM_LOGINS, help="instagram: the login (Graph host)")
+    c.add_argument("--login", help="instagram: the login (Graph host): facebook or instagram")
     c.add_argument("--metadata", help="JSON object")
     c = csub.add_parser("list")
     c.add_argument("--platform")
+    c.add_argument("--json", action="store_true")
+    c = csub.add_parser("show", help="one connection: status, metadata, token expiry and refresh")
+    c.add_argument("id")
     c.add_argument("--json", action="store_true")
     s.set_defaults(handler=with_runtime(connections))
 

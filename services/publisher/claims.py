@@ -54,6 +54,9 @@ _NO_CONNECTION: Row = {
 class Claimed:
     decision: Decision
     connection: Connection | None = None  # for CALL: the token decrypted in memory only
+    # The token's ciphertext as claimed: an auth failure marks the connection `needs_reauth`
+    # only while it still holds this token (a new one may have come meanwhile).
+    token_blob: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ class ClaimStore:
             metadata=row["connection_metadata"] or {},
             access_token=token,
         )
-        return Claimed(decision, connection)
+        return Claimed(decision, connection, bytes(blob) if blob else None)
 
     async def _emit_many(self, items: list[Emit]) -> list[dict[str, Any] | None]:
         values: list[dict[str, Any] | None] = [i.value for i in items]

@@ -155,7 +155,7 @@ class PublishWorker:
         claimed = await self._claim(req)
         if claimed is None:
             return
-        decision, connection = claimed
+        decision, connection, blob = claimed
         if decision.kind is Kind.UNKNOWN_JOB:
             log.warning("request for an unknown job", extra=ids)
             await self._invalid(raw, topic, InvalidMessage(f"unknown job {req.job_id}"), req)
@@ -180,7 +180,9 @@ class PublishWorker:
             if decision.deadline_read:
                 outcome = deadline_outcome(outcome, decision.publish_sent)
             if outcome.outcome is Outcome.AUTH_ERROR:
-                await self._store(lambda: connections.mark_needs_reauth(self.db, connection.id))
+                await self._store(
+                    lambda: connections.mark_needs_reauth(self.db, connection.id, blob)
+                )
             value = result_value(
                 req,
                 Scrubber(connection.access_token).outcome(outcome),
@@ -196,7 +198,9 @@ class PublishWorker:
             return
         self._done(req, emitted, reemitted=emitted is not value, called=True)
 
-    async def _claim(self, req: PublishRequest) -> tuple[Decision, Connection | None] | None:
+    async def _claim(
+        self, req: PublishRequest
+    ) -> tuple[Decision, Connection | None, bytes | None] | None:
         """Claim (job, attempt); waits while another live worker holds it. None: leave it."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.timing.held_wait_seconds
@@ -204,7 +208,7 @@ class PublishWorker:
             claimed = await self._store(lambda: self.claims.claim(req))
             decision = claimed.decision
             if decision.kind is not Kind.HELD:
-                return decision, claimed.connection
+                return decision, claimed.connection, claimed.token_blob
             if loop.time() >= give_up:
                 log.warning(
                     "another worker still holds the claim; leaving it to that worker and the"

@@ -10,7 +10,8 @@ caller costs one Redis round trip, and none polls. When the wait would exceed `m
 nothing is reserved and the attempt answers `rate_limited` with that retry-after instead of
 holding an in-flight slot for minutes (a `rate_limited` requeue does not use up attempts).
 
-Limits per platform (`LIMITS`):
+Each platform declares its limit and whose budget a call spends (`Platform.rate_limit`,
+`limit_for`, `account_key`), e.g.:
 - instagram: 1 attempt per second per account, bursts of 5. An attempt makes several Graph
   calls (quota, container, status polls, publish, permalink), and Graph's own limits are
   much wider (200 calls per hour per account times impressions) while the publishing quota
@@ -34,6 +35,8 @@ from herald.shared.domain.requests import Connection
 from herald.shared.errors import StoreUnavailable
 from herald.shared.infra import metrics
 from herald.shared.infra.names import Names
+from herald.shared.platforms.plugin import RateLimit
+from herald.shared.platforms.registry import platforms
 
 # KEYS[1] bucket; ARGV rate (tokens/s), burst, max wait (s). Returns the wait in
 # microseconds: 0 = go now, > 0 = reserved (sleep that long), -N = not reserved (N = wait).
@@ -64,37 +67,14 @@ return math.ceil(wait * 1000000)
 """
 
 
-@dataclass(frozen=True)
-class Limit:
-    rate_per_second: float
-    burst: float
-
-
-LIMITS: dict[str, Limit | None] = {
-    "instagram": Limit(rate_per_second=1.0, burst=5.0),
-    "sandbox": None,  # unlimited unless the connection's metadata asks for a rate
-}
-
-
-def limit_for(platform: str, metadata: dict[str, Any]) -> Limit | None:
-    if platform == "sandbox":
-        rate = metadata.get("rate_per_second")
-        if not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0:
-            return None
-        burst = metadata.get("rate_burst")
-        if not isinstance(burst, int | float) or isinstance(burst, bool) or burst < 1:
-            burst = max(1.0, float(rate))
-        return Limit(float(rate), float(burst))
-    return LIMITS.get(platform)
+def limit_for(platform: str, metadata: dict[str, Any]) -> RateLimit | None:
+    """The connection's limit, as its platform declares it."""
+    return platforms()[platform].limit_for(metadata)
 
 
 def account_of(connection: Connection) -> str:
-    """Whose budget a call spends: the Instagram account, else the connection."""
-    if connection.platform == "instagram":
-        account = connection.metadata.get("instagramBusinessAccountId")
-        if isinstance(account, str) and account:
-            return account
-    return connection.id
+    """Whose budget a call spends (the Instagram account, else the connection)."""
+    return platforms()[connection.platform].account_key(connection)
 
 
 @dataclass(frozen=True)

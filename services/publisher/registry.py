@@ -1,4 +1,5 @@
-"""The platform registry: `platform` name → the publisher that speaks to it."""
+"""The publisher's platforms: `platform` name → the client that speaks to it, one per
+platform plugin in the registry (`herald.shared.platforms.registry`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ from collections.abc import Iterator, Mapping
 
 import redis.asyncio as aioredis
 
-from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
-from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
 from herald.shared.platforms.contract import PlatformPublisher
+from herald.shared.platforms.plugin import PlatformEnv
+from herald.shared.platforms.registry import platforms
 
 
 class Registry(Mapping[str, PlatformPublisher]):
@@ -36,12 +36,6 @@ class Registry(Mapping[str, PlatformPublisher]):
 def build_registry(
     settings: Settings, db: Database, redis: aioredis.Redis, names: Names
 ) -> Registry:
-    """Every platform's publisher; Redis holds the Instagram throttle every copy shares."""
-    secret = settings.instagram_app_secret
-    instagram = InstagramPublisher(
-        settings.instagram_graph_url,
-        instagram_graph_url=settings.instagram_login_graph_url,
-        app_secret=secret.get_secret_value() if secret is not None else None,
-        throttle=Throttle(redis, names),
-    )
-    return Registry({"instagram": instagram, "sandbox": SandboxPublisher(db)})
+    """Every registered platform's publisher, built with this process's stores."""
+    env = PlatformEnv(settings=settings, db=db, redis=redis, names=names)
+    return Registry({name: plugin.publisher(env) for name, plugin in platforms().items()})

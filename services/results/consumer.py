@@ -40,7 +40,7 @@ from herald.services.results.policy import (
     unreadable_result,
 )
 from herald.shared.domain.jobs import JobStatus
-from herald.shared.domain.outcomes import DeadLetterReason
+from herald.shared.domain.outcomes import NEEDS_REAUTH, DeadLetterReason
 from herald.shared.errors import InvalidMessage, StoreUnavailable
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
@@ -179,6 +179,7 @@ class ResultsConsumer:
             plan = self._plan(known, fresh, rows, now)
             self._strand(plan, invalid)
             await records.update_jobs(conn, plan.locked, plan.original)
+            await records.release_reauthorised(conn, plan.locked)
             summaries = await records.attempt_summaries(conn, [str(d.row["id"]) for d in plan.dead])
             async with conn.pipeline():
                 for dead in plan.dead:
@@ -278,7 +279,8 @@ class ResultsConsumer:
             row["published_at"] = inc.published_at or inc.finished_at
             plan.published.append(row)
         else:
-            row["last_error"] = records.last_error(inc, may_be_live=new.may_be_live)
+            held = decision.reason == NEEDS_REAUTH
+            row["last_error"] = records.last_error(inc, may_be_live=new.may_be_live, held=held)
         if decision.dead_letter is not None:
             plan.dead.append(
                 Dead(decision.dead_letter, dict(row), inc.attempt, inc.trace_id, inc.value)

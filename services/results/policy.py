@@ -15,7 +15,11 @@ Pure: no I/O; randomness comes in as an argument. The one place that knows DESIG
 - `rate_limited` and `processing` (the platform still processes the stored media) come back
   without using the budget, `processing` every min(backoff, 60 s), unless the retry would
   fall after the publish deadline (then `missed`).
-- `permanent_error`, `auth_error`, `blocked`, `unconfirmed`, `missed` dead-letter at once.
+- `auth_error` holds: the connection needs a new token (the publisher marked it
+  `needs_reauth`), so the job waits RETRY_SCHEDULED until its publish deadline without
+  using the budget (`last_error.code` = `needs_reauth`). A new token releases it at once
+  (the connection service); otherwise it is dispatched at its deadline and ends `missed`.
+- `permanent_error`, `blocked`, `unconfirmed`, `missed` dead-letter at once.
 - A post that may be live (an unresolved `ambiguous`, or a wait whose result says so) is
   never dead-lettered as `missed` or `exhausted`: the status read decides instead.
 """
@@ -29,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from herald.shared.domain.jobs import JobStatus, can_transition
-from herald.shared.domain.outcomes import MAY_BE_LIVE, DeadLetterReason, Outcome
+from herald.shared.domain.outcomes import MAY_BE_LIVE, NEEDS_REAUTH, DeadLetterReason, Outcome
 from herald.shared.infra.settings import Settings
 
 Rand = Callable[[], float]  # uniform in [0, 1)
@@ -133,9 +137,11 @@ def decide(
         return _failed(job, result, config, rand)
     if outcome in (Outcome.RATE_LIMITED, Outcome.PROCESSING):
         return _wait(job, result, config, rand)
+    if outcome is Outcome.AUTH_ERROR:
+        return _hold(job, result)
     if outcome is Outcome.MISSED and job.may_be_live:
         return _status_read(job, result, job.failed_attempts)
-    # permanent_error, auth_error, blocked, unconfirmed, missed: the reason is the outcome.
+    # permanent_error, blocked, unconfirmed, missed: the reason is the outcome.
     return _dead(job, DeadLetterReason(outcome.value), job.failed_attempts + 1)
 
 
@@ -174,6 +180,22 @@ def _wait(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand
         return _dead(job, DeadLetterReason.MISSED, job.failed_attempts)
     later = replace(job, status=JobStatus.RETRY_SCHEDULED, next_attempt_at=at, check_only=False)
     return _move(job, Action.RETRY, later, result.outcome.value)
+
+
+def _hold(job: JobState, result: AttemptResult) -> Decision:
+    """`auth_error`: wait for a new token until the publish deadline, the budget untouched."""
+    if result.finished_at >= job.publish_deadline:
+        if job.may_be_live:
+            return _status_read(job, result, job.failed_attempts)
+        return _dead(job, DeadLetterReason.MISSED, job.failed_attempts)
+    held = replace(
+        job,
+        status=JobStatus.RETRY_SCHEDULED,
+        next_attempt_at=job.publish_deadline,
+        check_only=False,
+        may_be_live=job.may_be_live or result.may_be_live,
+    )
+    return _move(job, Action.RETRY, held, NEEDS_REAUTH)
 
 
 def _after_status_read(

@@ -10,6 +10,7 @@ import psycopg
 
 from herald.services.results.policy import AttemptResult, JobState
 from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.outcomes import NEEDS_REAUTH
 from herald.shared.infra.db.pool import BY_KEY, Row
 from herald.shared.messages import codec
 from herald.shared.messages.result import Result
@@ -24,8 +25,16 @@ def attempt_result(inc: Result) -> AttemptResult:
     )
 
 
-def last_error(inc: Result, *, may_be_live: bool) -> dict[str, Any]:
-    """The job's `last_error` after this result (`may_be_live` feeds the policy)."""
+def last_error(inc: Result, *, may_be_live: bool, held: bool = False) -> dict[str, Any]:
+    """The job's `last_error` after this result (`may_be_live` feeds the policy). A job
+    `held` for a new token says so in `code` (`needs_reauth`); the platform's own code, if
+    any, stays in `platform_code`."""
+    if held:
+        return {
+            **last_error(inc, may_be_live=may_be_live),
+            "code": NEEDS_REAUTH,
+            "platform_code": inc.value.get("error_code"),
+        }
     return {
         "outcome": inc.outcome.value,
         "attempt": inc.attempt,
@@ -156,3 +165,17 @@ async def attempt_summaries(
             }
         )
     return {job: items[-SUMMARY_LIMIT:] for job, items in out.items()}
+
+
+async def release_reauthorised(conn: psycopg.AsyncConnection[Row], locked: dict[str, Row]) -> None:
+    """Jobs this batch held for a new token whose connection has one already (it came while
+    their attempt failed, so the connection service found nothing to release): due now."""
+    held = [
+        job_id
+        for job_id, row in locked.items()
+        if row["status"] == JobStatus.RETRY_SCHEDULED
+        and (row["last_error"] or {}).get("code") == NEEDS_REAUTH
+    ]
+    if held:
+        for r in await jobs.release_if_reauthorised(conn, held):
+            locked[str(r["id"])].update(next_attempt_at=r["next_attempt_at"], queued=True)

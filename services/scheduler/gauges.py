@@ -12,12 +12,13 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Gauge
 
-from herald.shared.domain.platforms import CONNECTION_STATUSES, PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Database
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.kafka.lag import OffsetReader, herald_groups, herald_topics, lag_report
 from herald.shared.infra.names import Names
+from herald.shared.platforms.registry import platforms
 from herald.shared.stores import connections
 
 
@@ -30,7 +31,7 @@ async def refresh_queue(queue: DelayedQueue) -> None:
 
 def connection_counts(rows: Iterable[Mapping[str, object]]) -> dict[tuple[str, str], int]:
     """Every known (platform, status) pair (0 when absent) plus those the rows name."""
-    counts = {(p, s): 0 for p in PLATFORMS for s in CONNECTION_STATUSES}
+    counts = {(p, s): 0 for p in platforms() for s in CONNECTION_STATUSES}
     for row in rows:
         counts[(str(row["platform"]), str(row["status"]))] = int(str(row["n"]))
     return counts

@@ -1,5 +1,6 @@
-"""`herald scheduler`: command ingress, dispatcher, reconciler, outbox relay, and the
-gauges of shared state (queue, connections, consumer lag and topic sizes)."""
+"""`herald scheduler`: command ingress, dispatcher, reconciler, outbox relay, the token
+keeper (`shared/accounts/tokens.py`), and the gauges of shared state (queue, connections,
+consumer lag and topic sizes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from herald.services.scheduler import gauges
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.accounts.tokens import TokenKeeper
 from herald.shared.infra.process import Supervisor, repeat, run_loop, run_service
 from herald.shared.infra.retry import Backoff, Retry, Stopped, sleep_or_stop
 from herald.shared.infra.runtime import Runtime
@@ -73,6 +75,16 @@ async def scheduler_main(rt: Runtime, sup: Supervisor) -> None:
     sup.start("outbox-relay", relay_outbox(rt, sup.stopping))
     sup.start("queue-gauges", queue_gauges(rt, sup.stopping))
     sup.start("kafka-gauges", kafka_gauges(rt, sup.stopping))
+    keeper = TokenKeeper(rt.connections(), rt.platform_env())
+    sup.start(
+        "token-keeper",
+        repeat(
+            sup.stopping,
+            rt.settings.token_check_seconds,
+            keeper.refresh_due,
+            failed="token refresh round failed",
+        ),
+    )
 
 
 def run(settings: Settings) -> int:

@@ -4,22 +4,29 @@ and decrypted only to publish; its statements live in `herald.shared.stores.conn
 
 from __future__ import annotations
 
+import random
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from herald.shared.domain.connection_rules import check_metadata, check_name, check_token
-from herald.shared.domain.platforms import CONNECTION_STATUSES, PLATFORMS
+from herald.shared.domain.connection_rules import check_metadata, check_name
+from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.domain.requests import Connection
 from herald.shared.domain.tenancy import DEFAULT_TENANT, Principal
 from herald.shared.errors import NotFound, ValidationFailed
 from herald.shared.infra.crypto import DecryptError, TokenCipher
 from herald.shared.infra.db.pool import Database, Row
+from herald.shared.jobs.service import JobService
 from herald.shared.jobs.validation import has_nul
 from herald.shared.jobs.views import cursor_params, page
-from herald.shared.messages.codec import iso
+from herald.shared.messages.codec import iso, now_utc
+from herald.shared.platforms.plugin import Platform
+from herald.shared.platforms.registry import platforms
 from herald.shared.stores import connections
+from herald.shared.stores.connections import TokenLife
 from herald.shared.stores.tenants import ensure_tenant
 
 
@@ -33,30 +40,63 @@ def view(row: Row) -> dict[str, Any]:
         "status": row["status"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
+        # The token's lifecycle, never the token: stored, expiry (null: unknown or none),
+        # next refresh (null: never) and why the last refresh failed.
+        "token": {
+            "issued_at": iso(row["token_issued_at"]),
+            "expires_at": iso(row["token_expires_at"]),
+            "refresh_at": iso(row["token_refresh_at"]),
+            "refresh_error": row["token_refresh_error"],
+        },
     }
 
 
+def token_life(
+    plugin: Platform,
+    metadata: dict[str, Any],
+    expires_at: datetime | None = None,
+    *,
+    rand: Callable[[], float] = random.random,
+) -> TokenLife:
+    """A token stored now: its expiry and its first refresh, by its platform's rules."""
+    now = now_utc()
+    refresh = (
+        plugin.token.refresh_at(now, expires_at, rand()) if plugin.refreshes(metadata) else None
+    )
+    return TokenLife(issued_at=now, expires_at=expires_at, refresh_at=refresh)
+
+
 class ConnectionService:
-    def __init__(self, db: Database, cipher: TokenCipher) -> None:
+    """`jobs` releases the jobs a connection held when it gets a new token (None: a
+    service that never changes tokens, e.g. a rekey)."""
+
+    def __init__(self, db: Database, cipher: TokenCipher, jobs: JobService | None = None) -> None:
         self.db = db
         self.cipher = cipher
+        self.jobs = jobs
 
-    async def create(self, principal: Principal, body: Any) -> dict[str, Any]:
+    async def create(
+        self, principal: Principal, body: Any, *, expires_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """`expires_at`: the token's expiry when the platform told it (an OAuth exchange)."""
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
         errors: dict[str, str] = {
             k: "must not contain NUL characters" for k, v in body.items() if has_nul(v)
         }
         platform = body.get("platform")
-        if platform not in PLATFORMS:
-            errors["platform"] = f"must be one of {', '.join(PLATFORMS)}"
+        plugin = platforms().get(platform) if isinstance(platform, str) else None
+        if plugin is None:
+            errors["platform"] = f"must be one of {', '.join(platforms())}"
         name = body.get("name")
         check_name(name, errors)
         token = body.get("access_token")
-        if platform in PLATFORMS:
-            check_token(platform, token, errors, required=platform != "sandbox")
-        metadata = check_metadata(str(platform), body.get("metadata"), errors)
-        tenant_id = self._tenant_for(principal, body.get("tenant_id"), errors)
+        metadata = check_metadata(body.get("metadata"), errors)
+        if plugin is not None:
+            errors |= plugin.token_errors(token, required=plugin.account.token_required)
+            if "metadata" not in errors:
+                errors |= plugin.metadata_errors(metadata)
+        tenant_id = self.tenant_for(principal, body.get("tenant_id"), errors)
         if errors:
             raise ValidationFailed("the connection is invalid", fields=errors)
         await ensure_tenant(self.db, tenant_id)
@@ -69,11 +109,12 @@ class ConnectionService:
             name=str(name),
             metadata=metadata,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
+            life=token_life(plugin, metadata, expires_at) if token and plugin else None,
         )
         return view(row)
 
     @staticmethod
-    def _tenant_for(principal: Principal, asked: Any, errors: dict[str, str]) -> str:
+    def tenant_for(principal: Principal, asked: Any, errors: dict[str, str]) -> str:
         if not principal.is_admin:
             if asked is not None and asked != principal.tenant_id:
                 errors["tenant_id"] = "only an admin key may name a tenant"
@@ -124,7 +165,14 @@ class ConnectionService:
             if cursor is None:
                 return items
 
-    async def patch(self, principal: Principal, connection_id: str, body: Any) -> dict[str, Any]:
+    async def patch(
+        self,
+        principal: Principal,
+        connection_id: str,
+        body: Any,
+        *,
+        expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
         row = await self.get_row(principal, connection_id)
         if not isinstance(body, dict):
             raise ValidationFailed("the body must be a JSON object", fields={"$": "not an object"})
@@ -136,11 +184,14 @@ class ConnectionService:
             errors[key] = "cannot be changed"
         name = body.get("name", row["name"])
         check_name(name, errors)
+        plugin = platforms().require(row["platform"])
         metadata = row["metadata"]
         if "metadata" in body:
-            metadata = check_metadata(row["platform"], body["metadata"], errors)
+            metadata = check_metadata(body["metadata"], errors)
+            if "metadata" not in errors:
+                errors |= plugin.metadata_errors(metadata)
         token = body.get("access_token")
-        check_token(row["platform"], token, errors, required=False)
+        errors |= plugin.token_errors(token, required=False)
         status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)
@@ -151,8 +202,15 @@ class ConnectionService:
             metadata=metadata,
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
+            life=token_life(plugin, metadata, expires_at) if token else None,
         )
+        if token and updated["status"] == "active":
+            await self.release_held(connection_id)
         return view(updated)
+
+    async def release_held(self, connection_id: str) -> int:
+        """The connection has a new token: its jobs held for one go now."""
+        return await self.jobs.release_held(connection_id) if self.jobs is not None else 0
 
     @staticmethod
     def _new_status(current: str, asked: Any, token: Any, errors: dict[str, str]) -> str | None:

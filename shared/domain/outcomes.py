@@ -22,9 +22,17 @@ class Outcome(StrEnum):
     MISSED = "missed"
 
 
+# `last_error.code` of a job held while its connection needs a new token (and the reason of
+# the status event that holds it): the job waits, RETRY_SCHEDULED, without spending its
+# failure budget, until a new token releases it or its deadline passes.
+NEEDS_REAUTH = "needs_reauth"
+# The status event's reason when a new token releases held jobs.
+REAUTHORISED = "reauthorised"
+
+
 class DeadLetterReason(StrEnum):
     PERMANENT_ERROR = "permanent_error"
-    AUTH_ERROR = "auth_error"
+    AUTH_ERROR = "auth_error"  # no longer given: an auth failure holds its job (NEEDS_REAUTH)
     BLOCKED = "blocked"
     EXHAUSTED = "exhausted"
     MISSED = "missed"

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 from herald.shared import __version__
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.domain.platforms import PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES
+from herald.shared.platforms.registry import platforms
 
 SERVICE_INFO = Gauge(
     "herald_service_info", "One per running process", ["service", "replica", "version"]
@@ -48,18 +49,26 @@ TOPIC_MESSAGES = Gauge(
 )
 RATE_LIMITED = Counter("herald_rate_limited_total", "Rate-limited attempts", ["platform"])
 CONNECTIONS = Gauge("herald_connections", "Connections by status", ["platform", "status"])
+TOKEN_REFRESHES = Counter(
+    "herald_token_refreshes_total",
+    "Token refreshes by platform and result (refreshed, failed: retried later, auth_lost)",
+    ["platform", "result"],
+)
+TOKEN_RESULTS = ("refreshed", "failed", "auth_lost")
 BUILD = Info("herald_build", "Herald build information")
 
 
 def start_counters() -> None:
     """Counters (and histograms) with known label values start at 0, so the first scrape
     already sees them and rates cover the first observations."""
-    for platform in PLATFORMS:
+    for platform in platforms():
         RATE_LIMITED.labels(platform)
         PUBLISH_DURATION.labels(platform)
         for outcome in Outcome:
             PUBLISH_ATTEMPTS.labels(platform, outcome.value)
-        for status in ("active", "needs_reauth", "disabled"):
+        for result in TOKEN_RESULTS:
+            TOKEN_REFRESHES.labels(platform, result)
+        for status in CONNECTION_STATUSES:
             CONNECTIONS.labels(platform, status)
     for reason in DeadLetterReason:
         DEAD_LETTERED.labels(reason.value)

@@ -15,6 +15,7 @@ from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
 from herald.shared.jobs.service import JobService
+from herald.shared.platforms.plugin import PlatformEnv
 
 
 @dataclass
@@ -56,8 +57,12 @@ class Runtime:
     def jobs(self) -> JobService:
         return JobService(self.db, self.queue, self.names, self.settings)
 
+    def platform_env(self) -> PlatformEnv:
+        """What a platform plugin gets to build its publisher or refresh a token."""
+        return PlatformEnv(settings=self.settings, db=self.db, redis=self.redis, names=self.names)
+
     def connections(self) -> ConnectionService:
-        return ConnectionService(self.db, self.cipher)
+        return ConnectionService(self.db, self.cipher, self.jobs())
 
     async def open(self) -> None:
         await self.db.open()

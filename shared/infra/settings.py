@@ -78,6 +78,28 @@ class Settings(BaseSettings):
     instagram_login_graph_url: str = "https://graph.instagram.com/v25.0"
     # With it, every Graph call carries appsecret_proof (HMAC-SHA256 of the token).
     instagram_app_secret: SecretStr | None = None
+    # OAuth sign-in (`/publishing/connections/oauth/{platform}/start`): the Meta app's id and
+    # secret (for Instagram Login, the Instagram app's), and the public base URL of this API,
+    # where the platform sends the browser back (`<base>/publishing/connections/oauth/
+    # <platform>/callback`, registered with the app as a valid redirect URI).
+    meta_app_id: str | None = None
+    meta_app_secret: SecretStr | None = None
+    oauth_redirect_base_url: str | None = None
+    # Instagram Login's consent page and code exchange (the tests point them at a fake).
+    instagram_authorize_url: str = "https://www.instagram.com/oauth/authorize"
+    instagram_code_exchange_url: str = "https://api.instagram.com/oauth/access_token"
+    # How often the scheduler looks for tokens due for a refresh (each is refreshed days
+    # before it expires, at a time its platform's rules and some jitter choose).
+    token_check_seconds: float = Field(default=60.0, gt=0)
+    # Facebook Pages (Graph, version included) and Threads (its own host and version).
+    facebook_graph_url: str = "https://graph.facebook.com/v25.0"
+    facebook_authorize_url: str = "https://www.facebook.com/v25.0/dialog/oauth"
+    threads_graph_url: str = "https://graph.threads.net/v1.0"
+    # A Threads app has its own id and secret (not the Facebook app's), for its OAuth sign-in,
+    # and its consent page (the tests point it at a fake).
+    threads_app_id: str | None = None
+    threads_app_secret: SecretStr | None = None
+    threads_authorize_url: str = "https://threads.net/oauth/authorize"
 
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093

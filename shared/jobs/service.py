@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from herald.shared.domain.jobs import JobStatus, allowed_sources
+from herald.shared.domain.outcomes import REAUTHORISED
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from herald.shared.infra.db.pool import Database, Row
@@ -258,6 +259,24 @@ class JobService:
         for r in rows:
             log.info("job requeued by operator", extra={"job_id": str(r["id"])})
         return rows
+
+    async def release_held(self, connection_id: str) -> int:
+        """A new token for the connection: its jobs held for one are due now (each with a
+        status event), and how many there were."""
+        async with self.db.transaction() as conn:
+            rows = await jobs.release_held(conn, connection_id)
+            await outbox.add(
+                conn,
+                self.names,
+                [status_event(r, JobStatus.RETRY_SCHEDULED, reason=REAUTHORISED) for r in rows],
+            )
+        await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
+        if rows:
+            log.info(
+                "jobs released by a new token",
+                extra={"connection_id": connection_id, "count": len(rows)},
+            )
+        return len(rows)
 
 
 async def _current(conn: psycopg.AsyncConnection[Row], job_id: Any) -> Row:

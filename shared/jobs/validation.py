@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from herald.shared.domain.platforms import (
-    CAPTION_LIMITS,
-    MAX_ASSETS,
-    MEDIA_TYPES,
-    PLATFORMS,
-    is_video,
-)
 from herald.shared.errors import ValidationFailed
 from herald.shared.messages import codec
+from herald.shared.platforms.plugin import MediaRules, is_video
+from herald.shared.platforms.registry import platforms
 
 # A client's instant (scheduled_at, publish_deadline) lies within this window around now; a
 # past one inside it means "now". Outside it is a mistake (a year typed wrong) or hostile.
@@ -33,16 +28,16 @@ MAX_FUTURE = timedelta(days=731)  # two years, a leap day included
 # The fields of a job body: the definition each one is checked with, and what a client is
 # told when it fails.
 _FIELDS = {
-    "platform": ("platform", f"must be one of {', '.join(PLATFORMS)}"),
+    "platform": ("platform", "must be the name of a platform (GET /publishing/platforms)"),
     "connection_id": ("uuid", "must be a connection id (a UUID)"),
     "connection_ids": (None, "must be a non-empty list of connection ids (UUIDs)"),
     "media_asset_ids": (
         "media_asset_ids",
-        f"must be a list of 1 to {MAX_ASSETS} https URLs, each at most 2048 characters"
-        " without whitespace or control characters",
+        "must be a list of at most 20 https URLs, each at most 2048 characters"
+        " without whitespace or control characters (the platform's counts on top)",
     ),
     "caption": ("caption", "must be a string of at most 65536 characters"),
-    "media_type": ("media_type", f"must be one of {', '.join(MEDIA_TYPES)}"),
+    "media_type": ("media_type", "must be a media type the platform takes, e.g. IMAGE"),
     "scheduled_at": ("instant", "must be an RFC 3339 date-time with an offset"),
     "publish_deadline": ("instant", "must be an RFC 3339 date-time with an offset"),
     "tenant_id": ("tenant_id", "must be 1 to 200 characters without control characters"),
@@ -129,9 +124,9 @@ def check_caption(platform: str, caption: Any, errors: dict[str, str]) -> str:
     if not fits("caption", caption):
         errors["caption"] = _FIELDS["caption"][1]
         return ""
-    limits = CAPTION_LIMITS.get(platform)
-    if limits is None:
+    if platform not in platforms():
         return str(caption)
+    limits = platforms()[platform].media.caption
     if len(caption) > limits.chars:
         errors["caption"] = f"at most {limits.chars} characters on {platform}, got {len(caption)}"
     elif limits.hashtags is not None and len(_HASHTAG.findall(caption)) > limits.hashtags:
@@ -141,13 +136,33 @@ def check_caption(platform: str, caption: Any, errors: dict[str, str]) -> str:
     return str(caption)
 
 
-def _check_media(urls: list[str], media_type: str | None, errors: dict[str, str]) -> None:
-    if media_type == "CAROUSEL" and not 2 <= len(urls) <= MAX_ASSETS:
-        errors["media_asset_ids"] = f"a CAROUSEL needs 2 to {MAX_ASSETS} assets"
-    if media_type in ("IMAGE", "REELS", "STORIES") and len(urls) != 1:
-        errors["media_asset_ids"] = f"{media_type} takes exactly one asset"
-    if media_type == "REELS" and not is_video(urls[0]):
-        errors["media_asset_ids"] = "REELS needs a video asset (.mp4 or .mov)"
+def check_media(
+    platform: str, rules: MediaRules, urls: list[str], media_type: str | None
+) -> dict[str, str]:
+    """The media against what the platform declares it takes (the registry)."""
+    if media_type is None:
+        if not rules.default_kind_allowed:
+            return {"media_type": f"is required on {platform}"}
+        if not 1 <= len(urls) <= rules.max_assets:
+            return {"media_asset_ids": f"1 to {rules.max_assets} assets on {platform}"}
+        return {}
+    kind = rules.kind(media_type)
+    if kind is None:
+        names = ", ".join(k.name for k in rules.kinds)
+        return {"media_type": f"must be one of {names} on {platform}"}
+    if not kind.min_assets <= len(urls) <= kind.max_assets:
+        count = (
+            f"exactly {kind.min_assets}"
+            if kind.min_assets == kind.max_assets
+            else f"{kind.min_assets} to {kind.max_assets}"
+        )
+        noun = "asset" if kind.max_assets == 1 else "assets"
+        return {"media_asset_ids": f"{media_type} takes {count} {noun} on {platform}"}
+    if kind.video is True and not all(is_video(u) for u in urls):
+        return {"media_asset_ids": f"{media_type} needs video assets (.mp4 or .mov)"}
+    if kind.video is False and any(is_video(u) for u in urls):
+        return {"media_asset_ids": f"{media_type} takes images, not videos (.mp4 or .mov)"}
+    return {}
 
 
 def _check_shapes(body: dict[str, Any], errors: dict[str, str]) -> None:
@@ -165,8 +180,9 @@ def _check_shapes(body: dict[str, Any], errors: dict[str, str]) -> None:
         not isinstance(several, list) or not several or not all(fits("uuid", c) for c in several)
     ):
         errors["connection_ids"] = _FIELDS["connection_ids"][1]
-    if body.get("platform") is not None and body.get("platform") not in PLATFORMS:
-        errors["platform"] = _FIELDS["platform"][1]
+    known = platforms()
+    if body.get("platform") is not None and body.get("platform") not in known:
+        errors["platform"] = f"must be one of {', '.join(known)}"
 
 
 def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> JobInput:
@@ -183,7 +199,7 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
 
     platform = body.get("platform")
     if platform is None:
-        errors.setdefault("platform", _FIELDS["platform"][1])
+        errors.setdefault("platform", f"must be one of {', '.join(platforms())}")
     single, several = body.get("connection_id"), body.get("connection_ids")
     if (single is None) == (several is None):
         errors["connection_id"] = "give exactly one of connection_id or connection_ids"
@@ -194,8 +210,9 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
     media = body.get("media_asset_ids")
     if media is None:
         errors["media_asset_ids"] = _FIELDS["media_asset_ids"][1]
-    elif "media_asset_ids" not in errors and "media_type" not in errors:
-        _check_media(media, body.get("media_type"), errors)
+    elif not {"media_asset_ids", "media_type", "platform"} & set(errors):
+        rules = platforms()[str(platform)].media
+        errors.update(check_media(str(platform), rules, media, body.get("media_type")))
     caption = (
         "" if "caption" in errors else check_caption(str(platform), body.get("caption"), errors)
     )

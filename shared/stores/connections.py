@@ -4,6 +4,8 @@ is written and read here; only the connection service and the publisher decrypt 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -12,7 +14,22 @@ from psycopg.types.json import Jsonb
 from herald.shared.infra.db.pool import Database, Row
 
 Conn = psycopg.AsyncConnection[Row]
-COLUMNS = "id, tenant_id, platform, name, metadata, status, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class TokenLife:
+    """When a token was stored, when it expires and when it is refreshed (None: unknown,
+    never)."""
+
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    refresh_at: datetime | None = None
+
+
+COLUMNS = (
+    "id, tenant_id, platform, name, metadata, status, created_at, updated_at,"
+    " token_issued_at, token_expires_at, token_refresh_at, token_refresh_error"
+)
 
 
 async def insert(
@@ -24,11 +41,24 @@ async def insert(
     name: str,
     metadata: dict[str, Any],
     ciphertext: bytes | None,
+    life: TokenLife | None = None,
 ) -> Row:
+    life = life or TokenLife()
     row = await db.fetchone(
-        f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext)"
-        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
-        (connection_id, tenant_id, platform, name, Jsonb(metadata), ciphertext),
+        f"INSERT INTO connections (id, tenant_id, platform, name, metadata, token_ciphertext,"
+        f" token_issued_at, token_expires_at, token_refresh_at)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+        (
+            connection_id,
+            tenant_id,
+            platform,
+            name,
+            Jsonb(metadata),
+            ciphertext,
+            life.issued_at,
+            life.expires_at,
+            life.refresh_at,
+        ),
     )
     assert row is not None
     return row
@@ -60,13 +90,34 @@ async def update(
     metadata: dict[str, Any],
     status: str | None,
     ciphertext: bytes | None,
+    life: TokenLife | None = None,
 ) -> Row:
-    """Name and metadata; the status and the token only when given (None leaves them)."""
+    """Name and metadata; the status and the token (with its `life`) only when given (None
+    leaves them)."""
+    new_token = ciphertext is not None
+    life = life or TokenLife()
     row = await db.fetchone(
         f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
-        f" token_ciphertext = COALESCE(%s, token_ciphertext), updated_at = now()"
-        f" WHERE id = %s RETURNING {COLUMNS}",
-        (name, Jsonb(metadata), status, ciphertext, connection_id),
+        f" token_ciphertext = COALESCE(%s, token_ciphertext),"
+        f" token_issued_at = CASE WHEN %s THEN %s ELSE token_issued_at END,"
+        f" token_expires_at = CASE WHEN %s THEN %s ELSE token_expires_at END,"
+        f" token_refresh_at = CASE WHEN %s THEN %s ELSE token_refresh_at END,"
+        f" token_refresh_error = CASE WHEN %s THEN NULL ELSE token_refresh_error END,"
+        f" updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
+        (
+            name,
+            Jsonb(metadata),
+            status,
+            ciphertext,
+            new_token,
+            life.issued_at,
+            new_token,
+            life.expires_at,
+            new_token,
+            life.refresh_at,
+            new_token,
+            connection_id,
+        ),
     )
     assert row is not None
     return row
@@ -82,11 +133,57 @@ async def disable(db: Database, connection_id: str) -> Row:
     return row
 
 
-async def mark_needs_reauth(db: Database, connection_id: str) -> None:
-    await db.execute(
+async def mark_needs_reauth(db: Database, connection_id: str, ciphertext: bytes | None) -> bool:
+    """The platform refused this token: `needs_reauth`, unless a new token replaced it
+    since it was read (`ciphertext`: the token as read; None: the connection had none)."""
+    changed = await db.execute(
         "UPDATE connections SET status = 'needs_reauth', updated_at = now()"
-        " WHERE id = %s AND status = 'active'",
-        (connection_id,),
+        " WHERE id = %s AND status = 'active'"
+        " AND token_ciphertext IS NOT DISTINCT FROM %s",
+        (connection_id, ciphertext),
+    )
+    return changed > 0
+
+
+async def due_for_refresh(db: Database, limit: int) -> list[Row]:
+    """Active connections whose token is due for a refresh, soonest first."""
+    return await db.fetch(
+        "SELECT id FROM connections WHERE token_refresh_at <= now() AND status = 'active'"
+        " AND token_ciphertext IS NOT NULL ORDER BY token_refresh_at LIMIT %s",
+        (limit,),
+    )
+
+
+async def refreshing(db: Database | Conn, connection_id: str) -> Row | None:
+    """A connection as the token keeper reads it under its lock (the ciphertext included)."""
+    sql = f"SELECT {COLUMNS}, token_ciphertext FROM connections WHERE id = %s"
+    if isinstance(db, Database):
+        return await db.fetchone(sql, (connection_id,))
+    return await (await db.execute(sql, (connection_id,))).fetchone()
+
+
+async def store_refreshed(
+    db: Database, connection_id: str, old: bytes, new: bytes, life: TokenLife
+) -> bool:
+    """The refreshed token, only while the row still holds the one refreshed (a token
+    stored meanwhile wins)."""
+    changed = await db.execute(
+        "UPDATE connections SET token_ciphertext = %s, token_issued_at = %s,"
+        " token_expires_at = %s, token_refresh_at = %s, token_refresh_error = NULL,"
+        " updated_at = now() WHERE id = %s AND token_ciphertext = %s",
+        (new, life.issued_at, life.expires_at, life.refresh_at, connection_id, old),
+    )
+    return changed > 0
+
+
+async def refresh_later(
+    db: Database, connection_id: str, old: bytes, at: Any, error: str | None
+) -> None:
+    """No refresh now: the next try at `at` (None: never), and why (`error`)."""
+    await db.execute(
+        "UPDATE connections SET token_refresh_at = %s, token_refresh_error = %s"
+        " WHERE id = %s AND token_ciphertext = %s",
+        (at, error, connection_id, old),
     )
 
 

@@ -1,10 +1,12 @@
 """The `jobs` table: every statement that reads or writes it (one more writes `container_id`
 and the publish stamps together with the claim that allows it: `stores.claims.HOLD`).
 
-Who calls what: the job service (schedule, read, cancel, reschedule, operator retries), the
+Who calls what: the job service (schedule, read, cancel, reschedule, operator retries,
+releasing jobs held for a new token), the
 dispatcher (`mark_dispatched`, `dead_letter`), the reconciler (`page_in`, `queued_due`,
 `unclaimed`, `stuck`), the publisher's claim transaction (`lock_for_claim`,
-`stamp_call_started`) and the results service (`lock`, `apply_results`).
+`stamp_call_started`) and the results service (`lock`, `apply_results`,
+`release_if_reauthorised`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from herald.shared.domain.outcomes import NEEDS_REAUTH
 from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
 
 COLUMNS = (
@@ -121,6 +124,32 @@ async def requeue_now(
         f" WHERE id = ANY(%s) AND status IN ('DEAD_LETTERED', 'RETRY_SCHEDULED')"
         f" AND (%s OR NOT force_required) RETURNING {COLUMNS}",
         (now, deadline, ids, force),
+    )
+    return await cur.fetchall()
+
+
+async def release_held(conn: Conn, connection_id: str) -> list[Row]:
+    """The connection's jobs held for a new token (`last_error.code` = needs_reauth):
+    due now (`jobs_open_by_connection`, migration 0008)."""
+    cur = await conn.execute(
+        f"UPDATE jobs SET next_attempt_at = now(), queued = true, updated_at = now()"
+        f" WHERE connection_id = %s AND next_attempt_at IS NOT NULL"
+        f" AND status = 'RETRY_SCHEDULED' AND last_error->>'code' = %s"
+        f" RETURNING {COLUMNS}",
+        (connection_id, NEEDS_REAUTH),
+    )
+    return await cur.fetchall()
+
+
+async def release_if_reauthorised(conn: Conn, ids: list[str]) -> list[Row]:
+    """Of these jobs just held for a new token, those whose connection is `active` again
+    (a new token came while their attempt was failing): due now (id, next_attempt_at)."""
+    cur = await conn.execute(
+        "UPDATE jobs j SET next_attempt_at = now(), queued = true"
+        " FROM connections c WHERE j.id = ANY(%s::uuid[]) AND c.id = j.connection_id"
+        " AND c.status = 'active' AND j.status = 'RETRY_SCHEDULED'"
+        " AND j.last_error->>'code' = %s RETURNING j.id, j.next_attempt_at",
+        (ids, NEEDS_REAUTH),
     )
     return await cur.fetchall()
 

@@ -56,6 +56,13 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
     ).stdout.strip()
     listed = herald(ns, "connections", "list")
     assert token not in listed.stdout and connection_id in listed.stdout
+    shown = herald(ns, "connections", "show", connection_id)
+    assert shown.returncode == 0, shown.stderr
+    one = orjson.loads(shown.stdout)
+    assert one["id"] == connection_id and token not in shown.stdout
+    assert one["token"]["issued_at"] and "expires_at" in one["token"]
+    missing = herald(ns, "connections", "show", "7f9c2c1e-7a55-4a43-9b8b-3c2f6f1d2a11")
+    assert missing.returncode != 0
     with psycopg.connect(ns.base.database_url) as conn:
         stored = conn.execute(
             f'SELECT token_ciphertext FROM "{ns.db_schema}".connections WHERE id = %s',

@@ -4,11 +4,8 @@ sandbox post scheduled over HTTP reaches PUBLISHED, and Ctrl-C stops everything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,31 +14,14 @@ import aiohttp
 
 from herald.shared.infra.paths import ROOT
 from tests.conftest import Namespace, eventually
-
-
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports, below Linux's ephemeral range (32768
-    up), where the stack's own outgoing connections cannot take one between this check and
-    the services binding it: `herald run` gives its children consecutive metrics ports."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 32_000)
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(base, base + count):
-                    s = held.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports found")
+from tests.support.helpers import free_ports
 
 
 async def test_herald_run_publishes_a_post_scheduled_over_http(
     ns: Namespace, tmp_path: Path
 ) -> None:
     # The API, then the metrics ports of its 4 children (scheduler, api, publisher, results).
-    api_port = _free_ports(5)
+    api_port = free_ports(5)
     metrics_base = api_port + 1
     env = ns.env(stack_dir=str(tmp_path / "stack"), api_port=api_port, metrics_port=metrics_base)
     log_path = tmp_path / "run.log"

@@ -11,7 +11,7 @@ import pytest
 
 from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace, eventually

@@ -10,7 +10,7 @@ import pytest
 
 from herald.services.publisher.claims import ClaimStore
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.domain.tenancy import ADMIN

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from herald.services.publisher.rate_limiter import LIMITS, RateLimiter, limit_for
+from herald.services.publisher.platforms.instagram.plugin import Instagram
+from herald.services.publisher.rate_limiter import RateLimiter, limit_for
 from herald.shared.domain.requests import Connection
 from herald.shared.infra.runtime import Runtime
 
@@ -26,7 +27,7 @@ def test_limits_per_platform() -> None:
     assert sandbox is not None and (sandbox.rate_per_second, sandbox.burst) == (3.0, 3.0)
     limited = limit_for("sandbox", {"rate_per_second": 0.5, "rate_burst": 4})
     assert limited is not None and (limited.rate_per_second, limited.burst) == (0.5, 4.0)
-    assert limit_for("instagram", {}) == LIMITS["instagram"]
+    assert limit_for("instagram", {}) == Instagram.rate_limit
 
 
 async def test_a_burst_beyond_the_bucket_is_refused_with_a_retry_after(rt: Runtime) -> None:
@@ -43,7 +44,7 @@ async def test_a_burst_beyond_the_bucket_is_refused_with_a_retry_after(rt: Runti
 
 async def test_two_connections_to_one_instagram_account_share_its_bucket(rt: Runtime) -> None:
     limiter = RateLimiter(rt.redis, rt.names, max_wait=0.0)
-    burst = int(LIMITS["instagram"].burst) if LIMITS["instagram"] else 0
+    burst = int(Instagram.rate_limit.burst) if Instagram.rate_limit else 0
     one, two = (connection(c, "instagram", instagramBusinessAccountId="1784") for c in "ab")
     taken = [await limiter.acquire(one if i % 2 else two) for i in range(burst)]
     assert all(a.retry_after is None for a in taken)

@@ -3,9 +3,12 @@ older Herald's schema."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -172,3 +175,21 @@ def older_schema(url: str, schema: str, tmp_path: Path, last: int) -> Iterator[N
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports, below Linux's ephemeral range (32768
+    up), where the stack's own outgoing connections cannot take one between this check and
+    the services binding it: `herald run` gives its children consecutive metrics ports."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 32_000)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found")

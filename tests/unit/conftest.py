@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.infra import redis_client as redis_store
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings

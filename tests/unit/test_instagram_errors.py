@@ -13,13 +13,13 @@ from herald.services.publisher.platforms.instagram.errors import (
     SUBCODE_RULES,
     Call,
     ErrorClass,
-    GraphError,
     classify,
     classify_transport,
     container_error_class,
     subcode_from_status,
 )
-from herald.services.publisher.platforms.instagram.usage import (
+from herald.services.publisher.platforms.meta.graph import GraphError
+from herald.services.publisher.platforms.meta.usage import (
     DEFAULT_THROTTLE_SECONDS,
     parse_usage,
     throttle_seconds,

@@ -12,7 +12,7 @@ import pytest
 
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.instagram.reads import ContainerStatus, GraphReader
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.platforms.contract import AttemptContext, ClaimLost

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.domain.outcomes import Outcome
 from tests.fakes.graph_server import FakeGraph
 from tests.unit.conftest import instagram

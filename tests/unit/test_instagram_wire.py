@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from herald.services.publisher.platforms.instagram import InstagramPublisher
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.shared.domain.outcomes import Outcome
 from herald.shared.domain.requests import Connection
 from herald.shared.infra.settings import Settings

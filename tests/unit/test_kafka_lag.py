@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 
 from herald.services.scheduler.gauges import LabelledGauge, connection_counts
+from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.infra.kafka.lag import (
     GROUP_TOPICS,
     Offsets,
@@ -15,6 +16,7 @@ from herald.shared.infra.kafka.lag import (
     partition_lag,
 )
 from herald.shared.infra.names import ALL_TOPICS, Names
+from herald.shared.platforms.registry import platforms
 
 
 def test_lag_is_high_watermark_minus_committed_offset() -> None:
@@ -77,4 +79,4 @@ def test_connection_counts_fill_known_pairs_with_zero() -> None:
     assert counts[("sandbox", "active")] == 3
     assert counts[("instagram", "needs_reauth")] == 1
     assert counts[("instagram", "disabled")] == 0
-    assert len(counts) == 6
+    assert len(counts) == len(platforms()) * len(CONNECTION_STATUSES)  # every known pair

@@ -19,7 +19,7 @@ from herald.services.results.policy import (
     decide,
 )
 from herald.shared.domain.jobs import JobStatus, can_transition
-from herald.shared.domain.outcomes import DeadLetterReason, Outcome
+from herald.shared.domain.outcomes import NEEDS_REAUTH, DeadLetterReason, Outcome
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CONFIG = PolicyConfig(max_attempts=5, backoff_base_seconds=2.0, backoff_max_seconds=60.0)
@@ -238,7 +238,6 @@ def test_processing_past_the_deadline_is_missed() -> None:
     "outcome",
     [
         Outcome.PERMANENT_ERROR,
-        Outcome.AUTH_ERROR,
         Outcome.BLOCKED,
         Outcome.UNCONFIRMED,
         Outcome.MISSED,
@@ -249,6 +248,30 @@ def test_final_outcomes_dead_letter_at_once_with_their_reason(outcome: Outcome) 
     assert d.action is Action.DEAD_LETTER and d.state.status is JobStatus.DEAD_LETTERED
     assert d.dead_letter == DeadLetterReason(outcome.value) and d.reason == outcome.value
     assert d.state.force_required is (outcome is Outcome.UNCONFIRMED)
+
+
+# ---- an auth failure holds ------------------------------------------------------------------
+
+
+def test_an_auth_error_holds_the_job_until_its_deadline_without_spending_the_budget() -> None:
+    state = job(failed_attempts=2)
+    d = decide(state, result(Outcome.AUTH_ERROR), CONFIG)
+    assert d.action is Action.RETRY and d.state.status is JobStatus.RETRY_SCHEDULED
+    assert d.reason == NEEDS_REAUTH and d.dead_letter is None
+    assert d.state.next_attempt_at == state.publish_deadline
+    assert d.state.failed_attempts == 2 and not d.state.check_only
+    # Held as many times as it takes: the budget never runs out on auth errors.
+    for n in range(2, CONFIG.max_attempts + 4):
+        dispatched = replace(d.state, status=JobStatus.IN_PROGRESS, attempt_count=n)
+        d = decide(dispatched, result(Outcome.AUTH_ERROR, attempt=n), CONFIG)
+    assert d.action is Action.RETRY and d.state.failed_attempts == 2
+
+
+def test_an_auth_error_at_the_deadline_is_missed_or_read_when_the_post_may_be_live() -> None:
+    late = job(publish_deadline=T0)
+    assert decide(late, result(Outcome.AUTH_ERROR), CONFIG).dead_letter is DeadLetterReason.MISSED
+    live = decide(replace(late, may_be_live=True), result(Outcome.AUTH_ERROR), CONFIG)
+    assert live.action is Action.RETRY and live.state.check_only
 
 
 # ---- published wins, stale and terminal ---------------------------------------------------------

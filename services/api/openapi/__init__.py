@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from herald.services.api.openapi.paths import PATHS
-from herald.services.api.openapi.schemas import SCHEMAS
+from herald.services.api.openapi.schemas import SCHEMAS, registry_schemas
 from herald.shared import __version__
+from herald.shared.platforms.registry import platforms
 
 
 def build_spec() -> dict[str, Any]:
@@ -26,7 +27,7 @@ def build_spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": SCHEMAS | registry_schemas(platforms()),
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -16,7 +16,6 @@ from herald.services.api.openapi.schemas import (
     ref,
 )
 from herald.shared.domain.jobs import JobStatus
-from herald.shared.domain.platforms import PLATFORMS
 
 ERRORS = {
     400: "malformed JSON (`malformed_json`)",
@@ -34,6 +33,10 @@ def json_response(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+def redirect(description: str) -> Schema:
+    return {"description": description, "headers": {"Location": {"schema": STR}}}
+
+
 def error(status: int) -> Schema:
     response = json_response(ERRORS[status], ref("Error"))
     if status == 503:
@@ -49,6 +52,7 @@ def param(name: str, schema: Schema, where: str = "query", description: str = ""
 
 
 ID = param("id", UUID, "path")
+PLATFORM_PATH = param("platform", ref("PlatformName"), "path")
 LIMIT = param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50})
 CURSOR = param("cursor", STR, description="`next_cursor` of the previous page")
 
@@ -126,7 +130,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             (422,),
             params=(
                 param("status", {"enum": [s.value for s in JobStatus]}),
-                param("platform", {"enum": list(PLATFORMS)}),
+                param("platform", ref("PlatformName")),
                 param("connection_id", UUID),
                 param("post_id", UUID),
                 LIMIT,
@@ -167,6 +171,60 @@ PATHS: dict[str, dict[str, Schema]] = {
             "Cancel before the platform call starts (again: a no-op)", JOB, (404, 409), params=(ID,)
         ),
     },
+    "/publishing/platforms": {
+        "get": op(
+            "The platforms Herald publishes to: each one's media kinds and limits",
+            {200: json_response("every registered platform", ref("PlatformList"))},
+            (),
+            tag="connections",
+        ),
+    },
+    "/publishing/connections/oauth/{platform}/start": {
+        "get": op(
+            "Sign in on the platform: redirects to its consent page",
+            {302: redirect("to the platform's consent page")},
+            (404, 409, 422),
+            params=(
+                PLATFORM_PATH,
+                param("name", STR, description="a new connection's name"),
+                param("connection_id", UUID, description="re-authorise this connection"),
+                param("tenant_id", STR, description="admin keys only"),
+            ),
+            tag="connections",
+        ),
+        "post": op(
+            "Sign in on the platform: the consent page's URL, for pages holding the key",
+            {200: json_response("where to send the browser", ref("OAuthStartOut"))},
+            (404, 409),
+            params=(PLATFORM_PATH,),
+            body="OAuthStartIn",
+            body_required=False,
+            tag="connections",
+        ),
+    },
+    "/publishing/connections/oauth/{platform}/callback": {
+        "get": {
+            **open_op(
+                "Where the platform sends the browser back: stores the token, then redirects",
+                {
+                    303: redirect("to the ops page, `/?connected=<connection id>`"),
+                    400: error(400),
+                    404: error(404),
+                    409: error(409),
+                    422: error(422),
+                    500: error(500),
+                    503: error(503),
+                },
+                tag="connections",
+            ),
+            "parameters": [
+                PLATFORM_PATH,
+                param("state", STR, description="the signed state the start made"),
+                param("code", STR, description="the platform's authorization code"),
+                param("error", STR, description="set when the person did not consent"),
+            ],
+        }
+    },
     "/publishing/connections": {
         "post": op(
             "Store a platform connection (token encrypted at rest)",
@@ -180,7 +238,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             {200: json_response("the connections", ref("ConnectionList"))},
             (422,),
             params=(
-                param("platform", {"enum": list(PLATFORMS)}),
+                param("platform", ref("PlatformName")),
                 param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 500}),
                 CURSOR,
             ),

@@ -12,8 +12,9 @@ import orjson
 from herald.shared.domain import connection_rules as rules
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
-from herald.shared.domain.platforms import CONNECTION_STATUSES, MEDIA_TYPES, PLATFORMS
+from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.infra.paths import SCHEMAS_DIR
+from herald.shared.platforms.registry import Registry
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -25,16 +26,16 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 UUID: Schema = {"type": "string", "format": "uuid"}
 OBJ: Schema = {"type": "object"}
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": rules.MAX_NAME}
-TOKEN: Schema = {"type": "string", "minLength": 1, "maxLength": rules.MAX_TOKEN, "writeOnly": True}
-TOKEN_RULES = (
-    f"instagram tokens are {rules.MIN_TOKEN} to {rules.MAX_TOKEN} printable ASCII characters"
-    f" without spaces, sandbox tokens optional (at most {rules.MAX_TOKEN} characters)"
-)
+TOKEN: Schema = {"type": "string", "minLength": 1, "maxLength": 4096, "writeOnly": True}
+TOKEN_RULES = "each platform's token rules and whether it needs one: GET /publishing/platforms"
 METADATA_RULES = (
     f"at most {rules.MAX_METADATA_BYTES} bytes as JSON, {rules.MAX_METADATA_DEPTH} levels deep"
-    f" and {rules.MAX_METADATA_ENTRIES} entries; sandbox `latency_ms` in"
-    f" [0, {rules.MAX_SANDBOX_LATENCY_MS}] and rates in [0, 1]"
+    f" and {rules.MAX_METADATA_ENTRIES} entries; each platform's keys: GET /publishing/platforms"
 )
+# The platforms' names and media types come from the platform registry when the document is
+# built (`registry_schemas`); everything else refers to them.
+PLATFORM: Schema = {"$ref": "#/components/schemas/PlatformName"}
+MEDIA_TYPE: Schema = {"$ref": "#/components/schemas/MediaType"}
 
 
 @cache
@@ -107,7 +108,16 @@ INSTANT: Schema = {
     "description": "RFC 3339 with an offset (naive is refused), from 7 days ago to 2 years"
     " ahead; a past time means now",
 }
-CONNECTION_OUT = ("id", "tenant_id", "platform", "name", "metadata", "status", "created_at")
+CONNECTION_OUT = (
+    "id",
+    "tenant_id",
+    "platform",
+    "name",
+    "metadata",
+    "status",
+    "created_at",
+    "token",
+)
 DEAD_LETTER_OUT = (
     "id",
     "job_id",
@@ -121,7 +131,7 @@ DEAD_LETTER_OUT = (
     "redriven_at",
 )
 FILTER_PROPS: dict[str, Schema] = {
-    "platform": null({"enum": list(PLATFORMS)}),
+    "platform": null(PLATFORM),
     "reason": null({"enum": [r.value for r in DeadLetterReason]}),
     "connection_id": null(UUID),
     "since": null(TIME),
@@ -151,7 +161,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": UUID,
             "post_id": UUID,
             "tenant_id": STR,
-            "platform": {"enum": list(PLATFORMS)},
+            "platform": PLATFORM,
             "connection_id": UUID,
             "status": {"enum": [s.value for s in JobStatus]},
             "attempt_count": INT,
@@ -164,7 +174,7 @@ SCHEMAS: dict[str, Schema] = {
             "updated_at": TIME,
             "media_asset_ids": MEDIA,
             "caption": STR,
-            "media_type": null({"enum": list(MEDIA_TYPES)}),
+            "media_type": null(MEDIA_TYPE),
             "publish_deadline": TIME,
         },
         JOB_OUT,
@@ -175,7 +185,7 @@ SCHEMAS: dict[str, Schema] = {
     "JobIn": {
         **obj(
             {
-                "platform": {"enum": list(PLATFORMS)},
+                "platform": PLATFORM,
                 "connection_id": definition("uuid"),
                 "connection_ids": {
                     "type": "array",
@@ -186,11 +196,11 @@ SCHEMAS: dict[str, Schema] = {
                 "media_asset_ids": MEDIA,
                 "caption": {
                     **definition("caption"),
-                    "description": "instagram and sandbox: ≤ 2,200 characters; instagram:"
-                    " ≤ 30 hashtags, ≤ 20 mentions; no NUL characters",
+                    "description": "each platform's limits (characters, hashtags, mentions):"
+                    " GET /publishing/platforms; no NUL characters",
                 },
                 "scheduled_at": INSTANT,
-                "media_type": {"enum": list(MEDIA_TYPES)},
+                "media_type": MEDIA_TYPE,
                 "publish_deadline": INSTANT,
                 "tenant_id": {**definition("tenant_id"), "description": "admin keys only"},
             },
@@ -234,27 +244,38 @@ SCHEMAS: dict[str, Schema] = {
         {
             "id": UUID,
             "tenant_id": STR,
-            "platform": {"enum": list(PLATFORMS)},
+            "platform": PLATFORM,
             "name": STR,
             "metadata": OBJ,
             "status": {"enum": list(CONNECTION_STATUSES)},
             "created_at": TIME,
             "updated_at": TIME,
+            "token": {
+                **obj(
+                    {
+                        "issued_at": null(TIME),
+                        "expires_at": null(TIME),
+                        "refresh_at": null(TIME),
+                        "refresh_error": null(STR),
+                    },
+                    ("issued_at", "expires_at", "refresh_at", "refresh_error"),
+                ),
+                "description": "the token's lifecycle (never the token): when it was stored,"
+                " when it expires (null: unknown or never), when Herald refreshes it next"
+                " (null: never) and why the last refresh failed",
+            },
         },
         CONNECTION_OUT,
     ),
     "ConnectionIn": obj(
         {
-            "platform": {"enum": list(PLATFORMS)},
+            "platform": PLATFORM,
             "name": NAME,
             "access_token": {
                 **TOKEN,
-                "description": f"required for instagram; {TOKEN_RULES}; encrypted, never returned",
+                "description": f"{TOKEN_RULES}; encrypted, never returned",
             },
-            "metadata": {
-                **obj({"instagramBusinessAccountId": {"type": "string", "pattern": "^[0-9]+$"}}),
-                "description": METADATA_RULES,
-            },
+            "metadata": {**OBJ, "description": METADATA_RULES},
             "tenant_id": {"type": "string", "description": "admin keys only (default `default`)"},
         },
         ("platform", "name"),
@@ -301,6 +322,22 @@ SCHEMAS: dict[str, Schema] = {
         ("dry_run",),
         closed=True,
     ),
+    "OAuthStartIn": obj(
+        {
+            "name": NAME,
+            "connection_id": {**UUID, "description": "re-authorise this connection"},
+            "tenant_id": {"type": "string", "description": "admin keys only"},
+            "metadata": {
+                "type": "object",
+                "maxProperties": 8,
+                "additionalProperties": {"type": "string", "maxLength": 128},
+                "description": "for the platform's exchange and the connection (e.g. which"
+                " Page to connect)",
+            },
+        },
+        closed=True,
+    ),
+    "OAuthStartOut": obj({"authorize_url": STR}, ("authorize_url",)),
     "RedriveOut": obj(
         {"count": INT, "job_ids": {"type": "array", "items": UUID}}, ("count", "job_ids")
     ),
@@ -323,3 +360,45 @@ SCHEMAS: dict[str, Schema] = {
         ("status",),
     ),
 }
+
+
+def registry_schemas(registry: Registry) -> dict[str, Schema]:
+    """The schemas the platform registry fills in: the names, the media types, and what
+    `GET /publishing/platforms` answers."""
+    kinds = sorted({k.name for p in registry.values() for k in p.media.kinds})
+    nullable_int = null(INT)
+    return {
+        "PlatformName": {"enum": list(registry)},
+        "MediaType": {"enum": kinds},
+        "Platform": obj(
+            {
+                "name": ref("PlatformName"),
+                "title": STR,
+                "media_kinds": {
+                    "type": "array",
+                    "items": obj(
+                        {
+                            "media_type": ref("MediaType"),
+                            "min_assets": INT,
+                            "max_assets": INT,
+                            "video": null(BOOL),
+                        },
+                        ("media_type", "min_assets", "max_assets", "video"),
+                    ),
+                },
+                "media_type_optional": BOOL,
+                "max_assets": INT,
+                "max_image_bytes": nullable_int,
+                "max_video_bytes": nullable_int,
+                "caption": obj(
+                    {"chars": INT, "hashtags": nullable_int, "mentions": nullable_int},
+                    ("chars", "hashtags", "mentions"),
+                ),
+                "connection": OBJ,
+                "token_refresh": BOOL,
+                "oauth": BOOL,
+            },
+            ("name", "media_kinds", "max_assets", "caption", "connection"),
+        ),
+        "PlatformList": obj({"items": {"type": "array", "items": ref("Platform")}}, ("items",)),
+    }

@@ -170,6 +170,33 @@ async function loadDlq(append) {
   $("dlq-more").hidden = !dlqCursor;
 }
 
+// ---- connections --------------------------------------------------------------------------
+
+async function loadConnections() {
+  const page = await api("GET", "/publishing/connections?limit=500");
+  const body = $("connections");
+  body.replaceChildren();
+  for (const c of page.items) {
+    const row = document.createElement("tr");
+    cell(row, c.id, "mono");
+    cell(row, c.platform);
+    cell(row, c.name);
+    cell(row, c.status, c.status === "active" ? "" : "warn");
+    cell(row, c.token ? c.token.expires_at || "unknown" : "");
+    cell(row, c.token ? c.token.refresh_at || "never" : "");
+    cell(row, c.token ? c.token.refresh_error : "");
+    body.appendChild(row);
+  }
+}
+
+// The sign-in happens on the platform's own page: the start route answers where to go
+// (the API key stays in this tab; the browser then follows the platform's redirect back).
+async function connectAccount() {
+  const platform = $("connect-platform").value;
+  const start = await api("POST", "/publishing/connections/oauth/" + encodeURIComponent(platform) + "/start");
+  window.location.assign(start.authorize_url);
+}
+
 async function redrive(dryRun) {
   const filters = dlqFilters();
   const force = $("dlq-force").checked;
@@ -201,11 +228,40 @@ function showLogin() {
   $("who").textContent = "";
 }
 
+// The platform choices come from the registry (GET /publishing/platforms), never a list here.
+async function loadPlatforms() {
+  const data = await api("GET", "/publishing/platforms");
+  for (const id of ["job-platform", "dlq-platform"]) {
+    const select = $(id);
+    while (select.options.length > 1) select.remove(1); // keep "any"
+    for (const platform of data.items) {
+      const option = document.createElement("option");
+      option.value = platform.name;
+      option.textContent = platform.title || platform.name;
+      select.appendChild(option);
+    }
+  }
+  return data.items;
+}
+
 async function showOps() {
   $("login").hidden = true;
   $("ops").hidden = false;
   $("forget").hidden = false;
   $("who").textContent = "key set for this tab";
+  const platforms = await loadPlatforms();
+  const connect = $("connect-platform");
+  connect.replaceChildren();
+  for (const platform of platforms.filter((p) => p.oauth)) {
+    const option = document.createElement("option");
+    option.value = platform.name;
+    option.textContent = platform.title || platform.name;
+    connect.appendChild(option);
+  }
+  $("connect").disabled = connect.options.length === 0;
+  await loadConnections();
+  const connected = new URLSearchParams(window.location.search).get("connected");
+  if (connected) notice("Connected: " + connected, "ok"); // back from a platform's sign-in
   await loadJobs(false);
   await loadDlq(false);
 }
@@ -232,6 +288,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("retry").addEventListener("click", () => run(retryJob));
   $("cancel").addEventListener("click", () => run(cancelJob));
   submitted($("dlq-form"), () => loadDlq(false));
+  submitted($("connect-form"), connectAccount);
   $("dlq-more").addEventListener("click", () => run(() => loadDlq(true)));
   $("dry-run").addEventListener("click", () => run(() => redrive(true)));
   $("redrive").addEventListener("click", () => run(() => redrive(false)));

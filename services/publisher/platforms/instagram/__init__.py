@@ -1,24 +1,23 @@
 """Instagram Graph API publisher: the platform client the publisher's registry maps
 ``instagram`` to. One attempt's flow is in ``instagram_attempt``, the classification of Graph
 errors in ``instagram_errors``, the HTTP caller in ``instagram_client``, the throttle every
-publisher copy shares in ``instagram_throttle``.
+publisher copy shares in ``meta.throttle``.
 
 A connection's metadata ``login`` (``facebook``, the default, or ``instagram``) picks the
 configured host: Instagram API with Facebook Login (``graph_url``) or with Instagram Login
 (``instagram_graph_url``). No connection names a URL of its own: a tenant cannot point the
 publisher at another address.
 
-One ``aiohttp.ClientSession`` is created lazily and closed by ``close()``; every call has the
-attempt's ``call_timeout_seconds``. The access token never reaches an outcome's free text:
-the Graph client scrubs error answers, and the publisher scrubs every outcome once more.
+One ``aiohttp.ClientSession`` (``meta.session``) is created lazily and closed by
+``close()``; every call has the attempt's ``call_timeout_seconds``. The access token never
+reaches an outcome's free text: the Graph client scrubs error answers, and the publisher
+scrubs every outcome once more.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-
-import aiohttp
 
 from herald.platforms import (
     AttemptContext,
@@ -33,14 +32,16 @@ from herald.services.publisher.platforms.instagram.client import GraphClient
 from herald.services.publisher.platforms.instagram.confirm import confirm_published
 from herald.services.publisher.platforms.instagram.outcomes import Finish
 from herald.services.publisher.platforms.instagram.reads import GraphReader
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.session import Sessions
+from herald.services.publisher.platforms.meta.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
 
-class InstagramPublisher:
+class InstagramPublisher(Sessions):
     name = "instagram"
     posts_without_container = False  # the post is a container: stored before it is published
+    throttle: Throttle  # always one: the pauses every copy shares
 
     def __init__(
         self,
@@ -53,13 +54,11 @@ class InstagramPublisher:
         poll_max_interval_seconds: float = 10.0,
         builder_waits: Sequence[float] = BUILDER_WAITS,
     ) -> None:
+        super().__init__(app_secret, throttle)
         self._urls = {"facebook": graph_url, "instagram": instagram_graph_url or graph_url}
-        self._app_secret = app_secret
         self.poll_initial_seconds = poll_initial_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds
         self.builder_waits = tuple(builder_waits)
-        self._session: aiohttp.ClientSession | None = None
-        self.throttle = throttle
 
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
@@ -143,13 +142,3 @@ class InstagramPublisher:
             app_secret=self._app_secret,
             on_headers=note,
         )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session

@@ -40,7 +40,7 @@ from herald.services.publisher.platforms.instagram.reads import (
     GraphReader,
 )
 from herald.services.publisher.platforms.instagram.recovery import STOP_READING, findable, look
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 
 T = TypeVar("T")
 MAX_NOT_READY_REPUBLISH = 5  # 9007/2207027 on media_publish: wait, publish again, at most 5x

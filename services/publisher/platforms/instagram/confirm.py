@@ -21,7 +21,7 @@ from herald.services.publisher.platforms.instagram.errors import ErrorClass
 from herald.services.publisher.platforms.instagram.outcomes import Reporter
 from herald.services.publisher.platforms.instagram.reads import READ_TRIES, GraphReader
 from herald.services.publisher.platforms.instagram.recovery import look
-from herald.services.publisher.platforms.instagram.throttle import Throttle
+from herald.services.publisher.platforms.meta.throttle import Throttle
 
 
 async def confirm_published(

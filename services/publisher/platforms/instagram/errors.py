@@ -13,15 +13,14 @@ may be live, so the publisher must read the container's status before anything e
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from herald.platforms import Outcome
-from herald.services.publisher.platforms.instagram.usage import (
+from herald.services.publisher.platforms.meta.graph import GraphError
+from herald.services.publisher.platforms.meta.usage import (
     DEFAULT_THROTTLE_SECONDS,
     retry_after_header,
     throttle_seconds,
@@ -165,47 +164,6 @@ CODE_RULES: Mapping[int, Rule] = {
 
 
 @dataclass(frozen=True)
-class GraphError:
-    """A parsed Graph error envelope (every field optional: bodies are not always envelopes)."""
-
-    http_status: int | None
-    code: int | None = None
-    subcode: int | None = None
-    message: str = ""
-    type: str | None = None
-    is_transient: bool | None = None
-    fbtrace_id: str | None = None
-    user_title: str | None = None
-    user_msg: str | None = None
-    body: Any = None
-
-    @classmethod
-    def parse(cls, http_status: int | None, body: Any) -> GraphError:
-        err = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(err, dict):
-            return cls(http_status=http_status, message=_short(body), body=body)
-        transient = err.get("is_transient")
-        return cls(
-            http_status=http_status,
-            code=_as_int(err.get("code")),
-            subcode=_as_int(err.get("error_subcode")),
-            message=str(err.get("message") or ""),
-            type=_as_str(err.get("type")),
-            is_transient=transient if isinstance(transient, bool) else None,
-            fbtrace_id=_as_str(err.get("fbtrace_id")),
-            user_title=_as_str(err.get("error_user_title")),
-            user_msg=_as_str(err.get("error_user_msg")),
-            body=body,
-        )
-
-    def describe(self) -> str:
-        parts = [self.message or "Graph API error"]
-        if self.user_msg and self.user_msg not in parts[0]:
-            parts.append(self.user_msg)
-        return ": ".join(parts)
-
-
-@dataclass(frozen=True)
 class Classification:
     error_class: ErrorClass
     outcome: Outcome
@@ -317,22 +275,3 @@ def container_error_class(status: str | None) -> ErrorClass:
     if rule is not None and rule.error_class is ErrorClass.RECREATE:
         return ErrorClass.RECREATE
     return ErrorClass.PERMANENT
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
-    return None
-
-
-def _as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _short(body: Any, limit: int = 300) -> str:
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
-    return text[:limit]

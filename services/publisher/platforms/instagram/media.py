@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from herald.shared.domain.platforms import MAX_ASSETS, MEDIA_TYPES, is_video
+from herald.platforms import is_video
+from herald.services.publisher.platforms.instagram.plugin import MAX_ITEMS, Instagram
 
-MAX_CAROUSEL_ITEMS = MAX_ASSETS
+MAX_CAROUSEL_ITEMS = MAX_ITEMS
+MEDIA_TYPES = tuple(kind.name for kind in Instagram.media.kinds)
 
 
 class PlanError(ValueError):

@@ -25,7 +25,7 @@ from herald.services.publisher.platforms.instagram.reads import (
     ContainerStatus,
     GraphReader,
 )
-from herald.services.publisher.platforms.instagram.throttle import APP_WIDE, Throttle
+from herald.services.publisher.platforms.meta.throttle import APP_WIDE, Throttle
 from herald.shared.messages.codec import instant_or_none
 
 logger = logging.getLogger("herald.services.publisher.platforms.instagram.attempt")

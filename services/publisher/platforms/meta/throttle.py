@@ -1,11 +1,13 @@
-"""When Graph may be called again, per Instagram account and app-wide, shared by every
-publisher copy through Redis (keys under the run's prefix, `Names.key`).
+"""When a Meta API may be called again, per account and app-wide, shared by every publisher
+copy through Redis (keys under the run's prefix, `Names.key`, and the platform's own:
+`ig` for Instagram, `fb` for Facebook Pages, `th` for Threads).
 
-A pause is an instant ("until", epoch seconds) kept under `ig:pause:<account id>` (one
-account, whatever connection reaches it) or `ig:pause:app` (code 4 and `X-App-Usage`: the
-whole app). Pausing only ever moves an instant later, and every caller learns the resulting
-wait from the same instant: the wait a result reports, the pause every copy keeps and Meta's
-estimate are one number, so a retry due when that wait is over is never refused.
+A pause is an instant ("until", epoch seconds) kept under `<platform>:pause:<account id>`
+(one account, whatever connection reaches it) or `<platform>:pause:app` (code 4 and
+`X-App-Usage`: the whole app). Pausing only ever moves an instant later, and every caller
+learns the resulting wait from the same instant: the wait a result reports, the pause every
+copy keeps and Meta's estimate are one number, so a retry due when that wait is over is
+never refused.
 
 The throttle is advice (Graph enforces its limits itself): while Redis is away it answers
 "no pause" and reports the wait it was given, and the attempt goes on.
@@ -21,7 +23,7 @@ from collections.abc import Callable, Mapping
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from herald.services.publisher.platforms.instagram.usage import (
+from herald.services.publisher.platforms.meta.usage import (
     DEFAULT_THROTTLE_SECONDS,
     USAGE_STOP_PERCENT,
     parse_usage,
@@ -49,15 +51,21 @@ return tostring(current)
 
 class Throttle:
     def __init__(
-        self, client: aioredis.Redis, names: Names, *, clock: Callable[[], float] = time.time
+        self,
+        client: aioredis.Redis,
+        names: Names,
+        *,
+        platform: str = "ig",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.names = names
+        self.platform = platform
         self.clock = clock
         self._script = client.register_script(_PAUSE)
 
     def _key(self, scope: str) -> str:
-        return self.names.key(f"ig:pause:{scope}")
+        return self.names.key(f"{self.platform}:pause:{scope}")
 
     async def paused_for(self, account_id: str) -> float:
         """Whole seconds until calls for this account may resume (0: now), rounded up: a
@@ -65,7 +73,7 @@ class Throttle:
         try:
             values = await self.client.mget([self._key(account_id), self._key(APP_WIDE)])
         except _AWAY as exc:
-            log.warning("instagram throttle unreadable", extra={"error": str(exc)[:200]})
+            log.warning("%s throttle unreadable", self.platform, extra={"error": str(exc)[:200]})
             return 0.0
         until = max((float(v) for v in values if v is not None), default=0.0)
         return float(max(math.ceil(until - self.clock()), 0))
@@ -77,7 +85,7 @@ class Throttle:
         try:
             await self._script(keys=[self._key(scope)], args=[repr(until), int(seconds * 1000) + 1])
         except _AWAY as exc:
-            log.warning("instagram throttle not stored", extra={"error": str(exc)[:200]})
+            log.warning("%s throttle not stored", self.platform, extra={"error": str(exc)[:200]})
             return float(math.ceil(seconds))
         return max(await self.paused_for(account_id), float(math.ceil(seconds)))
 

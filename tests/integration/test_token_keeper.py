@@ -1,0 +1,154 @@
+"""The token keeper against real Postgres and the fake Graph server: a due Instagram Login
+token is refreshed before it expires and stored encrypted with its new expiry; two keepers
+never refresh one token twice; a refused refresh moves the connection to needs_reauth; a
+transient failure is tried again later; tokens of other logins are never refreshed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bench.graph_fake.model import DAY
+from herald.shared.accounts.tokens import TokenKeeper
+from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra import metrics
+from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.codec import now_utc
+from tests.conftest import Namespace
+from tests.fakes.graph_server import DEFAULT_ACCOUNT, INSTAGRAM, FakeGraph
+
+pytestmark = pytest.mark.integration
+TOKEN = "IGAA" + "s3cr3t" * 8
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGraph]:
+    async with FakeGraph() as graph:
+        graph.add_account(DEFAULT_ACCOUNT, TOKEN, login=INSTAGRAM)
+        graph.set_token_life(TOKEN, expires_in=60 * DAY, age=50 * DAY)
+        yield graph
+
+
+@pytest.fixture
+async def keeper_rt(ns: Namespace, fake: FakeGraph) -> AsyncIterator[Runtime]:
+    rt = Runtime.build(ns.settings(instagram_login_graph_url=fake.instagram_base_url))
+    await rt.open()
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+async def connect(rt: Runtime, login: str = INSTAGRAM) -> str:
+    made = await rt.connections().create(
+        ADMIN,
+        {
+            "platform": "instagram",
+            "name": "ig",
+            "access_token": TOKEN,
+            "metadata": {"instagramBusinessAccountId": DEFAULT_ACCOUNT, "login": login},
+        },
+    )
+    return str(made["id"])
+
+
+async def make_due(rt: Runtime, cid: str) -> None:
+    await rt.db.execute(
+        "UPDATE connections SET token_refresh_at = now() - interval '1 s' WHERE id = %s", (cid,)
+    )
+
+
+async def token_of(rt: Runtime, cid: str) -> str:
+    connection = await rt.connections().load_for_publish(cid)
+    assert connection is not None
+    return connection.access_token
+
+
+def counted(platform: str, result: str) -> float:
+    return metrics.TOKEN_REFRESHES.labels(platform, result)._value.get()  # type: ignore[no-any-return]
+
+
+async def test_a_due_token_is_refreshed_and_stored_with_its_new_expiry(
+    keeper_rt: Runtime, fake: FakeGraph
+) -> None:
+    rt = keeper_rt
+    cid = await connect(rt)
+    shown = await rt.connections().get(ADMIN, cid)
+    # No expiry known for a pasted token: the first refresh comes a day after it was stored.
+    first = shown["token"]["refresh_at"]
+    assert first is not None and shown["token"]["expires_at"] is None
+    keeper = TokenKeeper(rt.connections(), rt.platform_env())
+    assert await keeper.refresh_due() == 0  # not due yet
+    await make_due(rt, cid)
+    before = counted("instagram", "refreshed")
+    assert await keeper.refresh_due() == 1
+    [(old, new)] = fake.refreshed
+    assert old == TOKEN and await token_of(rt, cid) == new
+    [row] = await rt.db.fetch(
+        "SELECT token_ciphertext, token_expires_at, token_refresh_at, token_refresh_error"
+        " FROM connections WHERE id = %s",
+        (cid,),
+    )
+    assert new.encode() not in bytes(row["token_ciphertext"])  # encrypted at rest
+    expires = row["token_expires_at"]
+    assert abs(expires - (now_utc() + timedelta(seconds=5_183_944))) < timedelta(minutes=5)
+    # Refreshed again 10 to 15 days before the new expiry (jitter), never twice at once.
+    assert expires - timedelta(days=15) <= row["token_refresh_at"] <= expires - timedelta(days=10)
+    assert row["token_refresh_error"] is None
+    assert counted("instagram", "refreshed") == before + 1
+    shown = await rt.connections().get(ADMIN, cid)
+    assert shown["token"]["expires_at"] is not None and new not in str(shown)
+
+
+async def test_two_keepers_refresh_one_token_once(keeper_rt: Runtime, fake: FakeGraph) -> None:
+    rt = keeper_rt
+    cid = await connect(rt)
+    await make_due(rt, cid)
+    fake.delay_next("refresh_access_token", 0.5)  # the first keeper is still at it
+    keepers = [TokenKeeper(rt.connections(), rt.platform_env()) for _ in range(2)]
+    results = await asyncio.gather(*(k.refresh_one(cid) for k in keepers))
+    assert sorted(results, key=str) == sorted([True, None], key=str)
+    assert len(fake.calls("refresh_access_token")) == 1
+    assert await keepers[1].refresh_one(cid) is None  # no longer due
+
+
+async def test_a_refused_refresh_needs_reauth_and_a_transient_one_is_retried_later(
+    keeper_rt: Runtime, fake: FakeGraph
+) -> None:
+    rt = keeper_rt
+    keeper = TokenKeeper(rt.connections(), rt.platform_env())
+    flaky = await connect(rt)
+    await make_due(rt, flaky)
+    fake.fail_next("refresh_access_token", code=1)
+    assert await keeper.refresh_one(flaky) is False
+    shown: dict[str, Any] = await rt.connections().get(ADMIN, flaky)
+    assert shown["status"] == "active" and await token_of(rt, flaky) == TOKEN
+    later = shown["token"]["refresh_at"]
+    assert later is not None and "code 1" in shown["token"]["refresh_error"]
+    [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (flaky,))
+    assert timedelta(minutes=14) < row["token_refresh_at"] - now_utc() <= timedelta(minutes=31)
+
+    dead = await connect(rt)
+    await make_due(rt, dead)
+    fake.advance(11 * DAY)  # the token has expired
+    before = counted("instagram", "auth_lost")
+    assert await keeper.refresh_one(dead) is False
+    shown = await rt.connections().get(ADMIN, dead)
+    assert shown["status"] == "needs_reauth" and shown["token"]["refresh_at"] is None
+    assert "190" in shown["token"]["refresh_error"] and TOKEN not in str(shown)
+    assert counted("instagram", "auth_lost") == before + 1
+
+
+async def test_facebook_login_tokens_are_not_refreshed(keeper_rt: Runtime, fake: FakeGraph) -> None:
+    rt = keeper_rt
+    cid = await connect(rt, login="facebook")
+    assert (await rt.connections().get(ADMIN, cid))["token"]["refresh_at"] is None
+    await make_due(rt, cid)  # even if it were due: its platform says it does not refresh
+    assert await TokenKeeper(rt.connections(), rt.platform_env()).refresh_due() == 0
+    assert fake.calls("refresh_access_token") == []
+    [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (cid,))
+    assert row["token_refresh_at"] is None
