@@ -40,11 +40,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-
 from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
 from herald.shared.infra.batching import Coalescer
-from herald.shared.messages.codec import iso
 from herald.shared.infra.db.pool import BY_KEY, Database, id_array, json_rows
+from herald.shared.messages.codec import iso
 
 _INSERT = """
 INSERT INTO sandbox_posts (job_id, attempt, connection_id)
