@@ -116,3 +116,13 @@ def test_every_client_gets_them_and_settings_print_them_masked(
     }
     shown = repr(Settings().masked())
     assert "s3cret-value" not in shown and "other-secret" not in shown
+
+
+def test_a_java_pem_truststore_is_the_ca_and_a_jks_one_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "java.properties"
+    file.write_text("ssl.truststore.type=PEM\nssl.truststore.location=/etc/ca.pem\n")
+    props = client_properties({"HERALD_KAFKA_CONFIG_FILE": str(file)})
+    assert props.values == {"ssl.ca.location": "/etc/ca.pem"}
+    file.write_text("ssl.truststore.location=/etc/truststore.jks\nssl.truststore.type=JKS\n")
+    with pytest.raises(ConfigError, match="librdkafka reads PEM certificates only"):
+        client_properties({"HERALD_KAFKA_CONFIG_FILE": str(file)})

@@ -107,6 +107,24 @@ def _from_jaas(value: str, where: str) -> dict[str, tuple[str, str]]:
     return {f"sasl.{k}": (v.replace('\\"', '"'), where) for k, v in found.items()}
 
 
+def _translate_java(given: dict[str, tuple[str, str]]) -> None:
+    """The Java clients' login and PEM truststore, as librdkafka names them (a name given
+    in librdkafka's own words wins)."""
+    if "sasl.jaas.config" in given:
+        value, where = given.pop("sasl.jaas.config")
+        for key, pair in _from_jaas(value, where).items():
+            given.setdefault(key, pair)
+    kind, _ = given.pop("ssl.truststore.type", ("PEM", ""))
+    if "ssl.truststore.location" in given:
+        value, where = given.pop("ssl.truststore.location")
+        if kind.upper() != "PEM":
+            raise ConfigError(
+                f"{where}: librdkafka reads PEM certificates only; give the CA as a PEM file"
+                " (ssl.truststore.type=PEM, or ssl.ca.location)"
+            )
+        given.setdefault("ssl.ca.location", (value, where))
+
+
 def client_properties(environ: Mapping[str, str] | None = None) -> ClientProperties:
     """The librdkafka properties given to this process (raises ConfigError on a refused
     or unreadable one)."""
@@ -122,10 +140,7 @@ def client_properties(environ: Mapping[str, str] | None = None) -> ClientPropert
     for name, value in env.items():
         if name.startswith(PREFIX) and name not in OWN_SETTINGS:
             given[prop_name(name)] = (value, name)
-    if "sasl.jaas.config" in given:
-        value, where = given.pop("sasl.jaas.config")
-        for key, pair in _from_jaas(value, where).items():
-            given.setdefault(key, pair)
+    _translate_java(given)
     for key, (_, where) in given.items():
         if key in GUARDED:
             raise ConfigError(
