@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import signal
 import time
 from collections.abc import Iterator, Sequence
 
@@ -227,12 +228,25 @@ def _up(settings: Settings, names: Sequence[str] | None, layout: Layout | None =
     return 0
 
 
+def _signal_kafka_nodes(services: Sequence[Service]) -> None:
+    """Several Kafka nodes stop together: one by one, the last would wait out its grace for
+    a controller quorum that has already left (30 s, then SIGKILL)."""
+    nodes = [s for s in services if isinstance(s, Kafka) and s.local]
+    if len(nodes) < 2:
+        return
+    for node in nodes:
+        pid = running_pid(node)
+        if pid is not None:
+            procs.send_signal(pid, signal.SIGTERM)
+
+
 def _down(settings: Settings, names: Sequence[str] | None) -> int:
     ok = True
     try:
         cfg = StackConfig.from_settings(settings)
         services = _services(cfg, names)
         with _locked(cfg):
+            _signal_kafka_nodes(services)
             for service in reversed(services):
                 try:
                     ok = _bring_down(service) and ok
