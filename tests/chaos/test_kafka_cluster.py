@@ -27,6 +27,7 @@ from pathlib import Path
 import confluent_kafka
 import psycopg
 import pytest
+from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
 from bench.pipeline import BenchPipeline, JobTimes, utc_in
 from herald.shared.infra.kafka.admin import admin
@@ -36,6 +37,7 @@ from herald.shared.infra.settings import Settings
 from stack import down, status, up, up_service
 from stack.config import StackConfig
 from stack.kafka_cluster import NODE_STEP, SECURE_OFFSET, client_properties_file, tls_dir
+from tests.support.helpers import settings_env
 
 pytestmark = pytest.mark.chaos
 
@@ -119,6 +121,13 @@ def test_the_pipeline_over_sasl_ssl_and_what_is_refused(
     )
     assert untrusted.returncode == 1, untrusted.stderr
     assert untrusted.stderr.startswith("herald: Kafka TLS failed (HERALD_KAFKA_SSL_CA_LOCATION")
+    # A service stops at start the same way, instead of retrying in the background.
+    publisher = _herald(
+        env | settings_env(secure) | {CONFIG_FILE: config_file, "HERALD_KAFKA_SASL_PASSWORD": "x"},
+        "publisher",
+    )
+    assert publisher.returncode == 1
+    assert publisher.stderr.splitlines()[-1].startswith("herald: Kafka refused the login")
 
     # The whole pipeline over SASL_SSL: topics, every service, the Python client.
     monkeypatch.setenv(CONFIG_FILE, config_file)
@@ -142,6 +151,32 @@ def test_the_pipeline_over_sasl_ssl_and_what_is_refused(
             }
         assert final == dict.fromkeys(jobs, "PUBLISHED")
         assert Counter(t.status for t in pipe.job_times()) == {"PUBLISHED": 50}
+
+
+def test_topics_are_replicated_and_grow_but_never_shrink(cluster: Settings) -> None:
+    env = settings_env(cluster, HERALD_TOPIC_PREFIX="grow.")
+    env.pop(CONFIG_FILE, None)
+    created = _herald(env, "topics", "create")
+    assert created.returncode == 0, created.stderr
+    assert "grow.publish.request: 12 partitions, retention.ms=604800000 (created)" in (
+        created.stderr
+    )
+    client = admin(cluster.kafka_bootstrap)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "grow.publish.request")
+    config = client.describe_configs([resource])[resource].result()
+    assert config["min.insync.replicas"].value == "2"
+    grown = _herald(env, "topics", "create", "--partitions", "16")
+    assert "grow.publish.request: 16 partitions, retention.ms=604800000 (grown from 12" in (
+        grown.stderr
+    )
+    assert "grow.publish.dlq: 16 partitions" in grown.stderr
+    kept = _herald(env, "topics", "create", "--partitions", "4")
+    assert "grow.publish.request: 16 partitions, retention.ms=604800000 (exists; Kafka never" in (
+        kept.stderr
+    )
+    topics = client.list_topics(timeout=30).topics
+    assert len(topics["grow.publish.request"].partitions) == 16
+    assert {len(p.replicas) for p in topics["grow.publish.request"].partitions.values()} == {3}
 
 
 def _java(cfg: StackConfig, *args: str) -> subprocess.CompletedProcess[str]:
@@ -247,16 +282,18 @@ def _print_figures(
     victim: str, times: list[JobTimes], due: float, killed: float, restarted: float
 ) -> None:
     posted = sorted(t.published for t in times if t.published is not None)
-    stall = max((b - a for a, b in itertools.pairwise(posted)), default=0.0)
+    stall, resumed = max(((b - a, b) for a, b in itertools.pairwise(posted)), default=(0.0, due))
     end = posted[-1]
 
     def rate(begin: float, until: float) -> str:
-        n = sum(1 for p in posted if begin <= p <= until)
-        return f"{n / (until - begin):.0f} ({n} jobs)" if until > begin else "- (drained)"
+        n = sum(1 for p in posted if begin <= p < until)
+        return f"{n / (until - begin):.0f}/s ({n} jobs)" if until > begin else "- (drained)"
 
     print(
         f"\n{victim} SIGKILLed {killed - due:.1f} s after the burst was due, started again"
-        f" {restarted - killed:.1f} s later; published jobs/s before {rate(due, killed)},"
-        f" while down {rate(killed, min(restarted, end))}, after {rate(restarted, end)};"
-        f" longest stall {stall:.2f} s; all {len(posted)} published {end - due:.1f} s after due"
+        f" {restarted - killed:.1f} s later. Published: before the kill {rate(due, killed)};"
+        f" longest stall {stall:.2f} s (ended {resumed - killed:.1f} s after the kill);"
+        f" then on two brokers {rate(max(killed, resumed), restarted)};"
+        f" after the restart {rate(restarted, end + 1e-6)};"
+        f" whole burst {len(posted) / (end - due):.0f}/s, {end - due:.1f} s"
     )
