@@ -8,6 +8,7 @@ import pytest
 
 from herald.shared.errors import ConfigError
 from herald.shared.infra.kafka import properties
+from herald.shared.infra.kafka.access import verify_access
 from herald.shared.infra.kafka.client import base_config
 from herald.shared.infra.kafka.properties import client_properties, env_name, prop_name
 from herald.shared.infra.settings import Settings
@@ -126,3 +127,18 @@ def test_a_java_pem_truststore_is_the_ca_and_a_jks_one_is_refused(tmp_path: Path
     file.write_text("ssl.truststore.location=/etc/truststore.jks\nssl.truststore.type=JKS\n")
     with pytest.raises(ConfigError, match="librdkafka reads PEM certificates only"):
         client_properties({"HERALD_KAFKA_CONFIG_FILE": str(file)})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("HERALD_KAFKA_NO_SUCH_THING", "1", 'No such configuration property: "no.such.thing"'),
+        ("HERALD_KAFKA_SOCKET_TIMEOUT_MS", "abc", "Invalid value for configuration property"),
+    ],
+)
+def test_an_unknown_property_or_a_bad_value_stops_at_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^Kafka client settings \\({name}\\): {says}"):
+        verify_access("127.0.0.1:1", timeout=0.1)

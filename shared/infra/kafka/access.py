@@ -8,6 +8,7 @@ names the setting to fix. A broker that does not answer at all is left to the us
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import confluent_kafka
@@ -52,7 +53,10 @@ def verify_access(bootstrap: str, timeout: float = 20.0) -> None:
     try:
         client = confluent_kafka.Producer(conf)
     except confluent_kafka.KafkaException as exc:  # an unknown property or a bad value
-        raise ConfigError(f"Kafka client settings: {exc.args[0].str()}") from None
+        text = exc.args[0].str()
+        named = re.search(r'property:? "([^"]+)"', text)
+        where = f" ({props.where(named.group(1))})" if named else ""
+        raise ConfigError(f"Kafka client settings{where}: {text}") from None
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
