@@ -20,7 +20,8 @@ import orjson
 from pydantic import ValidationError
 
 from herald.services.cli import checkout, connections, dlq, jobs, keys, processes
-from herald.shared.errors import DomainError, HeraldError
+from herald.shared.errors import ConfigError, DomainError, HeraldError
+from herald.shared.infra.kafka.properties import client_properties
 from herald.shared.infra.settings import Settings
 
 
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
             name = "_".join(str(p) for p in error["loc"]).upper()
             where = f"HERALD_{name}: " if name else ""
             print(f"herald: {where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    try:
+        client_properties()  # a refused or unreadable HERALD_KAFKA_* setting: one line
+    except ConfigError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
         return 2
     try:
         return int(args.handler(args, settings))

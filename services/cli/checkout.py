@@ -18,11 +18,9 @@ def stack(args: argparse.Namespace, settings: Settings) -> int:
     checkout_tools("stack")
     import stack
 
-    action: Callable[[Settings], int] = {
-        "up": stack.up,
-        "down": stack.down,
-        "status": stack.status,
-    }[args.action]
+    if args.action == "up":
+        return int(stack.up(settings, brokers=args.brokers, secure=args.secure))
+    action: Callable[[Settings], int] = {"down": stack.down, "status": stack.status}[args.action]
     return action(settings)
 
 
@@ -36,6 +34,18 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 def add_stack(sub: Commands) -> None:
     s = sub.add_parser("stack", help="the local Kafka, Redis, Postgres and Prometheus")
     s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="up: KRaft nodes in the Kafka cluster (chosen when it is first formatted; 1)",
+    )
+    s.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="up: add a SASL_SSL listener with a SCRAM user and a local CA (at first format)",
+    )
     s.set_defaults(handler=stack)
 
 

@@ -27,15 +27,32 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def topics(args: argparse.Namespace, settings: Settings) -> int:
-    from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+    from herald.shared.infra.kafka.access import verify_access
+    from herald.shared.infra.kafka.admin import (
+        create_topics,
+        grow_partitions,
+        load_topic_specs,
+        partition_counts,
+    )
 
-    specs = load_topic_specs()
-    created = create_topics(settings.kafka_bootstrap, specs, settings.topic_prefix)
-    for spec in specs:
-        name = settings.topic_prefix + spec.name
-        state = "created" if name in created else "exists"
+    bootstrap, specs = settings.kafka_bootstrap, load_topic_specs()
+    verify_access(bootstrap)
+    created = create_topics(bootstrap, specs, settings.topic_prefix)
+    names = [settings.topic_prefix + spec.name for spec in specs]
+    grown = grow_partitions(bootstrap, names, args.partitions) if args.partitions else {}
+    counts = partition_counts(bootstrap, names)
+    for name, spec in zip(names, specs, strict=True):
+        if name in grown:
+            state = f"grown from {grown[name][0]} partitions"
+        elif name in created:
+            state = "created"
+        elif args.partitions and counts.get(name, 0) > args.partitions:
+            state = f"exists; Kafka never shrinks a topic below its {counts[name]}"
+        else:
+            state = "exists"
         print(
-            f"{name}: {spec.partitions} partitions, retention.ms={spec.retention_ms} ({state})",
+            f"{name}: {counts.get(name, spec.partitions)} partitions,"
+            f" retention.ms={spec.retention_ms} ({state})",
             file=sys.stderr,
         )
     return 0
@@ -63,6 +80,12 @@ def add_commands(sub: Commands) -> None:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=migrate)
     s = sub.add_parser("topics", help="Kafka topics")
     s.add_argument("action", choices=["create"])
+    s.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="grow every topic to at least N partitions (Kafka never shrinks them)",
+    )
     s.set_defaults(handler=topics)
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service").set_defaults(handler=service)

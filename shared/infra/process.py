@@ -14,6 +14,7 @@ from typing import Any
 from herald.shared.infra import logging as herald_logging
 from herald.shared.infra import metrics
 from herald.shared.infra import redis_client as redis_store
+from herald.shared.infra.kafka.access import verify_access
 from herald.shared.infra.kafka.admin import ping as kafka_ping
 from herald.shared.infra.ops_server import Health, serve
 from herald.shared.infra.retry import Backoff, Retry, Stopped, sleep_or_stop
@@ -151,6 +152,8 @@ async def run_service(
     # No I/O yet; a missing secret key stops the service here, before it says anything.
     rt = Runtime.build(settings, db_acquire_timeout=db_acquire_timeout)
     log.info("starting", extra={"settings": settings.masked()})
+    # A refused password or certificate stops the service here, with one line.
+    await asyncio.to_thread(verify_access, settings.kafka_bootstrap)
     metrics.register_process(name, settings.replica)
     health = Health()
     standard_checks(health, rt)

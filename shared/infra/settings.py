@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     threads_app_secret: SecretStr | None = None
     threads_authorize_url: str = "https://threads.net/oauth/authorize"
 
+    # Kafka client properties (security, timeouts ...) are not settings here: any librdkafka
+    # property is read as HERALD_KAFKA_<PROPERTY> or from HERALD_KAFKA_CONFIG_FILE by
+    # kafka/properties.py, which passes through no HERALD_KAFKA_* field of this class.
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093
     prometheus_port: int = 9090
@@ -156,6 +159,9 @@ class Settings(BaseSettings):
                 data[key] = "***" if value else value
             elif isinstance(value, str):
                 data[key] = mask_credentials(value)
+        from herald.shared.infra.kafka.properties import client_properties
+
+        data["kafka_client_properties"] = client_properties().masked()
         return data
 
 

@@ -1,26 +1,45 @@
 """A small Python client for other services: produces commands to `publish.schedule`.
 
 Every command carries a client-made `job_id`, the `tenant_id` and an idempotency key, so
-re-sending the same command is harmless. Outcomes arrive on `publish.status`.
+re-sending the same command is harmless. Outcomes arrive on `publish.status`, and a refused
+command as a dead letter on `publish.dlq`: `follow` reads both for the client's jobs. Kafka
+security settings come from HERALD_KAFKA_<PROPERTY> / HERALD_KAFKA_CONFIG_FILE, or as
+`config` (librdkafka properties). Needs neither the services' stores nor faust.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
-from herald.shared.infra.kafka.client import Producer
-from herald.shared.infra.names import SCHEDULE, Names
+import orjson
+
+from herald.shared.domain.jobs import TERMINAL
+from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.names import DLQ, SCHEDULE, STATUS, Names
 from herald.shared.messages import codec
 from herald.shared.messages.schedule import command_value, encode_command
 
 
 class HeraldClient:
-    def __init__(self, bootstrap: str, tenant_id: str, *, topic_prefix: str = "") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        tenant_id: str,
+        *,
+        topic_prefix: str = "",
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
-        self.topic = Names(topic_prefix).topic(SCHEDULE)
-        self._producer = Producer(bootstrap)
+        self.bootstrap = bootstrap
+        self.names = Names(topic_prefix)
+        self.topic = self.names.topic(SCHEDULE)
+        self._config = dict(config or {})
+        self._producer = Producer(bootstrap, **self._config)
         self._pending: list[tuple[str, str | bytes | None, bytes]] = []
 
     def _command(self, command: str, job_id: str, key: str | None, **fields: Any) -> str:
@@ -74,6 +93,51 @@ class HeraldClient:
         """Send every queued command and wait until Kafka acknowledged them."""
         pending, self._pending = self._pending, []
         return self._producer.send_batch(pending, timeout)
+
+    def follow(self, job_ids: Iterable[str], timeout: float = 300.0) -> Iterator[dict[str, Any]]:
+        """Yield every `publish.status` event of these jobs (this tenant's), and each dead
+        letter naming one (`{"dead_letter": ...}`, e.g. a refused command), until each job
+        is final (PUBLISHED, CANCELLED, DEAD_LETTERED, or dead-lettered as a command) or
+        `timeout` seconds passed. Reads from the topics' start with a group of its own, so
+        it sees events sent before it was called; an event may come twice."""
+        waiting = set(job_ids)
+        status, dlq = self.names.topic(STATUS), self.names.topic(DLQ)
+        reader = consumer(self.bootstrap, f"herald-client-{uuid.uuid4().hex}", **self._config)
+        reader.subscribe([status, dlq])
+        deadline = time.monotonic() + timeout
+        try:
+            while waiting and time.monotonic() < deadline:
+                msg = reader.poll(0.5)
+                if msg is None or msg.error() is not None or msg.key() is None:
+                    continue
+                job_id = bytes(msg.key() or b"").decode()
+                if job_id not in waiting:
+                    continue
+                value = orjson.loads(msg.value() or b"{}")
+                if value.get("tenant_id") not in (None, self.tenant_id):
+                    continue
+                if msg.topic() == dlq:
+                    waiting.discard(job_id)
+                    yield {"job_id": job_id, "dead_letter": value}
+                    continue
+                if value.get("status") in TERMINAL:
+                    waiting.discard(job_id)
+                yield value
+        finally:
+            reader.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued and release the producer."""
+        self.flush(timeout)
+        self._producer.close(timeout)
+
+    def __enter__(self) -> HeraldClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _rfc3339(value: datetime | None) -> str | None:

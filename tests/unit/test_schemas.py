@@ -3,6 +3,7 @@ round-trip through encode/decode with the validation the services use."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import orjson
@@ -92,3 +93,28 @@ def test_a_known_version_with_an_unknown_field_is_refused_a_newer_minor_is_not()
     major, minor = codec.SCHEMA_VERSION.split(".")
     newer = command | {"schema_version": f"{major}.{int(minor) + 1}"}
     assert codec.decode("publish.schedule", orjson.dumps(newer))["schedule_at"]
+
+
+def test_asyncapi_names_the_security_schemes_of_schedule_producers() -> None:
+    spec = yaml.safe_load((SCHEMAS_DIR / "asyncapi.yaml").read_text())
+    schemes = spec["components"]["securitySchemes"]
+    send = spec["operations"]["sendScheduleCommand"]
+    named = {ref["$ref"].rsplit("/", 1)[1] for ref in send["security"]}
+    assert named == set(schemes) and {"scramSha512", "oauthBearer"} <= named
+    assert schemes["scramSha512"]["type"] == "scramSha512"
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_every_schema_carries_examples_that_pass_it(topic: str) -> None:
+    schema = json.loads((SCHEMAS_DIR / f"{topic}.json").read_text())
+    assert schema["examples"]
+    for example in schema["examples"]:
+        assert codec.decode(topic, orjson.dumps(example)) is not None
+
+
+def test_platform_stays_a_pattern_since_plugins_add_platforms() -> None:
+    definitions = json.loads((SCHEMAS_DIR / "definitions.json").read_text())
+    assert definitions["$defs"]["platform"] == {
+        "type": "string",
+        "pattern": "^[a-z][a-z0-9_]{0,31}$",
+    }

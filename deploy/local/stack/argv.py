@@ -23,8 +23,17 @@ def kafka_argv(java: str, libs: Path, log4j2: Path, properties: Path) -> list[st
 
 
 def kafka_format_argv(
-    java: str, libs: Path, log4j2: Path, properties: Path, cluster_id: str
+    java: str,
+    libs: Path,
+    log4j2: Path,
+    properties: Path,
+    cluster_id: str,
+    *,
+    standalone: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
+    """StorageTool's format: `standalone` for a single node's dynamic quorum (several nodes
+    name their static quorum in controller.quorum.voters instead)."""
     return [
         java,
         "-Xmx512m",
@@ -33,7 +42,8 @@ def kafka_format_argv(
         f"{libs}/*",
         "kafka.tools.StorageTool",
         "format",
-        "--standalone",
+        *(["--standalone"] if standalone else []),
+        *extra,
         "-t",
         cluster_id,
         "-c",

@@ -24,7 +24,7 @@ class StackError(HeraldError):
 
 
 class Service(ABC):
-    name: ClassVar[str]
+    name: str  # a class attribute, or per instance (the Kafka nodes)
     env_var: ClassVar[str]  # the setting that picks this service's address
     ready_timeout: ClassVar[float] = 30.0
 

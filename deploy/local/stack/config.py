@@ -7,7 +7,7 @@ Nothing here starts a process or touches the network, so it is unit-tested direc
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +16,14 @@ from psycopg.conninfo import conninfo_to_dict
 from herald.shared.errors import ConfigError
 from herald.shared.infra.paths import DEPLOY_DIR
 from herald.shared.infra.settings import Settings
+from stack.kafka_cluster import (
+    NODE_STEP,
+    SECURE_OFFSET,
+    Layout,
+    load_layout,
+    node_index,
+    node_names,
+)
 
 SERVICES: tuple[str, ...] = ("postgres", "redis", "kafka", "prometheus")
 """Every service of the stack, in start order (``down`` stops them in reverse)."""
@@ -128,6 +136,7 @@ class StackConfig:
     prometheus: Endpoint
     redis_url: str
     database_url: str
+    layout: Layout = field(default_factory=Layout)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackConfig:
@@ -144,11 +153,17 @@ class StackConfig:
             ),
             redis_url=settings.redis_url,
             database_url=settings.database_url,
+            layout=load_layout(settings.resolved_stack_dir().resolve()) or Layout(),
         )
 
+    def service_names(self) -> list[str]:
+        """Every service of this stack in start order: each Kafka node by name."""
+        return [n for s in SERVICES for n in (node_names(self.layout) if s == "kafka" else [s])]
+
     def endpoint(self, service: str) -> Endpoint:
-        if service == "kafka":
-            return self.kafka
+        if service.startswith("kafka"):
+            step = NODE_STEP * (node_index(service) - 1)
+            return Endpoint(self.kafka.host, self.kafka.port + step)
         if service == "redis":
             return self.redis
         if service == "postgres":
@@ -159,8 +174,10 @@ class StackConfig:
 
     def ports(self, service: str) -> tuple[int, ...]:
         """Every TCP port the service binds on loopback."""
-        if service == "kafka":
-            return (self.kafka.port, self.kafka_controller_port)
+        if service.startswith("kafka"):
+            step = NODE_STEP * (node_index(service) - 1)
+            ports = (self.kafka.port + step, self.kafka_controller_port + step)
+            return ports + ((ports[0] + SECURE_OFFSET,) if self.layout.secure else ())
         return (self.endpoint(service).port,)
 
     def service_dir(self, service: str) -> Path:

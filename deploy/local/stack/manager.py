@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import signal
 import time
 from collections.abc import Iterator, Sequence
 
@@ -11,9 +13,16 @@ from herald.shared.errors import ConfigError
 from herald.shared.infra.settings import Settings
 from stack import debian, install, procs
 from stack.base import Service, StackError, retry_until
-from stack.config import SERVICES, StackConfig
+from stack.config import StackConfig
 from stack.console import say, show_lines
 from stack.kafka_broker import Kafka
+from stack.kafka_cluster import (
+    SECURE_OFFSET,
+    Layout,
+    choose_layout,
+    client_properties_file,
+    save_layout,
+)
 from stack.postgres_server import Postgres
 from stack.prometheus_server import Prometheus
 from stack.redis_server import Redis
@@ -22,16 +31,18 @@ from stack.render import format_status_rows
 _CLASSES: dict[str, type[Service]] = {
     "postgres": Postgres,
     "redis": Redis,
-    "kafka": Kafka,
     "prometheus": Prometheus,
 }
 
 
-def _services(cfg: StackConfig, names: Sequence[str] = SERVICES) -> list[Service]:
-    unknown = [n for n in names if n not in _CLASSES]
+def _services(cfg: StackConfig, names: Sequence[str] | None = None) -> list[Service]:
+    """The services `names` (every one of the stack by default), each Kafka node by name."""
+    known = cfg.service_names()
+    names = known if names is None else names
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"unknown stack service {unknown[0]!r} (one of {', '.join(SERVICES)})")
-    return [_CLASSES[name](cfg) for name in names]
+        raise ConfigError(f"unknown stack service {unknown[0]!r} (one of {', '.join(known)})")
+    return [Kafka(cfg, n) if n.startswith("kafka") else _CLASSES[n](cfg) for n in names]
 
 
 @contextlib.contextmanager
@@ -179,13 +190,17 @@ def _bring_down(service: Service) -> bool:
     return stopped
 
 
-def _up(settings: Settings, names: Sequence[str]) -> int:
+def _up(settings: Settings, names: Sequence[str] | None, layout: Layout | None = None) -> int:
     began = time.monotonic()
     service: Service | None = None
     try:
         cfg = StackConfig.from_settings(settings)
+        if layout is not None:
+            cfg = dataclasses.replace(cfg, layout=layout)
         services = _services(cfg, names)
         with _locked(cfg):
+            if layout is not None:
+                save_layout(cfg.root, layout)
             local = [s for s in services if s.local]
             install.ensure_packages(local, cfg)
             if any(isinstance(s, Kafka) for s in local):
@@ -203,16 +218,35 @@ def _up(settings: Settings, names: Sequence[str]) -> int:
     if failed:
         say(f"ERROR: not up: {', '.join(failed)} ({cfg.root})")
         return 1
+    if cfg.layout.secure:
+        node = cfg.endpoint("kafka")
+        say(
+            f"kafka: SASL_SSL listener at {node.host}:{node.port + SECURE_OFFSET}; its client"
+            f" settings: HERALD_KAFKA_CONFIG_FILE={client_properties_file(cfg.root)}"
+        )
     say(f"stack up in {time.monotonic() - began:.1f} s ({cfg.root})")
     return 0
 
 
-def _down(settings: Settings, names: Sequence[str]) -> int:
+def _signal_kafka_nodes(services: Sequence[Service]) -> None:
+    """Several Kafka nodes stop together: one by one, the last would wait out its grace for
+    a controller quorum that has already left (30 s, then SIGKILL)."""
+    nodes = [s for s in services if isinstance(s, Kafka) and s.local]
+    if len(nodes) < 2:
+        return
+    for node in nodes:
+        pid = running_pid(node)
+        if pid is not None:
+            procs.send_signal(pid, signal.SIGTERM)
+
+
+def _down(settings: Settings, names: Sequence[str] | None) -> int:
     ok = True
     try:
         cfg = StackConfig.from_settings(settings)
         services = _services(cfg, names)
         with _locked(cfg):
+            _signal_kafka_nodes(services)
             for service in reversed(services):
                 try:
                     ok = _bring_down(service) and ok
@@ -228,16 +262,22 @@ def _down(settings: Settings, names: Sequence[str]) -> int:
 # ---------------------------------------------------------------- public API
 
 
-def up(settings: Settings) -> int:
+def up(settings: Settings, *, brokers: int | None = None, secure: bool | None = None) -> int:
     """Install what is missing and start every service; 0 when all answer. Makes the
-    local stack's secret key once (unless HERALD_SECRET_KEY is set)."""
+    local stack's secret key once (unless HERALD_SECRET_KEY is set). `brokers` and `secure`
+    choose the Kafka layout when its storage is first formatted (kafka_cluster)."""
     settings.ensure_local_secret_key()
-    return _up(settings, SERVICES)
+    try:
+        layout = choose_layout(settings.resolved_stack_dir().resolve(), brokers, secure)
+    except ConfigError as exc:
+        _fail(None, exc)
+        return 1
+    return _up(settings, None, layout)
 
 
 def down(settings: Settings) -> int:
     """Stop what ``up`` started (by pid files), keeping all data."""
-    return _down(settings, SERVICES)
+    return _down(settings, None)
 
 
 def status(settings: Settings) -> int:

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewPartitions,
+    NewTopic,
+)
 
 from herald.shared.infra.kafka.client import KafkaError, base_config
 from herald.shared.infra.paths import TOPICS_FILE
@@ -58,15 +62,23 @@ async def ping(bootstrap: str, timeout: float = 3.0) -> bool:
 def create_topics(
     bootstrap: str, specs: list[TopicSpec], prefix: str = "", timeout: float = 30.0
 ) -> list[str]:
-    """Create missing topics; returns the names created (none when all exist)."""
+    """Create missing topics; returns the names created (none when all exist). Each gets
+    min(3, brokers) replicas and min.insync.replicas min(2, replicas): with acks=all a
+    record is then on two brokers before it counts as sent, and one broker alone still
+    works."""
     client = admin(bootstrap)
-    existing = set(client.list_topics(timeout=timeout).topics)
+    meta = client.list_topics(timeout=timeout)
+    existing = set(meta.topics)
+    replicas = replication_factor(len(meta.brokers))
     new = [
         NewTopic(
             prefix + spec.name,
             num_partitions=spec.partitions,
-            replication_factor=1,
-            config={"retention.ms": str(spec.retention_ms)},
+            replication_factor=replicas,
+            config={
+                "retention.ms": str(spec.retention_ms),
+                "min.insync.replicas": str(min_insync_replicas(replicas)),
+            },
         )
         for spec in specs
         if prefix + spec.name not in existing
@@ -80,6 +92,38 @@ def create_topics(
             if exc.args[0].code() != confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaError(f"creating topic {name}: {exc}") from exc
     return created
+
+
+def replication_factor(brokers: int) -> int:
+    return max(1, min(3, brokers))
+
+
+def min_insync_replicas(replicas: int) -> int:
+    return min(2, replicas)
+
+
+def partition_counts(bootstrap: str, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """How many partitions each existing topic of `names` has."""
+    topics = admin(bootstrap).list_topics(timeout=timeout).topics
+    return {n: len(topics[n].partitions) for n in names if n in topics}
+
+
+def grow_partitions(
+    bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0
+) -> dict[str, tuple[int, int]]:
+    """Give every topic of `names` with fewer than `partitions` partitions that many (Kafka
+    never takes partitions away); answers {topic: (before, after)} for the topics grown."""
+    before = partition_counts(bootstrap, names, timeout)
+    grow = [NewPartitions(n, partitions) for n, count in before.items() if count < partitions]
+    if not grow:
+        return {}
+    client = admin(bootstrap)
+    for name, future in client.create_partitions(grow, request_timeout=timeout).items():
+        try:
+            future.result()
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"growing topic {name} to {partitions} partitions: {exc}") from exc
+    return {g.topic: (before[g.topic], partitions) for g in grow}
 
 
 def delete_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import confluent_kafka
 
 from herald.shared.errors import HeraldError
+from herald.shared.infra.kafka.properties import client_properties
 
 log = logging.getLogger(__name__)
 Message = confluent_kafka.Message
@@ -33,7 +34,16 @@ def _error_cb(err: confluent_kafka.KafkaError) -> None:
 
 
 def base_config(bootstrap: str) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap, "error_cb": _error_cb, "client.id": "herald"}
+    """What every Herald Kafka client starts from: the brokers, and the properties given as
+    HERALD_KAFKA_* or in HERALD_KAFKA_CONFIG_FILE (security, timeouts ...; properties.py)."""
+    return (
+        {"client.id": "herald"}
+        | client_properties().values
+        | {
+            "bootstrap.servers": bootstrap,
+            "error_cb": _error_cb,
+        }
+    )
 
 
 @dataclass

@@ -261,10 +261,13 @@ class ConcurrentConsumer:
         new = {(str(p.topic), int(p.partition)) for p in parts}
         with self._lock:
             self._assigned |= new
-        if self._paused and parts:
-            # cooperative: assign the increment now so it can be paused like the rest
+        if parts:
+            # Cooperative: assign the increment now, paused like the rest while we are full,
+            # and otherwise resumed: librdkafka keeps a partition's pause across a revoke or
+            # a loss, so one paused when it was taken away (a coordinator lost, a copy that
+            # joined) would come back paused and never be read again.
             c.incremental_assign(parts)
-            c.pause(parts)
+            (c.pause if self._paused else c.resume)(parts)
         log.info(
             "partitions assigned",
             extra={"group": self.group, "partitions": sorted(p for _, p in new)},
