@@ -76,8 +76,19 @@ def copy_project(to: Path) -> Path:
     return to
 
 
-def build_wheel(cache: Path, tmp: Path) -> Path:
-    source = copy_project(tmp / "source")
+def release_source(commit: str, to: Path) -> Path:
+    """The project's files at `commit` of this repository's history (`git archive`)."""
+    to.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", to], input=archive, check=True)
+    return to
+
+
+def build_wheel(cache: Path, tmp: Path, source: Path | None = None) -> Path:
+    """The wheel of `source` (by default, this checkout's files)."""
+    source = source or copy_project(tmp / "source")
     backend = tomllib.loads((source / "pyproject.toml").read_text())["build-system"]["requires"]
     dist = tmp / "dist"
     from_cache(cache, "wheel", "--no-deps", "--wheel-dir", dist, source, fetch=backend)
