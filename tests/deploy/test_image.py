@@ -6,7 +6,7 @@ does. A connection's token is stored through the API container, a sandbox post i
 published through the publisher container, and SIGTERM stops each container, which drains
 and exits 0 by itself.
 
-The base root file system and Helm-free tools come from tests/support/deploy_tools.py (made
+The base root file system and podman come from tests/support/deploy_tools.py (made
 once into /var/cache/herald); podman keeps the image's layers, so a run whose sources did
 not change builds nothing.
 """
@@ -67,8 +67,9 @@ def fill_wheel_cache(podman: Podman, cache: Path) -> None:
 
 
 def build(podman: Podman) -> None:
-    """Build IMAGE; the image it replaces (an older build of the test) and the untagged
-    build stage are removed, so repeated runs do not fill the storage."""
+    """Build IMAGE. When the sources changed, the image it replaces and the untagged build
+    stages are removed, so repeated runs do not fill the storage; when nothing changed,
+    every layer comes from podman's cache."""
     cache = wheel_cache()
     fill_wheel_cache(podman, cache)
     before = podman("image", "inspect", "--format={{.Id}}", IMAGE) if podman.exists(IMAGE) else ""
@@ -85,10 +86,11 @@ def build(podman: Podman) -> None:
         ROOT,
         timeout=1500,
     )
-    if before and before != podman("image", "inspect", "--format={{.Id}}", IMAGE):
-        with contextlib.suppress(RuntimeError):  # still used by a container of another run
-            podman.run("rmi", before)
-    podman("image", "prune", "--force")  # the build stage's image, untagged
+    if before != podman("image", "inspect", "--format={{.Id}}", IMAGE):
+        if before:
+            with contextlib.suppress(RuntimeError):  # still used by a container of another run
+                podman.run("rmi", before)
+        podman("image", "prune", "--force")  # the replaced builds' untagged build stages
 
 
 def get(url: str) -> tuple[int, Any]:
