@@ -1,4 +1,5 @@
-"""`herald api`: the HTTP API on 127.0.0.1:HERALD_API_PORT (the only process binding it)."""
+"""`herald api`: the HTTP API on HERALD_BIND_ADDRESS:HERALD_API_PORT (the only process binding
+it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
-HOST = "127.0.0.1"
 
 
 async def api_main(rt: Runtime, sup: Supervisor) -> None:
@@ -20,21 +20,22 @@ async def api_main(rt: Runtime, sup: Supervisor) -> None:
     # No access log: nothing about a request (headers included) reaches a log line.
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, HOST, rt.settings.api_port)
+    host = rt.settings.bind_address
+    site = web.TCPSite(runner, host, rt.settings.api_port)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         log.error(
             "cannot bind the API port; set HERALD_API_PORT to a free port",
-            extra={"host": HOST, "port": rt.settings.api_port, "error": str(exc)},
+            extra={"host": host, "port": rt.settings.api_port, "error": str(exc)},
         )
         sup.failed = exc
         sup.stop()
         return
     sockets = getattr(site._server, "sockets", None)
     port = int(sockets[0].getsockname()[1]) if sockets else rt.settings.api_port
-    log.info("api listening", extra={"address": f"http://{HOST}:{port}", "port": port})
+    log.info("api listening", extra={"address": f"http://{host}:{port}", "port": port})
 
     async def serve_until_stopped() -> None:
         try:

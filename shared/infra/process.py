@@ -162,7 +162,7 @@ async def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, supervisor.stop)
-    runner, port = await serve(health, settings.metrics_port)
+    runner, port = await serve(health, settings.metrics_port, settings.bind_address)
     log.info("metrics endpoint", extra={"metrics_port": port, "service": name})
     try:
         await rt.open()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     api_port: int = 8080
     metrics_port: int = 0
+    # The address the API and the ops endpoints listen on: loopback unless a container or a
+    # pod needs them reachable (0.0.0.0, or :: for every IPv6 and IPv4 address).
+    bind_address: str = "127.0.0.1"
     # Requests one publisher copy works on at once (decision 0013: 512, was 256).
     publisher_max_in_flight: int = Field(default=512, ge=1)
     # The results service's CPU niceness (0-19; 0 = the same priority as the other
