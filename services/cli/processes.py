@@ -13,8 +13,12 @@ SERVICES = ("scheduler", "publisher", "results", "api")
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from herald.shared.infra.access import verify_postgres
     from herald.shared.infra.db.migrate import migrate
 
+    asyncio.run(verify_postgres(settings.database_url))  # a refused login: one line
     applied = migrate(settings.database_url, settings.db_schema)
     if applied:
         for m in applied:

@@ -14,6 +14,7 @@ from typing import Any
 from herald.shared.infra import logging as herald_logging
 from herald.shared.infra import metrics
 from herald.shared.infra import redis_client as redis_store
+from herald.shared.infra.access import verify_stores
 from herald.shared.infra.kafka.access import verify_access
 from herald.shared.infra.kafka.admin import ping as kafka_ping
 from herald.shared.infra.ops_server import Health, serve
@@ -154,6 +155,7 @@ async def run_service(
     log.info("starting", extra={"settings": settings.masked()})
     # A refused password or certificate stops the service here, with one line.
     await asyncio.to_thread(verify_access, settings.kafka_bootstrap)
+    await verify_stores(settings.redis_url, settings.database_url)
     metrics.register_process(name, settings.replica)
     health = Health()
     standard_checks(health, rt)

@@ -27,7 +27,9 @@ _PARAM_SECRET = re.compile(
     r"(\b[\w.-]*(?:password|secret|token)\s*=\s*)('(?:\\.|[^'])*'|[^\s&,;]*)", re.IGNORECASE
 )
 # Settings whose whole value is a secret, whatever its type.
-_SECRET_NAME = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+# A secret setting is named for what it holds (`secret_key`, `meta_app_secret`), unlike a
+# setting about one (`token_check_seconds`).
+_SECRET_NAME = re.compile(r"(secret|password|token|credential)s?(_key)?$", re.IGNORECASE)
 
 
 def mask_credentials(text: str) -> str:

@@ -62,3 +62,15 @@ def test_a_malformed_database_url_is_refused_without_quoting_it() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_database_url("postgresql://u:pw Zq8x@h/db")
     assert "Zq8x" not in str(caught.value)
+
+
+def test_secret_settings_are_masked_and_settings_about_them_are_not() -> None:
+    shown = Settings(
+        secret_key=SecretStr("k" * 44),
+        meta_app_secret=SecretStr(PASSWORD),
+        threads_app_secret=SecretStr(PASSWORD),
+        token_check_seconds=42.0,
+    ).masked()
+    assert shown["secret_key"] == shown["meta_app_secret"] == shown["threads_app_secret"] == "***"
+    assert shown["token_check_seconds"] == 42.0
+    assert PASSWORD not in orjson.dumps(shown).decode()
