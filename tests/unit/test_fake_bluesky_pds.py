@@ -169,7 +169,7 @@ async def test_faults_aim_at_a_marker_and_commit_before_dropping(
         {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
         headers={"Retry-After": "7"},
     )
-    status, body, headers = await xrpc(
+    status, _body, headers = await xrpc(
         http, pds, create, token, json=post(pds, "[other]", rkey="3lbcdefghijk2")
     )
     assert status == 429 and headers["Retry-After"] == "7"

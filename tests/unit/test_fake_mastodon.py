@@ -140,7 +140,9 @@ async def test_faults(http: aiohttp.ClientSession, m: FakeMastodon) -> None:
         marker="[rl]",
     )
     m.drop_next("status", commit=True, marker="[drop]")
-    status, body, headers = await call(http, m, "POST", "/api/v1/statuses", json={"status": "[rl]"})
+    status, _body, headers = await call(
+        http, m, "POST", "/api/v1/statuses", json={"status": "[rl]"}
+    )
     assert status == 429 and headers["X-RateLimit-Reset"] == "2026-12-02T10:00:00.000Z"
     with pytest.raises(aiohttp.ClientError):
         await call(http, m, "POST", "/api/v1/statuses", json={"status": "[drop]"})
