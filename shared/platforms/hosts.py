@@ -24,6 +24,7 @@ import errno
 import ipaddress
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -131,6 +132,20 @@ def check_host(url: str) -> str:
             raise HostRefused(f"host {host} does not resolve") from None
         _judge(host, [str(i[4][0]) for i in infos])
     return url.strip().rstrip("/")
+
+
+def host_errors(metadata: Mapping[str, Any], key: str) -> dict[str, str]:
+    """For ``Platform.check_metadata``: the error of the host URL under ``metadata[key]``
+    (when it is a string; its pattern is the declaration's business), keyed
+    ``metadata.<key>``."""
+    url = metadata.get(key)
+    if not isinstance(url, str):
+        return {}
+    try:
+        check_host(url)
+    except HostRefused as exc:
+        return {f"metadata.{key}": str(exc)}
+    return {}
 
 
 class PublicResolver(AbstractResolver):
