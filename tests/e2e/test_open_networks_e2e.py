@@ -26,6 +26,7 @@ from tests.fakes.bluesky_pds import FakePDS
 from tests.fakes.mastodon_instance import FakeMastodon
 from tests.fakes.media_host import MediaHost
 from tests.fakes.tls import make_cert, server_context
+from tests.support.e2e_runs import job_rows, kill_claim_holder
 from tests.support.helpers import ServiceProcess, assert_none_in_progress
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -182,36 +183,17 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
                 hanging = [r for r in fake.calls(post_call) if r.status == 0]
                 if not any("[kill]" in fake.text_of(post_call, r.body) for r in hanging):
                     return False
-                row = await rt.db.fetchone(
-                    "SELECT worker FROM publish_claims WHERE job_id = %s AND result IS NULL",
-                    (ids["kill"],),
-                )
-                victim = next(
-                    (c for c in copies if row and c.proc and f"-{c.proc.pid}" in row["worker"]),
-                    None,
-                )
-                if victim is None:
-                    return False
-                victim.kill()  # SIGKILL while its post call hangs, the post made
-                return True
+                return await kill_claim_holder(rt, copies, ids["kill"])  # the post made
 
             await eventually(killed_mid_call, timeout=60, interval=0.2)
 
             async def settled() -> bool:
-                rows = await rt.db.fetch(
-                    "SELECT id::text AS id, status FROM jobs WHERE id = ANY(%s)",
-                    (list(ids.values()),),
-                )
-                status = {r["id"]: r["status"] for r in rows}
-                return all(status.get(ids[j.label]) in j.ends for j in jobs)
+                rows = await job_rows(rt, ids)
+                return all(rows.get(j.label, {}).get("status") in j.ends for j in jobs)
 
             await eventually(settled, timeout=90, interval=0.5)
             await asyncio.sleep(2)  # any late second post would show now
-            rows = await rt.db.fetch(
-                "SELECT id::text AS id, status, last_error FROM jobs WHERE id = ANY(%s)",
-                (list(ids.values()),),
-            )
-            final = {r["id"]: r for r in rows}
+            final = await job_rows(rt, ids)
             assert sum(not c.alive() for c in copies) == 1, [c.log()[-2000:] for c in copies]
             assert all(s.alive() for s in services), [s.log()[-2000:] for s in services]
         finally:
@@ -220,12 +202,12 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
 
         wrong = {}
         for job in jobs:
-            row = final[ids[job.label]]
+            row = final[job.label]
             posts = len(fake.posts_with(job.marker))
             if row["status"] not in job.ends or posts != job.posts:
                 wrong[job.label] = (row["status"], posts, row["last_error"])
         assert not wrong, wrong
-        assert "needs_reauth" in str(final[ids["auth"]]["last_error"])
+        assert "needs_reauth" in str(final["auth"]["last_error"])
         await assert_none_in_progress(rt)
         logs = "".join(p.log() for p in [*services, *copies])
         secrets = [connection_body(platform, fake, b)["access_token"] for b in (False, True)]
