@@ -1,11 +1,22 @@
 """What a platform plugin imports from Herald, and nothing else of Herald: the declaration
 to subclass (`Platform` and the rules it declares), the contract between the publisher and
 a platform (one attempt's context, the protocol to implement, the outcomes to answer) and
-the scrubber for a token in free text. The guide is docs/write-a-platform.md."""
+the scrubber for a token in free text, and the public-host checks for URLs a connection
+names and media a plugin downloads. The guide is docs/write-a-platform.md."""
 
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.platforms.contract import AttemptContext, ClaimLost, PlatformPublisher
+from herald.shared.platforms.hosts import (
+    HostRefused,
+    Media,
+    MediaRefused,
+    MediaUnavailable,
+    check_host,
+    check_scheme,
+    fetch_media,
+    public_session,
+)
 from herald.shared.platforms.plugin import (
     AccountRules,
     AuthLost,
@@ -29,9 +40,13 @@ __all__ = [
     "CaptionLimits",
     "ClaimLost",
     "Connection",
+    "HostRefused",
     "IssuedToken",
+    "Media",
     "MediaKind",
+    "MediaRefused",
     "MediaRules",
+    "MediaUnavailable",
     "MetadataField",
     "Outcome",
     "Platform",
@@ -42,5 +57,9 @@ __all__ = [
     "RateLimit",
     "Scrubber",
     "TokenRules",
+    "check_host",
+    "check_scheme",
+    "fetch_media",
     "is_video",
+    "public_session",
 ]

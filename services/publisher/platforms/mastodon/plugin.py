@@ -1,0 +1,68 @@
+"""The `mastodon` plugin's declaration: publishing to an account on any Mastodon instance
+(its URL in the connection's metadata, its access token the connection's token),
+registered under `herald.platforms`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from herald.platforms import (
+    AccountRules,
+    CaptionLimits,
+    Connection,
+    HostRefused,
+    MediaKind,
+    MediaRules,
+    MetadataField,
+    Platform,
+    PlatformEnv,
+    PlatformPublisher,
+    RateLimit,
+    check_host,
+)
+
+MAX_MEDIA = 4  # the default; the instance's own limit is read before posting
+
+
+class Mastodon(Platform):
+    name = "mastodon"
+    title = "Mastodon"
+    media = MediaRules(
+        kinds=(
+            MediaKind("TEXT", min_assets=0, max_assets=0),
+            MediaKind("IMAGE", min_assets=1, max_assets=MAX_MEDIA, video=False),
+            MediaKind("VIDEO", video=True),
+        ),
+        max_assets=MAX_MEDIA,
+        # The default instance limit; the publisher reads the instance's max_characters and
+        # counts every URL as characters_reserved_per_url.
+        caption=CaptionLimits(chars=500),
+        max_image_bytes=16 * 1024 * 1024,
+        max_video_bytes=99 * 1024 * 1024,
+    )
+    account = AccountRules(
+        metadata=(
+            MetadataField("instanceUrl", r"https?://\S{1,2000}", "the https URL of the instance"),
+        )
+    )
+    # 300 calls per 5 minutes per account (the documented default): 1 a second.
+    rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
+
+    def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
+        url = metadata.get("instanceUrl")
+        if not isinstance(url, str):
+            return {}
+        try:
+            check_host(url)
+        except HostRefused as exc:
+            return {"metadata.instanceUrl": str(exc)}
+        return {}
+
+    def account_key(self, connection: Connection) -> str:
+        return f"{connection.metadata.get('instanceUrl')}|{connection.id}"
+
+    def publisher(self, env: PlatformEnv) -> PlatformPublisher:
+        from herald.services.publisher.platforms.mastodon import MastodonPublisher
+
+        return MastodonPublisher()

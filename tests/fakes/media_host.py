@@ -1,0 +1,54 @@
+"""A media host on loopback, standing in for the CDN a job's media URLs point at (the plugins
+that upload media download it first).
+
+    async with MediaHost() as cdn:
+        cdn.url("a/photo.jpg")       # a small JPEG
+        cdn.url("big/photo.jpg")     # 1.5 MB: over Bluesky's image size
+        cdn.url("a/clip.mp4")        # a small MP4
+        cdn.url("gone/photo.jpg")    # 404
+        cdn.url("slow/photo.jpg")    # answers after ``slow_seconds``
+        cdn.url("hop/a/photo.jpg")   # 302 to a/photo.jpg
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.http_fake import HttpFake, Refusal
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 2000
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 4000
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 1500
+TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4", ".gif": "image/gif"}
+
+
+class MediaHost(HttpFake):
+    CALLS = ("get",)
+
+    def __init__(self, *, slow_seconds: float = 30.0) -> None:
+        super().__init__()
+        self.slow_seconds = slow_seconds
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path}"
+
+    def route(self, method: str, path: str) -> str:
+        return "get"
+
+    async def act(self, call: str, request: web.Request, body: Any) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/hop/"):
+            raise web.HTTPFound(path.removeprefix("/hop"))
+        if path.startswith("/gone/"):
+            raise Refusal(404, {"error": "not found"})
+        if path.startswith("/slow/"):
+            await asyncio.sleep(self.slow_seconds)
+        ext = path[path.rfind(".") :]
+        kind = TYPES.get(ext, "application/octet-stream")
+        data = {".mp4": MP4, ".png": PNG}.get(ext, JPEG)
+        if path.startswith("/big/"):
+            data = data + b"\x00" * 1_500_000
+        return web.Response(body=data, content_type=kind)
