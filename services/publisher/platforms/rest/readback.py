@@ -34,6 +34,8 @@ class Unknown(Exception):
         self.what = what
 
 
+# Outcomes that wait for another attempt: while in doubt they say the post may be live.
+WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.RETRYABLE_ERROR)
 Find = Callable[[], Awaitable[PublishOutcome | None]]
 
 
@@ -54,7 +56,11 @@ async def post_once(
             found = await _read(find, "before posting again")
             if found is not None:
                 return found
-        media = await upload()
+        try:
+            media = await upload()
+        except Unknown as lost:  # before the post: this attempt posted nothing
+            outcome = PublishOutcome(Outcome.RETRYABLE_ERROR, error_message=lost.what)
+            raise Refused(outcome) from None
         if media and ctx.remember_children is not None:
             await ctx.remember_children(media)  # durably, before the post can name them
         await ctx.confirm_claim()  # raises ClaimLost: nothing irreversible was sent
@@ -68,7 +74,7 @@ async def post_once(
             return PublishOutcome(Outcome.AMBIGUOUS, error_message=message)
     except Refused as refused:
         outcome = refused.outcome
-        if doubt and outcome.outcome in (Outcome.RATE_LIMITED, Outcome.PROCESSING):
+        if doubt and outcome.outcome in WAITS:
             return _may_be_live(outcome)
         return outcome
 
