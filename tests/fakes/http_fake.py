@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -68,14 +69,15 @@ class HttpFake:
     ) -> None:
         await self.stop()
 
-    async def start(self, port: int = 0) -> None:
+    async def start(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve on loopback; with ``ssl_context``, https (``tests.fakes.tls``)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=ssl_context).start()
         host, bound = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{bound}"
+        self.base_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
 
     async def stop(self) -> None:
         self._stopping.set()

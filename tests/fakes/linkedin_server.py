@@ -90,8 +90,17 @@ class Post:
 class FakeLinkedIn(HttpFake):
     CALLS = CALLS
 
-    def __init__(self, *, client_id: str = "li-client", client_secret: str = "li-secret") -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str = "li-client",
+        client_secret: str = "li-secret",
+        max_upload_bytes: int | None = None,
+    ) -> None:
         super().__init__()
+        # LinkedIn documents a pixel cap (36,152,320), not a byte cap: a test sets one to
+        # make an image LinkedIn refuses.
+        self.max_upload_bytes = max_upload_bytes
         self.client_id, self.client_secret = client_id, client_secret
         self.member = "abc123"
         self.grants: dict[str, Grant] = {}
@@ -152,7 +161,7 @@ class FakeLinkedIn(HttpFake):
         return await super().read_body(call, request)
 
     def text_of(self, call: str, body: Any) -> str:
-        return str(body.get("commentary", "")) if isinstance(body, dict) else ""
+        return unescape(str(body.get("commentary", ""))) if isinstance(body, dict) else ""
 
     def act(self, call: str, request: web.Request, body: Any) -> Any:
         if call == "unknown":
@@ -251,6 +260,8 @@ class FakeLinkedIn(HttpFake):
             raise error(404, "no such upload")
         if not data:
             raise error(400, "empty upload")
+        if self.max_upload_bytes is not None and len(data) > self.max_upload_bytes:
+            raise error(400, "The image exceeds the maximum allowed size", code="INVALID_IMAGE")
         self.images[urn] = True
         return web.Response(status=201)
 

@@ -117,8 +117,10 @@ class FakeX(HttpFake):
         client_secret: str = "x-secret",
         processing_reads: int = 1,
         window_limit: int = 100,
+        max_image_bytes: int = 5 * 1024 * 1024,
     ) -> None:
         super().__init__()
+        self.max_image_bytes = max_image_bytes
         self.client_id, self.client_secret = client_id, client_secret
         self.processing_reads = processing_reads
         self.window_limit = window_limit
@@ -285,6 +287,8 @@ class FakeX(HttpFake):
         if call == "upload":
             if body.get("media_category") != "tweet_image" or not body.get("media"):
                 raise problem(400, "media and media_category tweet_image are required")
+            if len(body["media"]) > self.max_image_bytes:
+                raise problem(400, f"image over {self.max_image_bytes} bytes")
             return self._new_media("image")
         if call == "initialize":
             if body.get("media_category") != "tweet_video" or not body.get("total_bytes"):
