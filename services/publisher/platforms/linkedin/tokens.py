@@ -9,12 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from herald.platforms import AuthLost, IssuedToken
-from herald.services.publisher.platforms.rest.calls import Client, NoAnswer
-from herald.services.publisher.platforms.rest.oauth2 import (
-    TokenCallFailed,
-    token_call,
-    unpack,
-)
+from herald.services.publisher.platforms.rest.oauth2 import account, token_call, unpack
 
 SCOPES = "openid profile w_member_social w_organization_social r_organization_social"
 
@@ -73,16 +68,8 @@ async def refresh(settings: Any, token: str) -> IssuedToken:
 
 
 async def _member(settings: Any, access: str) -> str:
-    client = Client()
-    try:
-        answer = await client.call(
-            "GET", f"{settings.linkedin_api_url}/v2/userinfo", timeout=30.0, token=access
-        )
-    except NoAnswer as lost:
-        raise TokenCallFailed(f"userinfo: {lost.what}") from None
-    finally:
-        await client.close()
-    sub = answer.field("sub")
-    if answer.status != 200 or not sub:
-        raise AuthLost(f"LinkedIn's userinfo answered HTTP {answer.status} without a member id")
+    body = await account(f"{settings.linkedin_api_url}/v2/userinfo", access, "LinkedIn's userinfo")
+    sub = body.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise AuthLost("LinkedIn's userinfo answered no member id")
     return sub

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from herald.platforms import AuthLost, IssuedToken, Scrubber
 from herald.services.publisher.platforms.rest.calls import Client, NoAnswer
@@ -85,3 +86,17 @@ async def token_call(
     if isinstance(expires, int | float) and expires > 0:
         at = (now or datetime.now(UTC)) + timedelta(seconds=float(expires))
     return IssuedToken(pack(access, refresh), at)
+
+
+async def account(url: str, access: str, what: str) -> dict[str, Any]:
+    """The signed-in account, read with the new access token (``what``: for messages)."""
+    client = Client()
+    try:
+        answer = await client.call("GET", url, timeout=TIMEOUT_SECONDS, token=access)
+    except NoAnswer as lost:
+        raise TokenCallFailed(f"{what}: {Scrubber(access).text(lost.what)}") from None
+    finally:
+        await client.close()
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        raise AuthLost(f"{what} answered HTTP {answer.status}")
+    return answer.body

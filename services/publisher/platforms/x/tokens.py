@@ -17,13 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from herald.platforms import AuthLost, IssuedToken
-from herald.services.publisher.platforms.rest.calls import Client, NoAnswer
-from herald.services.publisher.platforms.rest.oauth2 import (
-    TokenCallFailed,
-    basic,
-    token_call,
-    unpack,
-)
+from herald.services.publisher.platforms.rest.oauth2 import account, basic, token_call, unpack
 
 SCOPES = "tweet.read tweet.write users.read media.write offline.access"
 
@@ -95,16 +89,8 @@ async def refresh(settings: Any, token: str) -> IssuedToken:
 
 
 async def _me(settings: Any, access: str) -> dict[str, str]:
-    client = Client()
-    try:
-        answer = await client.call(
-            "GET", f"{settings.x_api_url}/2/users/me", timeout=30.0, token=access
-        )
-    except NoAnswer as lost:
-        raise TokenCallFailed(f"users/me: {lost.what}") from None
-    finally:
-        await client.close()
-    data = answer.body.get("data") if isinstance(answer.body, dict) else None
-    if answer.status != 200 or not isinstance(data, dict) or not data.get("id"):
-        raise AuthLost(f"X's users/me answered HTTP {answer.status} without an id")
+    body = await account(f"{settings.x_api_url}/2/users/me", access, "X's users/me")
+    data = body.get("data")
+    if not isinstance(data, dict) or not data.get("id"):
+        raise AuthLost("X's users/me answered no account id")
     return {"userId": str(data["id"]), "username": str(data.get("username") or "")}
