@@ -54,3 +54,29 @@ def test_one_platform_rules_check_media_and_caption() -> None:
     assert check_for_platform("threads", ["https://c.example/a.jpg"], None, "y" * 501) == {
         "caption": "at most 500 characters on threads, got 501"
     }
+
+
+def test_the_cli_takes_several_networks_and_a_caption_per_platform() -> None:
+    from herald.services.cli import build_parser
+
+    args = build_parser().parse_args(
+        [
+            "schedule",
+            "--connection",
+            CONN,
+            "--connection",
+            CONN,
+            "--media-type",
+            "TEXT",
+            "--caption",
+            "hi",
+            "--caption-for",
+            "x=hi on X",
+            "--caption-for",
+            "linkedin=a=b",
+        ]
+    )
+    assert args.platform is None and args.media is None
+    assert dict(args.caption_for) == {"x": "hi on X", "linkedin": "a=b"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["schedule", "--connection", CONN, "--caption-for", "x"])
