@@ -33,8 +33,9 @@ MARKER = "[everywhere]"
 
 
 async def test_one_post_to_every_real_network_publishes_once_everywhere(
-    ns: Namespace, rt: Runtime, tmp_path: Path
+    ns: Namespace, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")  # the Bluesky PDS and Mastodon instance URLs
     context, cert = server_context(tmp_path)
     async with (
         FakeGraph() as ig,

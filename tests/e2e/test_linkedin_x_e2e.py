@@ -189,7 +189,15 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
                 status = {r["id"]: r["status"] for r in rows}
                 return all(status.get(ids[j.label]) in j.ends for j in jobs)
 
-            await eventually(settled, timeout=150, interval=1.0)
+            try:
+                await eventually(settled, timeout=150, interval=1.0)
+            except AssertionError:
+                rows = await rt.db.fetch(
+                    "SELECT id::text AS id, status, last_error FROM jobs WHERE id = ANY(%s)",
+                    (list(ids.values()),),
+                )
+                found = {r["id"]: (r["status"], r["last_error"]) for r in rows}
+                raise AssertionError({j.label: found.get(ids[j.label]) for j in jobs}) from None
             await asyncio.sleep(2)  # any late second post would show now
             rows = await rt.db.fetch(
                 "SELECT id::text AS id, status, last_error FROM jobs WHERE id = ANY(%s)",
