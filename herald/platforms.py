@@ -15,6 +15,7 @@ from herald.shared.platforms.hosts import (
     check_host,
     check_scheme,
     fetch_media,
+    host_errors,
     public_session,
 )
 from herald.shared.platforms.plugin import (
@@ -60,6 +61,7 @@ __all__ = [
     "check_host",
     "check_scheme",
     "fetch_media",
+    "host_errors",
     "is_video",
     "public_session",
 ]

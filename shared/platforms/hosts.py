@@ -24,6 +24,8 @@ import errno
 import ipaddress
 import os
 import socket
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,6 +36,8 @@ from aiohttp.resolver import DefaultResolver
 
 ALLOW_ENV = "HERALD_ALLOWED_PRIVATE_HOSTS"
 MAX_REDIRECTS = 3
+LOOKUP_SECONDS = 3.0
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-check")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -125,12 +129,35 @@ def check_host(url: str) -> str:
     resolving its name now). Raises HostRefused with the reason. Blocking (DNS)."""
     host = check_scheme(url)
     if host not in allowed_private_hosts():
-        try:
-            infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            raise HostRefused(f"host {host} does not resolve") from None
-        _judge(host, [str(i[4][0]) for i in infos])
+        _judge(host, _lookup(host))
     return url.strip().rstrip("/")
+
+
+def host_errors(metadata: Mapping[str, Any], key: str) -> dict[str, str]:
+    """For ``Platform.check_metadata``: the error of the host URL under ``metadata[key]``
+    (when it is a string; its pattern is the declaration's business), keyed
+    ``metadata.<key>``."""
+    url = metadata.get(key)
+    if not isinstance(url, str):
+        return {}
+    try:
+        check_host(url)
+    except HostRefused as exc:
+        return {f"metadata.{key}": str(exc)}
+    return {}
+
+
+def _lookup(host: str) -> list[str]:
+    """The host's addresses, resolved within ``LOOKUP_SECONDS`` (the caller may be an event
+    loop's thread: a slow name must not hold it long)."""
+    future = _LOOKUPS.submit(socket.getaddrinfo, host, 443, type=socket.SOCK_STREAM)
+    try:
+        infos = future.result(timeout=LOOKUP_SECONDS)
+    except TimeoutError:
+        raise HostRefused(f"host {host} did not resolve within {LOOKUP_SECONDS:g}s") from None
+    except (OSError, UnicodeError):
+        raise HostRefused(f"host {host} does not resolve") from None
+    return [str(i[4][0]) for i in infos]
 
 
 class PublicResolver(AbstractResolver):

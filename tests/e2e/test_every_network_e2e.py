@@ -24,7 +24,7 @@ from tests.fakes.linkedin_server import FakeLinkedIn
 from tests.fakes.mastodon_instance import FakeMastodon
 from tests.fakes.media_host import MediaHost
 from tests.fakes.threads_server import FakeThreads
-from tests.fakes.tls import server_context
+from tests.fakes.tls import make_cert, server_context
 from tests.fakes.x_server import FakeX
 from tests.support.helpers import ServiceProcess, assert_none_in_progress
 
@@ -36,7 +36,7 @@ async def test_one_post_to_every_real_network_publishes_once_everywhere(
     ns: Namespace, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")  # the Bluesky PDS and Mastodon instance URLs
-    context, cert = server_context(tmp_path)
+    cert, key = make_cert(tmp_path)
     async with (
         FakeGraph() as ig,
         FakeFacebook() as fb,
@@ -45,10 +45,8 @@ async def test_one_post_to_every_real_network_publishes_once_everywhere(
         FakeMastodon(processing_reads=0) as masto,
         FakeLinkedIn() as li,
         FakeX() as x,
-        MediaHost() as cdn,
+        MediaHost(tls=server_context(cert, key)) as cdn,
     ):
-        await cdn.stop()
-        await cdn.start(ssl_context=context)
         accounts: dict[str, tuple[str, dict[str, str]]] = {
             "instagram": (DEFAULT_TOKEN, {"instagramBusinessAccountId": DEFAULT_ACCOUNT}),
             "facebook": (fb.page_token, {"pageId": fb.page}),

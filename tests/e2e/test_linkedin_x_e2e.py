@@ -24,8 +24,9 @@ from herald.shared.platforms.hosts import ALLOW_ENV
 from tests.conftest import Namespace, eventually
 from tests.fakes.linkedin_server import FakeLinkedIn
 from tests.fakes.media_host import MediaHost
-from tests.fakes.tls import server_context
+from tests.fakes.tls import make_cert, server_context
 from tests.fakes.x_server import RATE_LIMITED, FakeX
+from tests.support.e2e_runs import kill_claim_holder
 from tests.support.helpers import ServiceProcess, assert_none_in_progress
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -125,10 +126,8 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
     platform: str, ns: Namespace, rt: Runtime, tmp_path: Path
 ) -> None:
     make_fake, jobs, post_call, describe = CASES[platform]
-    context, cert = server_context(tmp_path)
-    async with make_fake() as fake, MediaHost() as cdn:
-        await cdn.stop()
-        await cdn.start(ssl_context=context)
+    cert, key = make_cert(tmp_path)
+    async with make_fake() as fake, MediaHost(tls=server_context(cert, key)) as cdn:
         urls, metadata, token = describe(fake)
         store = rt.connections()
 
@@ -161,18 +160,7 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
                 hanging = [r for r in fake.calls(post_call) if r.status == 0]
                 if not any("[kill]" in fake.text_of(post_call, r.body) for r in hanging):
                     return False
-                row = await rt.db.fetchone(
-                    "SELECT worker FROM publish_claims WHERE job_id = %s AND result IS NULL",
-                    (ids["kill"],),
-                )
-                victim = next(
-                    (c for c in copies if row and c.proc and f"-{c.proc.pid}" in row["worker"]),
-                    None,
-                )
-                if victim is None:
-                    return False
-                victim.kill()  # SIGKILL while its post call hangs, the post made
-                return True
+                return await kill_claim_holder(rt, copies, ids["kill"])  # its post made
 
             try:
                 await eventually(killed_mid_call, timeout=120, interval=0.2)

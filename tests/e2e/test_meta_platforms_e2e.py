@@ -22,6 +22,7 @@ from tests.conftest import Namespace, eventually
 from tests.fakes.facebook_server import FakeFacebook
 from tests.fakes.meta_fake import MetaFake
 from tests.fakes.threads_server import FakeThreads
+from tests.support.e2e_runs import kill_claim_holder
 from tests.support.helpers import ServiceProcess, assert_none_in_progress
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -172,18 +173,7 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
                 hanging = [r for r in fake.calls(post_call) if r.status == 0]
                 if not any("[kill]" in fake.text_of(post_call, r.params) for r in hanging):
                     return False
-                row = await rt.db.fetchone(
-                    "SELECT worker FROM publish_claims WHERE job_id = %s AND result IS NULL",
-                    (ids["kill"],),
-                )
-                victim = next(
-                    (c for c in copies if row and c.proc and f"-{c.proc.pid}" in row["worker"]),
-                    None,
-                )
-                if victim is None:
-                    return False
-                victim.kill()  # SIGKILL while its post call hangs, the post made
-                return True
+                return await kill_claim_holder(rt, copies, ids["kill"])  # the post made
 
             await eventually(killed_mid_call, timeout=120, interval=0.2)
 

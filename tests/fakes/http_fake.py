@@ -51,7 +51,8 @@ class Logged:
 class HttpFake:
     CALLS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # serve https with this context
         self.base_url = ""
         self.requests: list[Logged] = []
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -69,15 +70,14 @@ class HttpFake:
     ) -> None:
         await self.stop()
 
-    async def start(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Serve on loopback; with ``ssl_context``, https (``tests.fakes.tls``)."""
+    async def start(self, port: int = 0) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=self.tls).start()
         host, bound = self._runner.addresses[0][:2]
-        self.base_url = f"{'https' if ssl_context else 'http'}://{host}:{bound}"
+        self.base_url = f"{'https' if self.tls else 'http'}://{host}:{bound}"
 
     async def stop(self) -> None:
         self._stopping.set()

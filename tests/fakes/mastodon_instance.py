@@ -5,6 +5,7 @@ server's behaviour.
         m.base_url, m.token, m.account_id
         m.fail_next("status", 429, {"error": "Too many requests"}, headers={...}, marker="[rl]")
         m.drop_next("status", commit=True, marker="[drop]")
+        m.fail_next("media", 422, {"error": "..."}, marker="rejected")  # by file name
         m.forget_keys()                 # idempotency keys older than their hour are gone
         m.posts_with("[job-3]")
 
@@ -121,8 +122,9 @@ class FakeMastodon(HttpFake):
             file = form.get("file")
             if not isinstance(file, web.FileField):
                 return {"file": None}
-            kind = file.content_type
-            return {"file": (kind, file.file.read()), "description": form.get("description")}
+            kind, name = file.content_type, file.filename
+            data = file.file.read()
+            return {"file": (kind, data), "name": name, "description": form.get("description")}
         if call == "status" and request.content_type != "application/json":
             form = await request.post()
             body: dict[str, Any] = {k: v for k, v in form.items() if not k.endswith("[]")}
@@ -134,7 +136,9 @@ class FakeMastodon(HttpFake):
         return refusal(422, f"Validation failed: {message}")
 
     def text_of(self, call: str, body: Any) -> str:
-        return str(body.get("status") or "") if call == "status" and isinstance(body, dict) else ""
+        """A status's text; an upload's file name (faults aimed at one job's media)."""
+        key = {"status": "status", "media": "name"}.get(call)
+        return str(body.get(key) or "") if key and isinstance(body, dict) else ""
 
     def headers_for(self, call: str, request: web.Request) -> dict[str, str]:
         reset = stamp((int(self.now()) // 300 + 1) * 300)

@@ -8,11 +8,14 @@ that upload media download it first).
         cdn.url("gone/photo.jpg")    # 404
         cdn.url("slow/photo.jpg")    # answers after ``slow_seconds``
         cdn.url("hop/a/photo.jpg")   # 302 to a/photo.jpg
+
+With ``tls`` (``tests.fakes.tls``) it serves https, as job media URLs must be.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -28,8 +31,8 @@ TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4", ".gif":
 class MediaHost(HttpFake):
     CALLS = ("get",)
 
-    def __init__(self, *, slow_seconds: float = 30.0) -> None:
-        super().__init__()
+    def __init__(self, *, slow_seconds: float = 30.0, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(tls=tls)
         self.slow_seconds = slow_seconds
 
     def url(self, path: str) -> str:

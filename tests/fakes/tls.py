@@ -1,5 +1,6 @@
-"""A self-signed certificate for 127.0.0.1, so a fake can serve https on loopback (media
-URLs a job names must be https). A process trusts it through ``SSL_CERT_FILE``."""
+"""A self-signed certificate for 127.0.0.1, so a loopback fake can serve https (job media
+URLs must be https). A process trusts it with ``SSL_CERT_FILE=<cert>``; in-process clients
+take ``client_context()``."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def loopback_cert(folder: Path) -> tuple[Path, Path]:
-    """The certificate and key files (PEM) for 127.0.0.1, valid for a day."""
+def make_cert(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -27,28 +28,23 @@ def loopback_cert(folder: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(san, critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = folder / "loopback.pem", folder / "loopback.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
+    cert_path, key_path = directory / "loopback.pem", directory / "loopback.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    return cert_file, key_file
+    return cert_path, key_path
 
 
-def server_context(folder: Path) -> tuple[ssl.SSLContext, Path]:
-    """A server context for 127.0.0.1, and the certificate file clients should trust."""
-    cert_file, key_file = loopback_cert(folder)
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context, cert_file
+    context.load_cert_chain(cert, key)
+    return context

@@ -143,3 +143,18 @@ async def test_media_is_capped_in_size_and_time(monkeypatch: pytest.MonkeyPatch)
             await fetch_media(
                 session, cdn.url("slow/photo.jpg"), max_bytes=10_000, timeout_seconds=0.3
             )
+
+
+def test_a_name_that_does_not_resolve_in_time_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check may run on the API's event loop: a slow name must not hold it."""
+    import time
+
+    from herald.shared.platforms import hosts
+
+    monkeypatch.setattr(hosts, "LOOKUP_SECONDS", 0.2)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(2) or [])
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    with pytest.raises(HostRefused, match="did not resolve within"):
+        check_host("https://slow.example/")

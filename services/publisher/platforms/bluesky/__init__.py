@@ -30,8 +30,14 @@ from herald.platforms import (
 )
 from herald.services.publisher.platforms.bluesky.plugin import MAX_IMAGE_BYTES, pds_url
 from herald.services.publisher.platforms.bluesky.text import facets, record_key, too_long
-from herald.services.publisher.platforms.bluesky.xrpc import Session, Xrpc, XrpcFailed
-from herald.services.publisher.platforms.rest.calls import Answer, Client, NoAnswer, refused_host
+from herald.services.publisher.platforms.bluesky.xrpc import Session, Xrpc
+from herald.services.publisher.platforms.rest.calls import (
+    Answer,
+    Client,
+    Failed,
+    NoAnswer,
+    refused_host,
+)
 
 POST = "app.bsky.feed.post"
 CREATE = "com.atproto.repo.createRecord"
@@ -74,12 +80,12 @@ class BlueskyPublisher:
                 answer = await xrpc.call("POST", CREATE, json=body)
             except NoAnswer as lost:
                 return await self._settle(xrpc, rkey, request.caption, lost.what)
-            except XrpcFailed as failed:
+            except Failed as failed:
                 if failed.kind is not Outcome.RETRYABLE_ERROR:
                     raise
                 return await self._settle(xrpc, rkey, request.caption, failed.message)
             return _published(answer, already=False)
-        except XrpcFailed as failed:
+        except Failed as failed:
             return failed.outcome(may_be_live=doubt)
         except NoAnswer as lost:  # before the create: nothing was posted by this attempt
             return PublishOutcome(
@@ -93,7 +99,7 @@ class BlueskyPublisher:
         rkey = record_key(request.job_id, request.scheduled_at)
         try:
             found = await self._read_back(self._xrpc(connection, ctx), rkey, request.caption)
-        except (XrpcFailed, NoAnswer) as exc:
+        except (Failed, NoAnswer) as exc:
             return PublishOutcome(Outcome.UNCONFIRMED, error_message=f"could not read: {exc}")
         if found is not None and found.outcome is Outcome.PUBLISHED:
             return found
@@ -126,12 +132,12 @@ class BlueskyPublisher:
         try:
             media = await xrpc.client.media(url, max_bytes=MAX_IMAGE_BYTES)
         except MediaRefused as exc:
-            raise XrpcFailed(Outcome.PERMANENT_ERROR, f"image refused: {exc}") from None
+            raise Failed(Outcome.PERMANENT_ERROR, f"image refused: {exc}") from None
         except MediaUnavailable as exc:
-            raise XrpcFailed(Outcome.RETRYABLE_ERROR, f"image unavailable: {exc}") from None
+            raise Failed(Outcome.RETRYABLE_ERROR, f"image unavailable: {exc}") from None
         if not media.content_type.startswith("image/"):
             message = f"{url} is {media.content_type}, not an image"
-            raise XrpcFailed(Outcome.PERMANENT_ERROR, message)
+            raise Failed(Outcome.PERMANENT_ERROR, message)
         answer = await xrpc.call(
             "POST",
             "com.atproto.repo.uploadBlob",
@@ -140,7 +146,7 @@ class BlueskyPublisher:
         )
         blob = answer.body.get("blob") if isinstance(answer.body, dict) else None
         if not isinstance(blob, dict):
-            raise XrpcFailed(Outcome.RETRYABLE_ERROR, "uploadBlob answered no blob")
+            raise Failed(Outcome.RETRYABLE_ERROR, "uploadBlob answered no blob")
         # No alt text in a job: an empty alt is what the lexicon allows for "none given".
         return {"image": blob, "alt": ""}
 
@@ -150,7 +156,7 @@ class BlueskyPublisher:
         params = {"repo": await xrpc.did(), "collection": POST, "rkey": rkey}
         try:
             answer = await xrpc.call("GET", "com.atproto.repo.getRecord", params=params)
-        except XrpcFailed as failed:
+        except Failed as failed:
             if failed.answer is not None and failed.answer.field("error") == "RecordNotFound":
                 return None
             raise
@@ -163,7 +169,7 @@ class BlueskyPublisher:
     async def _settle(self, xrpc: Xrpc, rkey: str, text: str, reason: str) -> PublishOutcome:
         try:
             found = await self._read_back(xrpc, rkey, text)
-        except (XrpcFailed, NoAnswer) as exc:
+        except (Failed, NoAnswer) as exc:
             found, reason = None, f"{reason}; the read-back failed too ({exc})"
         if found is not None:
             return found

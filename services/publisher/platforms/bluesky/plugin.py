@@ -10,7 +10,6 @@ from herald.platforms import (
     AccountRules,
     CaptionLimits,
     Connection,
-    HostRefused,
     MediaKind,
     MediaRules,
     MetadataField,
@@ -18,7 +17,7 @@ from herald.platforms import (
     PlatformEnv,
     PlatformPublisher,
     RateLimit,
-    check_host,
+    host_errors,
 )
 
 DEFAULT_PDS = "https://bsky.social"
@@ -56,14 +55,7 @@ class Bluesky(Platform):
     rate_limit = RateLimit(rate_per_second=0.4, burst=5.0)
 
     def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
-        url = metadata.get("pdsUrl")
-        if not isinstance(url, str):
-            return {}
-        try:
-            check_host(url)
-        except HostRefused as exc:
-            return {"metadata.pdsUrl": str(exc)}
-        return {}
+        return host_errors(metadata, "pdsUrl")
 
     def account_key(self, connection: Connection) -> str:
         who = connection.metadata.get("identifier")

@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from herald.platforms import Connection, Outcome, PublishOutcome
+from herald.platforms import Connection, Outcome
 from herald.services.publisher.platforms.bluesky.plugin import pds_url
-from herald.services.publisher.platforms.rest.calls import Answer, Client, wait_seconds
+from herald.services.publisher.platforms.rest.calls import Answer, Client, Failed, wait_seconds
 
 AUTH_ERRORS = frozenset(
     {
@@ -30,43 +30,17 @@ AUTH_ERRORS = frozenset(
 )
 
 
-class XrpcFailed(Exception):
-    """A call's failure, classified."""
-
-    def __init__(
-        self,
-        outcome: Outcome,
-        message: str,
-        answer: Answer | None = None,
-        wait: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.answer, self.wait = outcome, message, answer, wait
-
-    def outcome(self, **extra: Any) -> PublishOutcome:
-        response = None
-        if self.answer is not None:
-            response = {"http_status": self.answer.status, "body": self.answer.body}
-        return PublishOutcome(
-            self.kind,
-            error_message=self.message,
-            retry_after_seconds=self.wait,
-            provider_response=response,
-            **extra,
-        )
-
-
-def failure(nsid: str, answer: Answer) -> XrpcFailed:
+def failure(nsid: str, answer: Answer) -> Failed:
     """What an answer other than 200 means."""
     name, status = answer.field("error"), answer.status
     what = f"{nsid}: HTTP {status} {name or ''} {answer.field('message')}".rstrip()
     if status == 429 or name == "RateLimitExceeded":
-        return XrpcFailed(Outcome.RATE_LIMITED, what, answer, wait_seconds(answer.headers))
+        return Failed(Outcome.RATE_LIMITED, what, answer, wait_seconds(answer.headers))
     if status == 401 or name in AUTH_ERRORS:
-        return XrpcFailed(Outcome.AUTH_ERROR, what, answer)
+        return Failed(Outcome.AUTH_ERROR, what, answer)
     if status >= 500 or status == 408:
-        return XrpcFailed(Outcome.RETRYABLE_ERROR, what, answer)
-    return XrpcFailed(Outcome.PERMANENT_ERROR, what, answer)
+        return Failed(Outcome.RETRYABLE_ERROR, what, answer)
+    return Failed(Outcome.PERMANENT_ERROR, what, answer)
 
 
 @dataclass
@@ -91,7 +65,7 @@ class Xrpc:
         return (await self._session()).did
 
     async def call(self, method: str, nsid: str, **kwargs: Any) -> Answer:
-        """An authenticated call: 200 answered, anything else raises XrpcFailed (NoAnswer
+        """An authenticated call: 200 answered, anything else raises Failed (NoAnswer
         passes through: the caller knows whether the call may have taken effect)."""
         session = await self._session()
         answer = await self._send(method, nsid, session.access, kwargs)
@@ -134,6 +108,6 @@ class Xrpc:
             answer.field("accessJwt"), answer.field("refreshJwt"), answer.field("did")
         )
         if not (session.access and session.refresh and session.did):
-            raise XrpcFailed(Outcome.RETRYABLE_ERROR, "session answered without its JWTs or DID")
+            raise Failed(Outcome.RETRYABLE_ERROR, "session answered without its JWTs or DID")
         self.sessions[self.key] = session
         return session

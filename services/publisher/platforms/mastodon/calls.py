@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from herald.platforms import Connection, Outcome, PublishOutcome
+from herald.platforms import Connection, Outcome
+from herald.services.publisher.platforms.rest import calls as rest
 from herald.services.publisher.platforms.rest.calls import Answer, Client, wait_seconds
 
 INSTANCE_TTL = 3600.0
@@ -21,32 +22,10 @@ FIND_LIMIT = 40
 NOT_READY = "not finished processing"
 
 
-class Failed(Exception):
-    def __init__(
-        self,
-        outcome: Outcome,
-        message: str,
-        answer: Answer | None = None,
-        wait: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.answer, self.wait = outcome, message, answer, wait
-
+class Failed(rest.Failed):
     @property
     def not_ready(self) -> bool:
         return self.answer is not None and NOT_READY in self.answer.field("error")
-
-    def outcome(self, **extra: Any) -> PublishOutcome:
-        response = None
-        if self.answer is not None:
-            response = {"http_status": self.answer.status, "body": self.answer.body}
-        return PublishOutcome(
-            self.kind,
-            error_message=self.message,
-            retry_after_seconds=self.wait,
-            provider_response=response,
-            **extra,
-        )
 
 
 def failure(call: str, answer: Answer) -> Failed:

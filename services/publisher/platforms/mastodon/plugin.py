@@ -11,7 +11,6 @@ from herald.platforms import (
     AccountRules,
     CaptionLimits,
     Connection,
-    HostRefused,
     MediaKind,
     MediaRules,
     MetadataField,
@@ -19,7 +18,7 @@ from herald.platforms import (
     PlatformEnv,
     PlatformPublisher,
     RateLimit,
-    check_host,
+    host_errors,
 )
 
 MAX_MEDIA = 4  # the default; the instance's own limit is read before posting
@@ -50,14 +49,7 @@ class Mastodon(Platform):
     rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
 
     def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
-        url = metadata.get("instanceUrl")
-        if not isinstance(url, str):
-            return {}
-        try:
-            check_host(url)
-        except HostRefused as exc:
-            return {"metadata.instanceUrl": str(exc)}
-        return {}
+        return host_errors(metadata, "instanceUrl")
 
     def account_key(self, connection: Connection) -> str:
         return f"{connection.metadata.get('instanceUrl')}|{connection.id}"

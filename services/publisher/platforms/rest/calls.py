@@ -41,6 +41,33 @@ class Answer:
         return value if isinstance(value, str) else ""
 
 
+class Failed(Exception):
+    """A call's failure, classified as the attempt's outcome (with the answer, if any, and
+    the wait the rate-limit headers gave)."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        message: str,
+        answer: Answer | None = None,
+        wait: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.answer, self.wait = outcome, message, answer, wait
+
+    def outcome(self, **extra: Any) -> PublishOutcome:
+        response = None
+        if self.answer is not None:
+            response = {"http_status": self.answer.status, "body": self.answer.body}
+        return PublishOutcome(
+            self.kind,
+            error_message=self.message,
+            retry_after_seconds=self.wait,
+            provider_response=response,
+            **extra,
+        )
+
+
 class NoAnswer(Exception):
     """The host gave no answer (the call may have taken effect)."""
 
