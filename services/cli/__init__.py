@@ -19,7 +19,7 @@ import sys
 import orjson
 from pydantic import ValidationError
 
-from herald.services.cli import checkout, connections, dlq, jobs, keys, processes
+from herald.services.cli import checkout, connections, dlq, jobs, keys, platforms, processes
 from herald.shared.errors import ConfigError, DomainError, HeraldError
 from herald.shared.infra.kafka.properties import client_properties
 from herald.shared.infra.settings import Settings
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_commands(sub)
     connections.add_commands(sub)
     dlq.add_commands(sub)
+    platforms.add_commands(sub)
     connections.add_sandbox(sub)
     checkout.add_bench(sub)
     return p

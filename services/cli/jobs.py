@@ -12,11 +12,12 @@ from herald.services.cli.output import Commands, out, rows, with_runtime
 async def schedule(rt: Any, args: argparse.Namespace) -> int:
     from herald.shared.domain.tenancy import ADMIN  # the stores' modules load with the command
 
-    body: dict[str, Any] = {
-        "platform": args.platform,
-        "media_asset_ids": args.media,
-        "caption": args.caption or "",
-    }
+    body: dict[str, Any] = {"media_asset_ids": args.media or [], "caption": args.caption or ""}
+    if args.platform is not None:
+        body["platform"] = args.platform
+    overrides = dict(args.caption_for or [])
+    if overrides:
+        body["caption_overrides"] = overrides
     if len(args.connection) == 1:
         body["connection_id"] = args.connection[0]
     else:
@@ -28,6 +29,13 @@ async def schedule(rt: Any, args: argparse.Namespace) -> int:
     for job in result.body.get("jobs", [result.body]):
         print(job["id"])
     return 0
+
+
+def _override(value: str) -> tuple[str, str]:
+    platform, sep, caption = value.partition("=")
+    if not sep or not platform:
+        raise argparse.ArgumentTypeError("expected PLATFORM=CAPTION, e.g. x=hello")
+    return platform, caption
 
 
 def _job_line(job: dict[str, Any]) -> str:
@@ -69,18 +77,25 @@ async def jobs(rt: Any, args: argparse.Namespace) -> int:
 
 def add_commands(sub: Commands) -> None:
     s = sub.add_parser("schedule", help="schedule a post; prints one job id per line")
-    s.add_argument("--platform", required=True)
+    s.add_argument("--platform", help="optional: every connection must be on it")
     s.add_argument(
         "--connection",
         "--connection-id",
         action="append",
         required=True,
-        help="connection id (repeat for several accounts)",
+        help="connection id (repeat for several accounts, on any networks)",
     )
-    s.add_argument("--media", "--media-asset-id", action="append", required=True)
+    s.add_argument("--media", "--media-asset-id", action="append", help="none: a text post")
     s.add_argument("--caption")
+    s.add_argument(
+        "--caption-for",
+        action="append",
+        type=_override,
+        metavar="PLATFORM=CAPTION",
+        help="the caption on one network instead of --caption (repeatable)",
+    )
     s.add_argument("--at", "--scheduled-at", dest="scheduled_at")
-    s.add_argument("--media-type", choices=["IMAGE", "CAROUSEL", "REELS", "STORIES"])
+    s.add_argument("--media-type", help="one of the network's kinds: herald platforms")
     s.add_argument("--deadline", "--publish-deadline", dest="publish_deadline")
     s.add_argument("--idempotency-key")
     s.set_defaults(handler=with_runtime(schedule))

@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     threads_app_id: str | None = None
     threads_app_secret: SecretStr | None = None
     threads_authorize_url: str = "https://threads.net/oauth/authorize"
+    # LinkedIn: the REST API's host, the pinned API version (`LinkedIn-Version`, YYYYMM; a
+    # sunset version fails every call), the OAuth host (consent page and token endpoint) and
+    # the app's client id and secret. The tests point the URLs at a fake.
+    linkedin_api_url: str = "https://api.linkedin.com"
+    linkedin_version: str = Field(default="202601", pattern=r"^[0-9]{6}$")
+    linkedin_oauth_url: str = "https://www.linkedin.com/oauth/v2"
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: SecretStr | None = None
+    # X: the API's host (posts, media, token endpoint), the consent page, the app's OAuth 2
+    # client id and secret (a confidential client).
+    x_api_url: str = "https://api.x.com"
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = None
 
     # Kafka client properties (security, timeouts ...) are not settings here: any librdkafka
     # property is read as HERALD_KAFKA_<PROPERTY> or from HERALD_KAFKA_CONFIG_FILE by

@@ -25,7 +25,7 @@ from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, DomainError, ValidationFailed
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
-from herald.shared.jobs.validation import JobInput, validate_job
+from herald.shared.jobs.validation import JobInput, check_for_platform, validate_job
 from herald.shared.jobs.views import job_view
 from herald.shared.messages.codec import new_trace_id, now_utc
 from herald.shared.messages.status import status_event
@@ -52,20 +52,22 @@ def job_row(
     job_id: str,
     tenant_id: str,
     post_id: str,
-    connection_id: Any,
+    connection: Row,
     queued: bool,
     digest: str,
     trace_id: str,
 ) -> dict[str, Any]:
-    """A new job's columns, as `stores.jobs.insert` takes them."""
+    """A new job's columns, as `stores.jobs.insert` takes them: the connection's platform,
+    and the caption meant for it."""
+    platform = str(connection["platform"])
     return {
         "id": job_id,
         "tenant_id": tenant_id,
         "post_id": post_id,
-        "platform": spec.platform,
-        "connection_id": connection_id,
+        "platform": platform,
+        "connection_id": connection["id"],
         "media_asset_ids": spec.media_asset_ids,
-        "caption": spec.caption,
+        "caption": spec.caption_for(platform),
         "media_type": spec.media_type,
         "scheduled_at": spec.scheduled_at,
         "publish_deadline": spec.publish_deadline,
@@ -123,7 +125,7 @@ async def schedule(
                 job_id=job_id,
                 tenant_id=tenant_id,
                 post_id=post,
-                connection_id=connection["id"],
+                connection=connection,
                 queued=queued,
                 digest=digest,
                 trace_id=trace,
@@ -189,8 +191,10 @@ async def _connections_for(svc: JobService, principal: Principal, spec: JobInput
 
 def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:
     """The job's connections, in order: each known to the principal, enabled, of the job's
-    platform, all of one tenant (and of the admin's `tenant_id`, when given)."""
+    platform (when it names one; else each network's media and caption limits hold), all of
+    one tenant (and of the admin's `tenant_id`, when given)."""
     ordered = []
+    limits: dict[str, str] = {}
     for i, cid in enumerate(spec.connection_ids):
         field = f"connection_ids[{i}]" if spec.multi else "connection_id"
         try:
@@ -203,12 +207,23 @@ def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row
             raise ValidationFailed(
                 "disabled connection", fields={field: f"connection {cid} is disabled"}
             )
-        if row["platform"] != spec.platform:
+        if spec.platform is not None and row["platform"] != spec.platform:
             raise ValidationFailed(
                 "platform mismatch",
                 fields={field: f"connection {cid} is a {row['platform']} connection"},
             )
+        if spec.platform is None:
+            name = str(row["platform"])
+            found = check_for_platform(
+                name, spec.media_asset_ids, spec.media_type, spec.caption_for(name)
+            )
+            if found:
+                limits[field] = f"{name} connection {cid}: " + "; ".join(
+                    f"{k} {v}" for k, v in sorted(found.items())
+                )
         ordered.append(row)
+    if limits:
+        raise ValidationFailed("a network refuses the post", fields=limits)
     field = "connection_ids" if spec.multi else "connection_id"
     tenants = {r["tenant_id"] for r in ordered}
     if len(tenants) > 1:
@@ -303,7 +318,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                     job_id=values["id"],
                     tenant_id=values["tenant_id"],
                     post_id=values["post_id"],
-                    connection_id=plan.connection["id"],
+                    connection=plan.connection,
                     queued=spec.scheduled_at <= horizon,
                     digest=plan.digest,
                     trace_id=values["trace_id"],

@@ -11,7 +11,7 @@ than a field (per-platform caption limits, media type against assets, time windo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,10 @@ _FIELDS = {
         " without whitespace or control characters (the platform's counts on top)",
     ),
     "caption": ("caption", "must be a string of at most 65536 characters"),
+    "caption_overrides": (
+        "caption_overrides",
+        "must be an object mapping platform names to captions (each at most 65536 characters)",
+    ),
     "media_type": ("media_type", "must be a media type the platform takes, e.g. IMAGE"),
     "scheduled_at": ("instant", "must be an RFC 3339 date-time with an offset"),
     "publish_deadline": ("instant", "must be an RFC 3339 date-time with an offset"),
@@ -50,7 +54,7 @@ _MENTION = re.compile(r"(?<![\w@])@[\w.]+")
 
 @dataclass(frozen=True)
 class JobInput:
-    platform: str
+    platform: str | None  # None: each connection's own (several networks in one post)
     connection_ids: list[str]
     multi: bool
     media_asset_ids: list[str]
@@ -60,6 +64,11 @@ class JobInput:
     publish_deadline: datetime
     deadline_explicit: bool
     tenant_id: str | None
+    caption_overrides: dict[str, str] = field(default_factory=dict)
+
+    def caption_for(self, platform: str) -> str:
+        """The caption posted on `platform`: its override, else the job's caption."""
+        return self.caption_overrides.get(platform, self.caption)
 
 
 def has_nul(value: Any) -> bool:
@@ -118,22 +127,39 @@ def check_instant(
     return instant
 
 
-def check_caption(platform: str, caption: Any, errors: dict[str, str]) -> str:
+def check_caption(platform: str, caption: Any, errors: dict[str, str], key: str = "caption") -> str:
+    """The caption, its limits on `platform` checked (an error goes under `key`)."""
     if caption is None:
         return ""
     if not fits("caption", caption):
-        errors["caption"] = _FIELDS["caption"][1]
+        errors[key] = _FIELDS["caption"][1]
         return ""
     if platform not in platforms():
         return str(caption)
     limits = platforms()[platform].media.caption
-    if len(caption) > limits.chars:
-        errors["caption"] = f"at most {limits.chars} characters on {platform}, got {len(caption)}"
+    length = caption_length(platform, caption)
+    if length > limits.chars:
+        errors[key] = f"at most {limits.chars} characters on {platform}, got {length}"
     elif limits.hashtags is not None and len(_HASHTAG.findall(caption)) > limits.hashtags:
-        errors["caption"] = f"at most {limits.hashtags} hashtags on {platform}"
+        errors[key] = f"at most {limits.hashtags} hashtags on {platform}"
     elif limits.mentions is not None and len(_MENTION.findall(caption)) > limits.mentions:
-        errors["caption"] = f"at most {limits.mentions} @mentions on {platform}"
+        errors[key] = f"at most {limits.mentions} @mentions on {platform}"
     return str(caption)
+
+
+def caption_length(platform: str, caption: str) -> int:
+    """A caption's length as `platform` counts it (its plugin's `caption_length`)."""
+    return platforms()[platform].caption_length(caption)
+
+
+def check_for_platform(
+    platform: str, media: list[str], media_type: str | None, caption: str
+) -> dict[str, str]:
+    """A job's media and caption against one platform's rules (the registry): the checks a
+    job naming `platform` gets, and each connection of a job naming none."""
+    errors = check_media(platform, platforms()[platform].media, media, media_type)
+    check_caption(platform, caption, errors)
+    return errors
 
 
 def check_media(
@@ -198,8 +224,6 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
     _check_shapes(body, errors)
 
     platform = body.get("platform")
-    if platform is None:
-        errors.setdefault("platform", f"must be one of {', '.join(platforms())}")
     single, several = body.get("connection_id"), body.get("connection_ids")
     if (single is None) == (several is None):
         errors["connection_id"] = "give exactly one of connection_id or connection_ids"
@@ -210,12 +234,14 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
     media = body.get("media_asset_ids")
     if media is None:
         errors["media_asset_ids"] = _FIELDS["media_asset_ids"][1]
-    elif not {"media_asset_ids", "media_type", "platform"} & set(errors):
+    elif platform is not None and not {"media_asset_ids", "media_type", "platform"} & set(errors):
         rules = platforms()[str(platform)].media
         errors.update(check_media(str(platform), rules, media, body.get("media_type")))
-    caption = (
-        "" if "caption" in errors else check_caption(str(platform), body.get("caption"), errors)
-    )
+    # Without a platform, each connection's network checks media and caption (scheduling).
+    caption = ""
+    if "caption" not in errors:
+        caption = check_caption(str(platform or ""), body.get("caption"), errors)
+    overrides = _check_overrides(body.get("caption_overrides"), platform, errors)
     scheduled = deadline = None
     if "scheduled_at" not in errors:
         scheduled = check_instant(body.get("scheduled_at"), "scheduled_at", errors, now=now)
@@ -233,7 +259,7 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
     assert isinstance(media, list)
     connection_ids: list[str] = [str(single)] if several is None else several
     return JobInput(
-        platform=str(platform),
+        platform=None if platform is None else str(platform),
         connection_ids=connection_ids,
         multi=several is not None,
         media_asset_ids=list(media),
@@ -243,4 +269,22 @@ def validate_job(body: Any, *, now: datetime, missed_after_seconds: float) -> Jo
         publish_deadline=deadline or scheduled_at + timedelta(seconds=missed_after_seconds),
         deadline_explicit=deadline is not None,
         tenant_id=body.get("tenant_id"),
+        caption_overrides=overrides,
     )
+
+
+def _check_overrides(value: Any, platform: Any, errors: dict[str, str]) -> dict[str, str]:
+    """`caption_overrides`: each key a registered platform (the job's own, when it names
+    one), each caption within that platform's limits."""
+    if value is None or "caption_overrides" in errors:
+        return {}
+    found: dict[str, str] = {}
+    for name, caption in value.items():
+        key = f"caption_overrides.{name}"
+        if name not in platforms():
+            errors[key] = f"must be one of {', '.join(platforms())}"
+        elif platform is not None and name != platform:
+            errors[key] = f"the job is for {platform} only"
+        else:
+            found[name] = check_caption(name, caption, errors, key)
+    return found

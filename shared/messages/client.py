@@ -50,17 +50,19 @@ class HeraldClient:
     def schedule(
         self,
         *,
-        platform: str,
         connection_id: str,
         media_asset_ids: list[str],
+        platform: str | None = None,
         caption: str = "",
+        caption_overrides: dict[str, str] | None = None,
         scheduled_at: datetime | None = None,
         media_type: str | None = None,
         publish_deadline: datetime | None = None,
         post_id: str | None = None,
         job_id: str | None = None,
     ) -> str:
-        """Queue a schedule command; returns the job id. Call `flush()` to send."""
+        """Queue a schedule command; returns the job id. Call `flush()` to send. Without
+        `platform`, the connection's own is used (and its limits checked)."""
         job_id = job_id or str(uuid.uuid4())
         return self._command(
             "schedule",
@@ -70,11 +72,36 @@ class HeraldClient:
             connection_id=connection_id,
             media_asset_ids=media_asset_ids,
             caption=caption,
+            caption_overrides=caption_overrides or None,
             scheduled_at=_rfc3339(scheduled_at),
             media_type=media_type,
             publish_deadline=_rfc3339(publish_deadline),
             post_id=post_id,
         )
+
+    def schedule_post(
+        self,
+        *,
+        connection_ids: list[str],
+        media_asset_ids: list[str],
+        post_id: str | None = None,
+        job_ids: list[str] | None = None,
+        **fields: Any,
+    ) -> tuple[str, list[str]]:
+        """One post on several connections (of any networks): one schedule command per
+        connection, sharing a `post_id`; `fields` as `schedule` takes them. Returns the post
+        id and the job ids, in the order of `connection_ids`."""
+        post = post_id or str(uuid.uuid4())
+        ids = job_ids or [str(uuid.uuid4()) for _ in connection_ids]
+        for connection_id, job_id in zip(connection_ids, ids, strict=True):
+            self.schedule(
+                connection_id=connection_id,
+                media_asset_ids=media_asset_ids,
+                post_id=post,
+                job_id=job_id,
+                **fields,
+            )
+        return post, ids
 
     def cancel(self, job_id: str) -> str:
         return self._command("cancel", job_id, f"cancel:{job_id}")

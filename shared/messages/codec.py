@@ -13,7 +13,7 @@ import orjson
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra.paths import SCHEMAS_DIR
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 CURRENT_MAJOR = 1
 ACCEPTED_MAJORS = frozenset({CURRENT_MAJOR, CURRENT_MAJOR - 1})
 

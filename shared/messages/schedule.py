@@ -16,6 +16,7 @@ JOB_FIELDS = (
     "connection_id",
     "media_asset_ids",
     "caption",
+    "caption_overrides",
     "scheduled_at",
     "media_type",
     "publish_deadline",

@@ -169,6 +169,11 @@ class Platform:
     token: ClassVar[TokenRules] = TokenRules()
     rate_limit: ClassVar[RateLimit | None] = None
 
+    def caption_length(self, caption: str) -> int:
+        """A caption's length as the platform counts it against `media.caption.chars`
+        (default: characters; X weighs URLs, emoji and CJK)."""
+        return len(caption)
+
     def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
         """Errors of rules `account.metadata` cannot state, keyed `metadata.<key>`."""
         return {}

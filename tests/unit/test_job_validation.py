@@ -137,8 +137,9 @@ def test_the_window_edges_are_taken() -> None:
 
 def test_unknown_fields_are_refused_so_a_typo_never_posts_now() -> None:
     assert fields_of(body(schedule_at="2026-12-01T09:30:00Z")) == {
-        "schedule_at": "unknown field; a job takes caption, connection_id, connection_ids,"
-        " media_asset_ids, media_type, platform, publish_deadline, scheduled_at, tenant_id"
+        "schedule_at": "unknown field; a job takes caption, caption_overrides, connection_id,"
+        " connection_ids, media_asset_ids, media_type, platform, publish_deadline,"
+        " scheduled_at, tenant_id"
     }
 
 

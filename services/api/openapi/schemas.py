@@ -185,7 +185,11 @@ SCHEMAS: dict[str, Schema] = {
     "JobIn": {
         **obj(
             {
-                "platform": PLATFORM,
+                "platform": {
+                    **PLATFORM,
+                    "description": "optional: when given, every connection must be on it;"
+                    " without it each connection's network checks the media and caption",
+                },
                 "connection_id": definition("uuid"),
                 "connection_ids": {
                     "type": "array",
@@ -199,12 +203,17 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "each platform's limits (characters, hashtags, mentions):"
                     " GET /publishing/platforms; no NUL characters",
                 },
+                "caption_overrides": {
+                    **definition("caption_overrides"),
+                    "description": "a caption per platform, used on that platform's"
+                    " connections instead of `caption` (its limits apply)",
+                },
                 "scheduled_at": INSTANT,
                 "media_type": MEDIA_TYPE,
                 "publish_deadline": INSTANT,
                 "tenant_id": {**definition("tenant_id"), "description": "admin keys only"},
             },
-            ("platform", "media_asset_ids"),
+            ("media_asset_ids",),
             closed=True,
         ),
         "oneOf": [{"required": ["connection_id"]}, {"required": ["connection_ids"]}],
