@@ -79,7 +79,14 @@ class LinkedIn(Platform):
 
         return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self,
+        env: PlatformEnv,
+        *,
+        code: str,
+        redirect_uri: str,
+        metadata: Mapping[str, Any],
+    ) -> IssuedToken:
         from herald.services.publisher.platforms.linkedin.tokens import exchange
 
         return await exchange(env.settings, code=code, redirect_uri=redirect_uri)

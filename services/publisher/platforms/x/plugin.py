@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from herald.platforms import (
     AccountRules,
     CaptionLimits,
@@ -70,7 +73,14 @@ class X(Platform):
 
         return consent_url(env.settings, state=state, redirect_uri=redirect_uri)
 
-    async def exchange_code(self, env: PlatformEnv, *, code: str, redirect_uri: str) -> IssuedToken:
+    async def exchange_code(
+        self,
+        env: PlatformEnv,
+        *,
+        code: str,
+        redirect_uri: str,
+        metadata: Mapping[str, Any],
+    ) -> IssuedToken:
         from herald.services.publisher.platforms.x.tokens import exchange
 
         return await exchange(env.settings, code=code, redirect_uri=redirect_uri)
