@@ -85,3 +85,18 @@ def test_require_names_the_known_platforms() -> None:
     with pytest.raises(ValidationFailed) as refused:
         registry.platforms().require("myspace")
     assert "instagram" in (refused.value.fields or {})["platform"]
+
+
+def test_every_installed_plugin_keeps_the_hooks_herald_calls() -> None:
+    """Herald calls a plugin's hooks with the base class's arguments: a plugin whose
+    override drops one fails at a user's sign-in, not at start; catch it here."""
+    import inspect
+
+    base = {
+        name: inspect.signature(getattr(Platform, name))
+        for name in ("consent_url", "exchange_code", "refresh_token", "check_metadata")
+    }
+    for plugin in registry.platforms().values():
+        for name, expected in base.items():
+            got = inspect.signature(getattr(type(plugin), name))
+            assert list(got.parameters) == list(expected.parameters), (plugin.name, name)
