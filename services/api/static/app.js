@@ -7,8 +7,8 @@ import { loadHealth } from "./health.js";
 import { loadCalendar, loadQueue, showJob, wireJobs } from "./jobs.js";
 import { renderConnectionChoices, wireSchedule } from "./schedule.js";
 
-const HEALTH_EVERY_MS = 5000;
-let healthTimer = null;
+const LIVE_EVERY_MS = 2000; // health and an open job's story refresh without reloading
+let liveTimer = null;
 
 const LOADERS = {
   schedule: async () => renderConnectionChoices(await loadConnections()),
@@ -25,7 +25,7 @@ function showLogin() {
   $("forget").hidden = true;
   $("who").textContent = "";
   for (const view of document.querySelectorAll(".view")) view.hidden = true;
-  clearInterval(healthTimer);
+  clearInterval(liveTimer);
 }
 
 async function route() {
@@ -37,11 +37,11 @@ async function route() {
     if (b.dataset.view === view) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  clearInterval(healthTimer);
-  if (view === "job") await showJob(decodeURIComponent(id || ""));
-  else await LOADERS[view]();
-  if (view === "health") {
-    healthTimer = setInterval(() => loadHealth().catch((e) => notice(e.message, "error")), HEALTH_EVERY_MS);
+  clearInterval(liveTimer);
+  const refresh = view === "job" ? () => showJob(decodeURIComponent(id || "")) : LOADERS[view];
+  await refresh();
+  if (view === "job" || view === "health") {
+    liveTimer = setInterval(() => refresh().catch((e) => notice(e.message, "error")), LIVE_EVERY_MS);
   }
   const heading = document.querySelector("#view-" + view + " h2");
   if (heading) {

@@ -104,6 +104,7 @@ export async function showJob(id) {
     api("GET", "/publishing/jobs/" + encodeURIComponent(id)),
     api("GET", "/publishing/jobs/" + encodeURIComponent(id) + "/attempts"),
   ]);
+  const changed = !current || current.id !== job.id || current.scheduled_at !== job.scheduled_at;
   current = job;
   $("job-id").textContent = job.id;
   const fields = $("job-fields");
@@ -126,8 +127,10 @@ export async function showJob(id) {
   for (const [name, value] of Object.entries(shown)) {
     fields.append(el("dt", name), el("dd", value === null || value === "" ? "—" : value));
   }
-  $("reschedule-at").value = toLocalInput(job.scheduled_at);
-  showFieldErrors({ scheduled_at: ["err-reschedule", "reschedule-at"] }, {});
+  if (changed) { // a live refresh leaves what one is typing (and its error) alone
+    $("reschedule-at").value = toLocalInput(job.scheduled_at);
+    showFieldErrors({ scheduled_at: ["err-reschedule", "reschedule-at"] }, {});
+  }
   providerLinks(job, attempts.items);
   const body = $("attempts");
   body.replaceChildren();
