@@ -35,7 +35,7 @@ def missing() -> list[str]:
 
 
 def ensure_chromium(cfg: StackConfig) -> None:
-    packages = [] if CHROMIUM.exists() else ["chromium"]
+    packages = [] if CHROMIUM.exists() else ["chromium", "fonts-liberation"]
     if shutil.which("npm") is None and not AXE_SCRIPT.exists():
         packages.append("npm")
     if packages:

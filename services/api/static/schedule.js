@@ -15,6 +15,7 @@ const FIELDS = {
   publish_deadline: ["err-when", "when"],
 };
 let timer = null;
+let asked = 0; // the latest validation asked: an older answer arriving late is dropped
 
 function chosen() {
   const ids = [...document.querySelectorAll("#pick-connections input:checked")].map((i) => i.value);
@@ -107,17 +108,21 @@ async function validate() {
   renderMediaTypes(groups);
   const counts = $("caption-counts");
   if (!groups.size) {
+    asked++;
     counts.replaceChildren();
     showFieldErrors(FIELDS, {});
     return true;
   }
+  const mine = ++asked;
   const answers = await Promise.all(
     [...groups].map(([p, ids]) => api("POST", "/publishing/jobs:validate", body(p, ids))),
   );
-  counts.replaceChildren(...answers.filter((a) => a.caption).map((a, i) =>
-    countLine(platformTitle([...groups.keys()][i]), a.caption)));
+  if (mine !== asked) return false;
+  const names = [...groups.keys()];
+  counts.replaceChildren(...answers.map((a, i) => a.caption && countLine(platformTitle(names[i]), a.caption))
+    .filter(Boolean));
   const fields = {};
-  [...groups.keys()].forEach((p, i) => {
+  names.forEach((p, i) => {
     const err = answers[i].error;
     if (!err) return;
     for (const [k, v] of Object.entries(err.fields || { platform: err.message })) {
