@@ -250,4 +250,4 @@ def test_the_page_works_with_the_keyboard_alone(page: Page, pipeline: Pipeline) 
     assert outline == "solid"  # visible focus
     page.keyboard.press("Enter")
     expect(page.locator("#view-queue")).to_be_visible()
-    assert page.evaluate("document.activeElement.id") == "queue-title"  # focus follows
+    page.wait_for_function("document.activeElement.id === 'queue-title'")  # focus follows
