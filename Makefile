@@ -1,5 +1,6 @@
 # The commands people run. `make run` and `make test` work on a fresh machine: they install
-# what is missing (Python packages into .venv; Debian packages and Kafka jars through
+# what is missing (Python packages into .venv, Playwright's Python package included; Debian
+# packages, chromium among them, the Kafka jars and axe-core under /var/cache/herald through
 # `herald stack up`) and start the local stack.
 
 PYTHON ?= python3

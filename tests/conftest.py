@@ -43,6 +43,7 @@ FOLDER_MARKERS = {
     "integration": ("integration",),
     "e2e": ("e2e", "integration"),
     "chaos": ("chaos", "integration"),
+    "browser": ("browser", "e2e", "integration"),
 }
 
 

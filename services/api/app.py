@@ -7,7 +7,13 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from herald.services.api import routes_connections, routes_dlq, routes_jobs, routes_oauth
+from herald.services.api import (
+    routes_connections,
+    routes_dlq,
+    routes_health,
+    routes_jobs,
+    routes_oauth,
+)
 from herald.services.api.middleware import auth_middleware, error_middleware
 from herald.services.api.openapi import build_spec
 from herald.shared.accounts.oauth import OAuthFlow
@@ -18,15 +24,19 @@ from herald.shared.infra.runtime import Runtime
 STATIC = Path(__file__).parent / "static"
 # The page loads only its own files: no external asset, no inline script.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    # Media previews load from https (the posts' own URLs); nothing else widens.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' https:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
 ASSETS = {
     "/": ("index.html", "text/html"),
-    "/static/app.js": ("app.js", "text/javascript"),
-    "/static/style.css": ("style.css", "text/css"),
+    **{
+        f"/static/{p.name}": (p.name, "text/javascript" if p.suffix == ".js" else "text/css")
+        for p in sorted(STATIC.iterdir())
+        if p.suffix in (".js", ".css")
+    },
 }
 
 
@@ -51,6 +61,8 @@ def create_app(rt: Runtime, health: Health) -> web.Application:
         app, OAuthFlow(rt.connections(), rt.platform_env(), rt.settings.secret_key_ring())
     )
     routes_dlq.add_routes(app, rt.db, jobs)
+    prometheus = rt.settings.prometheus_url or f"http://127.0.0.1:{rt.settings.prometheus_port}"
+    routes_health.add_routes(app, rt.db, prometheus)
 
     spec = orjson.dumps(build_spec())
 

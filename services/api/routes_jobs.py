@@ -42,6 +42,9 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         result = await jobs.schedule(principal(request), body, idempotency_key=key)
         return json_ok(result.body, status=201 if result.created else 200)
 
+    async def validate(request: web.Request) -> web.Response:
+        return json_ok(await jobs.preview(principal(request), await json_object(request)))
+
     async def list_jobs(request: web.Request) -> web.Response:
         page = await jobs.list_jobs(
             principal(request),
@@ -73,6 +76,7 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         return json_ok(await jobs.reschedule(principal(request), request.match_info["id"], body))
 
     app.router.add_post("/publishing/jobs", schedule)
+    app.router.add_post("/publishing/jobs:validate", validate)
     app.router.add_get("/publishing/jobs", list_jobs, allow_head=False)
     app.router.add_get("/publishing/jobs/{id}", get_job, allow_head=False)
     app.router.add_patch("/publishing/jobs/{id}", reschedule)

@@ -5,7 +5,7 @@ Results go to stdout alone; logs and progress go to stderr.
 |---|---|
 | `checkout` | `stack`, `bench` (a checkout's developer tools) |
 | `processes` | `migrate`, `topics`, `scheduler`, `publisher`, `results`, `api`, `run` |
-| `jobs` | `schedule`, `jobs` |
+| `jobs`, `watch` | `schedule`, `jobs` (`jobs watch`) |
 | `keys` | `apikey`, `secrets` |
 | `connections` | `connections`, `sandbox` |
 | `dlq` | `dlq` |
@@ -19,14 +19,22 @@ import sys
 import orjson
 from pydantic import ValidationError
 
-from herald.services.cli import checkout, connections, dlq, jobs, keys, platforms, processes
+from herald.services.cli import checkout, connections, dlq, exits, jobs, keys, platforms, processes
+from herald.services.cli.examples import add_examples
+from herald.shared import __version__
 from herald.shared.errors import ConfigError, DomainError, HeraldError
 from herald.shared.infra.kafka.properties import client_properties
 from herald.shared.infra.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="herald", description="Scheduled social-media publishing")
+    p = argparse.ArgumentParser(
+        prog="herald",
+        description="Scheduled social-media publishing",
+        epilog="exit codes: 0 done, 1 failed, 2 invalid input, 3 not found, 4 conflict,"
+        " 5 a store (Postgres, Redis, Kafka) is away, 130 interrupted",
+    )
+    p.add_argument("--version", action="version", version=f"herald {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     checkout.add_stack(sub)
     processes.add_commands(sub)
@@ -37,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     platforms.add_commands(sub)
     connections.add_sandbox(sub)
     checkout.add_bench(sub)
+    add_examples(p)
     return p
 
 
@@ -59,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args, settings))
     except DomainError as exc:
         sys.stderr.write(orjson.dumps(exc.to_body()).decode() + "\n")
-        return 1
+        return exits.code_for(exc)
+    except exits.STORE_ERRORS as exc:
+        print(f"herald: a store is away ({type(exc).__name__}); retry later", file=sys.stderr)
+        return exits.STORE_AWAY
     except HeraldError as exc:
         print(f"herald: {exc}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     except KeyboardInterrupt:
-        return 130
+        return exits.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -40,18 +40,23 @@ def add_commands(sub: Commands) -> None:
     s = sub.add_parser("dlq", help="dead letters")
     dsub = s.add_subparsers(dest="action", required=True)
     for action in ("list", "redrive"):
-        d = dsub.add_parser(action)
-        d.add_argument("--platform")
-        d.add_argument("--reason")
-        d.add_argument("--connection-id")
-        d.add_argument("--since")
-        d.add_argument("--until")
+        d = dsub.add_parser(
+            action,
+            help="newest first" if action == "list" else "re-queue the matching jobs",
+        )
+        d.add_argument("--platform", help="a platform name")
+        d.add_argument("--reason", help="e.g. exhausted, permanent_error, auth_error")
+        d.add_argument("--connection-id", help="one connection's dead letters")
+        d.add_argument("--since", help="RFC 3339: dead-lettered at or after")
+        d.add_argument("--until", help="RFC 3339: dead-lettered before")
         if action == "list":
-            d.add_argument("--include-redriven", action="store_true")
-            d.add_argument("--limit", type=int, default=50)
-            d.add_argument("--json", action="store_true")
+            d.add_argument("--include-redriven", action="store_true", help="the redriven too")
+            d.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+            d.add_argument("--json", action="store_true", help="a JSON list")
         else:
-            d.add_argument("--job-id", action="append", dest="job_ids")
-            d.add_argument("--dry-run", action="store_true")
-            d.add_argument("--force", action="store_true")
+            d.add_argument(
+                "--job-id", action="append", dest="job_ids", help="only this job (repeat)"
+            )
+            d.add_argument("--dry-run", action="store_true", help="only say what would be redriven")
+            d.add_argument("--force", action="store_true", help="even if the post may be live")
     s.set_defaults(handler=with_runtime(dlq))

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from herald.services.cli.output import Commands, out, rows, with_runtime
+from herald.services.cli.watch import add_watch
 
 
 async def schedule(rt: Any, args: argparse.Namespace) -> int:
@@ -26,6 +27,9 @@ async def schedule(rt: Any, args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     result = await rt.jobs().schedule(ADMIN, body, idempotency_key=args.idempotency_key)
+    if args.json:
+        out(result.body)
+        return 0
     for job in result.body.get("jobs", [result.body]):
         print(job["id"])
     return 0
@@ -85,8 +89,13 @@ def add_commands(sub: Commands) -> None:
         required=True,
         help="connection id (repeat for several accounts, on any networks)",
     )
-    s.add_argument("--media", "--media-asset-id", action="append", help="none: a text post")
-    s.add_argument("--caption")
+    s.add_argument(
+        "--media",
+        "--media-asset-id",
+        action="append",
+        help="an https URL (repeat); none: a text post",
+    )
+    s.add_argument("--caption", help="the post's text")
     s.add_argument(
         "--caption-for",
         action="append",
@@ -94,25 +103,36 @@ def add_commands(sub: Commands) -> None:
         metavar="PLATFORM=CAPTION",
         help="the caption on one network instead of --caption (repeatable)",
     )
-    s.add_argument("--at", "--scheduled-at", dest="scheduled_at")
+    s.add_argument(
+        "--at", "--scheduled-at", dest="scheduled_at", help="RFC 3339 with an offset (default: now)"
+    )
     s.add_argument("--media-type", help="one of the network's kinds: herald platforms")
-    s.add_argument("--deadline", "--publish-deadline", dest="publish_deadline")
-    s.add_argument("--idempotency-key")
+    s.add_argument(
+        "--deadline", "--publish-deadline", dest="publish_deadline", help="RFC 3339; later: missed"
+    )
+    s.add_argument("--idempotency-key", help="the same key and body again schedule nothing new")
+    s.add_argument("--json", action="store_true", help="print the job (or post) as JSON")
     s.set_defaults(handler=with_runtime(schedule))
 
     s = sub.add_parser("jobs", help="list, show, retry or cancel jobs")
     jsub = s.add_subparsers(dest="action", required=True)
-    j = jsub.add_parser("list")
-    j.add_argument("--status")
-    j.add_argument("--platform")
-    j.add_argument("--connection-id")
-    j.add_argument("--post-id")
-    j.add_argument("--limit", type=int, default=50)
-    j.add_argument("--json", action="store_true")
-    for action in ("show", "retry", "cancel"):
-        j = jsub.add_parser(action)
-        j.add_argument("job_id")
-        j.add_argument("--json", action="store_true")
+    j = jsub.add_parser("list", help="newest first")
+    j.add_argument("--status", help="e.g. SCHEDULED, DEAD_LETTERED")
+    j.add_argument("--platform", help="a platform name")
+    j.add_argument("--connection-id", help="one connection's jobs")
+    j.add_argument("--post-id", help="one post's jobs")
+    j.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    j.add_argument("--json", action="store_true", help="a JSON list")
+    helps = {
+        "show": "the job's whole story: attempts, errors, provider ids",
+        "retry": "re-queue a DEAD_LETTERED or RETRY_SCHEDULED job now",
+        "cancel": "cancel before the platform call starts",
+    }
+    for action, text in helps.items():
+        j = jsub.add_parser(action, help=text)
+        j.add_argument("job_id", help="the job's id")
+        j.add_argument("--json", action="store_true", help="the job as JSON")
         if action == "retry":
-            j.add_argument("--force", action="store_true")
+            j.add_argument("--force", action="store_true", help="even if the post may be live")
+    add_watch(jsub)
     s.set_defaults(handler=with_runtime(jobs))

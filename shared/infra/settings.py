@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # Ports of the local stack beyond those named by the URLs above (`herald stack up`).
     kafka_controller_port: int = 9093
     prometheus_port: int = 9090
+    # The Prometheus the API's health route reads (alerts, consumer lag, publishers up);
+    # unset: the local stack's, on 127.0.0.1:prometheus_port.
+    prometheus_url: str | None = None
 
     replica: str = Field(default_factory=lambda: secrets.token_hex(3))
 

@@ -25,9 +25,14 @@ from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, DomainError, ValidationFailed
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
-from herald.shared.jobs.validation import JobInput, check_for_platform, validate_job
+from herald.shared.jobs.validation import (
+    JobInput,
+    caption_counts,
+    check_for_platform,
+    validate_job,
+)
 from herald.shared.jobs.views import job_view
-from herald.shared.messages.codec import new_trace_id, now_utc
+from herald.shared.messages.codec import iso, new_trace_id, now_utc
 from herald.shared.messages.status import status_event
 from herald.shared.stores import connections, idempotency_keys, jobs, outbox
 from herald.shared.stores.tenants import ensure_tenant, ensure_tenants
@@ -155,6 +160,38 @@ async def schedule(
             },
         )
     return Scheduled(True, _body(spec, rows))
+
+
+async def preview(svc: JobService, principal: Principal, body: Any) -> dict[str, Any]:
+    """What `schedule` would answer for `body`, without writing anything: the same checks
+    (`validate_job`, then `check_connections`), the error it would answer, the times it
+    would store, and the caption's counts against the platform's limits. An Idempotency-Key
+    replay is not looked up: a valid body here is one `schedule` would take as new."""
+    counts = caption_counts(
+        *(
+            (body.get("platform"), body.get("caption") or "")
+            if isinstance(body, dict)
+            else (None, None)
+        )
+    )
+    try:
+        spec = validate_job(
+            body, now=now_utc(), missed_after_seconds=svc.settings.missed_after_seconds
+        )
+        rows = await connections.by_ids(svc.db, spec.connection_ids)
+        check_connections(principal, spec, {str(r["id"]): r for r in rows})
+    except DomainError as exc:
+        return {"valid": False, "status": exc.status, **exc.to_body(), "caption": counts}
+    return {
+        "valid": True,
+        "status": 201,
+        "error": None,
+        "caption": counts,
+        "platform": spec.platform,
+        "connection_ids": spec.connection_ids,
+        "scheduled_at": iso(spec.scheduled_at),
+        "publish_deadline": iso(spec.publish_deadline),
+    }
 
 
 def _body(spec: JobInput, rows: list[Row]) -> dict[str, Any]:

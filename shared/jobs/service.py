@@ -76,6 +76,10 @@ class JobService:
             trace_id=trace_id,
         )
 
+    async def preview(self, principal: Principal, body: Any) -> dict[str, Any]:
+        """What `schedule` would answer, scheduling nothing (`shared.jobs.scheduling`)."""
+        return await scheduling.preview(self, principal, body)
+
     async def mirror(
         self, add: dict[str, datetime | None] | None = None, remove: list[str] | None = None
     ) -> None:

@@ -162,6 +162,22 @@ def check_for_platform(
     return errors
 
 
+def caption_counts(platform: Any, caption: Any) -> dict[str, Any] | None:
+    """What a caption counts against its platform's limits (None: not a known platform or
+    not text): the counts `check_caption` applies, for a client to show as one types."""
+    if platform not in platforms() or not isinstance(caption, str):
+        return None
+    limits = platforms()[platform].media.caption
+    return {
+        "chars": caption_length(platform, caption),
+        "max_chars": limits.chars,
+        "hashtags": len(_HASHTAG.findall(caption)),
+        "max_hashtags": limits.hashtags,
+        "mentions": len(_MENTION.findall(caption)),
+        "max_mentions": limits.mentions,
+    }
+
+
 def check_media(
     platform: str, rules: MediaRules, urls: list[str], media_type: str | None
 ) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from herald.services.api.app import create_app
+from herald.services.api.app import STATIC, create_app
 from herald.services.api.openapi import build_spec
 from herald.shared.infra.ops_server import Health
 from herald.shared.infra.runtime import Runtime
@@ -23,8 +23,7 @@ OPEN = {
     "/metrics",
     "/openapi.json",
     "/",
-    "/static/app.js",
-    "/static/style.css",
+    *(f"/static/{p.name}" for p in STATIC.iterdir() if p.suffix in (".js", ".css")),
     "/publishing/connections/oauth/{platform}/callback",  # the browser, back from the platform
 }
 

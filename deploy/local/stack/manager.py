@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from herald.shared.errors import ConfigError
 from herald.shared.infra.settings import Settings
-from stack import debian, install, procs
+from stack import browser, debian, install, procs
 from stack.base import Service, StackError, retry_until
 from stack.config import StackConfig
 from stack.console import say, show_lines
@@ -205,6 +205,7 @@ def _up(settings: Settings, names: Sequence[str] | None, layout: Layout | None =
             install.ensure_packages(local, cfg)
             if any(isinstance(s, Kafka) for s in local):
                 install.ensure_kafka_libs(cfg)
+            browser.ensure_browser_tools(cfg)
             failed = []
             for service in services:
                 try:

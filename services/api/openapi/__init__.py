@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from herald.services.api.openapi import ops
 from herald.services.api.openapi.paths import PATHS
 from herald.services.api.openapi.schemas import SCHEMAS, registry_schemas
 from herald.shared import __version__
@@ -25,9 +26,9 @@ def build_spec() -> dict[str, Any]:
             " fields?}}`. Unknown routes answer 404 with that body.",
         },
         "servers": [{"url": "/"}],
-        "paths": PATHS,
+        "paths": PATHS | ops.PATHS,
         "components": {
-            "schemas": SCHEMAS | registry_schemas(platforms()),
+            "schemas": SCHEMAS | ops.SCHEMAS | registry_schemas(platforms()),
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -302,13 +302,4 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": open_op("Prometheus metrics", {200: text("exposition format", "text/plain")})
     },
     "/openapi.json": {"get": open_op("This document", {200: json_response("OpenAPI 3.1", OBJ)})},
-    "/": {"get": open_op("The ops page", {200: text("HTML", "text/html")}, "page")},
-    "/static/app.js": {
-        "get": open_op(
-            "The ops page's script", {200: text("JavaScript", "text/javascript")}, "page"
-        )
-    },
-    "/static/style.css": {
-        "get": open_op("The ops page's style sheet", {200: text("CSS", "text/css")}, "page")
-    },
 }
