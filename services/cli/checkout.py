@@ -33,7 +33,11 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_stack(sub: Commands) -> None:
     s = sub.add_parser("stack", help="the local Kafka, Redis, Postgres and Prometheus")
-    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: install what is missing and start; down: stop; status: what runs where",
+    )
     s.add_argument(
         "--brokers",
         type=int,
@@ -57,11 +61,13 @@ def add_bench(sub: Commands) -> None:
         help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind;"
         " `soak` runs Instagram jobs against the fake Graph server with faults and kills",
     )
-    s.add_argument("-n", "--jobs", type=int, default=None)
-    s.add_argument("--rate", type=float, default=None)
-    s.add_argument("--seconds", type=float, default=None)
-    s.add_argument("--publishers", type=int, default=None)
-    s.add_argument("--latency-ms", type=float, default=None)
+    s.add_argument("-n", "--jobs", type=int, default=None, help="jobs in the run (burst, soak)")
+    s.add_argument("--rate", type=float, default=None, help="steady: jobs per second")
+    s.add_argument("--seconds", type=float, default=None, help="steady: how long to send")
+    s.add_argument("--publishers", type=int, default=None, help="publisher copies to run")
+    s.add_argument(
+        "--latency-ms", type=float, default=None, help="the sandbox platform's call duration"
+    )
     s.add_argument("--accounts", type=int, default=None, help="soak: Instagram accounts")
     s.add_argument("--no-limits", action="store_true", help="skip the building-block ceilings")
     s.add_argument(

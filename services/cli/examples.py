@@ -23,6 +23,7 @@ EXAMPLES = {
     "dlq": "herald dlq redrive --reason exhausted --dry-run",
     "sandbox": "herald sandbox posts --json",
     "bench": "herald bench burst",
+    "platforms": "herald platforms --markdown   # the README's table of networks and limits",
 }
 
 

@@ -83,7 +83,7 @@ def run_all(args: argparse.Namespace, settings: Settings) -> int:
 def add_commands(sub: Commands) -> None:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=migrate)
     s = sub.add_parser("topics", help="Kafka topics")
-    s.add_argument("action", choices=["create"])
+    s.add_argument("action", choices=["create"], help="create: make the missing topics")
     s.add_argument(
         "--partitions",
         type=int,
@@ -94,5 +94,5 @@ def add_commands(sub: Commands) -> None:
     for name in SERVICES:
         sub.add_parser(name, help=f"run the {name} service").set_defaults(handler=service)
     s = sub.add_parser("run", help="every service as child processes, for local use")
-    s.add_argument("--publishers", type=int, default=2)
+    s.add_argument("--publishers", type=int, default=2, help="publisher copies to start")
     s.set_defaults(handler=run_all)
