@@ -19,7 +19,9 @@ _TIMEOUT = 5.0
 # A server that answers a connection with FATAL refused it (a wrong password, an unknown
 # role or database, no pg_hba entry), unless it says it is busy or in transition.
 _PG_BUSY = ("too many", "starting up", "shutting down", "recovery")
-_TLS = ("certificate verify failed", "SSL", "ssl", "tls", "TLS")
+# What OpenSSL and libpq say of a refused handshake (never a host name that happens to
+# contain "ssl": an unreachable host is an outage, not a refusal).
+_TLS = ("certificate verify failed", "[SSL", "SSL error", "SSL SYSCALL", "does not support SSL")
 
 
 async def verify_stores(redis_url: str, database_url: str) -> None:
@@ -60,7 +62,7 @@ async def verify_postgres(url: str) -> None:
         text = _first_line(exc)
         if "FATAL:" in text and not any(word in text for word in _PG_BUSY):
             raise ConfigError(f"Postgres refused the login (HERALD_DATABASE_URL): {text}") from None
-        if "certificate verify failed" in text or "SSL" in text:
+        if any(marker in text for marker in _TLS):
             raise ConfigError(f"Postgres TLS failed (HERALD_DATABASE_URL): {text}") from None
         return  # not answering: an outage, which the services ride out
     await conn.close()

@@ -84,6 +84,9 @@ async def test_a_refused_postgres_login_is_one_line_naming_the_setting(
 async def test_stores_that_do_not_answer_are_an_outage_not_a_refusal() -> None:
     await verify_redis("redis://127.0.0.1:1/0")
     await verify_postgres("postgresql://herald@127.0.0.1:1/herald")
+    # A host whose name holds "ssl" is still only away.
+    await verify_redis("rediss://ssl-cache.invalid:6379/0")
+    await verify_postgres("postgresql://herald@ssl-db.invalid/herald?connect_timeout=2")
 
 
 def test_a_service_given_a_wrong_redis_password_stops_at_start_with_one_line(
