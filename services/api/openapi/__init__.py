@@ -10,7 +10,8 @@ from typing import Any
 
 from herald.services.api.openapi import ops
 from herald.services.api.openapi.paths import PATHS
-from herald.services.api.openapi.schemas import SCHEMAS, registry_schemas
+from herald.services.api.openapi.platforms import registry_schemas
+from herald.services.api.openapi.schemas import SCHEMAS
 from herald.shared import __version__
 from herald.shared.platforms.registry import platforms
 

@@ -14,7 +14,6 @@ from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason, Outcome
 from herald.shared.domain.platforms import CONNECTION_STATUSES
 from herald.shared.infra.paths import SCHEMAS_DIR
-from herald.shared.platforms.registry import Registry
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -369,45 +368,3 @@ SCHEMAS: dict[str, Schema] = {
         ("status",),
     ),
 }
-
-
-def registry_schemas(registry: Registry) -> dict[str, Schema]:
-    """The schemas the platform registry fills in: the names, the media types, and what
-    `GET /publishing/platforms` answers."""
-    kinds = sorted({k.name for p in registry.values() for k in p.media.kinds})
-    nullable_int = null(INT)
-    return {
-        "PlatformName": {"enum": list(registry)},
-        "MediaType": {"enum": kinds},
-        "Platform": obj(
-            {
-                "name": ref("PlatformName"),
-                "title": STR,
-                "media_kinds": {
-                    "type": "array",
-                    "items": obj(
-                        {
-                            "media_type": ref("MediaType"),
-                            "min_assets": INT,
-                            "max_assets": INT,
-                            "video": null(BOOL),
-                        },
-                        ("media_type", "min_assets", "max_assets", "video"),
-                    ),
-                },
-                "media_type_optional": BOOL,
-                "max_assets": INT,
-                "max_image_bytes": nullable_int,
-                "max_video_bytes": nullable_int,
-                "caption": obj(
-                    {"chars": INT, "hashtags": nullable_int, "mentions": nullable_int},
-                    ("chars", "hashtags", "mentions"),
-                ),
-                "connection": OBJ,
-                "token_refresh": BOOL,
-                "oauth": BOOL,
-            },
-            ("name", "media_kinds", "max_assets", "caption", "connection"),
-        ),
-        "PlatformList": obj({"items": {"type": "array", "items": ref("Platform")}}, ("items",)),
-    }
