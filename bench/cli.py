@@ -1,5 +1,5 @@
-"""`herald bench burst|steady|scale|memory|limits|soak`: prints figures, writes JSON and a PNG
-chart; `herald bench clean` removes what killed runs left behind."""
+"""`herald bench burst|steady|latency|scale|memory|limits|soak`: prints figures, writes JSON
+and a PNG chart; `herald bench clean` removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import leftovers, limits, repeat, scenarios, soak
+from bench import latency, leftovers, limits, repeat, scenarios, soak
 from herald.shared import __version__
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.settings import Settings
@@ -109,6 +109,8 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if name == "steady":
         rate, seconds = args.rate or 1000.0, args.seconds or 30.0
         return scenarios.steady(settings, rate=rate, seconds=seconds, publishers=publishers)
+    if name == "latency":
+        return latency.latency(settings, seconds=args.seconds or 20.0, publishers=publishers)
     if name == "soak":
         return soak.soak(
             settings,
@@ -168,7 +170,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return clean(settings)
     _warn_of_leftovers(settings)
     figures = _repeated(args, settings)
-    if name not in ("limits", "soak") and not args.no_limits:
+    if name not in ("limits", "soak", "latency") and not args.no_limits:
         ceilings = limits.measure(settings)
         figures["limits"] = ceilings
         figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ class BenchPipeline:
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         connection_bodies: list[dict[str, Any]] | None = None,
+        prepare: Callable[[BenchPipeline], None] | None = None,
     ) -> None:
         run = uuid.uuid4().hex[:8]
         self.base = base
@@ -77,6 +79,7 @@ class BenchPipeline:
         self.log_dir = log_dir or (base.resolved_stack_dir() / "logs" / "bench")
         self.extra_env = extra_env or {}
         self.connection_bodies = connection_bodies  # None: `connections` sandbox accounts
+        self.prepare = prepare  # runs once the topics exist, before any service starts
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.connections: list[str] = []
 
@@ -86,6 +89,8 @@ class BenchPipeline:
         s = self.settings
         migrate(s.database_url, s.db_schema)
         create_topics(s.kafka_bootstrap, load_topic_specs(), s.topic_prefix)
+        if self.prepare is not None:
+            self.prepare(self)
         self.connections = asyncio.run(self._make_connections())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         services = ["scheduler", "results", *["publisher"] * self.publishers]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench import latency
 from bench.pipeline import (
     BenchPipeline,
     JobTimes,
@@ -151,38 +152,12 @@ def steady(
     publishers: int = 2,
     connections: int = 48,
 ) -> dict[str, Any]:
-    """A constant rate of jobs, each due one second after it is scheduled."""
-    with BenchPipeline(base, publishers=publishers, connections=connections) as pipe:
-        client = pipe.client()
+    """A constant rate of jobs, each due one second after it is scheduled (bench/latency.py)."""
+    with BenchPipeline(
+        base, publishers=publishers, connections=connections, prepare=latency.stamp_append_time
+    ) as pipe:
         time.sleep(3.0)  # let the consumers join their groups
-        sent = 0
-        began = time.time()
-        tick = 0.1
-        while time.time() - began < seconds:
-            target = int((time.time() - began + tick) * rate)
-            if target > sent:
-                pipe.schedule(client, target - sent, utc_in(1.0), sent)
-                client.flush()
-                sent = target
-            time.sleep(max(0.0, began + (sent / rate) - time.time()))
-        _say(f"sent {sent} jobs in {time.time() - began:.1f}s")
-        end = time.time()
-        done = pipe.wait_terminal(sent, timeout=120, label="steady")
-        times = pipe.job_times()
-        backlog_at_end = sum(
-            1 for t in times if t.due <= end and (t.published is None or t.published > end + 1.0)
-        )
-        figures = {
-            "rate_per_s": rate,
-            "seconds": seconds,
-            "jobs": sent,
-            "done": done,
-            **_lag_figures(times),
-            "backlog_at_end": backlog_at_end,
-            "kept_up": backlog_at_end == 0,
-            "publishers": publishers,
-        }
-    return figures
+        return latency.run_steady(pipe, rate, seconds) | {"publishers": publishers}
 
 
 def scale(

@@ -13,6 +13,7 @@ on its own, in the transaction of the mark, as `permanent_error`; the rest of it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -46,11 +47,39 @@ class Dispatcher:
         self.topic = rt.names.topic(REQUEST)
         self.partitions = PartitionCount(rt.producer, self.topic)
         self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
+        self._woken = asyncio.Event()  # set (and replaced) when a writer signals a wake
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
-        wait for Kafka's acknowledgement (claims are atomic, so they never overlap)."""
-        await asyncio.gather(*(self._loop(stopping, i == 0) for i in range(self.concurrency)))
+        wait for Kafka's acknowledgement (claims are atomic, so they never overlap), and the
+        listener that wakes them when a writer adds a job due sooner."""
+        await asyncio.gather(
+            self._listen(stopping),
+            *(self._loop(stopping, i == 0) for i in range(self.concurrency)),
+        )
+
+    async def _listen(self, stopping: asyncio.Event) -> None:
+        """Turn the writers' wake signals (a Redis list) into a local event. The claim loops
+        sleep on a local timer until the next due instant, which fires within a millisecond;
+        a Redis blocking timeout is only as precise as the server's clock tick (100 ms)."""
+        retry = Retry(
+            Backoff(first=0.1, cap=1.0),
+            on=(Exception,),
+            stopping=stopping,
+            what="dispatcher wake listener error; retrying",
+            logger=log,
+        )
+        while not stopping.is_set():
+            try:
+                woken = await retry.call(lambda: self.rt.queue.wait_for_wake(1.0))
+            except Stopped:
+                return
+            if woken:
+                self._wake()
+
+    def _wake(self) -> None:
+        self._woken.set()
+        self._woken = asyncio.Event()  # sleepers took the old one before reading next_due
 
     async def _loop(self, stopping: asyncio.Event, requeues: bool) -> None:
         retry = Retry(
@@ -79,9 +108,13 @@ class Dispatcher:
         if claimed:
             await self.dispatch(claimed)
             return
+        woken = self._woken  # taken first: a wake from here on ends the sleep below
         next_due = await queue.next_due()
         wait = self.max_sleep if next_due is None else next_due - time.time()
-        await queue.wait_for_wake(min(max(wait, 0.0), self.max_sleep))
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, self.max_sleep)):
+                    await woken.wait()
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}

@@ -143,11 +143,10 @@ class DelayedQueue:
         return float(first[0][1]) if first else None
 
     @_outage
-    async def wait_for_wake(self, timeout: float) -> None:
-        """Block until a writer signals an earlier job or `timeout` passes (own client)."""
-        if timeout <= 0:
-            return
-        await self._r.blpop([self.wake_key], timeout=max(timeout, 0.01))
+    async def wait_for_wake(self, timeout: float) -> bool:
+        """Block until a writer signals an earlier job (True) or about `timeout` seconds
+        pass (False; Redis times a blocked call out at its own clock tick, ~100 ms)."""
+        return await self._r.blpop([self.wake_key], timeout=max(timeout, 0.01)) is not None
 
     @_outage
     async def held(self, job_ids: list[str]) -> set[str]:

@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 
 from herald.shared.errors import StoreUnavailable
 from herald.shared.infra.kafka.client import KafkaError, Message, consumer
-from herald.shared.infra.kafka.serial import SerialCalls, without_errors
+from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 from herald.shared.infra.retry import Backoff, Retry, Stopped
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class BatchConsumer:
         await self._call(c.subscribe, self.topics)
         try:
             while not stopping.is_set():
-                raw = await self._call(c.consume, self.batch_size, self.poll_timeout)
+                raw = await self._call(take, c, self.batch_size, self.poll_timeout)
                 messages = without_errors(raw)
                 if not messages:
                     continue

@@ -39,7 +39,7 @@ from confluent_kafka import TopicPartition
 
 from herald.shared.infra.kafka.client import Message, consumer
 from herald.shared.infra.kafka.offset_tracker import OffsetTracker, Partition
-from herald.shared.infra.kafka.serial import SerialCalls, without_errors
+from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[bool]]
@@ -132,7 +132,7 @@ class ConcurrentConsumer:
             elif 0 < free < self.min_batch:
                 free = await self._gather_slots()
             batch = max(1, min(self.batch_size, free))
-            raw = await self._call(c.consume, batch, self.poll_timeout)
+            raw = await self._call(take, c, batch, self.poll_timeout)
             messages = self._usable(raw)
             for msg in messages:
                 self._start(msg)

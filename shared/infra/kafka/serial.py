@@ -28,6 +28,20 @@ class SerialCalls:
         self._executor.shutdown(wait=False)
 
 
+def take(consumer: confluent_kafka.Consumer, limit: int, timeout: float) -> list[Message]:
+    """Up to `limit` records without waiting for more than are there: what the client holds
+    already, or else the first to arrive within `timeout` and whatever came with it.
+    (`consume(limit, timeout)` alone waits until `limit` records came or `timeout` passed,
+    so below that rate every record would wait out the whole timeout.)"""
+    records: list[Message] = consumer.consume(limit, 0)
+    if records or limit < 1:
+        return records
+    records = consumer.consume(1, timeout)
+    if records and limit > 1:
+        records += consumer.consume(limit - 1, 0)
+    return records
+
+
 def without_errors(raw: list[Message]) -> list[Message]:
     """The records of a consume() batch; errors other than end-of-partition are logged."""
     out = []
