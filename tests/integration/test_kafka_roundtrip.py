@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
 
-from herald.shared.infra.kafka.admin import TopicSpec, create_topics
+from herald.shared.infra.kafka.admin import TopicSpec, admin, create_topics
 from herald.shared.infra.kafka.batch_consumer import next_offsets
-from herald.shared.infra.kafka.client import Producer, consumer
+from herald.shared.infra.kafka.client import KafkaError, Producer, consumer
 from tests.conftest import Namespace
 
 N = 10_000
@@ -112,3 +114,45 @@ def test_committed_offsets_are_visible_to_a_new_group_member(ns: Namespace) -> N
         rest += [m.value() for m in c2.consume(10, 1.0) if not m.error()]
     c2.close()
     assert rest[0] == b"4" and rest == [str(i).encode() for i in range(4, 10)]
+
+
+async def test_concurrent_batches_each_hear_of_their_own_records(ns: Namespace) -> None:
+    # One producer serves the dispatcher's loops and the outbox relay at once: each batch is
+    # answered once its own records are acknowledged, with its own count, and a record the
+    # broker refuses fails its own batch only.
+    bootstrap = ns.base.kafka_bootstrap
+    healthy, small = ns.topic_prefix + "acks-healthy", ns.topic_prefix + "acks-small"
+    client = admin(bootstrap)
+    futures = client.create_topics(
+        [
+            NewTopic(healthy, num_partitions=1, replication_factor=1),
+            NewTopic(
+                small, num_partitions=1, replication_factor=1, config={"max.message.bytes": "1000"}
+            ),
+        ]
+    )
+    for future in futures.values():
+        future.result(timeout=30)
+    producer = Producer(bootstrap)
+    try:
+        refused, *sent = await asyncio.gather(
+            producer.send_batch_async([(small, "k", b"x" * 5000)]),
+            *(
+                producer.send_batch_async([(healthy, f"k{i}", b"v") for _ in range(50)])
+                for i in range(3)
+            ),
+            return_exceptions=True,
+        )
+        assert sent == [50, 50, 50]
+        assert isinstance(refused, KafkaError) and "1 of 1 records failed" in str(refused)
+    finally:
+        producer.close(timeout=1.0)
+    c = consumer(bootstrap, ns.topic_prefix + "acks-reader")
+    c.assign([TopicPartition(healthy, 0, 0)])
+    got: list[bytes] = []
+    for _ in range(30):
+        got += [m.value() or b"" for m in c.consume(200, 0.5) if not m.error()]
+        if len(got) >= 150:
+            break
+    c.close()
+    assert len(got) == 150

@@ -88,6 +88,27 @@ async def test_due_jobs_reach_publish_request_once_with_their_fields(
         assert row["status"] == "IN_PROGRESS"
 
 
+async def test_the_dispatcher_wakes_on_its_own_timer_not_on_a_redis_timeout(
+    rt: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis times out a blocked call only at its clock tick (100 ms by default): a dispatcher
+    # sleeping there until the next due instant woke up to a tick late, every time. Here the
+    # wake wait never answers at all: the job must still go out when it is due.
+    release = asyncio.Event()
+
+    async def never_answers(timeout: float) -> bool:
+        await release.wait()
+        return False
+
+    monkeypatch.setattr(rt.queue, "wait_for_wake", never_answers)
+    connections = await sandbox_connections(rt, 1)
+    [job] = await schedule_many(rt, connections, 1, in_seconds=0.5)
+    async with running(rt):
+        values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1)
+        release.set()
+    assert [v["job_id"] for v in values] == [job]
+
+
 async def test_a_job_that_cannot_be_sent_is_dead_lettered_alone(
     rt: Runtime, settings: Settings
 ) -> None:

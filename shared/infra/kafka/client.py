@@ -7,9 +7,10 @@ errors are raised as `KafkaError`; librdkafka's error callbacks go to logging.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import confluent_kafka
@@ -46,37 +47,33 @@ def base_config(bootstrap: str) -> dict[str, Any]:
     )
 
 
-@dataclass
-class _Delivery:
-    error: str | None = None
-
-
 class Producer:
-    """Idempotent producer (acks=all). `send_batch` returns once every record is acknowledged."""
+    """Idempotent producer (acks=all). `send_batch` returns once every record is acknowledged.
+
+    `send_batch_async` waits for its own records only: a thread polls the client for
+    acknowledgements and each batch's future completes when its last record is acknowledged.
+    (`flush`, which `send_batch` uses, waits for every record of every caller, so concurrent
+    senders sharing a producer would each wait for all the others.) No linger: a batch goes
+    out at once, and records queue up into larger requests only while earlier ones are in
+    flight, that is, when work waits.
+    """
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
         config = base_config(bootstrap) | {
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": 0,
             "compression.type": "none",  # CPU is the scarce resource; aiokafka reads it too
             "message.timeout.ms": 120_000,
             "queue.buffering.max.messages": 500_000,
         }
         config.update(overrides)
         self._producer = confluent_kafka.Producer(config)
+        self._poller: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
 
-    def send_batch(self, records: Iterable[Record], timeout: float = 60.0) -> int:
-        """Produce records and wait until Kafka acknowledged all of them (raises otherwise).
-        A record is (topic, key, value), or (topic, key, value, partition) to place it
-        explicitly. Safe to call from several threads at once: each call sees its own
-        failures."""
-        errors: list[str] = []
-
-        def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(str(err))
-
+    def _produce(self, records: Iterable[Record], on_delivery: Callable[..., None]) -> int:
         count = 0
         for record in records:
             topic, key, value = record[0], record[1], record[2]
@@ -90,6 +87,20 @@ class Producer:
                 except BufferError:  # the local queue is full: let librdkafka send some
                     self._producer.poll(0.05)
             count += 1
+        return count
+
+    def send_batch(self, records: Iterable[Record], timeout: float = 60.0) -> int:
+        """Produce records and wait until Kafka acknowledged all of them (raises otherwise).
+        A record is (topic, key, value), or (topic, key, value, partition) to place it
+        explicitly. Safe to call from several threads at once: each call sees its own
+        failures."""
+        errors: list[str] = []
+
+        def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        count = self._produce(records, on_delivery)
         remaining = self._producer.flush(timeout)
         if remaining:
             raise KafkaError(f"{remaining} records not acknowledged within {timeout}s")
@@ -98,7 +109,48 @@ class Producer:
         return count
 
     async def send_batch_async(self, records: Sequence[Record], timeout: float = 60.0) -> int:
-        return await asyncio.to_thread(self.send_batch, records, timeout)
+        """As `send_batch`, from the event loop: answers once this batch is acknowledged."""
+        if not records:
+            return 0
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+        errors: list[str] = []
+        left = [len(records)]
+
+        def settle() -> None:
+            if not acked.done():
+                acked.set_result(None)
+
+        def on_delivery(err: confluent_kafka.KafkaError | None, _msg: Message) -> None:
+            # On the poller thread (or a thread in `flush`): count down, wake the loop at zero.
+            if err is not None:
+                errors.append(str(err))
+            left[0] -= 1
+            if left[0] == 0:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(settle)
+
+        self._start_poller()
+        count = self._produce(records, on_delivery)
+        try:
+            await asyncio.wait_for(asyncio.shield(acked), timeout)
+        except TimeoutError:
+            raise KafkaError(f"{left[0]} records not acknowledged within {timeout}s") from None
+        if errors:
+            raise KafkaError(f"{len(errors)} of {count} records failed: {errors[0]}")
+        return count
+
+    def _start_poller(self) -> None:
+        with self._lock:
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll, name="kafka-producer-acks", daemon=True
+                )
+                self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.1)
 
     def partition_count(self, topic: str, timeout: float = 10.0) -> int:
         """How many partitions `topic` has (raises when it does not exist)."""
@@ -109,6 +161,9 @@ class Producer:
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)
+        self._closing.set()
+        if self._poller is not None:
+            self._poller.join(timeout=1.0)
 
 
 def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Consumer:
