@@ -224,7 +224,15 @@ class JobService:
             await self.mirror(add={str(updated["id"]): scheduled_at})
         else:
             await self.mirror(remove=[str(updated["id"])])
-        RESCHEDULED.add([{"job_id": str(updated["id"]), "scheduled_at": str(scheduled_at)}])
+        RESCHEDULED.add(
+            [
+                {
+                    "job_id": str(updated["id"]),
+                    "trace_id": updated["trace_id"],
+                    "scheduled_at": str(scheduled_at),
+                }
+            ]
+        )
         return job_view(updated)
 
     async def retry(
