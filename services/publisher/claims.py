@@ -33,12 +33,14 @@ from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.crypto import TokenCipher
 from herald.shared.infra.db.pool import BY_KEY, Database, Row, id_array
 from herald.shared.infra.kafka.client import Producer
+from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import RESULT, Names
 from herald.shared.messages import codec
 from herald.shared.messages.result import encode_result, result_value
 from herald.shared.stores import attempts, claims, connections, jobs
 
 log = logging.getLogger(__name__)
+EMITTED = JobLog(log, "results emitted", "result emitted", by="outcome")
 
 _NO_CONNECTION: Row = {
     "connection_tenant": None,
@@ -269,24 +271,18 @@ class ClaimStore:
             records.append((self.topic, item.request.connection_id, encoded))
         if records:
             await self.producer.send_batch_async(records)
-        # One structured line per batch (a line per result cost a fifth of the CPU time):
-        # every result's job id, attempt, trace id and outcome, after Kafka acknowledged it.
-        log.info(
-            "results emitted",
-            extra={
-                "count": len(records),
-                "results": [
-                    {
-                        "job_id": i.request.job_id,
-                        "attempt": i.request.attempt,
-                        "trace_id": i.request.trace_id,
-                        "outcome": v.get("outcome"),
-                        "stored_earlier": not i.store or v is not i.value,
-                    }
-                    for i, v in zip(items, values, strict=True)
-                    if v is not None
-                ],
-            },
+        # Logged after Kafka acknowledged them (an INFO line per result cost a fifth of the
+        # CPU time): each result's job id, attempt, trace id and outcome.
+        EMITTED.add(
+            {
+                "job_id": i.request.job_id,
+                "attempt": i.request.attempt,
+                "trace_id": i.request.trace_id,
+                "outcome": v.get("outcome"),
+                "stored_earlier": not i.store or v is not i.value,
+            }
+            for i, v in zip(items, values, strict=True)
+            if v is not None
         )
         return values
 

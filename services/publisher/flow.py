@@ -161,7 +161,7 @@ class PublishWorker:
             await self._invalid(raw, topic, InvalidMessage(f"unknown job {req.job_id}"), req)
             return
         if decision.kind is Kind.CANCELLED:
-            log.info("cancelled job skipped", extra=ids)
+            log.debug("cancelled job skipped", extra=ids)
             return
         if decision.kind in (Kind.REEMIT, Kind.ANSWER):
             assert decision.result is not None

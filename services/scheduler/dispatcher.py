@@ -26,6 +26,7 @@ from herald.shared.errors import InvalidMessage
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
 from herald.shared.infra.delayed_queue import Claimed
+from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import REQUEST, Names
 from herald.shared.infra.retry import Backoff, Retry, Stopped
 from herald.shared.infra.runtime import Runtime
@@ -34,6 +35,7 @@ from herald.shared.messages.status import status_event
 from herald.shared.stores import dead_letters, jobs, outbox
 
 log = logging.getLogger(__name__)
+DISPATCHED = JobLog(log, "jobs dispatched", "job dispatched")
 
 
 class Dispatcher:
@@ -155,22 +157,10 @@ class Dispatcher:
         sent = time.time()
         for r in rows:
             metrics.DISPATCH_LAG.observe(max(0.0, sent - due[str(r["id"])]))
-        if rows:
-            # One structured line per batch: the job ids with their attempts and traces.
-            log.info(
-                "jobs dispatched",
-                extra={
-                    "count": len(rows),
-                    "jobs": [
-                        {
-                            "job_id": str(r["id"]),
-                            "attempt": r["attempt_count"],
-                            "trace_id": r["trace_id"],
-                        }
-                        for r in rows
-                    ],
-                },
-            )
+        DISPATCHED.add(
+            {"job_id": str(r["id"]), "attempt": r["attempt_count"], "trace_id": r["trace_id"]}
+            for r in rows
+        )
         metrics.JOBS_DISPATCHED.inc(len(rows))
         return len(rows)
 

@@ -14,6 +14,7 @@ from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, InvalidMessage, StoreUnavailable
 from herald.shared.infra.kafka.batch_consumer import BatchConsumer
 from herald.shared.infra.kafka.client import KafkaError, Message
+from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
 from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs.scheduling import ScheduleItem, schedule_batch
@@ -23,6 +24,7 @@ from herald.shared.messages.schedule import Command, decode_command
 from herald.shared.stores import dead_letters
 
 log = logging.getLogger(__name__)
+APPLIED = JobLog(log, "commands applied", "command applied", by="command")
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered
 
 
@@ -112,14 +114,14 @@ class CommandIngress:
 
     async def apply(self, command: Command) -> None:
         principal = Principal(tenant_id=command.tenant_id, is_admin=False)
-        extra = {"job_id": command.job_id, "command": command.kind, "trace_id": command.trace_id}
+        ids = {"job_id": command.job_id, "command": command.kind, "trace_id": command.trace_id}
         if command.kind == "cancel":
             await self.jobs.cancel(principal, command.job_id)
         elif command.kind == "reschedule":
             await self.jobs.reschedule(principal, command.job_id, command.body)
         elif command.kind == "retry":
             await self.apply_retry(principal, command.job_id, command.force)
-        log.info("command applied", extra=extra)
+        APPLIED.add([ids])
 
     async def apply_retry(self, principal: Principal, job_id: str, force: bool) -> None:
         # A redelivered retry command finds the job already requeued or beyond: no-op.

@@ -149,7 +149,7 @@ async def run_service(
     handle_signals: bool = True,
     db_acquire_timeout: float = 10.0,
 ) -> int:
-    herald_logging.configure(name)
+    herald_logging.configure(name, settings.log_level)
     # No I/O yet; a missing secret key stops the service here, before it says anything.
     rt = Runtime.build(settings, db_acquire_timeout=db_acquire_timeout)
     log.info("starting", extra={"settings": settings.masked()})
@@ -172,6 +172,7 @@ async def run_service(
         settle_garbage_collector()
         await supervisor.stopping.wait()
     finally:
+        herald_logging.flush_all()
         log.info("stopping")
         await supervisor.cancel_all()
         await rt.close()

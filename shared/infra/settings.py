@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
 
+    # INFO: work on jobs is logged as one summary line per few seconds (a count and the
+    # first job ids); DEBUG adds a line for every job.
+    log_level: str = Field(default="INFO", pattern=r"(?i)^(debug|info|warning|error)$")
+
     api_port: int = 8080
     metrics_port: int = 0
     # The address the API and the ops endpoints listen on: loopback unless a container or a

@@ -25,6 +25,7 @@ from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, DomainError, ValidationFailed
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
+from herald.shared.infra.logging import JobLog
 from herald.shared.jobs.validation import (
     JobInput,
     caption_counts,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from herald.shared.jobs.service import JobService
 
 log = logging.getLogger(__name__)
+SCHEDULED = JobLog(log, "jobs scheduled", "job scheduled")
 
 
 @dataclass(frozen=True)
@@ -150,15 +152,10 @@ async def schedule(
     metrics.JOBS_SCHEDULED.inc(len(rows))
     if queued:
         await svc.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
-    for r in rows:
-        log.info(
-            "job scheduled",
-            extra={
-                "job_id": str(r["id"]),
-                "trace_id": trace,
-                "scheduled_at": str(r["scheduled_at"]),
-            },
-        )
+    SCHEDULED.add(
+        {"job_id": str(r["id"]), "trace_id": trace, "scheduled_at": str(r["scheduled_at"])}
+        for r in rows
+    )
     return Scheduled(True, _body(spec, rows))
 
 
@@ -373,6 +370,8 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
         }
     )
     metrics.JOBS_SCHEDULED.inc(len(inserted))
-    if inserted:
-        log.info("jobs scheduled", extra={"count": len(inserted)})
+    SCHEDULED.add(
+        {"job_id": j["id"], "trace_id": j["trace_id"], "scheduled_at": str(j["scheduled_at"])}
+        for j in new_jobs
+    )
     return results

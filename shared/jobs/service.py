@@ -22,6 +22,7 @@ from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
 from herald.shared.jobs import scheduling
@@ -37,6 +38,9 @@ from herald.shared.messages.status import status_event
 from herald.shared.stores import attempts, dead_letters, jobs, outbox
 
 log = logging.getLogger(__name__)
+CANCELLED = JobLog(log, "jobs cancelled", "job cancelled")
+RESCHEDULED = JobLog(log, "jobs rescheduled", "job rescheduled")
+REQUEUED = JobLog(log, "jobs requeued by an operator", "job requeued by an operator")
 
 
 def _uuid_or_404(job_id: str, what: str = "job") -> str:
@@ -162,7 +166,7 @@ class JobService:
                 raise Conflict(f"a {current['status']} job cannot be cancelled", code="terminal")
             await outbox.add(conn, self.names, [status_event(updated, JobStatus.CANCELLED)])
         await self.mirror(remove=[str(updated["id"])])
-        log.info("job cancelled", extra={"job_id": str(updated["id"])})
+        CANCELLED.add([{"job_id": str(updated["id"]), "trace_id": updated["trace_id"]}])
         return job_view(updated)
 
     async def reschedule(self, principal: Principal, job_id: str, body: Any) -> dict[str, Any]:
@@ -220,9 +224,14 @@ class JobService:
             await self.mirror(add={str(updated["id"]): scheduled_at})
         else:
             await self.mirror(remove=[str(updated["id"])])
-        log.info(
-            "job rescheduled",
-            extra={"job_id": str(updated["id"]), "scheduled_at": str(scheduled_at)},
+        RESCHEDULED.add(
+            [
+                {
+                    "job_id": str(updated["id"]),
+                    "trace_id": updated["trace_id"],
+                    "scheduled_at": str(scheduled_at),
+                }
+            ]
         )
         return job_view(updated)
 
@@ -260,8 +269,7 @@ class JobService:
                 [status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry") for r in rows],
             )
         await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
-        for r in rows:
-            log.info("job requeued by operator", extra={"job_id": str(r["id"])})
+        REQUEUED.add({"job_id": str(r["id"]), "trace_id": r["trace_id"]} for r in rows)
         return rows
 
     async def release_held(self, connection_id: str) -> int:

@@ -159,3 +159,37 @@ async def test_a_command_without_platform_takes_the_connections(ns: Namespace, r
 async def _exists(rt: Runtime, job_id: str) -> bool:
     row = await rt.db.fetchone("SELECT 1 AS one FROM jobs WHERE id = %s", (job_id,))
     return row is not None
+
+
+async def test_bluesky_refuses_a_caption_over_300_graphemes_when_the_post_is_scheduled(
+    client: TestClient[Any, Any], rt: Runtime
+) -> None:
+    key = await tenant_key(rt, "acme")
+    ids = await networks(rt, "acme")
+    bluesky = await rt.connections().create(
+        ADMIN,
+        {
+            "platform": "bluesky",
+            "name": "bluesky",
+            "tenant_id": "acme",
+            "metadata": {"identifier": "herald.bsky.social"},
+            "access_token": "abcd-efgh-ijkl-mnop",
+        },
+    )
+    base = {"media_asset_ids": [], "media_type": "TEXT", "scheduled_at": later(minutes=30)}
+    both = {**base, "connection_ids": [ids["threads"], bluesky["id"]], "caption": "x" * 301}
+
+    status, body = await post(client, key, both)
+    assert status == 422
+    assert body["error"]["fields"] == {
+        "connection_ids[1]": f"bluesky connection {bluesky['id']}:"
+        " caption at most 300 characters on bluesky, got 301"
+    }
+    one = {**base, "platform": "bluesky", "connection_id": bluesky["id"]}
+    status, body = await post(client, key, {**one, "caption": "é" * 301})
+    assert status == 422
+    assert body["error"]["fields"] == {"caption": "at most 300 characters on bluesky, got 301"}
+    assert await rt.db.fetch("SELECT id FROM jobs") == []
+
+    status, body = await post(client, key, {**one, "caption": "e\u0301" * 300})
+    assert status == 201, body  # 300 graphemes (600 code points)

@@ -19,6 +19,7 @@ from herald.platforms import (
     RateLimit,
     host_errors,
 )
+from herald.services.publisher.platforms.bluesky.text import MAX_GRAPHEMES, grapheme_count
 
 DEFAULT_PDS = "https://bsky.social"
 MAX_IMAGES = 4
@@ -36,8 +37,9 @@ class Bluesky(Platform):
             MediaKind("IMAGE", min_assets=1, max_assets=MAX_IMAGES, video=False),
         ),
         max_assets=MAX_IMAGES,
-        # 300 graphemes and 3,000 UTF-8 bytes: the publisher counts graphemes exactly.
-        caption=CaptionLimits(chars=3000),
+        # 300 graphemes (`caption_length`), checked when a job is scheduled; the 3,000
+        # UTF-8 bytes only a caption of long emoji sequences reaches, by the publisher.
+        caption=CaptionLimits(chars=MAX_GRAPHEMES),
         max_image_bytes=MAX_IMAGE_BYTES,
     )
     # The token is an app password (xxxx-xxxx-xxxx-xxxx), exchanged for a session.
@@ -53,6 +55,9 @@ class Bluesky(Platform):
     )
     # 5,000 write points an hour per account, a post costs 3: well under one a second.
     rate_limit = RateLimit(rate_per_second=0.4, burst=5.0)
+
+    def caption_length(self, caption: str) -> int:
+        return grapheme_count(caption)
 
     def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
         return host_errors(metadata, "pdsUrl")

@@ -223,7 +223,7 @@ class Attempt(Reporter):
             if not cid:
                 message = "container created without an id"
                 raise Finish(PublishOutcome(Outcome.RETRYABLE_ERROR, error_message=message))
-            self.log(logging.INFO, "container created", container_id=cid)
+            self.log(logging.DEBUG, "container created", container_id=cid)
             return cid
 
     async def _publish(self, cid: str) -> PublishOutcome:

@@ -76,7 +76,7 @@ class Reporter:
     async def published(self, cid: str, media_id: str, body: dict[str, Any]) -> PublishOutcome:
         """media_publish answered with an id: final at once (`ctx.settle`), whatever the
         best-effort permalink read does."""
-        self.log(logging.INFO, "published", container_id=cid, media_id=media_id)
+        self.log(logging.DEBUG, "published", container_id=cid, media_id=media_id)
         ids = self.ids(cid, media_id=media_id)
         response = {"media_publish": body}
         at = datetime.now(UTC)
