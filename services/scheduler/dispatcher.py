@@ -122,7 +122,8 @@ class Dispatcher:
         due = {c.job_id: c.due for c in claimed}
         settings = self.rt.settings
         partitions = await self.partitions.get()
-        async with self.rt.db.transaction() as conn:
+        # Pipelined: BEGIN goes out with the update, the outbox rows with the commit.
+        async with self.rt.db.connection() as conn, conn.pipeline(), conn.transaction():
             marked = await jobs.mark_dispatched(
                 conn, list(due), lease=settings.lease_seconds, stuck=settings.stuck_after_seconds
             )
