@@ -16,7 +16,7 @@ from herald.shared.infra.kafka.batch_consumer import BatchConsumer
 from herald.shared.infra.kafka.client import KafkaError, Message
 from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.scheduling import ScheduleItem, schedule_batch
+from herald.shared.jobs.batch import ScheduleItem, schedule_batch
 from herald.shared.jobs.service import JobService
 from herald.shared.messages import codec
 from herald.shared.messages.schedule import Command, decode_command
@@ -79,7 +79,7 @@ class CommandIngress:
         ]
         outcomes: list[InvalidMessage | DomainError | None]
         try:
-            outcomes = list(await schedule_batch(self.jobs, items))
+            outcomes = [o.error for o in await schedule_batch(self.jobs, items)]
         except OUTAGES:
             raise
         except Exception as exc:
