@@ -149,9 +149,15 @@ def principal(request: web.Request) -> Principal:
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The body as a JSON object: 400 when it does not parse, 422 when it is not an object."""
     raw = await request.read()
+    if not raw.strip() and allow_empty:
+        return {}
+    return parse_object(raw)
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """`raw` as a JSON object: 400 when it is empty or does not parse, 422 when it is not an
+    object."""
     if not raw.strip():
-        if allow_empty:
-            return {}
         raise MalformedJson("the request body is empty; send a JSON object")
     try:
         body = orjson.loads(raw)

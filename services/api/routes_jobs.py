@@ -2,27 +2,95 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from herald.services.api.middleware import json_object, json_ok, principal, query
+from herald.services.api.middleware import json_object, json_ok, parse_object, principal, query
+from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import ValidationFailed
+from herald.shared.jobs.batch import MAX_BATCH, Outcome, ScheduleItem
 from herald.shared.jobs.service import JobService
 from herald.shared.jobs.views import parse_limit
 
 MAX_IDEMPOTENCY_KEY = 255
+# A batch's body: a thousand jobs of ordinary size fit many times over; a thousand of the
+# largest captions do not (send fewer per request).
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
+    return checked_key(request.headers.get("Idempotency-Key"), "Idempotency-Key")
+
+
+def checked_key(key: Any, field: str) -> str | None:
+    """An idempotency key (the header, or a batch item's field): 1 to 255 printable
+    characters around any spaces; None when absent."""
     if key is None:
         return None
-    key = key.strip()
+    key = key.strip() if isinstance(key, str) else ""
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise ValidationFailed(
-            "bad Idempotency-Key",
-            fields={"Idempotency-Key": f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"},
+            f"bad {field}",
+            fields={field: f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"},
         )
-    return key
+    return str(key)
+
+
+async def read_batch(request: web.Request) -> list[Any]:
+    """The `jobs` of a batch body (`{"jobs": [...]}`, 1 to MAX_BATCH items, at most
+    MAX_BATCH_BYTES): 413, 400 or 422 for the whole request otherwise."""
+    if (request.content_length or 0) > MAX_BATCH_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_BATCH_BYTES, request.content_length or 0)
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        raw += chunk
+        if len(raw) > MAX_BATCH_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_BATCH_BYTES, len(raw))
+    body = parse_object(bytes(raw))
+    items = body.get("jobs")
+    if set(body) != {"jobs"} or not isinstance(items, list):
+        fields = {k: "unknown field; a batch takes only jobs" for k in body if k != "jobs"}
+        if not isinstance(items, list):
+            fields["jobs"] = f"must be a list of 1 to {MAX_BATCH} jobs"
+        raise ValidationFailed('the body must be {"jobs": [...]}', fields=fields)
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise ValidationFailed(
+            f"a batch holds 1 to {MAX_BATCH} jobs",
+            fields={"jobs": f"must be a list of 1 to {MAX_BATCH} jobs, got {len(items)}"},
+        )
+    return items
+
+
+async def schedule_batch(
+    jobs: JobService, principal: Principal, bodies: list[Any]
+) -> list[dict[str, Any]]:
+    """Each body scheduled on its own (its `idempotency_key` taken out of it): the answer's
+    items, in order."""
+    answers: list[Outcome | None] = [None] * len(bodies)
+    items: list[tuple[int, ScheduleItem]] = []
+    for i, body in enumerate(bodies):
+        key = None
+        if isinstance(body, dict) and "idempotency_key" in body:
+            body = {k: v for k, v in body.items() if k != "idempotency_key"}
+            try:
+                key = checked_key(bodies[i]["idempotency_key"], "idempotency_key")
+            except ValidationFailed as exc:
+                answers[i] = Outcome(exc)
+                continue
+        items.append((i, ScheduleItem(principal, body, idempotency_key=key)))
+    if items:
+        for (i, _), outcome in zip(
+            items, await jobs.schedule_many([item for _, item in items]), strict=True
+        ):
+            answers[i] = outcome
+    return [_item(a) for a in answers if a is not None]
+
+
+def _item(outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"status": outcome.status, **outcome.error.to_body()}
+    return {"status": outcome.status, "job": outcome.body}
 
 
 def retry_force(body: dict[str, object]) -> bool:
@@ -41,6 +109,10 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         body = await json_object(request)
         result = await jobs.schedule(principal(request), body, idempotency_key=key)
         return json_ok(result.body, status=201 if result.created else 200)
+
+    async def schedule_many(request: web.Request) -> web.Response:
+        bodies = await read_batch(request)
+        return json_ok({"items": await schedule_batch(jobs, principal(request), bodies)})
 
     async def validate(request: web.Request) -> web.Response:
         return json_ok(await jobs.preview(principal(request), await json_object(request)))
@@ -76,6 +148,7 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         return json_ok(await jobs.reschedule(principal(request), request.match_info["id"], body))
 
     app.router.add_post("/publishing/jobs", schedule)
+    app.router.add_post("/publishing/jobs:batch", schedule_many)
     app.router.add_post("/publishing/jobs:validate", validate)
     app.router.add_get("/publishing/jobs", list_jobs, allow_head=False)
     app.router.add_get("/publishing/jobs/{id}", get_job, allow_head=False)
