@@ -18,6 +18,7 @@ answers the first's jobs (200), or 409 when its body differs.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -238,12 +239,22 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
     return [a or Outcome() for a in answers]
 
 
+def new_id() -> str:
+    """A random (version 4) UUID's text: `uuid.uuid4()` builds an object only to print it,
+    and three of them per job were a sixth of the batch's CPU time."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
+
+
 def _new_rows(plan: _Planned, now: datetime, horizon: datetime) -> list[Row]:
     """The item's new jobs, one per connection: the columns `stores.jobs.insert_many`
     writes and those a new job starts with (what `job_view` shows)."""
     spec, item = plan.spec, plan.item
     ids = [item.job_id] if item.job_id is not None else [None] * len(plan.connections)
-    post_id = item.post_id or str(uuid.uuid4())
+    post_id = item.post_id or new_id()
     trace_id = item.trace_id or new_trace_id()
     digest = plan.digest
     queued = spec.scheduled_at <= horizon
@@ -252,7 +263,7 @@ def _new_rows(plan: _Planned, now: datetime, horizon: datetime) -> list[Row]:
         platform = str(connection["platform"])
         rows.append(
             {
-                "id": str(uuid.UUID(job_id)) if job_id is not None else str(uuid.uuid4()),
+                "id": str(uuid.UUID(job_id)) if job_id is not None else new_id(),
                 "tenant_id": plan.tenant_id,
                 "post_id": post_id,
                 "platform": platform,
