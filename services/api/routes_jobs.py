@@ -7,13 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from herald.services.api.middleware import json_object, json_ok, parse_object, principal, query
-from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import ValidationFailed
-from herald.shared.jobs.batch import MAX_BATCH, Outcome, ScheduleItem
+from herald.shared.jobs.batch import MAX_BATCH, checked_key, schedule_bodies
 from herald.shared.jobs.service import JobService
 from herald.shared.jobs.views import parse_limit
 
-MAX_IDEMPOTENCY_KEY = 255
 # A batch's body: a thousand jobs of ordinary size fit many times over; a thousand of the
 # largest captions do not (send fewer per request).
 MAX_BATCH_BYTES = 8 * 1024 * 1024
@@ -21,20 +19,6 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 def idempotency_key(request: web.Request) -> str | None:
     return checked_key(request.headers.get("Idempotency-Key"), "Idempotency-Key")
-
-
-def checked_key(key: Any, field: str) -> str | None:
-    """An idempotency key (the header, or a batch item's field): 1 to 255 printable
-    characters around any spaces; None when absent."""
-    if key is None:
-        return None
-    key = key.strip() if isinstance(key, str) else ""
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise ValidationFailed(
-            f"bad {field}",
-            fields={field: f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"},
-        )
-    return str(key)
 
 
 async def read_batch(request: web.Request) -> list[Any]:
@@ -62,37 +46,6 @@ async def read_batch(request: web.Request) -> list[Any]:
     return items
 
 
-async def schedule_batch(
-    jobs: JobService, principal: Principal, bodies: list[Any]
-) -> list[dict[str, Any]]:
-    """Each body scheduled on its own (its `idempotency_key` taken out of it): the answer's
-    items, in order."""
-    answers: list[Outcome | None] = [None] * len(bodies)
-    items: list[tuple[int, ScheduleItem]] = []
-    for i, body in enumerate(bodies):
-        key = None
-        if isinstance(body, dict) and "idempotency_key" in body:
-            body = {k: v for k, v in body.items() if k != "idempotency_key"}
-            try:
-                key = checked_key(bodies[i]["idempotency_key"], "idempotency_key")
-            except ValidationFailed as exc:
-                answers[i] = Outcome(exc)
-                continue
-        items.append((i, ScheduleItem(principal, body, idempotency_key=key)))
-    if items:
-        for (i, _), outcome in zip(
-            items, await jobs.schedule_many([item for _, item in items]), strict=True
-        ):
-            answers[i] = outcome
-    return [_item(a) for a in answers if a is not None]
-
-
-def _item(outcome: Outcome) -> dict[str, Any]:
-    if outcome.error is not None:
-        return {"status": outcome.status, **outcome.error.to_body()}
-    return {"status": outcome.status, "job": outcome.body}
-
-
 def retry_force(body: dict[str, object]) -> bool:
     errors = {k: "unknown field; only force is accepted" for k in body if k != "force"}
     force = body.get("force", False)
@@ -111,8 +64,8 @@ def add_routes(app: web.Application, jobs: JobService) -> None:
         return json_ok(result.body, status=201 if result.created else 200)
 
     async def schedule_many(request: web.Request) -> web.Response:
-        bodies = await read_batch(request)
-        return json_ok({"items": await schedule_batch(jobs, principal(request), bodies)})
+        outcomes = await schedule_bodies(jobs, principal(request), await read_batch(request))
+        return json_ok({"items": [o.item() for o in outcomes]})
 
     async def validate(request: web.Request) -> web.Response:
         return json_ok(await jobs.preview(principal(request), await json_object(request)))

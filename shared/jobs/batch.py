@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000  # items in one transaction: the batch route's limit, the group commit's
+MAX_IDEMPOTENCY_KEY = 255
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,51 @@ class Outcome:
         if self.error is not None:
             return self.error.status
         return 201 if self.created else 200
+
+    def item(self) -> dict[str, Any]:
+        """The outcome as an item of the batch route's answer."""
+        if self.error is not None:
+            return {"status": self.status, **self.error.to_body()}
+        return {"status": self.status, "job": self.body}
+
+
+def checked_key(key: Any, field: str) -> str | None:
+    """An idempotency key (the header, or a batch item's field): 1 to 255 printable
+    characters around any spaces; None when absent."""
+    if key is None:
+        return None
+    key = key.strip() if isinstance(key, str) else ""
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationFailed(
+            f"bad {field}",
+            fields={field: f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"},
+        )
+    return str(key)
+
+
+async def schedule_bodies(
+    svc: JobService, principal: Principal, bodies: list[Any]
+) -> list[Outcome]:
+    """Job bodies as the batch route takes them (each may carry its `idempotency_key`),
+    scheduled each on its own: one `Outcome` per body, in order."""
+    answers: list[Outcome | None] = [None] * len(bodies)
+    items: list[tuple[int, ScheduleItem]] = []
+    for i, body in enumerate(bodies):
+        key = None
+        if isinstance(body, dict) and "idempotency_key" in body:
+            try:
+                key = checked_key(body["idempotency_key"], "idempotency_key")
+            except ValidationFailed as exc:
+                answers[i] = Outcome(exc)
+                continue
+            body = {k: v for k, v in body.items() if k != "idempotency_key"}
+        items.append((i, ScheduleItem(principal, body, idempotency_key=key)))
+    for start in range(0, len(items), MAX_BATCH):
+        chunk = items[start : start + MAX_BATCH]
+        outcomes = await schedule_each(svc, [item for _, item in chunk])
+        for (i, _), outcome in zip(chunk, outcomes, strict=True):
+            answers[i] = outcome
+    return [a or Outcome() for a in answers]
 
 
 class Unexpected(DomainError):
