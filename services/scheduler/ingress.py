@@ -16,7 +16,7 @@ from herald.shared.infra.kafka.batch_consumer import BatchConsumer
 from herald.shared.infra.kafka.client import KafkaError, Message
 from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.batch import MAX_BATCH, ScheduleItem, schedule_batch
+from herald.shared.jobs.batch import ScheduleItem, schedule_batch
 from herald.shared.jobs.service import JobService
 from herald.shared.messages import codec
 from herald.shared.messages.schedule import Command, decode_command
@@ -38,7 +38,10 @@ class CommandIngress:
             self.rt.names.group(SCHEDULER_GROUP),
             [self.topic],
             self.handle_batch,
-            batch_size=MAX_BATCH,
+            # Small batches keep the dispatcher's lag low while commands trickle in: batches
+            # of 1,000 took a burst twice as fast but put the steady dispatch p99 at 0.65 s
+            # in two of four runs (docs/performance.md, scheduling speed).
+            batch_size=100,
         )
 
     async def handle_batch(self, messages: list[Message]) -> None:

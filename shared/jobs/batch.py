@@ -282,10 +282,21 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
             await idempotency_keys.insert_many(conn, new_keys)
             events = [status_event(r, JobStatus.SCHEDULED, time=now) for r in new_rows]
             await outbox.add(conn, svc.names, events)
-    await svc.mirror(add={r["id"]: r["scheduled_at"] for r in new_rows if r["queued"]})
+    try:
+        await svc.mirror(add={r["id"]: r["scheduled_at"] for r in new_rows if r["queued"]})
+    except Exception:  # committed: never answer (or, in `schedule_each`, write) it again
+        log.exception("redis write failed after commit; the reconciler restores it")
     metrics.JOBS_SCHEDULED.inc(len(new_rows))
     if new_rows:
         log.info("jobs scheduled", extra={"count": len(new_rows)})
+    if log.isEnabledFor(logging.DEBUG):
+        for r in new_rows:
+            extra = {
+                "job_id": r["id"],
+                "trace_id": r["trace_id"],
+                "scheduled_at": str(r["scheduled_at"]),
+            }
+            log.debug("job scheduled", extra=extra)
     return [a or Outcome() for a in answers]
 
 
