@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import latency, leftovers, limits, repeat, scenarios, soak
+from bench import ingress, latency, leftovers, limits, repeat, scenarios, soak
 from herald.shared import __version__
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.settings import Settings
@@ -102,6 +102,8 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     slow = args.latency_ms if args.latency_ms is not None else 200.0
     if name == "limits":
         return limits.measure(settings)
+    if name == "ingress":
+        return ingress.measure(settings, n=jobs)
     if name == "burst":
         return scenarios.burst(
             settings, n=jobs, publishers=publishers, latency_ms=args.latency_ms or 0.0
@@ -170,7 +172,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return clean(settings)
     _warn_of_leftovers(settings)
     figures = _repeated(args, settings)
-    if name not in ("limits", "soak", "latency") and not args.no_limits:
+    if name not in ("limits", "soak", "latency", "ingress") and not args.no_limits:
         ceilings = limits.measure(settings)
         figures["limits"] = ceilings
         figures["fraction_of_slowest_ceiling"] = _ceiling_fractions(figures, ceilings)

@@ -11,7 +11,7 @@ from herald.services.cli.output import Commands
 from herald.shared.infra.paths import checkout_tools
 from herald.shared.infra.settings import Settings
 
-SCENARIOS = ("burst", "steady", "latency", "scale", "memory", "limits", "soak", "clean")
+SCENARIOS = ("burst", "steady", "latency", "scale", "memory", "limits", "soak", "ingress", "clean")
 
 
 def stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,9 +60,13 @@ def add_bench(sub: Commands) -> None:
         choices=SCENARIOS,
         help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind;"
         " `soak` runs Instagram jobs against the fake Graph server with faults and kills;"
-        " `latency` times a lone job, then 100, 1,000 and 5,000 jobs/s, and arq beside",
+        " `latency` times a lone job, then 100, 1,000 and 5,000 jobs/s, and arq beside;"
+        " `ingress` measures scheduling: the single and batch routes (through hey) and"
+        " publish.schedule",
     )
-    s.add_argument("-n", "--jobs", type=int, default=None, help="jobs in the run (burst, soak)")
+    s.add_argument(
+        "-n", "--jobs", type=int, default=None, help="jobs in the run (burst, soak, ingress)"
+    )
     s.add_argument("--rate", type=float, default=None, help="steady: jobs per second")
     s.add_argument(
         "--seconds", type=float, default=None, help="steady, latency: how long to send per rate"

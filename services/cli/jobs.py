@@ -4,14 +4,22 @@ administrator."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from herald.services.cli.output import Commands, out, rows, with_runtime
 from herald.services.cli.watch import add_watch
+from herald.shared.errors import ValidationFailed
 
 
 async def schedule(rt: Any, args: argparse.Namespace) -> int:
     from herald.shared.domain.tenancy import ADMIN  # the stores' modules load with the command
+
+    if args.file is not None:
+        return await schedule_file(rt, args)
+    if not args.connection:
+        raise ValidationFailed("give --connection, or --file", fields={"--connection": "missing"})
 
     body: dict[str, Any] = {"media_asset_ids": args.media or [], "caption": args.caption or ""}
     if args.platform is not None:
@@ -33,6 +41,37 @@ async def schedule(rt: Any, args: argparse.Namespace) -> int:
     for job in result.body.get("jobs", [result.body]):
         print(job["id"])
     return 0
+
+
+async def schedule_file(rt: Any, args: argparse.Namespace) -> int:
+    """`herald schedule --file`: the jobs of a file shaped as the batch route's body
+    (`{"jobs": [...]}`, each job may carry its `idempotency_key`), each scheduled on its own
+    (a thousand to a transaction). Prints a line per job: its id (its post's ids, space
+    separated), or its status and error; exits with the first refused job's exit code."""
+    import orjson
+
+    from herald.services.cli.exits import code_for
+    from herald.shared.domain.tenancy import ADMIN
+    from herald.shared.jobs.batch import schedule_bodies
+
+    try:
+        data = orjson.loads(await asyncio.to_thread(Path(args.file).read_bytes))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ValidationFailed(f"cannot read {args.file}", fields={"--file": str(exc)}) from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise ValidationFailed('the file must hold {"jobs": [...]}', fields={"--file": "shape"})
+    outcomes = await schedule_bodies(rt.jobs(), ADMIN, data["jobs"])
+    if args.json:
+        out({"items": [o.item() for o in outcomes]})
+    else:
+        for o in outcomes:
+            if o.error is not None:
+                print(f"{o.status} {o.error.code}: {o.error.message} {o.error.fields or ''}")
+            else:
+                assert o.body is not None
+                print(" ".join(j["id"] for j in o.body.get("jobs", [o.body])))
+    refused = [o.error for o in outcomes if o.error is not None]
+    return code_for(refused[0]) if refused else 0
 
 
 def _override(value: str) -> tuple[str, str]:
@@ -86,8 +125,8 @@ def add_commands(sub: Commands) -> None:
         "--connection",
         "--connection-id",
         action="append",
-        required=True,
-        help="connection id (repeat for several accounts, on any networks)",
+        help="connection id (repeat for several accounts, on any networks); required"
+        " without --file",
     )
     s.add_argument(
         "--media",
@@ -112,6 +151,11 @@ def add_commands(sub: Commands) -> None:
     )
     s.add_argument("--idempotency-key", help="the same key and body again schedule nothing new")
     s.add_argument("--json", action="store_true", help="print the job (or post) as JSON")
+    s.add_argument(
+        "--file",
+        help='many jobs: a JSON file {"jobs": [...]} as POST /publishing/jobs:batch takes it'
+        " (the other options are then ignored); prints a line per job",
+    )
     s.set_defaults(handler=with_runtime(schedule))
 
     s = sub.add_parser("jobs", help="list, show, retry or cancel jobs")

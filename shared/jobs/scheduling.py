@@ -1,11 +1,7 @@
-"""Scheduling: the one way a job comes to be, one request at a time (the HTTP API, the CLI:
-`schedule`) or many commands at once (the `publish.schedule` consumer: `schedule_batch`).
-
-Both validate with the same rules (`validation`), check the same connections
-(`check_connections`), write the same rows (`job_row`) and status events in one
-transaction, and make the same job id or idempotency key idempotent; Redis follows after
-the commit (`JobService.mirror`). One request refuses as a whole (422 naming the field);
-a batch refuses command by command and writes the rest.
+"""Scheduling's checks beyond a body's own fields: a job's connections
+(`check_connections`), the digest that makes a repeat recognisable (`request_hash`), and
+what scheduling would answer without writing (`preview`). Every job is written by
+`shared.jobs.batch.schedule_batch`, one request or many at a time.
 """
 
 from __future__ import annotations
@@ -14,35 +10,26 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import psycopg
 
-from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.tenancy import Principal
-from herald.shared.errors import Conflict, DomainError, ValidationFailed
-from herald.shared.infra import metrics
+from herald.shared.errors import DomainError, ValidationFailed
 from herald.shared.infra.db.pool import Row
-from herald.shared.infra.logging import JobLog
 from herald.shared.jobs.validation import (
     JobInput,
     caption_counts,
     check_for_platform,
     validate_job,
 )
-from herald.shared.jobs.views import job_view
-from herald.shared.messages.codec import iso, new_trace_id, now_utc
-from herald.shared.messages.status import status_event
-from herald.shared.stores import connections, idempotency_keys, jobs, outbox
-from herald.shared.stores.tenants import ensure_tenant, ensure_tenants
+from herald.shared.messages.codec import iso, now_utc
+from herald.shared.stores import connections
 
 if TYPE_CHECKING:
     from herald.shared.jobs.service import JobService
 
 log = logging.getLogger(__name__)
-SCHEDULED = JobLog(log, "jobs scheduled", "job scheduled")
 
 
 @dataclass(frozen=True)
@@ -53,110 +40,8 @@ class Scheduled:
     body: dict[str, Any]
 
 
-def job_row(
-    spec: JobInput,
-    *,
-    job_id: str,
-    tenant_id: str,
-    post_id: str,
-    connection: Row,
-    queued: bool,
-    digest: str,
-    trace_id: str,
-) -> dict[str, Any]:
-    """A new job's columns, as `stores.jobs.insert` takes them: the connection's platform,
-    and the caption meant for it."""
-    platform = str(connection["platform"])
-    return {
-        "id": job_id,
-        "tenant_id": tenant_id,
-        "post_id": post_id,
-        "platform": platform,
-        "connection_id": connection["id"],
-        "media_asset_ids": spec.media_asset_ids,
-        "caption": spec.caption_for(platform),
-        "media_type": spec.media_type,
-        "scheduled_at": spec.scheduled_at,
-        "publish_deadline": spec.publish_deadline,
-        "deadline_explicit": spec.deadline_explicit,
-        "queued": queued,
-        "request_hash": digest,
-        "trace_id": trace_id,
-    }
-
-
 def request_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-async def schedule(
-    svc: JobService,
-    principal: Principal,
-    body: Any,
-    *,
-    idempotency_key: str | None = None,
-    job_ids: list[str] | None = None,
-    post_id: str | None = None,
-    trace_id: str | None = None,
-) -> Scheduled:
-    """Validate and persist one job per connection; `job_ids` are client-made (commands)."""
-    now = now_utc()
-    spec = validate_job(body, now=now, missed_after_seconds=svc.settings.missed_after_seconds)
-    digest = request_hash(body)
-    connections = await _connections_for(svc, principal, spec)
-    tenant_id = connections[0]["tenant_id"]
-    ids = job_ids or [str(uuid.uuid4()) for _ in spec.connection_ids]
-    post = post_id or str(uuid.uuid4())
-    trace = trace_id or new_trace_id()
-    horizon = now + timedelta(seconds=svc.settings.redis_horizon_seconds)
-    queued = spec.scheduled_at <= horizon
-    async with svc.db.transaction() as conn:
-        if idempotency_key is not None:
-            replay = await _idempotent_replay(conn, tenant_id, idempotency_key, digest)
-            if replay is not None:
-                return replay
-        existing = await jobs.existing(conn, ids)
-        if existing:
-            # A retried command carrying the same job_id: the same body is a no-op.
-            if all(r["request_hash"] == digest for r in existing) and len(existing) == len(ids):
-                return Scheduled(False, _body(spec, existing))
-            raise Conflict(
-                "job_id is already used by another job",
-                code="job_id_reused",
-                fields={"job_id": "is already used with another body"},
-            )
-        rows = []
-        for job_id, connection in zip(ids, connections, strict=True):
-            new = job_row(
-                spec,
-                job_id=job_id,
-                tenant_id=tenant_id,
-                post_id=post,
-                connection=connection,
-                queued=queued,
-                digest=digest,
-                trace_id=trace,
-            )
-            rows.append(await jobs.insert(conn, new))
-        if idempotency_key is not None:
-            await idempotency_keys.insert(
-                conn,
-                tenant_id=tenant_id,
-                key=idempotency_key,
-                digest=digest,
-                post_id=post,
-                job_ids=ids,
-                multi=spec.multi,
-            )
-        await outbox.add(conn, svc.names, [status_event(r, JobStatus.SCHEDULED) for r in rows])
-    metrics.JOBS_SCHEDULED.inc(len(rows))
-    if queued:
-        await svc.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
-    SCHEDULED.add(
-        {"job_id": str(r["id"]), "trace_id": trace, "scheduled_at": str(r["scheduled_at"])}
-        for r in rows
-    )
-    return Scheduled(True, _body(spec, rows))
 
 
 async def preview(svc: JobService, principal: Principal, body: Any) -> dict[str, Any]:
@@ -189,38 +74,6 @@ async def preview(svc: JobService, principal: Principal, body: Any) -> dict[str,
         "scheduled_at": iso(spec.scheduled_at),
         "publish_deadline": iso(spec.publish_deadline),
     }
-
-
-def _body(spec: JobInput, rows: list[Row]) -> dict[str, Any]:
-    if spec.multi:
-        return {"post_id": str(rows[0]["post_id"]), "jobs": [job_view(r) for r in rows]}
-    return job_view(rows[0])
-
-
-async def _idempotent_replay(
-    conn: psycopg.AsyncConnection[Row], tenant_id: str, key: str, digest: str
-) -> Scheduled | None:
-    found = await idempotency_keys.find_locked(conn, tenant_id, key)
-    if found is None:
-        return None
-    if found["request_hash"] != digest:
-        raise Conflict(
-            "this Idempotency-Key was used with another body", code="idempotency_key_reused"
-        )
-    rows = await jobs.existing(conn, [str(j) for j in found["job_ids"]])
-    rows.sort(key=lambda r: [str(j) for j in found["job_ids"]].index(str(r["id"])))
-    if found["multi"]:
-        return Scheduled(
-            False, {"post_id": str(found["post_id"]), "jobs": [job_view(r) for r in rows]}
-        )
-    return Scheduled(False, job_view(rows[0]))
-
-
-async def _connections_for(svc: JobService, principal: Principal, spec: JobInput) -> list[Row]:
-    rows = await connections.by_ids(svc.db, spec.connection_ids)
-    ordered = check_connections(principal, spec, {str(r["id"]): r for r in rows})
-    await ensure_tenant(svc.db, ordered[0]["tenant_id"])
-    return ordered
 
 
 def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row]) -> list[Row]:
@@ -274,104 +127,3 @@ def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row
                 "tenant mismatch", fields={"tenant_id": "does not own the connection"}
             )
     return ordered
-
-
-@dataclass(frozen=True)
-class ScheduleItem:
-    principal: Principal
-    body: dict[str, Any]
-    job_id: str
-    post_id: str | None = None
-    trace_id: str | None = None
-
-
-@dataclass
-class _Planned:
-    item: ScheduleItem
-    spec: JobInput
-    connection: Row
-    digest: str
-
-
-async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[DomainError | None]:
-    """Schedule each item; returns, per item, None (scheduled or an identical replay) or the
-    error that refused it. Nothing refused is written."""
-    now = now_utc()
-    results: list[DomainError | None] = [None] * len(items)
-    specs: dict[int, JobInput] = {}
-    for i, item in enumerate(items):
-        try:
-            specs[i] = validate_job(
-                item.body, now=now, missed_after_seconds=svc.settings.missed_after_seconds
-            )
-        except DomainError as exc:
-            results[i] = exc
-    wanted = {c for spec in specs.values() for c in spec.connection_ids}
-    rows = await connections.by_ids(svc.db, sorted(wanted))
-    by_id = {str(r["id"]): r for r in rows}
-    planned: dict[int, _Planned] = {}
-    for i, spec in specs.items():
-        try:
-            (connection,) = check_connections(items[i].principal, spec, by_id)
-            planned[i] = _Planned(items[i], spec, connection, request_hash(items[i].body))
-        except DomainError as exc:
-            results[i] = exc
-
-    horizon = now + timedelta(seconds=svc.settings.redis_horizon_seconds)
-    inserted: list[_Planned] = []
-    async with svc.db.transaction() as conn:
-        await ensure_tenants(conn, [p.connection["tenant_id"] for p in planned.values()])
-        known = await jobs.request_hashes(conn, [p.item.job_id for p in planned.values()])
-        for i, plan in planned.items():
-            job_id = str(uuid.UUID(plan.item.job_id))
-            if job_id in known:
-                if known[job_id] != plan.digest:
-                    results[i] = Conflict(
-                        "job_id is already used by another job",
-                        code="job_id_reused",
-                        fields={"job_id": "is already used with another body"},
-                    )
-                continue  # the same command again: a no-op
-            known[job_id] = plan.digest
-            inserted.append(plan)
-        new_jobs = []
-        events = []
-        for plan in inserted:
-            spec = plan.spec
-            values = {
-                "id": str(uuid.UUID(plan.item.job_id)),
-                "tenant_id": plan.connection["tenant_id"],
-                "post_id": plan.item.post_id or str(uuid.uuid4()),
-                "trace_id": plan.item.trace_id or new_trace_id(),
-                "attempt_count": 0,
-                "next_attempt_at": spec.scheduled_at,
-            }
-            new_jobs.append(
-                job_row(
-                    spec,
-                    job_id=values["id"],
-                    tenant_id=values["tenant_id"],
-                    post_id=values["post_id"],
-                    connection=plan.connection,
-                    queued=spec.scheduled_at <= horizon,
-                    digest=plan.digest,
-                    trace_id=values["trace_id"],
-                )
-            )
-            events.append(status_event(values, JobStatus.SCHEDULED, time=now))
-        if new_jobs:
-            await jobs.insert_many(conn, new_jobs)
-            await outbox.add(conn, svc.names, events)
-    await svc.mirror(
-        add={
-            str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at
-            for p in inserted
-            if p.spec.scheduled_at <= horizon
-        }
-    )
-    metrics.JOBS_SCHEDULED.inc(len(inserted))
-    SCHEDULED.add(
-        {"job_id": j["id"], "trace_id": j["trace_id"], "scheduled_at": str(j["scheduled_at"])}
-        for j in new_jobs
-    )
-    return results

@@ -20,12 +20,14 @@ from herald.shared.domain.jobs import JobStatus, allowed_sources
 from herald.shared.domain.outcomes import REAUTHORISED
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.db.pool import Database, Row
 from herald.shared.infra.delayed_queue import DelayedQueue
 from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import Names
 from herald.shared.infra.settings import Settings
-from herald.shared.jobs import scheduling
+from herald.shared.jobs import batch, scheduling
+from herald.shared.jobs.batch import Outcome, ScheduleItem
 from herald.shared.jobs.scheduling import Scheduled
 from herald.shared.jobs.validation import (
     check_caption,
@@ -56,29 +58,27 @@ class JobService:
         self.queue = queue
         self.names = names
         self.settings = settings
+        self._coalesced = Coalescer(self.schedule_many, max_batch=batch.MAX_BATCH)
 
     # ---- schedule -------------------------------------------------------------------------
 
     async def schedule(
-        self,
-        principal: Principal,
-        body: Any,
-        *,
-        idempotency_key: str | None = None,
-        job_ids: list[str] | None = None,
-        post_id: str | None = None,
-        trace_id: str | None = None,
+        self, principal: Principal, body: Any, *, idempotency_key: str | None = None
     ) -> Scheduled:
-        """Validate and persist one job per connection (`shared.jobs.scheduling`)."""
-        return await scheduling.schedule(
-            self,
-            principal,
-            body,
-            idempotency_key=idempotency_key,
-            job_ids=job_ids,
-            post_id=post_id,
-            trace_id=trace_id,
-        )
+        """Validate and persist one job per connection (`shared.jobs.batch`); raises the
+        error that refuses it. Concurrent calls share one transaction (group commit: while
+        one batch is written the next one gathers, and an idle service adds no wait); each
+        is answered on its own, and the answer comes after the commit."""
+        item = ScheduleItem(principal, body, idempotency_key=idempotency_key)
+        outcome = await self._coalesced.submit(item)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.body is not None
+        return Scheduled(outcome.created, outcome.body)
+
+    async def schedule_many(self, items: list[ScheduleItem]) -> list[Outcome]:
+        """Schedule each item on its own, in one transaction: one `Outcome` per item."""
+        return await batch.schedule_each(self, items)
 
     async def preview(self, principal: Principal, body: Any) -> dict[str, Any]:
         """What `schedule` would answer, scheduling nothing (`shared.jobs.scheduling`)."""

@@ -4,41 +4,38 @@ made (kept at least 24 h), so the same key and body answers the same jobs again.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from herald.shared.infra.db import locks
-from herald.shared.infra.db.pool import Row
+from herald.shared.infra.db.pool import Row, json_rows
 
 Conn = psycopg.AsyncConnection[Row]
 
 
-async def find_locked(conn: Conn, tenant_id: str, key: str) -> Row | None:
-    """The key's row; concurrent requests with the same key wait for each other here (a
-    transaction-scoped lock until the caller's commit)."""
-    await locks.for_transaction(conn, f"{tenant_id}|{key}")
+async def find_locked_many(conn: Conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+    """The rows of these (tenant, key) pairs, by pair; concurrent requests holding one of
+    the keys wait for each other here (transaction-scoped locks until the caller's commit)."""
+    await locks.for_transaction_many(conn, [f"{tenant}|{key}" for tenant, key in keys])
     cur = await conn.execute(
-        "SELECT request_hash, job_ids, multi, post_id FROM idempotency_keys"
-        " WHERE tenant_id = %s AND key = %s",
-        (tenant_id, key),
+        "SELECT tenant_id, key, request_hash, job_ids, multi, post_id FROM idempotency_keys"
+        " WHERE (tenant_id, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([t for t, _ in keys], [k for _, k in keys]),
     )
-    return await cur.fetchone()
+    return {(r["tenant_id"], r["key"]): r for r in await cur.fetchall()}
 
 
-async def insert(
-    conn: Conn,
-    *,
-    tenant_id: str,
-    key: str,
-    digest: str,
-    post_id: str,
-    job_ids: list[str],
-    multi: bool,
-) -> None:
+async def insert_many(conn: Conn, rows: list[dict[str, Any]]) -> None:
+    """New keys, each naming `tenant_id`, `key`, `request_hash`, `post_id`, `job_ids`,
+    `multi`: one statement."""
+    if not rows:
+        return
     await conn.execute(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, post_id, job_ids, multi)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (tenant_id, key, digest, post_id, job_ids, multi),
+        " SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(tenant_id text, key text,"
+        " request_hash text, post_id uuid, job_ids uuid[], multi boolean)",
+        (json_rows(rows),),
     )
 
 

@@ -40,13 +40,22 @@ async def create_api_key(
 
 
 async def authenticate(db: Database, key: str) -> Principal | None:
-    row = await db.fetchone(
-        "SELECT tenant_id, is_admin FROM api_keys WHERE digest = %s AND revoked_at IS NULL",
-        (api_key_digest(key),),
+    return (await authenticate_many(db, [key]))[0]
+
+
+async def authenticate_many(db: Database, keys: list[str]) -> list[Principal | None]:
+    """Each key's principal (None: unknown or revoked), in one statement: the API checks
+    the keys of concurrent requests together."""
+    digests = [api_key_digest(k) for k in keys]
+    rows = await db.fetch(
+        "SELECT digest, tenant_id, is_admin FROM api_keys"
+        " WHERE digest = ANY(%s) AND revoked_at IS NULL",
+        (digests,),
     )
-    if row is None:
-        return None
-    return Principal(tenant_id=row["tenant_id"], is_admin=bool(row["is_admin"]))
+    found = {
+        r["digest"]: Principal(tenant_id=r["tenant_id"], is_admin=bool(r["is_admin"])) for r in rows
+    }
+    return [found.get(d) for d in digests]
 
 
 async def list_api_keys(db: Database) -> list[dict[str, Any]]:

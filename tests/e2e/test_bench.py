@@ -106,3 +106,11 @@ async def test_clean_removes_what_a_killed_run_left_and_nothing_else(ns: Namespa
     finally:
         client.delete(f"{settings.redis_prefix}kept")
         client.close()
+
+
+def test_a_tiny_ingress_run_measures_the_three_ways_in(ns: Namespace, tmp_path: Path) -> None:
+    figures = _bench(ns, tmp_path, "ingress", "-n", "400")
+    assert set(figures["single"]["statuses"]) == {"201"} and figures["single"]["jobs"] > 0
+    assert figures["batch"]["statuses"] == {"200": 4} and figures["batch"]["jobs"] == 1600
+    assert figures["kafka"]["jobs"] == 400
+    assert all(figures[k]["jobs_per_s"] > 0 for k in ("single", "batch", "kafka"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -109,3 +110,30 @@ def test_cli_keys_connections_schedule_and_jobs(ns: Namespace) -> None:
     assert orjson.loads(bad.stderr.strip().splitlines()[-1])["error"]["fields"]
 
     assert orjson.loads(herald(ns, "sandbox", "posts", "--json").stdout) == []
+
+
+def test_cli_schedules_a_file_of_jobs_each_on_its_own(ns: Namespace, tmp_path: Path) -> None:
+    sandbox = herald(
+        ns, "connections", "add", "--platform", "sandbox", "--name", "demo", "--tenant", "acme"
+    ).stdout.strip()
+    job = {
+        "platform": "sandbox",
+        "connection_id": sandbox,
+        "media_asset_ids": ["https://a.b/c.jpg"],
+    }
+    path = tmp_path / "jobs.json"
+    path.write_bytes(
+        orjson.dumps({"jobs": [{**job, "idempotency_key": "f-1"}, {**job, "caption": 5}, job]})
+    )
+    first = herald(ns, "schedule", "--file", str(path))
+    lines = first.stdout.splitlines()
+    assert first.returncode == 2, first.stderr  # a refused job: invalid input
+    assert len(lines) == 3 and lines[1].startswith("422 validation_failed")
+    again = orjson.loads(herald(ns, "schedule", "--file", str(path), "--json").stdout)
+    assert [i["status"] for i in again["items"]] == [200, 422, 201]
+    assert again["items"][0]["job"]["id"] == lines[0]
+    with psycopg.connect(ns.base.database_url) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{ns.db_schema}".jobs').fetchone()
+    assert row is not None and row[0] == 3
+    missing = herald(ns, "schedule", "--file", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "none.json" in missing.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from herald.services.api.openapi import ops
+from herald.services.api.openapi import batch, ops
 from herald.services.api.openapi.paths import PATHS
 from herald.services.api.openapi.platforms import registry_schemas
 from herald.services.api.openapi.schemas import SCHEMAS
@@ -27,9 +27,9 @@ def build_spec() -> dict[str, Any]:
             " fields?}}`. Unknown routes answer 404 with that body.",
         },
         "servers": [{"url": "/"}],
-        "paths": PATHS | ops.PATHS,
+        "paths": PATHS | batch.PATHS | ops.PATHS,
         "components": {
-            "schemas": SCHEMAS | ops.SCHEMAS | registry_schemas(platforms()),
+            "schemas": SCHEMAS | batch.SCHEMAS | ops.SCHEMAS | registry_schemas(platforms()),
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -39,3 +39,13 @@ async def for_transaction(
     cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (name,))
     got = await cur.fetchone()
     return bool(got and got["ok"])
+
+
+async def for_transaction_many(conn: psycopg.AsyncConnection[Row], names: list[str]) -> None:
+    """Take the locks `names` until the transaction ends, in one statement and in one order
+    (of their keys), so that two transactions taking overlapping sets never deadlock."""
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM"
+        " (SELECT DISTINCT hashtext(n) AS h FROM unnest(%s::text[]) AS n ORDER BY 1) AS k",
+        (names,),
+    )
