@@ -149,7 +149,7 @@ async def schedule(
         await outbox.add(conn, svc.names, [status_event(r, JobStatus.SCHEDULED) for r in rows])
     metrics.JOBS_SCHEDULED.inc(len(rows))
     if queued:
-        await svc.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
+        await svc.mirror(add=rows)
     for r in rows:
         log.info(
             "job scheduled",
@@ -339,6 +339,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
             inserted.append(plan)
         new_jobs = []
         events = []
+        queued = []  # the new jobs due within the Redis horizon
         for plan in inserted:
             spec = plan.spec
             values = {
@@ -362,16 +363,12 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Dom
                 )
             )
             events.append(status_event(values, JobStatus.SCHEDULED, time=now))
+            if spec.scheduled_at <= horizon:
+                queued.append(values)
         if new_jobs:
             await jobs.insert_many(conn, new_jobs)
             await outbox.add(conn, svc.names, events)
-    await svc.mirror(
-        add={
-            str(uuid.UUID(p.item.job_id)): p.spec.scheduled_at
-            for p in inserted
-            if p.spec.scheduled_at <= horizon
-        }
-    )
+    await svc.mirror(add=queued)
     metrics.JOBS_SCHEDULED.inc(len(inserted))
     if inserted:
         log.info("jobs scheduled", extra={"count": len(inserted)})
