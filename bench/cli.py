@@ -1,5 +1,5 @@
-"""`herald bench burst|steady|scale|memory|limits|soak`: prints figures, writes JSON and a PNG
-chart; `herald bench clean` removes what killed runs left behind."""
+"""`herald bench burst|steady|scale|memory|limits|soak|fairness`: prints figures, writes JSON
+and a PNG chart; `herald bench clean` removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import leftovers, limits, repeat, scenarios, soak
+from bench import fairness, leftovers, limits, repeat, scenarios, soak
 from herald.shared import __version__
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.settings import Settings
@@ -116,6 +116,8 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             accounts=args.accounts or 50,
             copies=args.publishers or 3,
         )
+    if name == "fairness":
+        return fairness.fairness(settings, n=args.jobs or 100_000, publishers=publishers)
     if name == "memory":
         return scenarios.memory(settings, n=jobs, latency_ms=slow)
     return scenarios.scale(settings, n=jobs, latency_ms=slow)

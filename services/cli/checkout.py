@@ -11,7 +11,7 @@ from herald.services.cli.output import Commands
 from herald.shared.infra.paths import checkout_tools
 from herald.shared.infra.settings import Settings
 
-SCENARIOS = ("burst", "steady", "scale", "memory", "limits", "soak", "clean")
+SCENARIOS = ("burst", "steady", "scale", "memory", "limits", "soak", "fairness", "clean")
 
 
 def stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,7 +61,13 @@ def add_bench(sub: Commands) -> None:
         help="`clean` removes the topics, schemas and Redis keys killed bench runs left behind;"
         " `soak` runs Instagram jobs against the fake Graph server with faults and kills",
     )
-    s.add_argument("-n", "--jobs", type=int, default=None, help="jobs in the run (burst, soak)")
+    s.add_argument(
+        "-n",
+        "--jobs",
+        type=int,
+        default=None,
+        help="jobs in the run (burst, soak; fairness: the busy tenant's, default 100,000)",
+    )
     s.add_argument("--rate", type=float, default=None, help="steady: jobs per second")
     s.add_argument("--seconds", type=float, default=None, help="steady: how long to send")
     s.add_argument("--publishers", type=int, default=None, help="publisher copies to run")
