@@ -12,8 +12,9 @@ reading is renewed in the background.
   only its own requests since its last reading, so several may overshoot the window by at
   most a batch each until their next reading (every `refresh` seconds).
 - Publishers that read nothing (stopped, or none yet) leave no room once the window is
-  full: the dispatcher claims nothing and looks again every `step` seconds, leaving the
-  jobs in Redis (their leases untouched); it resumes as the publishers commit.
+  full: the dispatcher claims nothing and looks again as each reading lands (at most every
+  `step` seconds), leaving the jobs in Redis (no lease taken); it resumes as the
+  publishers commit.
 - A broker that does not answer reads as no backlog: dispatching never stops on a guess.
 """
 
@@ -39,6 +40,7 @@ class DispatchWindow:
         self._sent = 0  # sent by this process since the last reading began
         self._claimed = 0  # room handed out and not yet sent or given back
         self._reading: asyncio.Task[None] | None = None
+        self._read_done = asyncio.Event()  # set as each reading lands, then replaced
 
     def room(self, want: int) -> int:
         """Up to `want` requests this process may claim now; holds them until `done`."""
@@ -54,8 +56,11 @@ class DispatchWindow:
         self._sent += sent
 
     async def wait(self) -> None:
-        """No room: wait a step before asking again."""
-        await asyncio.sleep(self.step)
+        """No room: wait for the next reading, at most a step, before asking again."""
+        landed = self._read_done
+        self._renew()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(landed.wait(), self.step)
 
     def _renew(self) -> None:
         if self._reading is None and time.monotonic() - self._read_at >= self.refresh:
@@ -69,6 +74,8 @@ class DispatchWindow:
         finally:
             self._read_at = time.monotonic()
             self._reading = None
+            self._read_done.set()
+            self._read_done = asyncio.Event()
 
     async def close(self) -> None:
         if self._reading is not None:
