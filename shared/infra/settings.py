@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # The dispatcher keeps the publishers' backlog on publish.request (requests not yet
     # committed) under this many, so a burst waits in Redis, shared fairly between tenants
     # (decision 0023). Above copies x HERALD_PUBLISHER_MAX_IN_FLIGHT, or they idle.
-    dispatch_window: int = Field(default=3000, ge=1)
+    dispatch_window: int = Field(default=5000, ge=1)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
     # Instagram API with Instagram Login: connections whose metadata says `"login":
     # "instagram"` are published through this host instead.
