@@ -1,5 +1,6 @@
-"""`herald bench burst|steady|latency|scale|memory|limits|soak`: prints figures, writes JSON
-and a PNG chart; `herald bench clean` removes what killed runs left behind."""
+"""`herald bench burst|steady|latency|fairness|ingress|scale|memory|limits|soak`: prints
+figures, writes JSON and a PNG chart; `herald bench clean` removes what killed runs left
+behind."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import ingress, latency, leftovers, limits, repeat, scenarios, soak
+from bench import fairness, ingress, latency, leftovers, limits, repeat, scenarios, soak
 from herald.shared import __version__
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.settings import Settings
@@ -120,6 +121,8 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             accounts=args.accounts or 50,
             copies=args.publishers or 3,
         )
+    if name == "fairness":
+        return fairness.fairness(settings, n=args.jobs or 100_000, publishers=publishers)
     if name == "memory":
         return scenarios.memory(settings, n=jobs, latency_ms=slow)
     return scenarios.scale(settings, n=jobs, latency_ms=slow)

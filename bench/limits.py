@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.delayed_queue import DelayedQueue, Due
 from herald.shared.infra.kafka.admin import TopicSpec, admin, create_topics, delete_topics
 from herald.shared.infra.kafka.client import Producer, consumer
 from herald.shared.infra.names import Names
@@ -29,7 +29,8 @@ async def redis_claim(settings: Settings, n: int = 200_000, batch: int = 1000) -
     now = time.time()
     for start in range(0, n, 10_000):
         await queue.add(
-            {f"j{i}": now - 1 for i in range(start, min(n, start + 10_000))}, wake=False
+            {f"j{i}": Due("bench", now - 1) for i in range(start, min(n, start + 10_000))},
+            wake=False,
         )
     began = time.perf_counter()
     claimed = 0
@@ -38,7 +39,10 @@ async def redis_claim(settings: Settings, n: int = 200_000, batch: int = 1000) -
         await queue.ack([c.job_id for c in got])
         claimed += len(got)
     elapsed = time.perf_counter() - began
-    await client.delete(queue.queue_key, queue.inflight_key, queue.due_key)
+    await client.delete(
+        queue.tenants_key, queue.tenant_of_key, queue.tenant_key("bench"), queue.inflight_key
+    )
+    await client.delete(queue.due_key)
     await client.aclose()
     return n / elapsed
 

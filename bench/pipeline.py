@@ -45,6 +45,7 @@ class JobTimes:
     published: float | None
     status: str
     updated: float | None = None  # the job row's last write: the results service's, once done
+    called: float | None = None  # when the publisher started the platform call
 
 
 class BenchPipeline:
@@ -210,11 +211,11 @@ class BenchPipeline:
     def job_times(self) -> list[JobTimes]:
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                f"SELECT id, scheduled_at, dispatched_at, published_at, status, updated_at"
-                f' FROM "{self.settings.db_schema}".jobs'
+                "SELECT id, scheduled_at, dispatched_at, published_at, status, updated_at,"
+                f' call_started_at FROM "{self.settings.db_schema}".jobs'
             ).fetchall()
         return [
-            JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4], _ts(r[5]))
+            JobTimes(str(r[0]), r[1].timestamp(), _ts(r[2]), _ts(r[3]), r[4], _ts(r[5]), _ts(r[6]))
             for r in rows
         ]
 

@@ -11,7 +11,18 @@ from herald.services.cli.output import Commands
 from herald.shared.infra.paths import checkout_tools
 from herald.shared.infra.settings import Settings
 
-SCENARIOS = ("burst", "steady", "latency", "scale", "memory", "limits", "soak", "ingress", "clean")
+SCENARIOS = (
+    "burst",
+    "steady",
+    "latency",
+    "fairness",
+    "scale",
+    "memory",
+    "limits",
+    "soak",
+    "ingress",
+    "clean",
+)
 
 
 def stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,10 +73,14 @@ def add_bench(sub: Commands) -> None:
         " `soak` runs Instagram jobs against the fake Graph server with faults and kills;"
         " `latency` times a lone job, then 100, 1,000 and 5,000 jobs/s, and arq beside;"
         " `ingress` measures scheduling: the single and batch routes (through hey) and"
-        " publish.schedule",
+        " publish.schedule; `fairness` times another tenant's jobs behind one tenant's burst",
     )
     s.add_argument(
-        "-n", "--jobs", type=int, default=None, help="jobs in the run (burst, soak, ingress)"
+        "-n",
+        "--jobs",
+        type=int,
+        default=None,
+        help="jobs in the run (burst, soak, ingress; fairness: the busy tenant's, default 100,000)",
     )
     s.add_argument("--rate", type=float, default=None, help="steady: jobs per second")
     s.add_argument(

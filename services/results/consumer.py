@@ -53,7 +53,7 @@ from herald.shared.messages import codec
 from herald.shared.messages.request import job_fields
 from herald.shared.messages.result import Result, decode_result
 from herald.shared.messages.status import status_event
-from herald.shared.stores import dead_letters, outbox
+from herald.shared.stores import dead_letters, jobs, outbox
 
 log = logging.getLogger(__name__)
 APPLIED = JobLog(log, "results applied", "result applied", by="status")
@@ -344,16 +344,16 @@ class ResultsConsumer:
 
     async def _mirror(self, plan: Plan) -> None:
         """Redis follows Postgres for every job the batch moved (or saw again)."""
-        add: dict[str, float] = {}
+        add: list[Row] = []
         remove: list[str] = []
         for job_id in plan.touched:
             row = plan.locked[job_id]
             if row["status"] == JobStatus.RETRY_SCHEDULED and row["queued"]:
-                add[job_id] = row["next_attempt_at"].timestamp()
+                add.append(row)
             elif row["status"] == JobStatus.PUBLISHED:
                 remove.append(job_id)
         try:
-            await self.rt.queue.add(add)
+            await self.rt.queue.add(jobs.queue_entries(add))
             await self.rt.queue.remove(remove)
         except StoreUnavailable:
             raise

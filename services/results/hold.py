@@ -9,9 +9,8 @@ old: statuses follow posts by at most that much more, even under sustained overl
 result's age is the larger of its Kafka timestamp's age and the time already waited, so a
 clock that runs behind the publishers' cannot stretch the wait.)
 
-The rule (`HoldRule`) is pure; `PublishBacklog` reads the publishers' lag from the broker
-(committed offsets against high watermarks, `shared.kafka.lag`) at most every `refresh`
-seconds; `ResultHold` waits.
+The rule (`HoldRule`) is pure; `PublishBacklog` (`shared/infra/kafka/lag.py`) reads the
+publishers' lag from the broker at most every `refresh` seconds; `ResultHold` waits.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ from typing import Protocol
 
 from herald.shared.infra import metrics
 from herald.shared.infra.kafka.client import Message
-from herald.shared.infra.kafka.lag import OffsetReader, lag_report
-from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, Names
 from herald.shared.infra.retry import sleep_or_stop
 from herald.shared.infra.settings import Settings
 
@@ -51,38 +48,6 @@ class HoldRule:
 
 class Backlog(Protocol):
     async def current(self) -> int: ...
-
-
-class PublishBacklog:
-    """The requests the publishers' group has not committed on `publish.request`."""
-
-    def __init__(self, bootstrap: str, names: Names, *, refresh: float = 0.25) -> None:
-        self.topic = names.topic(REQUEST)
-        self.group = names.group(PUBLISHER_GROUP)
-        self.refresh = refresh
-        self._reader = OffsetReader(bootstrap, timeout=2.0)
-        self._value = 0
-        self._read_at = float("-inf")
-
-    async def current(self) -> int:
-        """The last reading if it is fresh enough, else a new one. A broker that does not
-        answer reads as no backlog: results are never held on a guess."""
-        if time.monotonic() - self._read_at < self.refresh:
-            return self._value
-        try:
-            self._value = await asyncio.to_thread(self._read)
-        except Exception as exc:
-            log.warning("publisher backlog unknown; not holding", extra={"error": repr(exc)})
-            self._value = 0
-        self._read_at = time.monotonic()
-        return self._value
-
-    def _read(self) -> int:
-        offsets = self._reader.read([self.topic], {self.group: [self.topic]})
-        return sum(lag_report(offsets).lag.values())
-
-    def close(self) -> None:
-        self._reader.close()
 
 
 class ResultHold:

@@ -7,8 +7,9 @@ import logging
 from datetime import timedelta
 
 from herald.services.results.consumer import ResultsConsumer
-from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
+from herald.services.results.hold import HoldRule, ResultHold
 from herald.shared.infra.db import locks
+from herald.shared.infra.kafka.lag import PublishBacklog
 from herald.shared.infra.process import (
     Supervisor,
     lower_cpu_priority,

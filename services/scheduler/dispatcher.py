@@ -1,10 +1,11 @@
 """The dispatcher: claims due jobs from Redis and hands them to `publish.request`.
 
-Per batch: claim (Lua, with lease) → mark IN_PROGRESS in Postgres (attempt + 1, status events
-in the outbox) and encode each job's request → produce and wait for Kafka's acknowledgement →
-ack the claim. A crash at any point leaves the claim in flight; when its lease expires the job
-returns to the queue and is dispatched again with the same attempt number (the publisher
-de-duplicates).
+Per batch: room in the dispatch window (`window.py`: the publishers' backlog stays short) →
+claim (Lua, with lease; the due jobs shared fairly between tenants) → mark IN_PROGRESS in
+Postgres (attempt + 1, status events in the outbox) and encode each job's request → produce
+and wait for Kafka's acknowledgement → ack the claim. A crash at any point leaves the claim
+in flight; when its lease expires the job returns to the queue and is dispatched again with
+the same attempt number (the publisher de-duplicates).
 
 A job whose request cannot be encoded (a row an older version stored, say) is dead-lettered
 on its own, in the transaction of the mark, as `permanent_error`; the rest of its batch goes.
@@ -20,12 +21,14 @@ import time
 import psycopg
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
+from herald.services.scheduler.window import DispatchWindow
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra import metrics
 from herald.shared.infra.db.pool import Row
 from herald.shared.infra.delayed_queue import Claimed
+from herald.shared.infra.kafka.lag import PublishBacklog
 from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import REQUEST, Names
 from herald.shared.infra.retry import Backoff, Retry, Stopped
@@ -48,6 +51,9 @@ class Dispatcher:
         self.max_sleep = max_sleep
         self.topic = rt.names.topic(REQUEST)
         self.partitions = PartitionCount(rt.producer, self.topic)
+        self.window = DispatchWindow(
+            PublishBacklog(rt.settings.kafka_bootstrap, rt.names), rt.settings.dispatch_window
+        )
         self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
         self._woken = asyncio.Event()  # set (and replaced) when a writer signals a wake
 
@@ -55,10 +61,13 @@ class Dispatcher:
         """Several claim-dispatch loops, so one batch's Postgres update overlaps another's
         wait for Kafka's acknowledgement (claims are atomic, so they never overlap), and the
         listener that wakes them when a writer adds a job due sooner."""
-        await asyncio.gather(
-            self._listen(stopping),
-            *(self._loop(stopping, i == 0) for i in range(self.concurrency)),
-        )
+        try:
+            await asyncio.gather(
+                self._listen(stopping),
+                *(self._loop(stopping, i == 0) for i in range(self.concurrency)),
+            )
+        finally:
+            await self.window.close()
 
     async def _listen(self, stopping: asyncio.Event) -> None:
         """Turn the writers' wake signals (a Redis list) into a local event. The claim loops
@@ -106,9 +115,7 @@ class Dispatcher:
             if back:
                 log.warning("expired leases returned to the queue", extra={"count": back})
             self._last_requeue = now
-        claimed = await queue.claim(self.batch_size, self.rt.settings.lease_seconds)
-        if claimed:
-            await self.dispatch(claimed)
+        if await self.dispatch_due():
             return
         woken = self._woken  # taken first: a wake from here on ends the sleep below
         next_due = await queue.next_due()
@@ -117,6 +124,22 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(wait, self.max_sleep)):
                     await woken.wait()
+
+    async def dispatch_due(self) -> bool:
+        """Claim as many due jobs as the window has room for and dispatch them; answers
+        False when there were none (with no room it waits a step and answers True)."""
+        room = self.window.room(self.batch_size)
+        if not room:
+            await self.window.wait()  # the publishers' backlog is full: the jobs wait here
+            return True
+        sent = 0
+        try:
+            claimed = await self.rt.queue.claim(room, self.rt.settings.lease_seconds)
+            if claimed:
+                sent = await self.dispatch(claimed)
+            return bool(claimed)
+        finally:
+            self.window.done(room, sent)
 
     async def dispatch(self, claimed: list[Claimed]) -> int:
         due = {c.job_id: c.due for c in claimed}

@@ -6,7 +6,9 @@
   (a dispatcher killed between its mark and its produce, with the Redis lease lost too):
   nothing was called for that attempt, and the claims make a second request for it safe;
 - re-queues IN_PROGRESS jobs older than HERALD_STUCK_AFTER_SECONDS (same attempt number):
-  those a publisher claimed and then left without a result.
+  those a publisher claimed and then left without a result;
+- deletes the delayed queue of earlier versions (one sorted set for every tenant): the
+  passes above have put its jobs in the queues by tenant (decision 0023).
 One scheduler instance reconciles at a time (advisory lock).
 """
 
@@ -15,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
 
 from herald.shared.infra.db import locks
+from herald.shared.infra.db.pool import Row
+from herald.shared.infra.delayed_queue import Due
 from herald.shared.infra.process import repeat
 from herald.shared.infra.runtime import Runtime
 from herald.shared.stores import jobs
@@ -46,6 +49,9 @@ class Reconciler:
                 "restored": await self.restore(),
                 "unclaimed": await self.requeue_unclaimed(),
                 "stuck": await self.requeue_stuck(),
+                # Every job the single sorted set of earlier versions held is back by now:
+                # waiting ones restored, IN_PROGRESS ones re-queued as unclaimed or stuck.
+                "legacy_dropped": int(await self.rt.queue.drop_legacy()),
             }
 
     async def page_in(self) -> int:
@@ -55,7 +61,7 @@ class Reconciler:
             rows = await jobs.page_in(self.rt.db, horizon=horizon, limit=self.page)
             if not rows:
                 return total
-            await self.rt.queue.add({str(r["id"]): r["next_attempt_at"].timestamp() for r in rows})
+            await self.rt.queue.add(jobs.queue_entries(rows))
             total += len(rows)
             log.info("paged jobs into the delayed queue", extra={"count": len(rows)})
 
@@ -68,9 +74,9 @@ class Reconciler:
             if not rows:
                 return restored
             after = str(rows[-1]["id"])
-            due: dict[str, datetime] = {str(r["id"]): r["next_attempt_at"] for r in rows}
+            due = jobs.queue_entries(rows)
             held = await self.rt.queue.held(list(due))
-            missing = {j: d.timestamp() for j, d in due.items() if j not in held}
+            missing = {j: d for j, d in due.items() if j not in held}
             if missing:
                 await self.rt.queue.add(missing)
                 restored += len(missing)
@@ -79,21 +85,23 @@ class Reconciler:
     async def requeue_unclaimed(self) -> int:
         lease = self.rt.settings.lease_seconds
         rows = await jobs.unclaimed(self.rt.db, lease=lease, limit=self.page)
-        return await self._requeue([str(r["id"]) for r in rows], "no publisher holds it")
+        return await self._requeue(rows, "no publisher holds it")
 
     async def requeue_stuck(self) -> int:
         after = self.rt.settings.stuck_after_seconds
         rows = await jobs.stuck(self.rt.db, after=after, limit=self.page)
-        return await self._requeue([str(r["id"]) for r in rows], "stuck")
+        return await self._requeue(rows, "stuck")
 
-    async def _requeue(self, ids: list[str], why: str) -> int:
+    async def _requeue(self, rows: list[Row], why: str) -> int:
         """Queue these IN_PROGRESS jobs now, unless Redis holds them (a dispatch under way)."""
-        if not ids:
+        if not rows:
             return 0
-        held = await self.rt.queue.held(ids)
-        again = [j for j in ids if j not in held]
+        tenants = {str(r["id"]): str(r["tenant_id"]) for r in rows}
+        held = await self.rt.queue.held(list(tenants))
+        again = [j for j in tenants if j not in held]
         if again:
-            await self.rt.queue.add({j: time.time() for j in again})
+            now = time.time()
+            await self.rt.queue.add({j: Due(tenants[j], now) for j in again})
             for job_id in again:
                 log.warning("re-dispatching a job", extra={"job_id": job_id, "reason": why})
         return len(again)

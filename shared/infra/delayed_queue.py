@@ -1,9 +1,22 @@
-"""The Redis delayed queue: a sorted set of job ids scored by due time (epoch seconds).
+"""The Redis delayed queue: job ids by due time (epoch seconds), one sorted set per tenant,
+claimed fairly between tenants (decision 0023).
 
-Claiming is one Lua script that moves up to N due ids to an in-flight set scored by their
-lease expiry. A claimed id leaves in-flight only through `ack`, after the dispatch is
-durable; `requeue_expired` returns ids whose lease ran out. A small "wake" list lets a
-writer of an earlier-due job wake a sleeping dispatcher.
+- `due:<tenant>`: that tenant's queued job ids, scored by due time;
+- `due-tenants`: every tenant with queued jobs, scored by its earliest due job, or, while it
+  still has due jobs after a claim served it, by that claim's time (so tenants the claim
+  did not reach come first next time: round robin even with more due tenants than a batch);
+- `due-tenant-of`: job id → tenant, for every queued id (remove, held and depth use it).
+
+Claiming is one Lua script: it takes the due tenants, earliest first, and gives each an
+equal share of the batch, handing what a tenant could not use to the others, so every due
+tenant gets into a batch however many jobs another has due. The claimed ids move to an
+in-flight set scored by their lease expiry (`inflight-due` keeps "due|tenant" for each);
+an id leaves in-flight only through `ack`, after the dispatch is durable;
+`requeue_expired` returns ids whose lease ran out to their tenant. A small "wake" list lets
+a writer of an earlier-due job wake a sleeping dispatcher.
+
+The single sorted set `queue` of earlier versions is read by nothing: the reconciler puts
+its jobs back from Postgres, then deletes it (`drop_legacy`).
 
 Redis answering nothing (refused, dropped, timed out, still loading its data after a
 restart) is raised as `StoreUnavailable("redis")`, like every store outage in Herald.
@@ -13,9 +26,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -38,35 +51,135 @@ def _outage(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapped
 
 
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
-local out = {}
-for i = 1, #due, 2 do
-  redis.call('ZADD', KEYS[2], ARGV[2], due[i])
-  redis.call('HSET', KEYS[3], due[i], due[i + 1])
-  out[#out + 1] = due[i]
-  out[#out + 1] = due[i + 1]
+# Every script: KEYS[1] due-tenants, KEYS[2] due-tenant-of; ARGV[1] the per-tenant prefix.
+# `rescore` sets a tenant's place in due-tenants from its earliest job (or drops it);
+# `lower` only ever moves it earlier (an add keeps the place a claim gave it).
+_COMMON = """
+local prefix = ARGV[1]
+local function earliest(t)
+  local first = redis.call('ZRANGE', prefix .. t, 0, 0, 'WITHSCORES')
+  return first[2]
 end
-if #due > 0 then
-  local ids = {}
-  for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+local function rescore(t)
+  local e = earliest(t)
+  if e then redis.call('ZADD', KEYS[1], e, t) else redis.call('ZREM', KEYS[1], t) end
+end
+local function lower(t)
+  local e = earliest(t)
+  if e then redis.call('ZADD', KEYS[1], 'LT', e, t) end
+end
+local function zrem_all(key, ids)
   for i = 1, #ids, 5000 do
-    redis.call('ZREM', KEYS[1], unpack(ids, i, math.min(i + 4999, #ids)))
+    redis.call('ZREM', key, unpack(ids, i, math.min(i + 4999, #ids)))
   end
+end
+"""
+
+# ARGV[2..]: id, tenant, due triples.
+_ADD = (
+    _COMMON
+    + """
+local touched, moved = {}, {}
+for i = 2, #ARGV, 3 do
+  local id, t = ARGV[i], ARGV[i + 1]
+  local old = redis.call('HGET', KEYS[2], id)
+  if old and old ~= t then
+    redis.call('ZREM', prefix .. old, id)
+    moved[old] = true
+  end
+  local changed = redis.call('ZADD', prefix .. t, 'CH', ARGV[i + 2], id) == 1
+  redis.call('HSET', KEYS[2], id, t)
+  if old == t and changed then touched[t] = 'rescore' else touched[t] = touched[t] or 'lower' end
+end
+for t in pairs(moved) do rescore(t) end
+for t, how in pairs(touched) do
+  if how == 'rescore' then rescore(t) else lower(t) end
+end
+return 0
+"""
+)
+
+# ARGV[2..]: ids.
+_REMOVE = (
+    _COMMON
+    + """
+local touched = {}
+for i = 2, #ARGV do
+  local t = redis.call('HGET', KEYS[2], ARGV[i])
+  if t then
+    redis.call('ZREM', prefix .. t, ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    touched[t] = true
+  end
+end
+for t in pairs(touched) do rescore(t) end
+return 0
+"""
+)
+
+# KEYS[3] inflight, KEYS[4] inflight-due; ARGV[2] now, ARGV[3] lease expiry, ARGV[4] limit.
+_CLAIM = (
+    _COMMON
+    + """
+local now, room = ARGV[2], tonumber(ARGV[4])
+local due_tenants = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, room)
+local out, served, active = {}, {}, due_tenants
+while room > 0 and #active > 0 do
+  local share = math.max(1, math.floor(room / #active))
+  local again = {}
+  for _, t in ipairs(active) do
+    if room <= 0 then break end
+    local take = math.min(share, room)
+    local due = redis.call(
+      'ZRANGEBYSCORE', prefix .. t, '-inf', now, 'WITHSCORES', 'LIMIT', 0, take)
+    local ids = {}
+    for i = 1, #due, 2 do
+      redis.call('ZADD', KEYS[3], ARGV[3], due[i])
+      redis.call('HSET', KEYS[4], due[i], due[i + 1] .. '|' .. t)
+      redis.call('HDEL', KEYS[2], due[i])
+      ids[#ids + 1] = due[i]
+      out[#out + 1] = due[i]
+      out[#out + 1] = due[i + 1]
+    end
+    zrem_all(prefix .. t, ids)
+    room = room - #ids
+    served[t] = true
+    if #ids == take then again[#again + 1] = t end
+  end
+  active = again
+end
+for t in pairs(served) do
+  local e = earliest(t)
+  if not e then redis.call('ZREM', KEYS[1], t)
+  elseif tonumber(e) <= tonumber(now) then redis.call('ZADD', KEYS[1], now, t)
+  else redis.call('ZADD', KEYS[1], e, t) end
 end
 return out
 """
+)
 
-_REQUEUE_EXPIRED = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+# KEYS[3] inflight, KEYS[4] inflight-due; ARGV[2] now, ARGV[3] limit. An in-flight id
+# without a tenant (claimed by an older version) just leaves: the reconciler re-queues its
+# job from Postgres.
+_REQUEUE_EXPIRED = (
+    _COMMON
+    + """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
 for _, id in ipairs(expired) do
-  local due = redis.call('HGET', KEYS[3], id)
-  redis.call('ZADD', KEYS[1], 'NX', due or ARGV[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
+  local held = redis.call('HGET', KEYS[4], id) or ''
+  local due, t = string.match(held, '^([^|]*)|(.*)$')
+  if t then
+    if redis.call('ZADD', prefix .. t, 'NX', due, id) == 1 then
+      redis.call('HSET', KEYS[2], id, t)
+      lower(t)
+    end
+  end
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
 end
 return #expired
 """
+)
 
 _ACK = """
 for _, id in ipairs(ARGV) do
@@ -75,6 +188,22 @@ for _, id in ipairs(ARGV) do
 end
 return #ARGV
 """
+
+# KEYS[1] due-tenants; ARGV[1] the per-tenant prefix, ARGV[2] now.
+_DUE_COUNT = """
+local n = 0
+for _, t in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
+  n = n + redis.call('ZCOUNT', ARGV[1] .. t, '-inf', ARGV[2])
+end
+return n
+"""
+
+
+class Due(NamedTuple):
+    """Where a queued job goes: its tenant's set, at its due time (epoch seconds)."""
+
+    tenant: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -86,39 +215,60 @@ class Claimed:
 class DelayedQueue:
     def __init__(self, client: aioredis.Redis, names: Names) -> None:
         self._r = client
-        self.queue_key = names.key("queue")
+        self.tenants_key = names.key("due-tenants")
+        self.tenant_of_key = names.key("due-tenant-of")
+        self.tenant_prefix = names.key("due:")
         self.inflight_key = names.key("inflight")
         self.due_key = names.key("inflight-due")
         self.wake_key = names.key("wake")
+        self.legacy_key = names.key("queue")  # the single sorted set of earlier versions
+        self._add = client.register_script(_ADD)
+        self._remove = client.register_script(_REMOVE)
         self._claim = client.register_script(_CLAIM)
         self._requeue = client.register_script(_REQUEUE_EXPIRED)
         self._ack = client.register_script(_ACK)
+        self._due_count = client.register_script(_DUE_COUNT)
+
+    def tenant_key(self, tenant: str) -> str:
+        return self.tenant_prefix + tenant
+
+    @property
+    def _queue_keys(self) -> list[str]:
+        return [self.tenants_key, self.tenant_of_key, self.inflight_key, self.due_key]
 
     @_outage
-    async def add(self, items: dict[str, float], *, wake: bool = True) -> None:
-        """Put job ids in the queue at their due times (replacing an earlier score)."""
+    async def add(self, items: Mapping[str, Due], *, wake: bool = True) -> None:
+        """Put job ids in their tenants' queues at their due times (replacing an earlier
+        score)."""
         if not items:
             return
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.queue_key, items)
-            if wake:
+        entries = list(items.items())
+        for start in range(0, len(entries), 2000):
+            args: list[Any] = [self.tenant_prefix]
+            for job_id, due in entries[start : start + 2000]:
+                args += [job_id, due.tenant, repr(due.at)]
+            await self._add(keys=self._queue_keys[:2], args=args)
+        if wake:
+            async with self._r.pipeline(transaction=False) as pipe:
                 pipe.lpush(self.wake_key, "1")
                 pipe.ltrim(self.wake_key, 0, 0)
-            await pipe.execute()
+                await pipe.execute()
 
     @_outage
     async def remove(self, job_ids: list[str]) -> None:
-        if job_ids:
-            await self._r.zrem(self.queue_key, *job_ids)
+        for start in range(0, len(job_ids), 5000):
+            chunk = job_ids[start : start + 5000]
+            await self._remove(keys=self._queue_keys[:2], args=[self.tenant_prefix, *chunk])
 
     @_outage
     async def claim(
         self, limit: int, lease_seconds: float, now: float | None = None
     ) -> list[Claimed]:
+        """Up to `limit` due ids, shared equally between the tenants that have due jobs."""
         now = time.time() if now is None else now
         raw: list[Any] = await self._claim(
-            keys=[self.queue_key, self.inflight_key, self.due_key],
-            args=[repr(now), repr(now + lease_seconds), limit],
+            keys=self._queue_keys,
+            args=[self.tenant_prefix, repr(now), repr(now + lease_seconds), limit],
         )
         return [Claimed(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
@@ -132,14 +282,12 @@ class DelayedQueue:
     async def requeue_expired(self, limit: int = 10_000, now: float | None = None) -> int:
         now = time.time() if now is None else now
         return int(
-            await self._requeue(
-                keys=[self.queue_key, self.inflight_key, self.due_key], args=[repr(now), limit]
-            )
+            await self._requeue(keys=self._queue_keys, args=[self.tenant_prefix, repr(now), limit])
         )
 
     @_outage
     async def next_due(self) -> float | None:
-        first = await self._r.zrange(self.queue_key, 0, 0, withscores=True)
+        first = await self._r.zrange(self.tenants_key, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
     @_outage
@@ -154,7 +302,7 @@ class DelayedQueue:
         if not job_ids:
             return set()
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.zmscore(self.queue_key, job_ids)
+            pipe.hmget(self.tenant_of_key, job_ids)
             pipe.zmscore(self.inflight_key, job_ids)
             queued, inflight = await pipe.execute()
         return {
@@ -165,11 +313,16 @@ class DelayedQueue:
 
     @_outage
     async def depth(self) -> int:
-        return int(await self._r.zcard(self.queue_key))
+        return int(await self._r.hlen(self.tenant_of_key))
 
     @_outage
     async def due_backlog(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return int(await self._r.zcount(self.queue_key, "-inf", now)) + int(
-            await self._r.zcard(self.inflight_key)
-        )
+        due = await self._due_count(keys=[self.tenants_key], args=[self.tenant_prefix, repr(now)])
+        return int(due) + int(await self._r.zcard(self.inflight_key))
+
+    @_outage
+    async def drop_legacy(self) -> bool:
+        """Delete the single sorted set of earlier versions (once the reconciler has put its
+        jobs back from Postgres); answers whether there was one."""
+        return bool(await self._r.unlink(self.legacy_key))

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # on publish.request, but at most `results_hold_seconds` (0: never); decision 0012.
     results_hold_seconds: float = Field(default=5.0, ge=0)
     results_hold_backlog: int = Field(default=2000, ge=1)
+    # The dispatcher keeps the publishers' backlog on publish.request (requests not yet
+    # committed) under this many, so a burst waits in Redis, shared fairly between tenants
+    # (decision 0023). Above copies x HERALD_PUBLISHER_MAX_IN_FLIGHT, or they idle.
+    dispatch_window: int = Field(default=5000, ge=1)
     instagram_graph_url: str = "https://graph.facebook.com/v25.0"
     # Instagram API with Instagram Login: connections whose metadata says `"login":
     # "instagram"` are published through this host instead.

@@ -285,7 +285,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
             events = [status_event(r, JobStatus.SCHEDULED, time=now) for r in new_rows]
             await outbox.add(conn, svc.names, events)
     try:
-        await svc.mirror(add={r["id"]: r["scheduled_at"] for r in new_rows if r["queued"]})
+        await svc.mirror(add=[r for r in new_rows if r["queued"]])
     except Exception:  # committed: never answer (or, in `schedule_each`, write) it again
         log.exception("redis write failed after commit; the reconciler restores it")
     metrics.JOBS_SCHEDULED.inc(len(new_rows))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -85,19 +86,22 @@ class JobService:
         return await scheduling.preview(self, principal, body)
 
     async def mirror(
-        self, add: dict[str, datetime | None] | None = None, remove: list[str] | None = None
+        self, add: Iterable[Mapping[str, Any]] = (), remove: list[str] | None = None
     ) -> None:
-        """After a commit, make the delayed queue follow Postgres (best effort: a failure is
-        logged, and the reconciler restores queued jobs Redis does not hold)."""
+        """After a commit, make the delayed queue follow Postgres: `add` the job rows
+        (`id`, `tenant_id`, `next_attempt_at`) at their due times, `remove` these ids (best
+        effort: a failure is logged, and the reconciler restores queued jobs Redis does not
+        hold)."""
+        entries = jobs.queue_entries(add)
         try:
-            if add:
-                await self.queue.add({j: d.timestamp() for j, d in add.items() if d is not None})
+            if entries:
+                await self.queue.add(entries)
             if remove:
                 await self.queue.remove(remove)
         except StoreUnavailable as exc:
             log.warning(
                 "redis write failed after commit; the reconciler restores it",
-                extra={"job_ids": [*(add or {}), *(remove or [])][:50], "error": str(exc)},
+                extra={"job_ids": [*entries, *(remove or [])][:50], "error": str(exc)},
             )
 
     # ---- read -----------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class JobService:
                 [status_event(updated, JobStatus.SCHEDULED, reason="rescheduled")],
             )
         if queued:
-            await self.mirror(add={str(updated["id"]): scheduled_at})
+            await self.mirror(add=[updated])
         else:
             await self.mirror(remove=[str(updated["id"])])
         RESCHEDULED.add(
@@ -268,7 +272,7 @@ class JobService:
                 self.names,
                 [status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry") for r in rows],
             )
-        await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
+        await self.mirror(add=rows)
         REQUEUED.add({"job_id": str(r["id"]), "trace_id": r["trace_id"]} for r in rows)
         return rows
 
@@ -282,7 +286,7 @@ class JobService:
                 self.names,
                 [status_event(r, JobStatus.RETRY_SCHEDULED, reason=REAUTHORISED) for r in rows],
             )
-        await self.mirror(add={str(r["id"]): r["next_attempt_at"] for r in rows})
+        await self.mirror(add=rows)
         if rows:
             log.info(
                 "jobs released by a new token",

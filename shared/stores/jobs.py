@@ -11,6 +11,7 @@ dispatcher (`mark_dispatched`, `dead_letter`), the reconciler (`page_in`, `queue
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from herald.shared.domain.outcomes import NEEDS_REAUTH
 from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
+from herald.shared.infra.delayed_queue import Due
 
 COLUMNS = (
     "id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,"
@@ -158,12 +160,12 @@ async def release_held(conn: Conn, connection_id: str) -> list[Row]:
 
 async def release_if_reauthorised(conn: Conn, ids: list[str]) -> list[Row]:
     """Of these jobs just held for a new token, those whose connection is `active` again
-    (a new token came while their attempt was failing): due now (id, next_attempt_at)."""
+    (a new token came while their attempt was failing): due now (id, tenant, due time)."""
     cur = await conn.execute(
         "UPDATE jobs j SET next_attempt_at = now(), queued = true"
         " FROM connections c WHERE j.id = ANY(%s::uuid[]) AND c.id = j.connection_id"
         " AND c.status = 'active' AND j.status = 'RETRY_SCHEDULED'"
-        " AND j.last_error->>'code' = %s RETURNING j.id, j.next_attempt_at",
+        " AND j.last_error->>'code' = %s RETURNING j.id, j.tenant_id, j.next_attempt_at",
         (ids, NEEDS_REAUTH),
     )
     return await cur.fetchall()
@@ -228,13 +230,24 @@ async def dead_letter(conn: Conn, job_id: Any, last_error: dict[str, Any]) -> Ro
 # ---- the reconciler -------------------------------------------------------------------------
 
 
+def queue_entries(rows: Iterable[Mapping[str, Any]]) -> dict[str, Due]:
+    """The delayed queue's entries for these rows (`id`, `tenant_id`, `next_attempt_at`);
+    rows without a due time are left out."""
+    return {
+        str(r["id"]): Due(str(r["tenant_id"]), r["next_attempt_at"].timestamp())
+        for r in rows
+        if r["next_attempt_at"] is not None
+    }
+
+
 async def page_in(db: Database, *, horizon: float, limit: int) -> list[Row]:
-    """Waiting jobs that came within the Redis horizon, marked `queued` (id, due instant)."""
+    """Waiting jobs that came within the Redis horizon, marked `queued` (id, tenant, due
+    instant)."""
     return await db.fetch(
         "UPDATE jobs SET queued = true WHERE id IN ("
         " SELECT id FROM jobs WHERE status IN ('SCHEDULED', 'RETRY_SCHEDULED')"
         " AND NOT queued AND next_attempt_at <= now() + %s * interval '1 s'"
-        " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt_at",
+        " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, tenant_id, next_attempt_at",
         (horizon, limit),
     )
 
@@ -242,7 +255,7 @@ async def page_in(db: Database, *, horizon: float, limit: int) -> list[Row]:
 async def queued_due(db: Database, *, after: str, horizon: float, limit: int) -> list[Row]:
     """Waiting jobs Redis should hold (due within the horizon), by id after `after`."""
     return await db.fetch(
-        "SELECT id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
+        "SELECT id, tenant_id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
         " 'RETRY_SCHEDULED') AND queued AND id > %s"
         " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s",
         (after, horizon, limit),
@@ -256,7 +269,8 @@ async def unclaimed(db: Database, *, lease: float, limit: int) -> list[Row]:
     return await db.fetch(
         # An IN_PROGRESS job keeps its attempt's due instant, never later than its dispatch:
         # the first condition lets the open-jobs index narrow the search.
-        "SELECT id FROM jobs j WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
+        "SELECT id, tenant_id FROM jobs j"
+        " WHERE next_attempt_at < now() - %(lease)s * interval '1 s'"
         " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(lease)s * interval '1 s'"
         " AND NOT EXISTS (SELECT 1 FROM publish_claims c"
         "   WHERE c.job_id = j.id AND c.attempt = j.attempt_count"
@@ -269,7 +283,7 @@ async def unclaimed(db: Database, *, lease: float, limit: int) -> list[Row]:
 async def stuck(db: Database, *, after: float, limit: int) -> list[Row]:
     """IN_PROGRESS jobs dispatched more than `after` seconds ago."""
     return await db.fetch(
-        "SELECT id FROM jobs WHERE next_attempt_at < now() - %(after)s * interval '1 s'"
+        "SELECT id, tenant_id FROM jobs WHERE next_attempt_at < now() - %(after)s * interval '1 s'"
         " AND status = 'IN_PROGRESS' AND dispatched_at < now() - %(after)s * interval '1 s'"
         " ORDER BY dispatched_at LIMIT %(limit)s",
         {"after": after, "limit": limit},

@@ -47,6 +47,15 @@ def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_
     assert list(tmp_path.glob("burst-*.json")) and list(tmp_path.glob("burst-*.png"))
 
 
+def test_a_tiny_fairness_run_times_the_other_tenants_jobs(ns: Namespace, tmp_path: Path) -> None:
+    figures = _bench(ns, tmp_path, "fairness", "-n", "300")
+    assert figures["tenant_a_jobs"] == 300 and figures["tenant_b_jobs"] == 5
+    assert figures["jobs"] == figures["published"] == 305
+    for key in ("tenant_b_to_request_s", "tenant_b_to_call_s"):
+        assert set(figures[key]) == {"p50", "p95", "p99", "max"}
+    assert figures["tenant_b_target_s"] == 0.3 and "tenant_b_within_target" in figures
+
+
 def test_a_tiny_memory_run_samples_the_publishers_rss(ns: Namespace, tmp_path: Path) -> None:
     figures = _bench(ns, tmp_path, "memory", "-n", "200")
     assert figures["jobs"] == 200 and figures["published"] == 200

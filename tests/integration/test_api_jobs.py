@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from herald.shared.infra.runtime import Runtime
 from herald.shared.stores.tenants import create_api_key
+from tests.support.helpers import queued_at
 
 pytestmark = pytest.mark.integration
 IMAGE = "https://cdn.example.com/a.jpg"
@@ -228,7 +229,7 @@ async def test_patch_reschedules_and_edits_the_caption(
     changed = await resp.json()
     assert datetime.fromisoformat(changed["scheduled_at"]) == when
     assert changed["caption"] == "new"
-    score = await rt.redis.zscore(rt.queue.queue_key, job["id"])
+    score = await queued_at(rt, job["id"])
     assert score == when.timestamp()
     far = await client.patch(
         f"/publishing/jobs/{job['id']}", headers=key, json={"scheduled_at": later(days=5)}

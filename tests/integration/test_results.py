@@ -24,7 +24,7 @@ from herald.shared.infra.runtime import Runtime
 from herald.shared.jobs import redrive
 from herald.shared.messages.codec import instant_or_none, now_utc
 from tests.conftest import Namespace, eventually
-from tests.support.helpers import aread_topic, sandbox_connections
+from tests.support.helpers import aread_topic, queued_at, sandbox_connections
 from tests.support.results_pipeline import (
     job,
     mark_in_progress,
@@ -131,7 +131,7 @@ async def test_a_redelivered_result_changes_nothing(rt: Runtime) -> None:
     assert retry["status"] == "RETRY_SCHEDULED" and retry["failed_attempts"] == 1
     assert retry["next_attempt_at"] == at(failed["finished_at"]) + timedelta(hours=1)
     assert retry["last_error"]["code"] == 2 and retry["queued"]
-    score = await rt.redis.zscore(rt.queue.queue_key, ids[0])
+    score = await queued_at(rt, ids[0])
     assert score == pytest.approx(retry["next_attempt_at"].timestamp(), abs=1e-3)
     assert [e["status"] for e in events[ids[0]]] == ["SCHEDULED", "IN_PROGRESS", "RETRY_SCHEDULED"]
     assert events[ids[0]][-1]["reason"] == "retryable_error"
@@ -245,9 +245,6 @@ async def test_retries_land_in_redis_within_the_backoff_bounds(rt: Runtime) -> N
     async with pipeline(rt, dispatcher=False):
         await wait_status(rt, ids, {"RETRY_SCHEDULED"})
     config = PolicyConfig.from_settings(rt.settings)
-    scores: dict[bytes, float] = dict(
-        await rt.redis.zrange(rt.queue.queue_key, 0, -1, withscores=True)  # type: ignore[arg-type]
-    )
     for value in values:
         row = await job(rt, value["job_id"])
         delay = (row["next_attempt_at"] - at(value["finished_at"])).total_seconds()
@@ -257,7 +254,7 @@ async def test_retries_land_in_redis_within_the_backoff_bounds(rt: Runtime) -> N
             assert 0 <= delay <= backoff_ceiling(1, config) <= config.backoff_max_seconds
         budget = 1 if value["outcome"] == "retryable_error" else 0
         assert row["failed_attempts"] == budget and row["queued"]
-        score = scores[value["job_id"].encode()]
+        score = await queued_at(rt, value["job_id"])
         assert score == pytest.approx(row["next_attempt_at"].timestamp(), abs=1e-3)
     assert metrics.RETRIES_SCHEDULED._value.get() - retries_before == 40
 

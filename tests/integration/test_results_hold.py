@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import REGISTRY
 
-from herald.services.results.hold import HoldRule, PublishBacklog, ResultHold
+from herald.services.results.hold import HoldRule, ResultHold
 from herald.shared.infra.kafka.client import Message, Producer, consumer
+from herald.shared.infra.kafka.lag import PublishBacklog
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST, RESULT, Names
 from herald.shared.infra.settings import Settings
 from tests.conftest import eventually

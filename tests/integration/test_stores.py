@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import psycopg
+import pytest
 
 from herald.shared.infra.db.migrate import discover, migrate
-from herald.shared.infra.delayed_queue import DelayedQueue
+from herald.shared.infra.delayed_queue import DelayedQueue, Due
 from herald.shared.infra.names import Names
 from herald.shared.infra.runtime import Runtime
 from tests.conftest import Namespace
@@ -62,7 +63,8 @@ def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
 async def test_redis_delayed_queue_claims_due_jobs_with_a_lease(rt: Runtime) -> None:
     queue = rt.queue
     now = time.time()
-    await queue.add({"due-1": now - 2, "due-2": now - 1, "later": now + 3600})
+    await queue.add({"due-1": Due("t", now - 2), "due-2": Due("t", now - 1)})
+    await queue.add({"later": Due("u", now + 3600)})
     claimed = await queue.claim(10, lease_seconds=0.5, now=now)
     assert [c.job_id for c in claimed] == ["due-1", "due-2"]
     assert abs(claimed[0].due - (now - 2)) < 1e-3
@@ -70,6 +72,7 @@ async def test_redis_delayed_queue_claims_due_jobs_with_a_lease(rt: Runtime) -> 
     assert await queue.held(["due-1", "due-2", "later", "nope"]) == {"due-1", "due-2", "later"}
     # An unacknowledged claim returns to the queue when its lease expires, at its due time.
     assert await queue.requeue_expired(now=now + 1) == 2
+    assert await queue.next_due() == pytest.approx(now - 2, abs=1e-3)
     again = await queue.claim(10, lease_seconds=30, now=now + 1)
     assert sorted(c.job_id for c in again) == ["due-1", "due-2"]
     assert abs(again[0].due - (now - 2)) < 1e-3
@@ -77,10 +80,66 @@ async def test_redis_delayed_queue_claims_due_jobs_with_a_lease(rt: Runtime) -> 
     assert await queue.requeue_expired(now=now + 100) == 0
     assert await queue.held(["due-1", "due-2"]) == set()
     assert await queue.depth() == 1
+    assert await queue.next_due() == pytest.approx(now + 3600, abs=1e-3)
+
+
+async def test_every_due_tenant_gets_into_a_batch_behind_another_tenants_backlog(
+    rt: Runtime,
+) -> None:
+    """100,000 jobs of one tenant due first, three of another due a moment later: the next
+    claim of 1,000 takes the other tenant's three with 997 of the first's."""
+    queue = rt.queue
+    now = time.time()
+    for start in range(0, 100_000, 10_000):
+        await queue.add(
+            {f"a{i:06}": Due("big", now - 10) for i in range(start, start + 10_000)}, wake=False
+        )
+    await queue.add({f"b{i}": Due("small", now - 1) for i in range(3)})
+    assert await queue.due_backlog(now) == 100_003
+    claimed = [c.job_id for c in await queue.claim(1000, lease_seconds=30, now=now)]
+    assert len(claimed) == 1000
+    assert {"b0", "b1", "b2"} <= set(claimed)
+    assert await queue.due_backlog(now) == 100_003  # 1,000 of them in flight
+    assert await queue.depth() == 99_003
+
+
+async def test_the_claim_shares_a_batch_round_robin(rt: Runtime) -> None:
+    """Three tenants with 10 due jobs each and a batch of 6: two each. With more due
+    tenants than a batch holds, those a claim did not reach come first in the next."""
+    queue = rt.queue
+    now = time.time()
+    await queue.add({f"{t}{i}": Due(t, now - 5) for t in "xyz" for i in range(10)})
+    first = [c.job_id[0] for c in await queue.claim(6, 30, now=now)]
+    assert sorted(first) == ["x", "x", "y", "y", "z", "z"]
+    await queue.add({f"w{i}": Due("w", now - 1) for i in range(10)})
+    # Batches of 2 for four due tenants: w (never served) and x, then y and z, the two the
+    # previous claim did not reach; only then x and w again.
+    second = sorted(c.job_id[0] for c in await queue.claim(2, 30, now=now + 1))
+    third = sorted(c.job_id[0] for c in await queue.claim(2, 30, now=now + 2))
+    fourth = sorted(c.job_id[0] for c in await queue.claim(2, 30, now=now + 3))
+    assert (second, third, fourth) == (["w", "x"], ["y", "z"], ["w", "x"])
+    # A tenant with fewer due jobs than its share leaves the rest to the others.
+    rest = [c.job_id[0] for c in await queue.claim(100, 30, now=now + 4)]
+    assert len(rest) == 40 - 6 - 6
+
+
+async def test_remove_and_reschedule_keep_each_tenants_place(rt: Runtime) -> None:
+    queue = rt.queue
+    now = time.time()
+    await queue.add({"a": Due("t", now - 5), "b": Due("t", now + 60), "c": Due("u", now + 30)})
+    assert await queue.next_due() == pytest.approx(now - 5, abs=1e-3)
+    await queue.add({"a": Due("t", now + 90)})  # rescheduled later: t is due at b's time
+    assert await queue.next_due() == pytest.approx(now + 30, abs=1e-3)
+    assert await queue.claim(10, 30, now=now) == []
+    await queue.remove(["c", "nope"])
+    assert await queue.next_due() == pytest.approx(now + 60, abs=1e-3)
+    await queue.remove(["a", "b"])
+    assert await queue.next_due() is None
+    assert await queue.depth() == 0 and await queue.held(["a", "b", "c"]) == set()
 
 
 async def test_redis_prefixes_isolate_runs(rt: Runtime) -> None:
     other = DelayedQueue(rt.redis, Names("", rt.names.redis_prefix + "other:"))
-    await rt.queue.add({"mine": time.time() - 1})
+    await rt.queue.add({"mine": Due("t", time.time() - 1)})
     assert await other.claim(10, 1.0) == []
     assert [c.job_id for c in await rt.queue.claim(10, 1.0)] == ["mine"]

@@ -193,3 +193,11 @@ def free_ports(count: int) -> int:
         except OSError:
             continue
     raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+async def queued_at(rt: Runtime, job_id: str) -> float | None:
+    """The due time the delayed queue holds a queued job at (None: not queued)."""
+    tenant = await rt.redis.hget(rt.queue.tenant_of_key, job_id)
+    if tenant is None:
+        return None
+    return await rt.redis.zscore(rt.queue.tenant_key(tenant.decode()), job_id)

@@ -168,11 +168,14 @@ async def test_the_dispatcher_stops_during_an_outage_without_waiting_out_its_bac
     queue = DownQueue()
     rt: Any = SimpleNamespace(
         queue=queue,
-        names=SimpleNamespace(topic=lambda name: name),
+        names=SimpleNamespace(topic=lambda name: name, group=lambda name: name),
         producer=None,
-        settings=SimpleNamespace(lease_seconds=3.0),
+        settings=SimpleNamespace(
+            lease_seconds=3.0, kafka_bootstrap="127.0.0.1:9", dispatch_window=3000
+        ),
     )
     dispatcher = Dispatcher(rt, concurrency=1)
+    dispatcher.window.room = lambda want: want  # type: ignore[method-assign]
     stopping = asyncio.Event()
     asyncio.get_running_loop().call_later(0.5, stopping.set)
     began = time.monotonic()

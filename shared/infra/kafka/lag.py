@@ -8,10 +8,16 @@ watermark too. A topic's size per partition = high - low watermark.
 
 The arithmetic is pure (`partition_lag`, `lag_report`); `OffsetReader` does the broker
 calls (`get_watermark_offsets`, `committed`) and is blocking: call it from a thread.
+`PublishBacklog` reads the publishers' lag on `publish.request` from a thread, for the
+services that pace themselves by it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +35,8 @@ from herald.shared.infra.names import (
     SCHEDULER_GROUP,
     Names,
 )
+
+log = logging.getLogger(__name__)
 
 # Herald's consumer groups (before the prefix) and the topics each one reads.
 GROUP_TOPICS: dict[str, tuple[str, ...]] = {
@@ -142,3 +150,44 @@ class OffsetReader:
         for c in self._consumers.values():
             c.close()
         self._consumers.clear()
+
+
+class PublishBacklog:
+    """The requests the publishers' group has not committed on `publish.request`: what
+    the results service waits on (decision 0012) and the dispatcher's window keeps short
+    (decision 0023)."""
+
+    def __init__(self, bootstrap: str, names: Names, *, refresh: float = 0.25) -> None:
+        self.topic = names.topic(REQUEST)
+        self.group = names.group(PUBLISHER_GROUP)
+        self.refresh = refresh
+        self._reader = OffsetReader(bootstrap, timeout=2.0)
+        self._lock = threading.Lock()  # one broker reading at a time (the reader's rule)
+        self._value = 0
+        self._read_at = float("-inf")
+
+    async def current(self) -> int:
+        """The last reading if it is fresh enough, else a new one."""
+        if time.monotonic() - self._read_at < self.refresh:
+            return self._value
+        return await self.read()
+
+    async def read(self) -> int:
+        """A new reading. A broker that does not answer reads as no backlog: nothing waits
+        on a guess."""
+        try:
+            self._value = await asyncio.to_thread(self._read)
+        except Exception as exc:
+            log.warning("publisher backlog unknown; taken as none", extra={"error": repr(exc)})
+            self._value = 0
+        self._read_at = time.monotonic()
+        return self._value
+
+    def _read(self) -> int:
+        with self._lock:
+            offsets = self._reader.read([self.topic], {self.group: [self.topic]})
+        return sum(lag_report(offsets).lag.values())
+
+    def close(self) -> None:
+        with self._lock:
+            self._reader.close()

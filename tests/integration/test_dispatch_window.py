@@ -1,0 +1,99 @@
+"""The dispatcher keeps the publishers' backlog within its window, and the delayed queue's
+change of shape leaves no job of an earlier version behind (decision 0023)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from herald.services.scheduler.dispatcher import Dispatcher
+from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
+from herald.shared.infra.runtime import Runtime
+from tests.conftest import Namespace, eventually
+from tests.support.kafka_lag import consume_and_commit
+from tests.support.results_pipeline import mark_in_progress, schedule_jobs
+
+WINDOW = 60
+
+
+@asynccontextmanager
+async def dispatching(rt: Runtime) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(rt, max_sleep=0.2).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def _in_progress(rt: Runtime) -> int:
+    row = await rt.db.fetchone("SELECT count(*) AS n FROM jobs WHERE status = 'IN_PROGRESS'")
+    assert row is not None
+    return int(row["n"])
+
+
+async def _reaches(rt: Runtime, expected: int) -> bool:
+    return await _in_progress(rt) == expected
+
+
+def _publishers_take(rt: Runtime, count: int) -> int:
+    """The publishers' group reads and commits `count` requests."""
+    group, topic = rt.names.group(PUBLISHER_GROUP), rt.names.topic(REQUEST)
+    return consume_and_commit(rt.settings.kafka_bootstrap, group, topic, count)
+
+
+async def test_the_dispatcher_stops_at_its_window_and_resumes_as_publishers_take_requests(
+    ns: Namespace,
+) -> None:
+    rt = Runtime.build(ns.settings(dispatch_window=WINDOW))
+    await rt.open()
+    try:
+        ids = await schedule_jobs(rt, 200)
+        async with dispatching(rt):
+            await eventually(lambda: _reaches(rt, WINDOW))
+            await asyncio.sleep(1.0)  # many claim rounds: none goes past the window
+            assert await _in_progress(rt) == WINDOW
+            assert await rt.queue.depth() == 200 - WINDOW  # the rest wait in Redis
+            assert await asyncio.to_thread(_publishers_take, rt, 45) == 45
+            await eventually(lambda: _reaches(rt, WINDOW + 45))
+            await asyncio.sleep(0.5)
+            assert await _in_progress(rt) == WINDOW + 45
+            taken = 45
+            while taken < len(ids):
+                count = min(WINDOW, len(ids) - taken)
+                taken += await asyncio.to_thread(_publishers_take, rt, count)
+            await eventually(lambda: _reaches(rt, len(ids)))
+        assert await rt.queue.depth() == 0
+    finally:
+        await rt.close()
+
+
+async def test_jobs_in_the_queue_of_earlier_versions_are_still_dispatched(rt: Runtime) -> None:
+    queue = rt.queue
+    waiting = await schedule_jobs(rt, 3)
+    await queue.remove(waiting)  # as an earlier version left them: in its single sorted set
+    await rt.redis.zadd(queue.legacy_key, {j: time.time() - 1 for j in waiting})
+    # One an earlier version claimed and marked, then died: in flight without a tenant.
+    [lost] = await schedule_jobs(rt, 1)
+    await mark_in_progress(rt, [lost])
+    await rt.db.execute(
+        "UPDATE jobs SET dispatched_at = now() - interval '1 hour',"
+        " next_attempt_at = now() - interval '1 hour' WHERE id = %s",
+        (lost,),
+    )
+    await rt.redis.zadd(queue.inflight_key, {lost: time.time() - 5})
+    await rt.redis.hset(queue.due_key, lost, str(time.time() - 3600))
+    assert await queue.requeue_expired() == 1  # its lease ran out: it leaves in-flight
+
+    report = await Reconciler(rt).reconcile_once()
+    assert report["restored"] == 3 and report["unclaimed"] == 1
+    assert report["legacy_dropped"] == 1 and not await rt.redis.exists(queue.legacy_key)
+    claimed = await queue.claim(10, lease_seconds=30)
+    assert sorted(c.job_id for c in claimed) == sorted([*waiting, lost])
+    # The next round finds nothing more to do.
+    await queue.ack([c.job_id for c in claimed])
+    assert (await Reconciler(rt).reconcile_once())["legacy_dropped"] == 0
