@@ -75,6 +75,8 @@ class MediaHost(HttpFake):
         data = {".mp4": MP4, ".png": PNG}.get(ext, JPEG)
         if path.startswith("/long/"):
             data = LONG_MP4
+        if ext == ".mp4":
+            data += path.encode()  # after the boxes: a video per path, found by its path
         if path.startswith("/big/"):
             data = data + b"\x00" * 1_500_000
         return web.Response(body=data, content_type=kind)
