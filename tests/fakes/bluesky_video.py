@@ -5,6 +5,7 @@ tokens it accepts and on which it stores each processed video as a blob.
         video.base_url                          # the connection's metadata.videoUrl
         video.fail_processing("[bad]")          # a video holding these bytes ends FAILED
         video.processing_seconds = 60           # jobs stay in progress that long
+        video.hold("[slow]", 15)                # a video holding these bytes: 15 s
         video.forget_jobs()                     # getJobStatus no longer knows a job
 
 Calls (the ``app.bsky.video`` lexicons):
@@ -19,10 +20,10 @@ Calls (the ``app.bsky.video`` lexicons):
   account out of its daily videos or bytes 400 ``InvalidRequest``; the same bytes of the same
   account again 409 ``already_exists`` with the first ``jobId``.
 - ``getJobStatus?jobId=…`` (no auth): ``JOB_STATE_ENCODING`` with ``progress`` for
-  ``processing_seconds``, then ``JOB_STATE_COMPLETED`` with the ``blob`` (stored on the PDS
-  as ``video/mp4``), or ``JOB_STATE_FAILED`` with ``error``/``message``: a video longer than
-  three minutes (its MP4 header), or one marked by ``fail_processing``. An unknown job is
-  400 ``InvalidRequest``.
+  ``processing_seconds`` (or a ``hold``), then ``JOB_STATE_COMPLETED`` with the ``blob``
+  (stored on the PDS as ``video/mp4``), or ``JOB_STATE_FAILED`` with ``error``/``message``:
+  a video longer than three minutes (its MP4 header), or one marked by ``fail_processing``.
+  An unknown job is 400 ``InvalidRequest``.
 Faults (``http_fake.py``) aim at a video by bytes it holds (``uploadVideo``, and
 ``getJobStatus`` of its job).
 """
@@ -56,6 +57,7 @@ class Job:
     size: int
     cid: str
     created: float
+    takes: float  # seconds of processing
     failure: str | None  # why it will fail, or None
 
 
@@ -70,11 +72,15 @@ class FakeVideoService(HttpFake):
         self.jobs: dict[str, Job] = {}
         self.by_content: dict[str, str] = {}  # sha256(did, bytes) → job id
         self.failing: list[str] = []
+        self.holds: list[tuple[str, float]] = []
 
     # ---- for tests --------------------------------------------------------------------
 
     def fail_processing(self, marker: str) -> None:
         self.failing.append(marker)
+
+    def hold(self, marker: str, seconds: float) -> None:
+        self.holds.append((marker, seconds))
 
     def forget_jobs(self) -> None:
         self.jobs.clear()
@@ -171,7 +177,8 @@ class FakeVideoService(HttpFake):
         elif any(m in text for m in self.failing):
             failure = "Video could not be processed"
         cid = "bafkrei" + key[:52]
-        job = Job(secrets.token_hex(8), did, text, len(data), cid, self.now(), failure)
+        takes = max([t for m, t in self.holds if m in text], default=self.processing_seconds)
+        job = Job(secrets.token_hex(8), did, text, len(data), cid, self.now(), takes, failure)
         self.jobs[job.id] = job
         self.by_content[key] = job.id
         return {"jobStatus": {"jobId": job.id, "did": did, "state": "JOB_STATE_CREATED"}}
@@ -182,8 +189,8 @@ class FakeVideoService(HttpFake):
             raise self.bad_request(f"job not found: {job_id}")
         status: dict[str, Any] = {"jobId": job.id, "did": job.did}
         elapsed = self.now() - job.created
-        if elapsed < self.processing_seconds:
-            progress = int(100 * elapsed / self.processing_seconds)
+        if elapsed < job.takes:
+            progress = int(100 * elapsed / job.takes)
             return status | {"state": "JOB_STATE_ENCODING", "progress": progress}
         if job.failure is not None:
             return status | {"state": "JOB_STATE_FAILED", "error": "failed", "message": job.failure}

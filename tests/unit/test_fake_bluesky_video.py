@@ -153,8 +153,8 @@ async def test_processing_takes_time_and_jobs_can_be_forgotten(
     http: aiohttp.ClientSession, fakes: tuple[FakePDS, FakeVideoService]
 ) -> None:
     pds, video = fakes
-    video.processing_seconds = 60
-    _, body = await upload(http, fakes, movie(3))
+    video.hold("[slow]", 60)
+    _, body = await upload(http, fakes, movie(3) + b"[slow]")
     job = body["jobStatus"]["jobId"]
     _, read = await video_call(http, video, "getJobStatus", params={"jobId": job})
     assert read["jobStatus"]["state"] == "JOB_STATE_ENCODING" and not pds.blobs
