@@ -2,7 +2,9 @@
 copies as processes, the network's fake and a media host on loopback (allow-listed with
 HERALD_ALLOWED_PRIVATE_HOSTS). One run per network holds every media kind and each error
 class as jobs (auth, an expired session refreshed, rate limit with the headers' wait, media
-rejected, transient 5xx, a connection dropped before and after the post was made), and one
+rejected, transient 5xx, a connection dropped before and after the post was made; Bluesky's
+videos through a fake video service: processed at once, still processing when the attempt's
+poll ends, failed, too long, an expired service token; Bluesky's attempts poll 2 s), and one
 copy is SIGKILLed while its post call hangs after the post was made. Every job ends as its
 class says, with exactly one post per published job and none for the others (the fakes
 count posts per job by the job's unique text)."""
@@ -23,6 +25,7 @@ from herald.shared.infra.runtime import Runtime
 from herald.shared.platforms.hosts import ALLOW_ENV
 from tests.conftest import Namespace, eventually
 from tests.fakes.bluesky_pds import FakePDS
+from tests.fakes.bluesky_video import FakeVideoService
 from tests.fakes.mastodon_instance import FakeMastodon
 from tests.fakes.media_host import MediaHost
 from tests.fakes.tls import make_cert, server_context
@@ -53,6 +56,8 @@ class Job:
     script: Script = none
     posts: int = 1
     bad_secret: bool = False
+    video: Callable[[FakeVideoService], None] | None = None  # Bluesky's video service faults
+    uploads: int = 1  # Bluesky: the video service's jobs for the job's video
 
     @property
     def marker(self) -> str:
@@ -72,6 +77,7 @@ def mastodon_rate_limit(fake: Any, marker: str) -> None:
 
 IMG, IMG2 = "a/photo.jpg", "b/photo.png"
 BAD_GATEWAY = {"error": "Bad Gateway"}
+JWT_EXPIRED = {"error": "JwtExpired", "message": "jwt expired"}
 BLUESKY_JOBS = [
     Job("text", [], "TEXT", {PUBLISHED}),
     Job("image", [IMG], "IMAGE", {PUBLISHED}),
@@ -104,6 +110,25 @@ BLUESKY_JOBS = [
     Job("drop", [IMG], "IMAGE", {PUBLISHED}, fault("drop_next", "createRecord", commit=True)),
     Job("lost", [], "TEXT", {PUBLISHED}, fault("drop_next", "createRecord")),
     Job("kill", [], "TEXT", {PUBLISHED}, fault("hang_next", "createRecord", 120, commit=True)),
+    # its first upload refused with an expired service token: a new token, one upload
+    Job(
+        "video",
+        ["a/clip.mp4"],
+        "VIDEO",
+        {PUBLISHED},
+        video=lambda v: v.fail_next("uploadVideo", 401, JWT_EXPIRED, marker="a/clip"),
+    ),
+    # processing outlasts the attempt's poll: `processing`, then the stored job, no new upload
+    Job("video-slow", ["held/clip.mp4"], "VIDEO", {PUBLISHED}, video=lambda v: v.hold("held/", 4)),
+    Job(
+        "video-failed",
+        ["bad/clip.mp4"],
+        "VIDEO",
+        {DEAD},
+        posts=0,
+        video=lambda v: v.fail_processing("bad/"),
+    ),
+    Job("video-long", ["long/clip.mp4"], "VIDEO", {DEAD}, posts=0, uploads=0),
 ]
 MASTODON_JOBS = [
     Job("text", [], "TEXT", {PUBLISHED}),
@@ -126,10 +151,10 @@ CASES: dict[str, tuple[type[Any], list[Job], str]] = {
 }
 
 
-def connection_body(platform: str, fake: Any, bad: bool) -> dict[str, Any]:
+def connection_body(platform: str, fake: Any, bad: bool, video: str = "") -> dict[str, Any]:
     if isinstance(fake, FakePDS):
         secret = "aaaa-bbbb-cccc-dddd" if bad else fake.app_password
-        meta = {"identifier": fake.handle, "pdsUrl": fake.base_url}
+        meta = {"identifier": fake.handle, "pdsUrl": fake.base_url, "videoUrl": video}
     else:
         secret = "Z" * 43 if bad else fake.token
         meta = {"instanceUrl": fake.base_url}
@@ -144,14 +169,20 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
     monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
     cert, key = make_cert(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the publishers trust the media host
-    async with make_fake() as fake, MediaHost(tls=server_context(cert, key)) as cdn:
+    async with (
+        make_fake() as fake,
+        MediaHost(tls=server_context(cert, key)) as cdn,
+        FakeVideoService(fake) as video,  # Bluesky's (idle beside Mastodon)
+    ):
         store = rt.connections()
         ids_by_secret = {}
         for bad in (False, True):
-            made = await store.create(ADMIN, connection_body(platform, fake, bad))
-            ids_by_secret[bad] = str(made["id"])
+            body = connection_body(platform, fake, bad, video.base_url)
+            ids_by_secret[bad] = str((await store.create(ADMIN, body))["id"])
         for job in jobs:
             job.script(fake, job.marker)
+            if job.video is not None:
+                job.video(video)
         if isinstance(fake, FakeMastodon):  # the instance refuses the job's file by its name
             body = {"error": "Validation failed: File content type is invalid, File is invalid"}
             fake.fail_next("media", 422, body, marker="rejected")
@@ -160,7 +191,7 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
             backoff_max_seconds=2.0,
             lease_seconds=3.0,
             call_timeout_seconds=3.0,
-            container_poll_seconds=10.0,
+            container_poll_seconds=2.0 if platform == "bluesky" else 10.0,
             stuck_after_seconds=30.0,
         )
         services = [ServiceProcess(s, env, tmp_path).start() for s in ("scheduler", "results")]
@@ -200,10 +231,14 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
             for process in [*services, *copies]:
                 process.stop()
 
-        wrong = {}
+        wrong: dict[str, Any] = {}
         for job in jobs:
             row = final[job.label]
             posts = len(fake.posts_with(job.marker))
+            if platform == "bluesky" and job.media_type == "VIDEO":
+                uploads = len(video.uploads_with(job.assets[0]))
+                if uploads != job.uploads:
+                    wrong[job.label] = ("uploads", uploads)
             if row["status"] not in job.ends or posts != job.posts:
                 wrong[job.label] = (row["status"], posts, row["last_error"])
         assert not wrong, wrong

@@ -11,12 +11,16 @@ the reference PDS's behaviour.
 Calls: ``createSession`` (identifier + app password; 401 AuthenticationRequired; 30 per
 5 min per account, then 429), ``refreshSession`` (Bearer refresh JWT: a new pair; the old
 refresh JWT keeps working 2 h; an unknown one is 400 ExpiredToken "Token has been revoked"),
-``uploadBlob`` (raw body; over 5 MiB is 413 PayloadTooLarge), ``createRecord``
+``uploadBlob`` (raw body; over 5 MiB is 413 PayloadTooLarge), ``getServiceAuth`` (a token
+for ``aud`` and ``lxm``: ``exp`` at most an hour ahead, 60 s without ``lxm``, else 400
+BadExpiration; ``expire_service_tokens()`` ages them), ``createRecord``
 (``app.bsky.feed.post`` validated: text at most 300 graphemes and 3,000 UTF-8 bytes,
 ``createdAt`` with a timezone, facets on byte offsets inside the text and not overlapping,
 images at most 4 with ``alt``, each blob uploaded, an image and at most 1,000,000 bytes
-(400 BlobTooLarge); a client-chosen ``rkey`` must be a TID; a taken rkey is 500
-InternalServerError, as the reference PDS answers) and ``getRecord`` (400 RecordNotFound).
+(400 BlobTooLarge), or one ``app.bsky.embed.video`` of a ``video/mp4`` blob of at most
+100,000,000 bytes (``bluesky_video.py`` stores it); a client-chosen ``rkey`` must be a
+TID; a taken rkey is 500 InternalServerError, as the reference PDS answers) and
+``getRecord`` (400 RecordNotFound).
 Access JWTs: expired 400 ExpiredToken, unknown 400 InvalidToken, none 401 AuthMissing.
 Every write answers ``RateLimit-Limit/Remaining/Reset/Policy`` (5,000 points per hour,
 a create costs 3); a 429 adds ``Retry-After``.
@@ -41,9 +45,17 @@ INVALID = "Invalid app.bsky.feed.post record: "
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 ACCESS_LIFE, REFRESH_GRACE = 7200.0, 7200.0
 SESSION_LIMIT, SESSION_WINDOW = 30, 300.0
-BLOB_CAP, IMAGE_MAX = 5 * 1024 * 1024, 1_000_000
+BLOB_CAP, IMAGE_MAX, VIDEO_MAX = 5 * 1024 * 1024, 1_000_000, 100_000_000
 WRITE_POINTS, CREATE_COST = 5000, 3
-CALLS = ("createSession", "refreshSession", "uploadBlob", "createRecord", "getRecord", "unknown")
+CALLS = (
+    "createSession",
+    "refreshSession",
+    "uploadBlob",
+    "getServiceAuth",
+    "createRecord",
+    "getRecord",
+    "unknown",
+)
 
 
 def xrpc_error(status: int, name: str, message: str, **headers: str) -> Refusal:
@@ -63,6 +75,14 @@ class Session:
     expires_at: float
 
 
+@dataclass
+class ServiceToken:
+    iss: str  # the account's DID
+    aud: str
+    lxm: str | None
+    expires_at: float
+
+
 class FakePDS(HttpFake):
     CALLS = CALLS
 
@@ -74,6 +94,7 @@ class FakePDS(HttpFake):
         self.jwts: dict[str, Session] = {}
         self.records: dict[str, dict[str, Any]] = {}  # rkey → {uri, cid, value}
         self.blobs: dict[str, tuple[str, int]] = {}  # cid → (mime, size)
+        self.service_tokens: dict[str, ServiceToken] = {}
         self.sessions_created: list[float] = []
         self.write_points = 0
 
@@ -83,6 +104,10 @@ class FakePDS(HttpFake):
         for jwt in self.jwts.values():
             if jwt.kind == "access":
                 jwt.expires_at = self.now() - 1
+
+    def expire_service_tokens(self) -> None:
+        for token in self.service_tokens.values():
+            token.expires_at = self.now() - 1
 
     def posts_with(self, marker: str) -> list[dict[str, Any]]:
         return [r for r in self.records.values() if marker in r["value"].get("text", "")]
@@ -96,6 +121,7 @@ class FakePDS(HttpFake):
             "com.atproto.server.createSession": "POST",
             "com.atproto.server.refreshSession": "POST",
             "com.atproto.repo.uploadBlob": "POST",
+            "com.atproto.server.getServiceAuth": "GET",
             "com.atproto.repo.createRecord": "POST",
             "com.atproto.repo.getRecord": "GET",
         }
@@ -140,6 +166,8 @@ class FakePDS(HttpFake):
         self._access(request)
         if call == "uploadBlob":
             return self._upload(body)
+        if call == "getServiceAuth":
+            return self._service_auth(body)
         return self._create_record(body)
 
     # ---- sessions ---------------------------------------------------------------------
@@ -153,6 +181,16 @@ class FakePDS(HttpFake):
             "refreshJwt": refresh,
             "handle": self.handle,
             "did": self.did,
+            "didDoc": {
+                "id": self.did,
+                "service": [
+                    {
+                        "id": "#atproto_pds",
+                        "type": "AtprotoPersonalDataServer",
+                        "serviceEndpoint": self.base_url,
+                    }
+                ],
+            },
             "active": True,
         }
 
@@ -199,6 +237,22 @@ class FakePDS(HttpFake):
             raise xrpc_error(400, "ExpiredToken", "Token has been revoked")
         jwt.expires_at = min(jwt.expires_at, self.now() + REFRESH_GRACE)
         return self._issue()
+
+    def _service_auth(self, query: dict[str, str]) -> dict[str, str]:
+        aud, lxm = query.get("aud"), query.get("lxm")
+        if not aud or not aud.startswith("did:"):
+            raise self.bad_request('Params must have the property "aud"')
+        try:
+            exp = float(query.get("exp") or self.now() + 60)
+        except ValueError:
+            raise self.bad_request("exp must be an integer") from None
+        if exp - self.now() > (3600 if lxm else 60):
+            raise xrpc_error(400, "BadExpiration", "expiration too far in the future")
+        if exp <= self.now():
+            raise xrpc_error(400, "BadExpiration", "expiration is in past")
+        token = f"svc.{secrets.token_urlsafe(30)}"
+        self.service_tokens[token] = ServiceToken(self.did, aud, lxm, exp)
+        return {"token": token}
 
     # ---- repo -------------------------------------------------------------------------
 
@@ -260,7 +314,9 @@ class FakePDS(HttpFake):
             raise bad(INVALID + "Record/createdAt must include a timezone")
         _check_facets(record.get("facets", []), size)
         embed = record.get("embed")
-        if embed is not None:
+        if isinstance(embed, dict) and embed.get("$type") == "app.bsky.embed.video":
+            self._check_video(embed)
+        elif embed is not None:
             self._check_images(embed)
 
     def _check_images(self, embed: Any) -> None:
@@ -287,6 +343,19 @@ class FakePDS(HttpFake):
                     f"This file is too large. It is {size / 1e6:.2f}MB but the maximum size is "
                     "976.56KB.",
                 )
+
+    def _check_video(self, embed: dict[str, Any]) -> None:
+        blob = embed.get("video")
+        cid = blob.get("ref", {}).get("$link") if isinstance(blob, dict) else None
+        if cid not in self.blobs:
+            raise self.bad_request(f"Could not find blob: {cid}")
+        mime, size = self.blobs[cid]
+        if mime != "video/mp4":
+            raise self.bad_request(INVALID + f"embed/video has the wrong mimeType: {mime}")
+        if size > VIDEO_MAX:
+            raise xrpc_error(400, "BlobTooLarge", "This file is too large.")
+        if not isinstance(embed.get("alt", ""), str):
+            raise self.bad_request(INVALID + "embed/alt must be a string")
 
     def _get_record(self, query: dict[str, str]) -> dict[str, Any]:
         for key in ("repo", "collection", "rkey"):

@@ -21,6 +21,7 @@ MASTODON_TOKEN = "mst-" + "Q" * 40
 NAMES = {"social.example": "93.184.216.34", "inside.example": "10.0.0.1", "lo.example": "127.0.0.1"}
 CASES = [
     ("bluesky", "pdsUrl", {"identifier": "herald.bsky.social"}, PASSWORD),
+    ("bluesky", "videoUrl", {"identifier": "herald.bsky.social"}, PASSWORD),
     ("mastodon", "instanceUrl", {}, MASTODON_TOKEN),
 ]
 

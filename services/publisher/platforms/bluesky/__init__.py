@@ -1,5 +1,6 @@
-"""Bluesky publisher: text and image posts (``app.bsky.feed.post`` records created with
-``com.atproto.repo.createRecord``), images uploaded first as blobs (``uploadBlob``).
+"""Bluesky publisher: text, image and video posts (``app.bsky.feed.post`` records created
+with ``com.atproto.repo.createRecord``), images uploaded first as blobs (``uploadBlob``), a
+video through the video service (``video.py``).
 
 Never twice: the record key is the job's own TID (``text.record_key``: the same for every
 attempt of a job), so a second create of the job's post cannot make a second record (the
@@ -11,7 +12,7 @@ whose worker died, reads back before anything else.
 
 The host is the connection's PDS (metadata ``pdsUrl``, default ``https://bsky.social``),
 reached only on public https addresses (``herald.platforms.public_session``); media is
-downloaded from public https hosts, at most 1,000,000 bytes an image.
+downloaded from public https hosts, at most 1,000,000 bytes an image, 100 MB a video.
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ from herald.platforms import (
     PublishOutcome,
     PublishRequest,
 )
-from herald.services.publisher.platforms.bluesky.plugin import MAX_IMAGE_BYTES, pds_url
+from herald.services.publisher.platforms.bluesky.plugin import (
+    MAX_IMAGE_BYTES,
+    pds_url,
+    video_url,
+)
 from herald.services.publisher.platforms.bluesky.text import facets, record_key, too_long
+from herald.services.publisher.platforms.bluesky.video import Video
 from herald.services.publisher.platforms.bluesky.xrpc import Session, Xrpc
 from herald.services.publisher.platforms.rest.calls import (
     Answer,
@@ -58,9 +64,10 @@ class BlueskyPublisher:
             return PublishOutcome(
                 Outcome.AUTH_ERROR, error_message="connection has no app password"
             )
-        refused = refused_host(pds_url(connection.metadata), "pdsUrl")
-        if refused is not None:
-            return refused
+        for key, host in (("pdsUrl", pds_url), ("videoUrl", video_url)):
+            refused = refused_host(host(connection.metadata), key)
+            if refused is not None:
+                return refused
         reason = too_long(request.caption)
         if reason is not None:
             return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=reason)
@@ -73,6 +80,10 @@ class BlueskyPublisher:
                 if found is not None:
                     return found
             record = await self._record(xrpc, request)
+            if request.media_type == "VIDEO":
+                video = Video(xrpc, video_url(connection.metadata), ctx)
+                asset = request.media_asset_ids[0]
+                record["embed"] = await video.embed(asset, f"{rkey}.mp4")
             repo = await xrpc.did()
             await ctx.confirm_claim()  # raises ClaimLost: nothing was sent
             body = {"repo": repo, "collection": POST, "rkey": rkey, "record": record}
@@ -123,7 +134,7 @@ class BlueskyPublisher:
         spans = facets(text)
         if spans:
             record["facets"] = spans
-        if request.media_asset_ids:
+        if request.media_asset_ids and request.media_type != "VIDEO":
             images = [await self._image(xrpc, url) for url in request.media_asset_ids]
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
         return record

@@ -48,6 +48,7 @@ class Session:
     access: str
     refresh: str
     did: str
+    pds: str = ""  # the account's own PDS, from the session's DID document
 
 
 class Xrpc:
@@ -63,6 +64,9 @@ class Xrpc:
 
     async def did(self) -> str:
         return (await self._session()).did
+
+    async def session(self) -> Session:
+        return await self._session()
 
     async def call(self, method: str, nsid: str, **kwargs: Any) -> Answer:
         """An authenticated call: 200 answered, anything else raises Failed (NoAnswer
@@ -105,9 +109,22 @@ class Xrpc:
 
     def _keep(self, answer: Answer) -> Session:
         session = Session(
-            answer.field("accessJwt"), answer.field("refreshJwt"), answer.field("did")
+            answer.field("accessJwt"),
+            answer.field("refreshJwt"),
+            answer.field("did"),
+            _pds_endpoint(answer.body.get("didDoc") if isinstance(answer.body, dict) else None),
         )
         if not (session.access and session.refresh and session.did):
             raise Failed(Outcome.RETRYABLE_ERROR, "session answered without its JWTs or DID")
         self.sessions[self.key] = session
         return session
+
+
+def _pds_endpoint(doc: Any) -> str:
+    """The ``#atproto_pds`` service endpoint of a DID document ('' when absent)."""
+    services = doc.get("service") if isinstance(doc, dict) else None
+    for service in services if isinstance(services, list) else []:
+        if isinstance(service, dict) and service.get("id") in ("#atproto_pds", "atproto_pds"):
+            endpoint = service.get("serviceEndpoint")
+            return endpoint if isinstance(endpoint, str) else ""
+    return ""
