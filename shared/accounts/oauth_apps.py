@@ -40,12 +40,15 @@ async def public_host(url: Any) -> str:
     if not isinstance(url, str) or not HOST_URL.fullmatch(url):
         raise refused(f"must be an https URL of at most {MAX_HOST_URL} characters")
     try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise refused("is not a valid URL") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise refused("must be the instance's address alone, e.g. https://mastodon.social")
+    try:
         await asyncio.to_thread(check_host, url)
     except HostRefused as exc:
         raise refused(str(exc)) from None
-    parts = urlsplit(url)
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise refused("must be the instance's address alone, e.g. https://mastodon.social")
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
