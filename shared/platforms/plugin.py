@@ -298,4 +298,5 @@ class Platform:
             },
             "token_refresh": self.token.refreshable,
             "oauth": self.oauth,
+            "oauth_instance": self.oauth_host is not None,
         }
