@@ -224,7 +224,8 @@ class OAuthFlow:
         redirect_uri = self.redirect_uri(plugin.name)
         host, app, extra = payload.get("host"), None, {}
         if plugin.oauth_host:  # the instance the state names, and only that one
-            app = await self.apps.stored(plugin, str(host)) if isinstance(host, str) else None
+            found = isinstance(host, str)
+            app = await self.apps.stored(plugin, str(host), redirect_uri) if found else None
             if app is None:
                 raise OAuthRefused("the sign-in's app is gone; start again")
             hint[plugin.oauth_host] = host

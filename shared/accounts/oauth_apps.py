@@ -1,7 +1,8 @@
 """The apps Herald registers itself, one per host, for a platform whose sign-in names its
 host (`Platform.oauth_host`: a Mastodon instance). The first sign-in on a host registers
-the app there (`Platform.register_app`) and stores it (`oauth_apps`, the client secret
-encrypted with the key ring, bound to the row); every later sign-in there reuses it. When
+the app there (`Platform.register_app`, the callback its redirect URI: a new API address
+registers anew) and stores it (`oauth_apps`, the client secret encrypted with the key ring,
+bound to the row); every later sign-in there reuses it. When
 the host answers that it no longer knows the app, the sign-in forgets it, and the next one
 registers a new app. The secret is never logged or answered.
 """
@@ -56,8 +57,8 @@ class HostApps:
     def __init__(self, db: Database, cipher: TokenCipher, env: PlatformEnv) -> None:
         self.db, self.cipher, self.env = db, cipher, env
 
-    async def stored(self, plugin: Platform, host: str) -> OAuthApp | None:
-        row = await oauth_apps.get(self.db, plugin.name, host)
+    async def stored(self, plugin: Platform, host: str, redirect_uri: str) -> OAuthApp | None:
+        row = await oauth_apps.get(self.db, plugin.name, host, redirect_uri)
         if row is None:
             return None
         secret = self.cipher.decrypt(bytes(row["client_secret_ciphertext"]), row["id"])
@@ -65,7 +66,7 @@ class HostApps:
 
     async def app(self, plugin: Platform, host: str, redirect_uri: str) -> OAuthApp:
         """The app on `host`: the stored one, or one registered there now."""
-        found = await self.stored(plugin, host)
+        found = await self.stored(plugin, host, redirect_uri)
         if found is not None:
             return found
         made = await plugin.register_app(self.env, host=host, redirect_uri=redirect_uri)
@@ -75,11 +76,13 @@ class HostApps:
             app_id=app_id,
             platform=plugin.name,
             host=host,
+            redirect_uri=redirect_uri,
             client_id=made.client_id,
             ciphertext=self.cipher.encrypt(made.client_secret, app_id),
         )
         log.info("oauth app registered", extra={"platform": plugin.name, "host": host})
-        kept = await self.stored(plugin, host)  # another sign-in's, if it stored one first
+        # Another sign-in's, if it stored one first.
+        kept = await self.stored(plugin, host, redirect_uri)
         assert kept is not None
         return kept
 

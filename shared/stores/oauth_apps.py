@@ -6,27 +6,33 @@ from __future__ import annotations
 
 from herald.shared.infra.db.pool import Database, Row
 
-COLUMNS = "id, platform, host, client_id, client_secret_ciphertext, registered_at"
+COLUMNS = "id, platform, host, redirect_uri, client_id, client_secret_ciphertext, registered_at"
 
 
-async def get(db: Database, platform: str, host: str) -> Row | None:
+async def get(db: Database, platform: str, host: str, redirect_uri: str) -> Row | None:
     return await db.fetchone(
-        f"SELECT {COLUMNS} FROM oauth_apps WHERE platform = %s AND host = %s", (platform, host)
+        f"SELECT {COLUMNS} FROM oauth_apps WHERE platform = %s AND host = %s AND redirect_uri = %s",
+        (platform, host, redirect_uri),
     )
 
 
 async def insert(
-    db: Database, *, app_id: str, platform: str, host: str, client_id: str, ciphertext: bytes
-) -> Row:
-    """The host's app: this one, or the one another sign-in stored first (which wins)."""
+    db: Database,
+    *,
+    app_id: str,
+    platform: str,
+    host: str,
+    redirect_uri: str,
+    client_id: str,
+    ciphertext: bytes,
+) -> None:
+    """Store the host's app, unless another sign-in stored one first (which wins)."""
     await db.execute(
-        "INSERT INTO oauth_apps (id, platform, host, client_id, client_secret_ciphertext)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (platform, host) DO NOTHING",
-        (app_id, platform, host, client_id, ciphertext),
+        "INSERT INTO oauth_apps"
+        " (id, platform, host, redirect_uri, client_id, client_secret_ciphertext)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (platform, host, redirect_uri) DO NOTHING",
+        (app_id, platform, host, redirect_uri, client_id, ciphertext),
     )
-    row = await get(db, platform, host)
-    assert row is not None
-    return row
 
 
 async def forget(db: Database, platform: str, host: str, client_id: str) -> int:

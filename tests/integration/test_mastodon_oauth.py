@@ -21,8 +21,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from herald.services.api.app import create_app
 from herald.services.publisher.platforms.mastodon import MastodonPublisher
+from herald.shared.accounts.oauth import OAuthFlow
 from herald.shared.domain.outcomes import Outcome
-from herald.shared.domain.tenancy import ADMIN
+from herald.shared.domain.tenancy import ADMIN, Principal
 from herald.shared.infra.ops_server import Health
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
@@ -327,3 +328,26 @@ async def test_an_instance_that_refuses_the_app_stores_nothing(
         assert r.status == 400 and (await r.json())["error"]["code"] == "oauth_refused"
     assert await rt.db.fetch("SELECT id FROM oauth_apps") == []
     assert await start(client, headers, instance_url=instance.base_url)  # works once it can
+
+
+async def test_a_new_api_address_registers_a_new_app(
+    api: tuple[Runtime, Client], instance: FakeMastodon, ns: Namespace
+) -> None:
+    rt, client = api
+    first = await start(client, await key_for(rt), instance_url=instance.base_url)
+    moved = Runtime.build(ns.settings(oauth_redirect_base_url="https://moved.example.com"))
+    await moved.open()
+    try:
+        ring = moved.settings.secret_key_ring()
+        flow = OAuthFlow(moved.connections(), moved.platform_env(), ring)
+        second = await flow.start(
+            Principal(tenant_id="acme", is_admin=False), "mastodon", instance_url=instance.base_url
+        )
+    finally:
+        await moved.close()
+    ids = [parse_qs(urlsplit(url).query)["client_id"][0] for url in (first, second)]
+    assert ids[0] != ids[1] and len(instance.calls("apps")) == 2
+    assert [app.redirect_uris for app in instance.apps.values()] == [
+        [CALLBACK],
+        ["https://moved.example.com/publishing/connections/oauth/mastodon/callback"],
+    ]
