@@ -37,7 +37,7 @@ import orjson
 from herald.shared.accounts.connections import ConnectionService
 from herald.shared.accounts.oauth_apps import HostApps, public_host
 from herald.shared.domain.tenancy import Principal
-from herald.shared.errors import DomainError, ValidationFailed
+from herald.shared.errors import DomainError, HeraldError, ValidationFailed
 from herald.shared.jobs.validation import has_nul
 from herald.shared.platforms.plugin import AppForgotten, AuthLost, OAuthApp, Platform, PlatformEnv
 from herald.shared.platforms.registry import platforms
@@ -197,6 +197,8 @@ class OAuthFlow:
     async def _app(self, plugin: Platform, host: str, redirect_uri: str) -> OAuthApp:
         try:
             return await self.apps.app(plugin, host, redirect_uri)
+        except HeraldError:  # Postgres away: a 503, as anywhere
+            raise
         except Exception as exc:  # refused, a timeout, a 5xx: its text is without secrets
             log.warning(
                 "oauth app registration failed",
