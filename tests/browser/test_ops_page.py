@@ -157,7 +157,7 @@ def test_a_sign_in_per_instance_asks_for_the_instance(page: Page, pipeline: Pipe
     expect(instance).to_be_hidden()
     page.locator("#connect-platform").select_option("mastodon")
     expect(instance).to_be_visible()
-    expect(page.get_by_label("Instance")).to_have_attribute("required", "")
+    expect(page.get_by_label("Instance (its https address)")).to_have_attribute("required", "")
 
 
 def test_redrive_a_dead_letter_after_a_dry_run(page: Page, pipeline: Pipeline) -> None:
