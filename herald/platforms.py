@@ -20,12 +20,14 @@ from herald.shared.platforms.hosts import (
 )
 from herald.shared.platforms.plugin import (
     AccountRules,
+    AppForgotten,
     AuthLost,
     CaptionLimits,
     IssuedToken,
     MediaKind,
     MediaRules,
     MetadataField,
+    OAuthApp,
     Platform,
     PlatformEnv,
     RateLimit,
@@ -36,6 +38,7 @@ from herald.shared.platforms.scrub import Scrubber
 
 __all__ = [
     "AccountRules",
+    "AppForgotten",
     "AttemptContext",
     "AuthLost",
     "CaptionLimits",
@@ -49,6 +52,7 @@ __all__ = [
     "MediaRules",
     "MediaUnavailable",
     "MetadataField",
+    "OAuthApp",
     "Outcome",
     "Platform",
     "PlatformEnv",

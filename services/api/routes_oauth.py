@@ -2,7 +2,8 @@
 the platform (`herald.shared.accounts.oauth`).
 
 - `GET .../start` (an API key): 302 to the platform's consent page. Query: `name` for a new
-  connection, or `connection_id` to re-authorise one; `tenant_id` (admin keys only).
+  connection, or `connection_id` to re-authorise one; `tenant_id` (admin keys only);
+  `instance_url` for a platform with an app per host (Mastodon: the instance to sign in on).
 - `POST .../start` (an API key; the same fields in a JSON body, and `metadata`: a few
   strings for the platform's exchange, e.g. which Page to connect): `{"authorize_url"}`,
   for pages that hold the key themselves (the ops page) and then send the browser there.
@@ -22,7 +23,7 @@ from herald.shared.accounts.oauth import OAuthFlow
 from herald.shared.errors import ValidationFailed
 
 BASE = "/publishing/connections/oauth/{platform}"
-START_FIELDS = ("name", "connection_id", "tenant_id", "metadata")
+START_FIELDS = ("name", "connection_id", "tenant_id", "metadata", "instance_url")
 
 
 def add_routes(app: web.Application, flow: OAuthFlow) -> None:
@@ -39,6 +40,7 @@ def add_routes(app: web.Application, flow: OAuthFlow) -> None:
             connection_id=fields.get("connection_id"),
             tenant_id=fields.get("tenant_id"),
             metadata=fields.get("metadata"),
+            instance_url=fields.get("instance_url"),
         )
 
     async def start_redirect(request: web.Request) -> web.Response:

@@ -10,6 +10,11 @@ has one (`Platform.oauth`).
    (`Platform.exchange_code`), and the token is stored encrypted through the connection
    service: a new connection, or the named one re-authorised (its held jobs released).
 
+A platform with an app per host (`Platform.oauth_host`: a Mastodon instance) starts with
+`instance_url`: checked to be public (after DNS) before any call, the app Herald keeps for
+it registered there on the first sign-in (`oauth_apps.HostApps`), and the instance signed
+into the state, so the code is redeemed only at the instance that issued it.
+
 The state is `<payload>.<mac>`: the payload base64url JSON (tenant, platform, connection,
 name, expiry, a nonce), the MAC an HMAC-SHA256 under a key derived from Herald's secret key
 ring, so only this Herald makes states it accepts. It carries no secret. Codes and tokens
@@ -25,15 +30,16 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 
 from herald.shared.accounts.connections import ConnectionService
+from herald.shared.accounts.oauth_apps import HostApps, public_host
 from herald.shared.domain.tenancy import Principal
-from herald.shared.errors import DomainError, ValidationFailed
+from herald.shared.errors import DomainError, HeraldError, ValidationFailed
 from herald.shared.jobs.validation import has_nul
-from herald.shared.platforms.plugin import AuthLost, Platform, PlatformEnv
+from herald.shared.platforms.plugin import AppForgotten, AuthLost, OAuthApp, Platform, PlatformEnv
 from herald.shared.platforms.registry import platforms
 
 log = logging.getLogger(__name__)
@@ -94,6 +100,7 @@ class OAuthFlow:
         self.service = service
         self.env = env
         self.signer = StateSigner(key_ring)
+        self.apps = HostApps(service.db, service.cipher, env)
 
     def _plugin(self, name: Any) -> Platform:
         plugin = platforms().require(name)
@@ -103,7 +110,10 @@ class OAuthFlow:
                 fields={"platform": "has no OAuth sign-in"},
             )
         settings = self.env.settings
-        if not (settings.meta_app_id and settings.meta_app_secret and self.redirect_base):
+        if plugin.oauth_host:  # no app to configure: Herald registers its own on each host
+            if not self.redirect_base:
+                raise OAuthUnavailable("OAuth sign-in needs HERALD_OAUTH_REDIRECT_BASE_URL")
+        elif not (settings.meta_app_id and settings.meta_app_secret and self.redirect_base):
             raise OAuthUnavailable(
                 "OAuth sign-in needs HERALD_META_APP_ID, HERALD_META_APP_SECRET and"
                 " HERALD_OAUTH_REDIRECT_BASE_URL"
@@ -126,12 +136,16 @@ class OAuthFlow:
         connection_id: Any = None,
         tenant_id: Any = None,
         metadata: Any = None,
+        instance_url: Any = None,
     ) -> str:
         """The consent page's URL for a new connection (`name`) or a re-authorised one.
         `metadata` (a few short strings) goes to the plugin's exchange, e.g. which Page of
-        the account to connect, and into the connection's metadata."""
+        the account to connect, and into the connection's metadata. `instance_url`: the
+        host to sign in on, for a platform with an app per host (a re-authorised
+        connection's by default)."""
         plugin = self._plugin(platform)
         hint = _hint(metadata)
+        row = None
         if connection_id is not None:
             row = await self.service.get_row(principal, str(connection_id))
             if row["platform"] != plugin.name:
@@ -140,6 +154,8 @@ class OAuthFlow:
                     fields={"connection_id": f"is a {row['platform']} connection"},
                 )
             tenant, connection_id = row["tenant_id"], str(row["id"])
+            if plugin.oauth_host and instance_url is None:
+                instance_url = (row["metadata"] or {}).get(plugin.oauth_host)
         else:
             errors: dict[str, str] = {}
             tenant = self.service.tenant_for(principal, tenant_id, errors)
@@ -149,6 +165,21 @@ class OAuthFlow:
                 errors["name"] = "must be 1 to 200 characters without NUL"
             if errors:
                 raise ValidationFailed("the sign-in cannot start", fields=errors)
+        if not plugin.oauth_host and instance_url is not None:
+            raise ValidationFailed(
+                "the sign-in cannot start",
+                fields={"instance_url": f"{plugin.name} has one host; leave it out"},
+            )
+        redirect_uri = self.redirect_uri(plugin.name)
+        host, extra = None, {}
+        if plugin.oauth_host:
+            host = await public_host(instance_url)
+            if row is not None and host != _origin(row["metadata"], plugin.oauth_host):
+                raise ValidationFailed(
+                    "the sign-in cannot start",
+                    fields={"instance_url": "is not the instance of this connection"},
+                )
+            extra = {"host": host, "app": await self._app(plugin, host, redirect_uri)}
         state = self.signer.sign(
             {
                 "platform": plugin.name,
@@ -156,13 +187,26 @@ class OAuthFlow:
                 "connection": connection_id,
                 "name": name,
                 "hint": hint,
+                "host": host,
                 "exp": time.time() + STATE_SECONDS,
                 "nonce": secrets.token_urlsafe(12),
             }
         )
-        return plugin.consent_url(
-            self.env, state=state, redirect_uri=self.redirect_uri(plugin.name)
-        )
+        return plugin.consent_url(self.env, state=state, redirect_uri=redirect_uri, **extra)
+
+    async def _app(self, plugin: Platform, host: str, redirect_uri: str) -> OAuthApp:
+        try:
+            return await self.apps.app(plugin, host, redirect_uri)
+        except HeraldError:  # Postgres away: a 503, as anywhere
+            raise
+        except Exception as exc:  # refused, a timeout, a 5xx: its text is without secrets
+            log.warning(
+                "oauth app registration failed",
+                extra={"platform": plugin.name, "host": host, "error": type(exc).__name__},
+            )
+            raise OAuthRefused(
+                f"Herald could not register its app on {host}; try again later"
+            ) from exc
 
     async def finish(self, platform: Any, query: dict[str, str]) -> dict[str, Any]:
         """The callback: the connection created or re-authorised (its view)."""
@@ -179,10 +223,26 @@ class OAuthFlow:
         connection_id = payload.get("connection")
         row = await self.service.get_row(principal, connection_id) if connection_id else None
         hint = {**((row["metadata"] or {}) if row is not None else {}), **payload.get("hint", {})}
+        redirect_uri = self.redirect_uri(plugin.name)
+        host, app, extra = payload.get("host"), None, {}
+        if plugin.oauth_host:  # the instance the state names, and only that one
+            found = isinstance(host, str)
+            app = await self.apps.stored(plugin, str(host), redirect_uri) if found else None
+            if app is None:
+                raise OAuthRefused("the sign-in's app is gone; start again")
+            hint[plugin.oauth_host] = host
+            extra = {"host": host, "app": app}
         try:
             issued = await plugin.exchange_code(
-                self.env, code=code, redirect_uri=self.redirect_uri(plugin.name), metadata=hint
+                self.env, code=code, redirect_uri=redirect_uri, metadata=hint, **extra
             )
+        except AppForgotten as exc:
+            if app is None:
+                raise OAuthRefused(f"{plugin.name} refused the sign-in: {exc}") from exc
+            await self.apps.forget(plugin, str(host), app)
+            raise OAuthRefused(
+                f"{host} no longer knows Herald's app; start again (it is registered anew)"
+            ) from exc
         except AuthLost as exc:  # its text is the plugin's, without secrets
             raise OAuthRefused(f"{plugin.name} refused the sign-in: {exc}") from exc
         except Exception as exc:  # a timeout, a 5xx: nothing stored; the person tries again
@@ -205,6 +265,15 @@ class OAuthFlow:
             "metadata": {**hint, **issued.metadata},
         }
         return await self.service.create(principal, body, expires_at=issued.expires_at)
+
+
+def _origin(metadata: Any, key: str) -> str | None:
+    """A connection's host as `public_host` writes it (lower case, no trailing slash)."""
+    url = (metadata or {}).get(key)
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def _hint(metadata: Any) -> dict[str, str]:

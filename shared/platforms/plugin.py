@@ -136,6 +136,20 @@ class AuthLost(Exception):
     is transient and retried later."""
 
 
+class AppForgotten(AuthLost):
+    """The host no longer knows the app the sign-in used (its token endpoint answered 401
+    `invalid_client`): for a platform with `oauth_host`, Herald registers a new app there."""
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """The app Herald registered on one host (`Platform.register_app`): its client id and
+    secret, which Herald keeps encrypted."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """Calls per second and burst for one account, shared by every publisher copy."""
@@ -202,6 +216,15 @@ class Platform:
     # OAuth sign-in (when `oauth` is true): Herald makes and checks `state`, and stores the
     # token the exchange answers, encrypted; the plugin knows the platform's URLs.
     oauth: ClassVar[bool] = False
+    # A platform with an app per host (a Mastodon instance): the metadata key of that host.
+    # The sign-in's start then names the host (`instance_url`); Herald checks it is public,
+    # registers an app there once (`register_app`), keeps it, and passes `host` and `app`
+    # to `consent_url` and `exchange_code` (only for a plugin that sets this).
+    oauth_host: ClassVar[str | None] = None
+
+    async def register_app(self, env: PlatformEnv, *, host: str, redirect_uri: str) -> OAuthApp:
+        """Herald's app registered on `host` (a public https URL), for `oauth_host`."""
+        raise NotImplementedError(f"{self.name} registers no app per host")
 
     def consent_url(self, env: PlatformEnv, *, state: str, redirect_uri: str) -> str:
         """The platform's consent page the sign-in starts at."""
@@ -275,4 +298,5 @@ class Platform:
             },
             "token_refresh": self.token.refreshable,
             "oauth": self.oauth,
+            "oauth_instance": self.oauth_host is not None,
         }

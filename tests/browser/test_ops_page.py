@@ -150,6 +150,16 @@ def test_reauthorise_a_connection_without_the_token_coming_back(
     assert new_token not in str(pipeline.ok("GET", f"/publishing/connections/{ig}", key))
 
 
+def test_a_sign_in_per_instance_asks_for_the_instance(page: Page, pipeline: Pipeline) -> None:
+    log_in(page, pipeline, tenant(pipeline), "connections")
+    instance = page.locator("#connect-instance")
+    page.locator("#connect-platform").select_option("instagram")
+    expect(instance).to_be_hidden()
+    page.locator("#connect-platform").select_option("mastodon")
+    expect(instance).to_be_visible()
+    expect(page.get_by_label("Instance (its https address)")).to_have_attribute("required", "")
+
+
 def test_redrive_a_dead_letter_after_a_dry_run(page: Page, pipeline: Pipeline) -> None:
     key = tenant(pipeline)
     conn = sandbox(pipeline, key, "Flaky", permanent_rate=1)

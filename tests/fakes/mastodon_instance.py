@@ -19,8 +19,9 @@ text or media required, the character limit (URLs count 23), at most 4 media, on
 alone, media still processing 422; ``Idempotency-Key``: the same key within an hour answers
 the first status, a second request while the first runs gets 503) and ``statuses``
 (``GET /api/v1/accounts/:id/statuses``: newest first, content as HTML).
-Any token but ``token``: 401. Every answer carries ``X-RateLimit-Limit/Remaining/Reset``
-(the reset an ISO 8601 time); a 429 carries them too.
+The OAuth calls ``apps``, ``authorize`` and ``token`` are in ``mastodon_oauth.py``.
+Any token but ``token`` (or one a sign-in issued): 401. Every answer carries
+``X-RateLimit-Limit/Remaining/Reset`` (the reset an ISO 8601 time); a 429 carries them too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.http_fake import HttpFake, Refusal
+from tests.fakes.mastodon_oauth import MastodonOAuth
 
 MAX_CHARS, URL_CHARS, MAX_MEDIA = 500, 23, 4
 IMAGE_LIMIT, VIDEO_LIMIT = 16 * 1024 * 1024, 99 * 1024 * 1024
@@ -44,6 +46,7 @@ VIDEOS = ("video/mp4", "video/quicktime", "video/webm")
 KEY_LIFE = 3600.0
 URL = re.compile(r"https?://\S+")
 CALLS = ("instance", "verify", "media", "media_read", "status", "statuses", "unknown")
+CALLS += ("apps", "authorize", "token")
 
 
 def refusal(status: int, message: str, **headers: str) -> Refusal:
@@ -78,11 +81,12 @@ class Status:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class FakeMastodon(HttpFake):
+class FakeMastodon(HttpFake, MastodonOAuth):
     CALLS = CALLS
 
     def __init__(self, *, processing_reads: int = 2, post_seconds: float = 0.0) -> None:
-        super().__init__()
+        HttpFake.__init__(self)
+        MastodonOAuth.__init__(self)
         self.token = "mst" + secrets.token_urlsafe(32)
         self.account_id = str(100000 + secrets.randbelow(99999))
         self.processing_reads = processing_reads
@@ -102,6 +106,9 @@ class FakeMastodon(HttpFake):
     # ---- HTTP -------------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> str:
+        oauth = self.oauth_route(method, path)
+        if oauth is not None:
+            return oauth
         if method == "GET" and path == "/api/v2/instance":
             return "instance"
         if method == "GET" and path == "/api/v1/accounts/verify_credentials":
@@ -125,6 +132,8 @@ class FakeMastodon(HttpFake):
             kind, name = file.content_type, file.filename
             data = file.file.read()
             return {"file": (kind, data), "name": name, "description": form.get("description")}
+        if call in ("apps", "token") and request.content_type != "application/json":
+            return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         if call == "status" and request.content_type != "application/json":
             form = await request.post()
             body: dict[str, Any] = {k: v for k, v in form.items() if not k.endswith("[]")}
@@ -153,7 +162,10 @@ class FakeMastodon(HttpFake):
             raise refusal(404, "Record not found")
         if call == "instance":
             return self._instance()
-        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+        if call in ("apps", "authorize", "token"):
+            return self.oauth_act(call, request, body if isinstance(body, dict) else {})
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer != self.token and bearer not in self.issued:
             raise refusal(401, "The access token is invalid")
         self.remaining = max(self.remaining - 1, 0)
         if call == "verify":

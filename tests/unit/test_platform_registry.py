@@ -87,9 +87,14 @@ def test_require_names_the_known_platforms() -> None:
     assert "instagram" in (refused.value.fields or {})["platform"]
 
 
+SIGN_IN_HOOKS = ("consent_url", "exchange_code")
+
+
 def test_every_installed_plugin_keeps_the_hooks_herald_calls() -> None:
     """Herald calls a plugin's hooks with the base class's arguments: a plugin whose
-    override drops one fails at a user's sign-in, not at start; catch it here."""
+    override drops one fails at a user's sign-in, not at start; catch it here. A plugin
+    with an app per host (`oauth_host`) also takes `host` and `app` in its sign-in hooks
+    and registers its app; no other plugin gets them."""
     import inspect
 
     base = {
@@ -98,5 +103,9 @@ def test_every_installed_plugin_keeps_the_hooks_herald_calls() -> None:
     }
     for plugin in registry.platforms().values():
         for name, expected in base.items():
-            got = inspect.signature(getattr(type(plugin), name))
-            assert list(got.parameters) == list(expected.parameters), (plugin.name, name)
+            got = list(inspect.signature(getattr(type(plugin), name)).parameters)
+            extra = ["host", "app"] if plugin.oauth_host and name in SIGN_IN_HOOKS else []
+            assert got == [*expected.parameters, *extra], (plugin.name, name)
+        if plugin.oauth_host:
+            assert type(plugin).register_app is not Platform.register_app, plugin.name
+    assert registry.platforms().require("mastodon").oauth_host == "instanceUrl"

@@ -183,12 +183,13 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": op(
             "Sign in on the platform: redirects to its consent page",
             {302: redirect("to the platform's consent page")},
-            (404, 409, 422),
+            (400, 404, 409, 422),
             params=(
                 PLATFORM_PATH,
                 param("name", STR, description="a new connection's name"),
                 param("connection_id", UUID, description="re-authorise this connection"),
                 param("tenant_id", STR, description="admin keys only"),
+                param("instance_url", STR, description="Mastodon: the instance to sign in on"),
             ),
             tag="connections",
         ),

@@ -42,6 +42,7 @@ def registry_schemas(registry: Registry) -> dict[str, Schema]:
                 "connection": OBJ,
                 "token_refresh": BOOL,
                 "oauth": BOOL,
+                "oauth_instance": BOOL,
             },
             ("name", "media_kinds", "max_assets", "caption", "connection"),
         ),

@@ -342,6 +342,12 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "for the platform's exchange and the connection (e.g. which"
                 " Page to connect)",
             },
+            "instance_url": {
+                "type": "string",
+                "maxLength": 256,
+                "description": "the instance to sign in on, for a platform with an app per"
+                " host (Mastodon): a public https URL",
+            },
         },
         closed=True,
     ),

@@ -97,15 +97,30 @@ async function add() {
 }
 
 // The sign-in happens on the platform's own page: the start route answers where to go.
+// A platform with a sign-in per instance (Mastodon) needs the instance named first.
+function perInstance() {
+  const platform = state.platforms.find((p) => p.name === $("connect-platform").value);
+  return Boolean(platform && platform.oauth_instance);
+}
+
+function showInstance() {
+  const shown = perInstance();
+  for (const node of [$("connect-instance"), $("connect-instance").labels[0]]) node.hidden = !shown;
+  $("connect-instance").required = shown;
+}
+
 async function connectAccount() {
   const platform = $("connect-platform").value;
-  const start = await api("POST", "/publishing/connections/oauth/" + encodeURIComponent(platform) + "/start");
+  const body = perInstance() ? { instance_url: $("connect-instance").value.trim() } : undefined;
+  const start = await api("POST", "/publishing/connections/oauth/" + encodeURIComponent(platform) + "/start", body);
   window.location.assign(start.authorize_url);
 }
 
 export function wireConnections(run) {
   fillSelect($("connect-platform"), state.platforms.filter((p) => p.oauth).map((p) => [p.name, p.title]));
   $("connect").disabled = $("connect-platform").options.length === 0;
+  showInstance();
+  $("connect-platform").addEventListener("change", showInstance);
   fillSelect($("add-platform"), state.platforms.map((p) => [p.name, p.title]));
   renderMetadataFields();
   $("add-platform").addEventListener("change", renderMetadataFields);

@@ -1,5 +1,6 @@
 """The `mastodon` plugin's declaration: publishing to an account on any Mastodon instance
-(its URL in the connection's metadata, its access token the connection's token),
+(its URL in the connection's metadata, its access token the connection's token), connected
+by a pasted token or by signing in on the instance (an app per instance, `signin.py`),
 registered under `herald.platforms`."""
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from herald.platforms import (
     AccountRules,
     CaptionLimits,
     Connection,
+    IssuedToken,
     MediaKind,
     MediaRules,
     MetadataField,
+    OAuthApp,
     Platform,
     PlatformEnv,
     PlatformPublisher,
@@ -47,6 +50,8 @@ class Mastodon(Platform):
     )
     # 300 calls per 5 minutes per account (the documented default): 1 a second.
     rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
+    oauth = True
+    oauth_host = "instanceUrl"
 
     def check_metadata(self, metadata: Mapping[str, Any]) -> dict[str, str]:
         return host_errors(metadata, "instanceUrl")
@@ -58,3 +63,37 @@ class Mastodon(Platform):
         from herald.services.publisher.platforms.mastodon import MastodonPublisher
 
         return MastodonPublisher()
+
+    async def register_app(self, env: PlatformEnv, *, host: str, redirect_uri: str) -> OAuthApp:
+        from herald.services.publisher.platforms.mastodon.signin import register_app
+
+        return await register_app(host, redirect_uri)
+
+    def consent_url(
+        self,
+        env: PlatformEnv,
+        *,
+        state: str,
+        redirect_uri: str,
+        host: str | None = None,
+        app: OAuthApp | None = None,
+    ) -> str:
+        from herald.services.publisher.platforms.mastodon.signin import consent_url
+
+        assert host is not None and app is not None  # Herald passes both (`oauth_host`)
+        return consent_url(host, app, state=state, redirect_uri=redirect_uri)
+
+    async def exchange_code(
+        self,
+        env: PlatformEnv,
+        *,
+        code: str,
+        redirect_uri: str,
+        metadata: Mapping[str, Any],
+        host: str | None = None,
+        app: OAuthApp | None = None,
+    ) -> IssuedToken:
+        from herald.services.publisher.platforms.mastodon.signin import exchange
+
+        assert host is not None and app is not None
+        return await exchange(host, app, code=code, redirect_uri=redirect_uri)

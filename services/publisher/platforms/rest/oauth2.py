@@ -1,4 +1,4 @@
-"""OAuth 2 tokens of LinkedIn and X: the code exchange and the refresh, one form POST each.
+"""OAuth 2 tokens (LinkedIn, X; Mastodon's exchange): the code exchange and the refresh.
 
 A connection holds one encrypted token; for these platforms it is the access token and,
 when the platform issued one, the refresh token, packed as ``<access>|<refresh>`` (neither
@@ -7,7 +7,8 @@ single-use) stores the new pair in the same write as the new access token, so th
 pair is always the latest. The publisher sends only the access part.
 
 A refusal from the token endpoint (400/401: a revoked, expired or already used refresh
-token, a bad code) raises ``AuthLost``; no answer, 429 or 5xx raises ``TokenCallFailed``
+token, a bad code) raises ``AuthLost`` (``AppForgotten`` for ``invalid_client``: the
+endpoint does not know the app); no answer, 429 or 5xx raises ``TokenCallFailed``
 and the token keeper tries again later. Tokens and the client secret never appear in an
 exception's text.
 """
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from herald.platforms import AuthLost, IssuedToken, Scrubber
+from herald.platforms import AppForgotten, AuthLost, IssuedToken, Scrubber
 from herald.services.publisher.platforms.rest.calls import Client, NoAnswer
 
 SEPARATOR = "|"
@@ -75,7 +76,8 @@ async def token_call(
     body = answer.body if isinstance(answer.body, dict) else {}
     if answer.status in (400, 401, 403):
         reason = body.get("error_description") or body.get("error") or body.get("message")
-        raise AuthLost(scrub(f"token endpoint refused (HTTP {answer.status}): {reason}"))
+        refused = AppForgotten if body.get("error") == "invalid_client" else AuthLost
+        raise refused(scrub(f"token endpoint refused (HTTP {answer.status}): {reason}"))
     access = body.get("access_token")
     if answer.status != 200 or not isinstance(access, str) or not access:
         raise TokenCallFailed(f"token endpoint answered HTTP {answer.status} without a token")
