@@ -56,6 +56,23 @@ def test_a_tiny_fairness_run_times_the_other_tenants_jobs(ns: Namespace, tmp_pat
     assert figures["tenant_b_target_s"] == 0.3 and "tenant_b_within_target" in figures
 
 
+def test_a_tiny_steady_run_times_each_job_to_kafka_the_call_and_postgres(
+    ns: Namespace, tmp_path: Path
+) -> None:
+    figures = _bench(ns, tmp_path, "steady", "--rate", "40", "--seconds", "2")
+    assert figures["jobs"] == figures["done"] > 0
+    for point in ("request", "call", "stored"):
+        assert set(figures[f"due_to_{point}_ms"]) == {"p50", "p95", "p99", "max"}
+        assert "target" in figures["against_targets"][f"due_to_{point}_p99"]
+    assert set(figures["stages_ms"]) == {
+        "due_to_dispatcher_mark",
+        "mark_to_request",
+        "request_to_publisher_claim",
+        "claim_to_call",
+        "call_to_stored",
+    }
+
+
 def test_a_tiny_memory_run_samples_the_publishers_rss(ns: Namespace, tmp_path: Path) -> None:
     figures = _bench(ns, tmp_path, "memory", "-n", "200")
     assert figures["jobs"] == 200 and figures["published"] == 200
