@@ -5,6 +5,7 @@ fails a video too short to process."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,9 +90,7 @@ async def test_a_video_in_parts_is_processed_then_available(li: FakeLinkedIn) ->
         parts = v["uploadInstructions"]
         assert len(parts) == 3 and parts[0]["firstByte"] == 0
         assert parts[-1]["lastByte"] == len(CLIP) - 1
-        assert all(
-            a["lastByte"] + 1 == b["firstByte"] for a, b in zip(parts, parts[1:], strict=False)
-        )
+        assert all(a["lastByte"] + 1 == b["firstByte"] for a, b in itertools.pairwise(parts))
         etags = await put_parts(s, li, v, CLIP)
         assert await finalize(s, li, v, list(reversed(etags))) == 400  # order matters
         assert await finalize(s, li, v, etags[:2]) == 400  # every part
@@ -146,5 +145,5 @@ async def test_a_video_too_short_or_marked_fails_processing(li: FakeLinkedIn) ->
             v = await start(s, li, data)
             assert await finalize(s, li, v, await put_parts(s, li, v, data)) == 200
             li.advance(1)
-            code, body = await status(s, li, v["video"])
+            _code, body = await status(s, li, v["video"])
             assert body["status"] == "PROCESSING_FAILED" and body["processingFailureReason"]

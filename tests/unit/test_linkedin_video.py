@@ -129,13 +129,22 @@ async def test_a_lost_create_is_read_back_without_a_new_upload(
     assert initialized(li) == 1 and len(li.posts) == 1
 
 
-@pytest.mark.parametrize("case", ["failed", "too-small", "too-long", "not-mp4"])
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        ("failed", "LinkedIn failed the video"),
+        ("too-small", "LinkedIn takes at least 76800"),
+        ("too-long", "LinkedIn takes 3 s to 2 min"),
+        ("not-mp4", "LinkedIn takes MP4 videos"),
+    ],
+)
 async def test_refused_videos_post_nothing(
     pub: LinkedInPublisher,
     li: FakeLinkedIn,
     cdn: MediaHost,
     monkeypatch: pytest.MonkeyPatch,
     case: str,
+    why: str,
 ) -> None:
     asset = cdn.url(CLIP)
     if case == "failed":
@@ -150,7 +159,7 @@ async def test_refused_videos_post_nothing(
         asset = cdn.url("big/clip.mp4.jpg")
     out = await publish(pub, li, asset, ctx(li))
     assert out.outcome is Outcome.PERMANENT_ERROR, out
-    assert "LinkedIn" in str(out.error_message)
+    assert why in str(out.error_message)
     assert li.posts == []
     assert (initialized(li) == 1) is (case == "failed")
 
