@@ -105,6 +105,7 @@ class FakeLinkedIn(VideoApi, HttpFake):
         self.max_upload_bytes = max_upload_bytes
         self.client_id, self.client_secret = client_id, client_secret
         self.member = "abc123"
+        self.page = "urn:li:organization:2414183"  # a Page the member administers
         self.grants: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> member
         self.codes: dict[str, str] = {}  # code -> redirect_uri
@@ -117,6 +118,10 @@ class FakeLinkedIn(VideoApi, HttpFake):
     @property
     def author(self) -> str:
         return f"urn:li:person:{self.member}"
+
+    def may_act_as(self, who: object) -> bool:
+        """The member, or a Page the member administers."""
+        return who == self.author or who == self.page
 
     # ---- test controls ---------------------------------------------------------------
 
@@ -256,7 +261,7 @@ class FakeLinkedIn(VideoApi, HttpFake):
         if request.query.get("action") != "initializeUpload":
             raise error(400, "action=initializeUpload is required")
         owner = (body.get("initializeUploadRequest") or {}).get("owner")
-        if owner != self.author:
+        if not self.may_act_as(owner):
             raise error(403, f"Not enough permissions to act as {owner}", 100, code="ACCESS_DENIED")
         urn = f"urn:li:image:D4E{secrets.token_hex(8)}"
         self.images[urn] = False
@@ -282,7 +287,8 @@ class FakeLinkedIn(VideoApi, HttpFake):
     def _post(self, body: Any) -> web.Response:
         if not isinstance(body, dict):
             raise error(400, "body must be a JSON object")
-        if body.get("author") != self.author:
+        author = body.get("author")
+        if not self.may_act_as(author):
             raise error(
                 403, "Not enough permissions to access: POST /posts", 100, code="ACCESS_DENIED"
             )
@@ -299,26 +305,26 @@ class FakeLinkedIn(VideoApi, HttpFake):
                 f"exceeded the maximum allowed ({MAX_COMMENTARY} characters)",
                 code="FIELD_ARRAY_SIZE_TOO_HIGH",
             )
-        images = self._images_of(body.get("content"))
+        images = self._images_of(body.get("content"), str(author))
         for post in self.posts:
-            if post.author == self.author and post.commentary == commentary:
+            if post.author == author and post.commentary == commentary:
                 raise error(
                     422,
                     f"Content is a duplicate of {post.urn}",
                     errorDetails={"inputErrors": [{"code": "DUPLICATE_POST"}]},
                 )
         urn = f"urn:li:share:{next(self._ids)}"
-        self.posts.append(Post(urn, self.author, commentary, unescape(commentary), images))
+        self.posts.append(Post(urn, str(author), commentary, unescape(commentary), images))
         return web.Response(status=201, headers={"x-restli-id": urn})
 
-    def _images_of(self, content: Any) -> list[str]:
+    def _images_of(self, content: Any, author: str) -> list[str]:
         if content is None:
             return []
         if "media" in content:
             ids = [content["media"].get("id")]
             video = self.videos.get(str(ids[0]))
             if video is not None:
-                if video.owner != self.author or self.status_of(video) != "AVAILABLE":
+                if video.owner != author or self.status_of(video) != "AVAILABLE":
                     raise error(400, f"{video.urn} is {video.status}, not AVAILABLE")
                 return [video.urn]
         else:

@@ -3,7 +3,7 @@ documentation:
 
 - ``videos`` (``POST /rest/videos?action=initializeUpload``, ``{initializeUploadRequest:
   {owner, fileSizeBytes, uploadCaptions, uploadThumbnail}}``): the owner must be the
-  token's author (else 403), the size 75 KB to 500 MB (else 400); the answer's ``value``
+  member or its Page (else 403), the size 75 KB to 500 MB (else 400); the answer's ``value``
   holds ``video`` (``urn:li:video:…``), ``uploadToken`` and ``uploadInstructions``, one
   ``{uploadUrl, firstByte, lastByte}`` per ``part_bytes`` (4 MiB) of the file.
 - ``video_part`` (``PUT`` to an upload URL): exactly the part's bytes (else 400), before the
@@ -17,7 +17,8 @@ documentation:
 - ``video`` (``GET /rest/videos/{urn}``, the urn URL-encoded; else 400): ``{id, status,
   processingFailureReason?}``; 404 for an unknown video.
 
-A post's ``content.media.id`` may name a video only once it is ``AVAILABLE`` (else 400).
+A post's ``content.media.id`` may name a video of its author only once it is ``AVAILABLE``
+(else 400).
 Faults aim at a part by the bytes it holds (``video_part``).
 """
 
@@ -78,6 +79,8 @@ class VideoApi:
 
         def now(self) -> float: ...
 
+        def may_act_as(self, who: object) -> bool: ...
+
     def init_videos(self) -> None:
         self.videos: dict[str, Video] = {}
         self.part_bytes = PART_BYTES
@@ -116,7 +119,8 @@ class VideoApi:
         ask = body.get("initializeUploadRequest") if isinstance(body, dict) else None
         if not isinstance(ask, dict):
             raise error(400, "/initializeUploadRequest is required")
-        if ask.get("owner") != self.author:
+        owner = ask.get("owner")
+        if not self.may_act_as(owner):
             raise error(
                 403, f"Not enough permissions to act as {ask.get('owner')}", code="ACCESS_DENIED"
             )
@@ -140,7 +144,7 @@ class VideoApi:
             for first in range(0, size, self.part_bytes)
         ]
         token = secrets.token_hex(8) if len(parts) > 1 else ""
-        self.videos[urn] = Video(urn, self.author, size, token, parts)
+        self.videos[urn] = Video(urn, str(owner), size, token, parts)
         instructions = [
             {
                 "uploadUrl": f"{self.base_url}/upload/video/{urn}/{i}",
@@ -179,7 +183,7 @@ class VideoApi:
         if not isinstance(ask, dict):
             raise error(400, "/finalizeUploadRequest is required")
         video = self.videos.get(str(ask.get("video")))
-        if video is None or video.owner != self.author:
+        if video is None:
             raise error(404, f"no video {ask.get('video')}")
         if ask.get("uploadToken") != video.token:
             raise error(400, "/uploadToken does not match the upload")
