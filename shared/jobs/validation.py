@@ -200,8 +200,9 @@ def check_media(
         )
         noun = "asset" if kind.max_assets == 1 else "assets"
         return {"media_asset_ids": f"{media_type} takes {count} {noun} on {platform}"}
-    if kind.video is True and not all(is_video(u) for u in urls):
-        return {"media_asset_ids": f"{media_type} needs video assets (.mp4 or .mov)"}
+    if kind.video is True and not all(is_video(u, kind.extensions) for u in urls):
+        exts = " or ".join(kind.extensions)
+        return {"media_asset_ids": f"{media_type} needs video assets ({exts}) on {platform}"}
     if kind.video is False and any(is_video(u) for u in urls):
         return {"media_asset_ids": f"{media_type} takes images, not videos (.mp4 or .mov)"}
     return {}

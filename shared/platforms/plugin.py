@@ -26,9 +26,9 @@ VIDEO_EXTENSIONS = (".mp4", ".mov")
 MAX_TOKEN = 4096
 
 
-def is_video(url: str) -> bool:
+def is_video(url: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> bool:
     """A video asset, by the extension of its URL's path."""
-    return urlparse(url).path.lower().endswith(VIDEO_EXTENSIONS)
+    return urlparse(url).path.lower().endswith(extensions)
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,14 @@ class CaptionLimits:
 @dataclass(frozen=True)
 class MediaKind:
     """One `media_type` a platform accepts: how many assets it takes, and whether they must
-    be videos (True), must not be (False) or may be either (None)."""
+    be videos (True), must not be (False) or may be either (None); a video kind's URLs end
+    in one of `extensions`."""
 
     name: str
     min_assets: int = 1
     max_assets: int = 1
     video: bool | None = None
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)

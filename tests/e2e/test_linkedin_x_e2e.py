@@ -2,10 +2,12 @@
 processes, the platform's fake on loopback and an https media host (a loopback certificate
 the publishers trust through SSL_CERT_FILE). One run per platform holds every media kind and
 each error class as jobs (auth, a rate limit with the wait its headers give, media the
-platform rejects, a transient 5xx, a connection dropped before and after the post was made),
-and one publisher copy is SIGKILLed while its post call hangs after the post was made. Every
-job ends as its class says, with exactly one post per published job and none for the others
-(the fakes count posts by the job's marker)."""
+platform rejects, a transient 5xx, a connection dropped before and after the post was made;
+LinkedIn videos in parts: processed, still processing past the poll, failed, an upload URL
+expired), and one publisher copy is SIGKILLed while its post call hangs after the post was
+made. Every job ends as its class says, with exactly one post per published job and none for
+the others (the fakes count posts by the job's marker), and each LinkedIn video is uploaded
+once."""
 
 from __future__ import annotations
 
@@ -45,6 +47,11 @@ def none(fake: Any, marker: str) -> None:
     return None
 
 
+def expired_then_parts(fake: Any, marker: str) -> None:
+    fake.part_bytes = 600_000  # every LinkedIn video of the run: three parts
+    fake.fail_next("video_part", 403, EXPIRED, marker="big/clip.mp4")
+
+
 def x_rate_limit(fake: Any, marker: str) -> None:
     headers = fake.limit_headers(0, reset_in=1)
     fake.fail_next("tweet", 429, RATE_LIMITED, headers=headers, marker=marker)
@@ -59,6 +66,7 @@ class Job:
     script: Script = none
     posts: int = 1
     bad_token: bool = False
+    page: bool = False  # LinkedIn: posted as the member's Page (its own rate budget)
 
     @property
     def marker(self) -> str:
@@ -66,6 +74,7 @@ class Job:
 
 
 SERVER_ERROR = {"status": 500, "message": "Internal Server Error"}
+EXPIRED = {"status": 403, "message": "The upload URL has expired"}
 LINKEDIN_JOBS = [
     Job("text", [], "TEXT", {PUBLISHED}),
     Job("image", ["a/photo.jpg"], "IMAGE", {PUBLISHED}),
@@ -83,7 +92,29 @@ LINKEDIN_JOBS = [
     Job("drop", ["a/photo.jpg"], "IMAGE", {PUBLISHED}, fault("drop_next", "post", commit=True)),
     Job("lost", [], "TEXT", {PUBLISHED}, fault("drop_next", "post")),
     Job("kill", [], "TEXT", {PUBLISHED}, fault("hang_next", "post", 120, commit=True)),
+    # Videos, posted as the Page (a rate budget of their own, so they add little to the run;
+    # big/: 1.5 MB, over LinkedIn's 75 KB floor) go up in three 600,000-byte parts;
+    # this one's first upload URL is refused as expired: one new upload at once.
+    Job("video", ["big/clip.mp4"], "VIDEO", {PUBLISHED}, expired_then_parts, page=True),
+    # processing past the attempt's 2 s poll: `processing`, then the stored urn, no new upload
+    Job(
+        "vslow",
+        ["big/slow/clip.mp4"],
+        "VIDEO",
+        {PUBLISHED},
+        lambda f, m: f.hold("big/slow/", 4),
+        page=True,
+    ),
+    Job(
+        "vfailed",
+        ["big/bad/clip.mp4"],
+        "VIDEO",
+        {DEAD},
+        lambda f, m: f.fail_processing("big/bad/"),
+        posts=0,
+    ),
 ]
+LINKEDIN_VIDEOS = {"video": 1, "vslow": 1, "vfailed": 1}
 UNAVAILABLE = {"title": "Service Unavailable", "status": 503}
 X_JOBS = [
     Job("text", [], "TEXT", {PUBLISHED}),
@@ -131,16 +162,18 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
         urls, metadata, token = describe(fake)
         store = rt.connections()
 
-        async def connection(tok: str) -> str:
+        async def connection(tok: str, meta: dict[str, str]) -> str:
             body = {"platform": platform, "name": platform, "access_token": pack(tok, None)}
-            body["metadata"] = metadata
+            body["metadata"] = meta
             return str((await store.create(ADMIN, body))["id"])
 
         bad_token = "B" * 48
-        good, bad = await connection(token), await connection(bad_token)
+        good, bad = await connection(token, metadata), await connection(bad_token, metadata)
+        page = await connection(token, {"author": fake.page}) if platform == "linkedin" else ""
         for job in jobs:
             job.script(fake, job.marker)
-        env = ns.env(**urls, **TIMINGS) | {ALLOW_ENV: "127.0.0.1", "SSL_CERT_FILE": str(cert)}
+        timings = TIMINGS | {"container_poll_seconds": 2.0 if platform == "linkedin" else 10.0}
+        env = ns.env(**urls, **timings) | {ALLOW_ENV: "127.0.0.1", "SSL_CERT_FILE": str(cert)}
         services = [ServiceProcess(s, env, tmp_path).start() for s in ("scheduler", "results")]
         copies = [
             ServiceProcess("publisher", env, tmp_path, f"publisher-{i}").start() for i in range(2)
@@ -149,7 +182,7 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
             ids: dict[str, str] = {}
             for n, job in enumerate(jobs):
                 body = {
-                    "connection_id": bad if job.bad_token else good,
+                    "connection_id": bad if job.bad_token else page if job.page else good,
                     "media_asset_ids": [cdn.url(a) for a in job.assets],
                     "media_type": job.media_type,
                     "caption": f"{platform} job {n} {job.marker}",
@@ -205,6 +238,14 @@ async def test_every_kind_and_error_class_posts_once_with_a_publisher_killed(
             if row["status"] not in job.ends or posts != job.posts:
                 wrong[job.label] = (row["status"], posts, row["last_error"])
         assert not wrong, wrong
+        if platform == "linkedin":  # one finalized upload per video, none for the refused
+            uploads = {
+                j.label: len(fake.videos_with(j.assets[0]))
+                for j in jobs
+                if j.label in LINKEDIN_VIDEOS
+            }
+            assert uploads == LINKEDIN_VIDEOS, uploads
+            assert len(fake.calls("video_part")) == 3 * 3 + 1  # the expired part sent twice
         assert len(fake.calls(post_call)) >= len([j for j in jobs if j.posts])
         await assert_none_in_progress(rt)
         logs = "".join(p.log() for p in [*services, *copies])

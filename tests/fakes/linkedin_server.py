@@ -15,7 +15,8 @@ keeps its first expiry and is not rotated; a revoked or unknown one is 400
 (``POST /rest/images?action=initializeUpload``, ``{initializeUploadRequest: {owner}}``),
 ``upload`` (``PUT`` to the upload URL: one body, the whole file), ``post``
 (``POST /rest/posts``: 201, the urn only in ``x-restli-id``), ``posts``
-(``GET /rest/posts?q=author&author=...``) and ``unknown``.
+(``GET /rest/posts?q=author&author=...``), the Videos API's ``videos``, ``video_part`` and
+``video`` (``linkedin_video.py``) and ``unknown``.
 
 Every ``/rest`` call needs ``LinkedIn-Version`` of an active version (else 426
 ``NONEXISTENT_VERSION``) and ``X-Restli-Protocol-Version: 2.0.0`` (else 400); every API call
@@ -37,12 +38,13 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.http_fake import HttpFake, Refusal
+from tests.fakes.linkedin_video import VIDEO_CALLS, VideoApi
 
 ACTIVE_VERSIONS = ("202510", "202511", "202512", "202601", "202602")
 MAX_COMMENTARY = 3000
 TOKEN_LIFE, REFRESH_LIFE = 60 * 86400, 365 * 86400
 RESERVED = set("|{}@[]()<>#*_~")
-CALLS = ("token", "userinfo", "init_image", "upload", "post", "posts", "unknown")
+CALLS = ("token", "userinfo", "init_image", "upload", "post", "posts", *VIDEO_CALLS, "unknown")
 
 
 def error(status: int, message: str, service: int | None = None, **extra: Any) -> Refusal:
@@ -87,7 +89,7 @@ class Post:
     images: list[str] = field(default_factory=list)
 
 
-class FakeLinkedIn(HttpFake):
+class FakeLinkedIn(VideoApi, HttpFake):
     CALLS = CALLS
 
     def __init__(
@@ -103,6 +105,7 @@ class FakeLinkedIn(HttpFake):
         self.max_upload_bytes = max_upload_bytes
         self.client_id, self.client_secret = client_id, client_secret
         self.member = "abc123"
+        self.page = "urn:li:organization:2414183"  # a Page the member administers
         self.grants: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> member
         self.codes: dict[str, str] = {}  # code -> redirect_uri
@@ -110,10 +113,15 @@ class FakeLinkedIn(HttpFake):
         self.posts: list[Post] = []
         self._ids = itertools.count(7141138937766391808)
         self.token = self.grant()[0]
+        self.init_videos()
 
     @property
     def author(self) -> str:
         return f"urn:li:person:{self.member}"
+
+    def may_act_as(self, who: object) -> bool:
+        """The member, or a Page the member administers."""
+        return who == self.author or who == self.page
 
     # ---- test controls ---------------------------------------------------------------
 
@@ -148,19 +156,26 @@ class FakeLinkedIn(HttpFake):
             ("POST", "/rest/images"): "init_image",
             ("POST", "/rest/posts"): "post",
             ("GET", "/rest/posts"): "posts",
+            ("POST", "/rest/videos"): "videos",
         }
+        if method == "GET" and path.startswith("/rest/videos/"):
+            return "video"
+        if method == "PUT" and path.startswith("/upload/video/"):
+            return "video_part"
         if method == "PUT" and path.startswith("/upload/"):
             return "upload"
         return table.get((method, path), "unknown")
 
     async def read_body(self, call: str, request: web.Request) -> Any:
-        if call == "upload":
+        if call in ("upload", "video_part"):
             return await request.read()
         if call == "token":
             return dict(await request.post())
         return await super().read_body(call, request)
 
     def text_of(self, call: str, body: Any) -> str:
+        if call == "video_part" and isinstance(body, bytes):
+            return body.decode("latin-1")
         return unescape(str(body.get("commentary", ""))) if isinstance(body, dict) else ""
 
     def act(self, call: str, request: web.Request, body: Any) -> Any:
@@ -173,7 +188,11 @@ class FakeLinkedIn(HttpFake):
             return {"sub": member, "name": "Ada Lovelace"}
         if call == "upload":
             return self._upload(request, body)
+        if call == "video_part":  # a presigned URL: no LinkedIn-Version
+            return self.video_call(call, request, body)
         self._versioned(request)
+        if call in ("videos", "video"):
+            return self.video_call(call, request, body)
         if call == "init_image":
             return self._init_image(request, body)
         if call == "post":
@@ -242,7 +261,7 @@ class FakeLinkedIn(HttpFake):
         if request.query.get("action") != "initializeUpload":
             raise error(400, "action=initializeUpload is required")
         owner = (body.get("initializeUploadRequest") or {}).get("owner")
-        if owner != self.author:
+        if not self.may_act_as(owner):
             raise error(403, f"Not enough permissions to act as {owner}", 100, code="ACCESS_DENIED")
         urn = f"urn:li:image:D4E{secrets.token_hex(8)}"
         self.images[urn] = False
@@ -268,7 +287,8 @@ class FakeLinkedIn(HttpFake):
     def _post(self, body: Any) -> web.Response:
         if not isinstance(body, dict):
             raise error(400, "body must be a JSON object")
-        if body.get("author") != self.author:
+        author = body.get("author")
+        if not self.may_act_as(author):
             raise error(
                 403, "Not enough permissions to access: POST /posts", 100, code="ACCESS_DENIED"
             )
@@ -285,23 +305,28 @@ class FakeLinkedIn(HttpFake):
                 f"exceeded the maximum allowed ({MAX_COMMENTARY} characters)",
                 code="FIELD_ARRAY_SIZE_TOO_HIGH",
             )
-        images = self._images_of(body.get("content"))
+        images = self._images_of(body.get("content"), str(author))
         for post in self.posts:
-            if post.author == self.author and post.commentary == commentary:
+            if post.author == author and post.commentary == commentary:
                 raise error(
                     422,
                     f"Content is a duplicate of {post.urn}",
                     errorDetails={"inputErrors": [{"code": "DUPLICATE_POST"}]},
                 )
         urn = f"urn:li:share:{next(self._ids)}"
-        self.posts.append(Post(urn, self.author, commentary, unescape(commentary), images))
+        self.posts.append(Post(urn, str(author), commentary, unescape(commentary), images))
         return web.Response(status=201, headers={"x-restli-id": urn})
 
-    def _images_of(self, content: Any) -> list[str]:
+    def _images_of(self, content: Any, author: str) -> list[str]:
         if content is None:
             return []
         if "media" in content:
             ids = [content["media"].get("id")]
+            video = self.videos.get(str(ids[0]))
+            if video is not None:
+                if video.owner != author or self.status_of(video) != "AVAILABLE":
+                    raise error(400, f"{video.urn} is {video.status}, not AVAILABLE")
+                return [video.urn]
         else:
             ids = [i.get("id") for i in (content.get("multiImage") or {}).get("images", [])]
             if not 2 <= len(ids) <= 20:

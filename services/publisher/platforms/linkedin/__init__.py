@@ -1,9 +1,10 @@
-"""LinkedIn publisher: text, image and multi-image posts for a member (``urn:li:person``) or
-an organisation (``urn:li:organization``) through the versioned Posts API
-(``POST /rest/posts``), images uploaded first (``POST /rest/images?action=initializeUpload``,
-then one PUT of the file to the upload URL it answers).
+"""LinkedIn publisher: text, image, multi-image and video posts for a member
+(``urn:li:person``) or an organisation (``urn:li:organization``) through the versioned Posts
+API (``POST /rest/posts``), images uploaded first (``POST /rest/images?action=initializeUpload``,
+then one PUT of the file to the upload URL it answers), a video through the Videos API and
+its processing (``video.py``).
 
-Never twice (LinkedIn has no idempotency key): the image urns are stored
+Never twice (LinkedIn has no idempotency key): the image and video urns are stored
 (``remember_children``) before the post; the post's urn comes back in ``x-restli-id``. A
 create without a definite answer, and every attempt after one, reads the author's recent
 posts (``GET /rest/posts?q=author``) for the job's commentary before anything is created
@@ -23,6 +24,8 @@ from herald.platforms import (
     PublishRequest,
 )
 from herald.services.publisher.platforms.linkedin.api import Api, duplicate_of, little
+from herald.services.publisher.platforms.linkedin.plugin import MAX_IMAGE_BYTES
+from herald.services.publisher.platforms.linkedin.video import Video
 from herald.services.publisher.platforms.rest.calls import Client
 from herald.services.publisher.platforms.rest.oauth2 import unpack
 from herald.services.publisher.platforms.rest.readback import (
@@ -31,8 +34,6 @@ from herald.services.publisher.platforms.rest.readback import (
     in_doubt,
     post_once,
 )
-
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 class LinkedInPublisher:
@@ -63,6 +64,8 @@ class LinkedInPublisher:
             return None
 
         async def upload() -> list[str]:
+            if request.media_type == "VIDEO":
+                return [await Video(api, author, ctx).urn(request.media_asset_ids[0])]
             return [await self._image(api, author, url) for url in request.media_asset_ids]
 
         async def create(images: list[str]) -> PublishOutcome:

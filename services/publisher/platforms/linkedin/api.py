@@ -55,21 +55,25 @@ class Api:
             raise classify(answer, self.scrub)
         return answer
 
-    async def put(self, url: str, data: bytes, content_type: str) -> None:
-        """The image's bytes in one PUT to its upload URL (chunks would keep only the last)."""
+    async def put(
+        self, url: str, data: bytes, content_type: str, *, timeout: float = 0.0
+    ) -> Answer:
+        """Bytes in one PUT to an upload URL: an image's whole file (chunks would keep only
+        the last), or one part of a video (the answer's ``ETag`` names it)."""
         try:
             answer = await self.client.call(
                 "PUT",
                 url,
-                timeout=self.timeout,
+                timeout=max(self.timeout, timeout),
                 token=self.token,
                 headers={"Content-Type": content_type},
                 data=data,
             )
-        except NoAnswer as lost:  # an image is not a post: upload a new one next time
-            raise Refused(_outcome(Outcome.RETRYABLE_ERROR, f"image upload: {lost.what}")) from None
+        except NoAnswer as lost:  # media is not a post: upload it again next time
+            raise Refused(_outcome(Outcome.RETRYABLE_ERROR, f"media upload: {lost.what}")) from None
         if answer.status >= 400:
             raise classify(answer, self.scrub)
+        return answer
 
     async def recent(self, author: str, count: int = 20) -> list[dict[str, Any]]:
         """The author's newest posts (needs r_member_social / r_organization_social)."""

@@ -22,6 +22,10 @@ from herald.platforms import (
 )
 
 MAX_IMAGES = 20  # a multi-image post: 2 to 20
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# The Videos API's limits: MP4 only, 75 KB to 500 MB, 3 s to 30 min.
+MIN_VIDEO_BYTES, MAX_VIDEO_BYTES = 75 * 1024, 500 * 1024 * 1024
+MIN_VIDEO_SECONDS, MAX_VIDEO_SECONDS = 3.0, 1800.0
 
 
 class LinkedIn(Platform):
@@ -32,10 +36,12 @@ class LinkedIn(Platform):
             MediaKind("TEXT", min_assets=0, max_assets=0),
             MediaKind("IMAGE", video=False),
             MediaKind("MULTI_IMAGE", min_assets=2, max_assets=MAX_IMAGES, video=False),
+            MediaKind("VIDEO", min_assets=1, max_assets=1, video=True, extensions=(".mp4",)),
         ),
         max_assets=MAX_IMAGES,
         caption=CaptionLimits(chars=3000),  # `commentary`, before little-format escaping
-        max_image_bytes=10 * 1024 * 1024,
+        max_image_bytes=MAX_IMAGE_BYTES,
+        max_video_bytes=MAX_VIDEO_BYTES,
     )
     account = AccountRules(
         metadata=(

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import yarl
 
 from herald.platforms import (
     HostRefused,
@@ -96,17 +97,20 @@ class Client:
         timeout: float,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
+        encoded: bool = False,
         **kwargs: Any,
     ) -> Answer:
-        """``kwargs`` go to aiohttp (``json``, ``data``, ``params``)."""
+        """``kwargs`` go to aiohttp (``json``, ``data``, ``params``); ``encoded``: the URL is
+        sent as written (its percent-escapes kept, as a urn in a path must be)."""
         sent = dict(headers or {})
         if token:
             sent["Authorization"] = f"Bearer {token}"
         try:
             check_scheme(url)
             limit = aiohttp.ClientTimeout(total=timeout)
+            target = yarl.URL(url, encoded=True) if encoded else url
             async with self.session.request(
-                method, url, headers=sent, timeout=limit, allow_redirects=False, **kwargs
+                method, target, headers=sent, timeout=limit, allow_redirects=False, **kwargs
             ) as response:
                 try:
                     body: Any = await response.json(content_type=None)
