@@ -8,10 +8,12 @@ refresh tokens).
         li.drop_next("post", commit=True, marker="[drop]")   # posted, then the answer lost
         li.posts_with("[job-3]")
 
-Calls (``CALLS``): ``token`` (``POST /oauth/v2/accessToken``: ``authorization_code`` for a
-code ``issue_code`` made, ``refresh_token`` for a refresh token it issued; the refresh token
-keeps its first expiry and is not rotated; a revoked or unknown one is 400
-``invalid_grant``), ``userinfo`` (``GET /v2/userinfo``), ``init_image``
+Calls (``CALLS``): ``authorize`` (``GET /oauth/v2/authorization``, the consent page:
+``oauth2_consent.py``; ``redirect_uris`` holds the app's registered ones), ``token``
+(``POST /oauth/v2/accessToken``: ``authorization_code`` for a code ``issue_code`` made,
+``refresh_token`` for a refresh token it issued; the refresh token keeps its first expiry
+and is not rotated; a revoked or unknown one is 400 ``invalid_grant``; the access tokens
+it issues live ``token_life`` seconds), ``userinfo`` (``GET /v2/userinfo``), ``init_image``
 (``POST /rest/images?action=initializeUpload``, ``{initializeUploadRequest: {owner}}``),
 ``upload`` (``PUT`` to the upload URL: one body, the whole file), ``post``
 (``POST /rest/posts``: 201, the urn only in ``x-restli-id``), ``posts``
@@ -39,12 +41,23 @@ from aiohttp import web
 
 from tests.fakes.http_fake import HttpFake, Refusal
 from tests.fakes.linkedin_video import VIDEO_CALLS, VideoApi
+from tests.fakes.oauth2_consent import linkedin as consent
 
 ACTIVE_VERSIONS = ("202510", "202511", "202512", "202601", "202602")
 MAX_COMMENTARY = 3000
 TOKEN_LIFE, REFRESH_LIFE = 60 * 86400, 365 * 86400
 RESERVED = set("|{}@[]()<>#*_~")
-CALLS = ("token", "userinfo", "init_image", "upload", "post", "posts", *VIDEO_CALLS, "unknown")
+CALLS = (
+    "authorize",
+    "token",
+    "userinfo",
+    "init_image",
+    "upload",
+    "post",
+    "posts",
+    *VIDEO_CALLS,
+    "unknown",
+)
 
 
 def error(status: int, message: str, service: int | None = None, **extra: Any) -> Refusal:
@@ -109,6 +122,9 @@ class FakeLinkedIn(VideoApi, HttpFake):
         self.grants: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> member
         self.codes: dict[str, str] = {}  # code -> redirect_uri
+        self.redirect_uris: set[str] = set()  # the app's authorized redirect URLs
+        self.deny_next = False  # the member cancels the next consent
+        self.token_life: float = TOKEN_LIFE  # of the tokens the token endpoint issues
         self.images: dict[str, bool] = {}  # urn -> uploaded
         self.posts: list[Post] = []
         self._ids = itertools.count(7141138937766391808)
@@ -151,6 +167,7 @@ class FakeLinkedIn(VideoApi, HttpFake):
 
     def route(self, method: str, path: str) -> str:
         table = {
+            ("GET", "/oauth/v2/authorization"): "authorize",
             ("POST", "/oauth/v2/accessToken"): "token",
             ("GET", "/v2/userinfo"): "userinfo",
             ("POST", "/rest/images"): "init_image",
@@ -181,6 +198,8 @@ class FakeLinkedIn(VideoApi, HttpFake):
     def act(self, call: str, request: web.Request, body: Any) -> Any:
         if call == "unknown":
             raise error(404, f"no route {request.method} {request.path}")
+        if call == "authorize":
+            return consent(self, body)
         if call == "token":
             return self._token(body)
         member = self._member(request)
@@ -212,7 +231,7 @@ class FakeLinkedIn(VideoApi, HttpFake):
             code = form.get("code", "")
             if self.codes.pop(code, None) != form.get("redirect_uri"):
                 raise Refusal(400, {"error": "invalid_grant", "error_description": "bad code"})
-            token, refresh = self.grant()
+            token, refresh = self.grant(life=self.token_life)
         elif grant == "refresh_token":
             old = self.refresh_tokens.get(form.get("refresh_token", ""))
             if old is None or self.grants[old].revoked:
@@ -220,13 +239,13 @@ class FakeLinkedIn(VideoApi, HttpFake):
             refresh = form["refresh_token"]
             token = "AQV" + secrets.token_urlsafe(40)
             kept = self.grants[old].refresh_expires
-            self.grants[token] = Grant(self.member, self.now() + TOKEN_LIFE, refresh, kept)
+            self.grants[token] = Grant(self.member, self.now() + self.token_life, refresh, kept)
             self.refresh_tokens[refresh] = token
         else:
             raise Refusal(400, {"error": "unsupported_grant_type"})
         return {
             "access_token": token,
-            "expires_in": TOKEN_LIFE,
+            "expires_in": int(self.token_life),
             "refresh_token": refresh,
             "refresh_token_expires_in": int(self.grants[token].refresh_expires - self.now()),
             "scope": "openid,profile,w_member_social,r_organization_social",

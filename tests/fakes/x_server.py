@@ -7,10 +7,12 @@
         x.drop_next("tweet", commit=True, marker="[drop]")   # posted, then the answer lost
         x.posts_with("[job-3]")
 
-Calls (``CALLS``): ``token`` (``POST /2/oauth2/token``, the client in Basic auth:
+Calls (``CALLS``): ``authorize`` (``GET /i/oauth2/authorize``, the consent page with PKCE:
+``oauth2_consent.py``), ``token`` (``POST /2/oauth2/token``, the client in Basic auth:
 ``authorization_code`` with the PKCE ``code_verifier`` whose S256 matches the challenge
 ``issue_code`` took; ``refresh_token``: single-use, rotating — a used one is 400
-``invalid_request`` and revokes its whole family), ``me`` (``GET /2/users/me``), ``upload``
+``invalid_request`` and revokes its whole family; access tokens live ``token_life`` s),
+``me`` (``GET /2/users/me``), ``upload``
 (``POST /2/media/upload``, multipart ``media`` + ``media_category``), ``initialize``,
 ``append``, ``finalize`` (``/2/media/upload/initialize``, ``/{id}/append``,
 ``/{id}/finalize``: a video is ``pending`` then ``in_progress`` for
@@ -37,9 +39,11 @@ from aiohttp import web
 
 from herald.services.publisher.platforms.x.text import LIMIT, weighted_length
 from tests.fakes.http_fake import HttpFake, Refusal
+from tests.fakes.oauth2_consent import x as consent
 
 TOKEN_LIFE = 7200
 CALLS = (
+    "authorize",
     "token",
     "me",
     "upload",
@@ -128,6 +132,9 @@ class FakeX(HttpFake):
         self.grants: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, tuple[int, bool]] = {}  # token -> (family, used)
         self.codes: dict[str, tuple[str, str]] = {}  # code -> (redirect_uri, challenge)
+        self.redirect_uris: set[str] = set()  # the app's callback URLs
+        self.deny_next = False  # the user says no at the next consent
+        self.token_life: float = TOKEN_LIFE  # of the tokens the token endpoint issues
         self.media: dict[str, Media] = {}
         self.tweets: list[Tweet] = []
         self.calls_in_window = 0
@@ -170,6 +177,8 @@ class FakeX(HttpFake):
 
     def route(self, method: str, path: str) -> str:
         parts = path.strip("/").split("/")
+        if (method, path) == ("GET", "/i/oauth2/authorize"):
+            return "authorize"
         if (method, path) == ("POST", "/2/oauth2/token"):
             return "token"
         if (method, path) == ("GET", "/2/users/me"):
@@ -200,7 +209,7 @@ class FakeX(HttpFake):
         return str(body.get("text", "")) if isinstance(body, dict) else ""
 
     def headers_for(self, call: str, request: web.Request) -> dict[str, str]:
-        if call in ("token", "unknown"):
+        if call in ("authorize", "token", "unknown"):
             return {}
         self.calls_in_window += 1
         return self.limit_headers(max(self.window_limit - self.calls_in_window, 0))
@@ -208,6 +217,8 @@ class FakeX(HttpFake):
     def act(self, call: str, request: web.Request, body: Any) -> Any:
         if call == "unknown":
             raise problem(404, f"no route {request.method} {request.path}", "resource-not-found")
+        if call == "authorize":
+            return consent(self, body)
         if call == "token":
             return self._token(request, body)
         user = self._user(request)
@@ -248,7 +259,7 @@ class FakeX(HttpFake):
                         "error_description": "Value passed for the authorization code was invalid.",
                     },
                 )
-            token, refresh = self.grant()
+            token, refresh = self.grant(life=self.token_life)
         elif grant == "refresh_token":
             family, used = self.refresh_tokens.get(form.get("refresh_token", ""), (0, True))
             if used or not family:
@@ -263,12 +274,12 @@ class FakeX(HttpFake):
                     },
                 )
             self.refresh_tokens[form["refresh_token"]] = (family, True)
-            token, refresh = self._issue(family)
+            token, refresh = self._issue(family, self.token_life)
         else:
             raise Refusal(400, {"error": "unsupported_grant_type"})
         return {
             "token_type": "bearer",
-            "expires_in": TOKEN_LIFE,
+            "expires_in": int(self.token_life),
             "access_token": token,
             "scope": "tweet.read tweet.write users.read media.write offline.access",
             "refresh_token": refresh,
