@@ -109,15 +109,17 @@ class OAuthFlow:
                 f"{plugin.name} has no OAuth sign-in; store a token instead",
                 fields={"platform": "has no OAuth sign-in"},
             )
+        # Only the platform's own app settings (none for an app per host), and where to return.
         settings = self.env.settings
-        if plugin.oauth_host:  # no app to configure: Herald registers its own on each host
-            if not self.redirect_base:
-                raise OAuthUnavailable("OAuth sign-in needs HERALD_OAUTH_REDIRECT_BASE_URL")
-        elif not (settings.meta_app_id and settings.meta_app_secret and self.redirect_base):
-            raise OAuthUnavailable(
-                "OAuth sign-in needs HERALD_META_APP_ID, HERALD_META_APP_SECRET and"
-                " HERALD_OAUTH_REDIRECT_BASE_URL"
-            )
+        missing = [
+            f"HERALD_{name.upper()}"
+            for name in plugin.oauth_settings
+            if not getattr(settings, name, None)
+        ]
+        if not self.redirect_base:
+            missing.append("HERALD_OAUTH_REDIRECT_BASE_URL")
+        if missing:
+            raise OAuthUnavailable(f"{plugin.name} sign-in needs {', '.join(missing)} (unset)")
         return plugin
 
     @property

@@ -218,6 +218,9 @@ class Platform:
     # OAuth sign-in (when `oauth` is true): Herald makes and checks `state`, and stores the
     # token the exchange answers, encrypted; the plugin knows the platform's URLs.
     oauth: ClassVar[bool] = False
+    # The settings the sign-in needs besides HERALD_OAUTH_REDIRECT_BASE_URL (the app's client
+    # id and secret, as `Settings` fields): a start or callback without one is refused (409).
+    oauth_settings: ClassVar[tuple[str, ...]] = ()
     # A platform with an app per host (a Mastodon instance): the metadata key of that host.
     # The sign-in's start then names the host (`instance_url`); Herald checks it is public,
     # registers an app there once (`register_app`), keeps it, and passes `host` and `app`

@@ -50,6 +50,7 @@ class FacebookPages(Platform):
     token = TokenRules(refreshable=False)
     rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
     oauth = True
+    oauth_settings = ("meta_app_id", "meta_app_secret")
 
     def account_key(self, connection: Connection) -> str:
         page = connection.metadata.get("pageId")

@@ -71,6 +71,7 @@ class Instagram(Platform):
 
     # OAuth sign-in with Instagram Login (no Facebook Page needed).
     oauth = True
+    oauth_settings = ("meta_app_id", "meta_app_secret")
 
     def consent_url(self, env: PlatformEnv, *, state: str, redirect_uri: str) -> str:
         from herald.services.publisher.platforms.instagram.tokens import consent_url

@@ -63,6 +63,7 @@ class LinkedIn(Platform):
     # Quotas are per app and member per day, unpublished: a gentle pace per account.
     rate_limit = RateLimit(rate_per_second=0.5, burst=3.0)
     oauth = True
+    oauth_settings = ("linkedin_client_id", "linkedin_client_secret")
 
     def account_key(self, connection: Connection) -> str:
         return str(connection.metadata.get("author") or connection.id)

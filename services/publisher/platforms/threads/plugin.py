@@ -48,6 +48,7 @@ class Threads(Platform):
     token = TokenRules(refreshable=True, refresh_before_seconds=10 * 86400, min_age_seconds=86400)
     rate_limit = RateLimit(rate_per_second=1.0, burst=5.0)
     oauth = True
+    oauth_settings = ("threads_app_id", "threads_app_secret")
 
     def account_key(self, connection: Connection) -> str:
         user = connection.metadata.get("threadsUserId")

@@ -49,6 +49,7 @@ class X(Platform):
     # POST /2/tweets: 100 per 15 minutes per user: that pace, and half a window at once.
     rate_limit = RateLimit(rate_per_second=100 / 900, burst=50.0)
     oauth = True
+    oauth_settings = ("x_client_id", "x_client_secret")
 
     def caption_length(self, caption: str) -> int:
         from herald.services.publisher.platforms.x.text import weighted_length
