@@ -109,3 +109,19 @@ def test_every_installed_plugin_keeps_the_hooks_herald_calls() -> None:
         if plugin.oauth_host:
             assert type(plugin).register_app is not Platform.register_app, plugin.name
     assert registry.platforms().require("mastodon").oauth_host == "instanceUrl"
+
+
+def test_each_sign_in_needs_only_its_own_app_settings() -> None:
+    """The settings a built-in sign-in names are real settings, and its own: no platform
+    but Instagram and Facebook needs the Meta app, Mastodon needs none."""
+    from herald.shared.infra.settings import Settings
+
+    needs = {p.name: p.oauth_settings for p in registry.platforms().values() if p.oauth}
+    for name, fields in needs.items():
+        assert all(field in Settings.model_fields for field in fields), name
+    meta = ("meta_app_id", "meta_app_secret")
+    assert needs["linkedin"] == ("linkedin_client_id", "linkedin_client_secret")
+    assert needs["x"] == ("x_client_id", "x_client_secret")
+    assert needs["threads"] == ("threads_app_id", "threads_app_secret")
+    assert needs["instagram"] == needs["facebook"] == meta
+    assert needs["mastodon"] == ()
