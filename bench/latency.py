@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AlterConfigOpType,
@@ -92,26 +90,17 @@ def request_times(pipe: BenchPipeline) -> dict[str, float]:
 
 def traces(pipe: BenchPipeline) -> list[Trace]:
     requested = request_times(pipe)
-    with psycopg.connect(pipe.settings.database_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT id, scheduled_at, dispatched_at, call_started_at, published_at, status,"
-            f' updated_at FROM "{pipe.settings.db_schema}".jobs'
-        ).fetchall()
     return [
         Trace(
-            due=r[1].timestamp(),
-            dispatched=_ts(r[2]),
-            request=requested.get(str(r[0])),
-            claimed=_ts(r[3]),
-            call=_ts(r[4]),
-            stored=_ts(r[6]) if r[5] == "PUBLISHED" else None,
+            due=t.due,
+            dispatched=t.dispatched,
+            request=requested.get(t.job_id),
+            claimed=t.called,
+            call=t.published,
+            stored=t.updated if t.status == "PUBLISHED" else None,
         )
-        for r in rows
+        for t in pipe.job_times()
     ]
-
-
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
 
 
 def _ms(values: list[float]) -> dict[str, float]:
