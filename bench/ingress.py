@@ -111,11 +111,11 @@ class _Count:
         self.pg = psycopg.connect(settings.database_url, autocommit=True)
         self.sql = f'SELECT count(*) FROM "{settings.db_schema}".jobs'
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.queue = Runtime.build(settings).names.key("queue")
+        self.queued = Runtime.build(settings).queue.tenant_of_key  # every queued id, by tenant
 
     def __call__(self) -> tuple[int, int]:
         row = self.pg.execute(self.sql).fetchone()
-        return (int(row[0]) if row else 0), int(self.redis.zcard(self.queue))
+        return (int(row[0]) if row else 0), int(self.redis.hlen(self.queued))
 
 
 def measure(base: Settings, n: int = 20_000) -> dict[str, Any]:
