@@ -188,6 +188,30 @@ async def test_a_quota_answer_waits_for_the_window_graph_reports(throttle: Throt
     assert out.retry_after_seconds is not None and 29 <= out.retry_after_seconds <= 32
 
 
+async def test_a_quota_answer_with_the_quota_unreadable_backs_off_instead_of_a_day(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    # The check before the container and the read after the quota answer both fail: the
+    # wait is unknown, so no retry_after (the results service backs off, and the next
+    # attempt reads the quota first), never the 24 h fallback that strands the job.
+    fake.fail_next("content_publishing_limit", code=2, times=2)
+    fake.fail_next("media_publish", code=9, subcode=2207042)
+    out = await publish(publisher, fake, request([IMG]))
+    assert out.outcome is Outcome.RATE_LIMITED and out.retry_after_seconds is None
+    assert len(fake.calls("content_publishing_limit")) == 2
+
+
+async def test_a_quota_answer_with_the_media_lists_unreadable_backs_off(
+    publisher: InstagramPublisher, fake: FakeGraph
+) -> None:
+    fake.fail_next("media_list", code=2)
+    fake.fail_next("stories_list", code=2)
+    fake.fail_next("media_publish", code=9, subcode=2207042)
+    out = await publish(publisher, fake, request([IMG]))
+    assert out.outcome is Outcome.RATE_LIMITED and out.retry_after_seconds is None
+    assert len(fake.calls("media_list")) == len(fake.calls("stories_list")) == 1
+
+
 async def test_carousel_items_still_processing_are_reused_not_created_again(
     publisher: InstagramPublisher, fake: FakeGraph
 ) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
 from herald.services.publisher.platforms.instagram.client import GraphCallError, GraphClient
 from herald.services.publisher.platforms.instagram.errors import (
-    DEFAULT_QUOTA_WINDOW_SECONDS,
     ErrorClass,
     subcode_from_status,
 )
@@ -193,13 +192,15 @@ class Reporter:
             provider_response=exc.response(),
         )
 
-    async def quota_wait(self) -> float:
+    async def quota_wait(self) -> float | None:
         """Until the publishing quota's rolling window frees a post (the window as
-        `content_publishing_limit` reports it, 24 h when it cannot be read)."""
+        `content_publishing_limit` reports it). None when the quota cannot be read now: the
+        results service backs off, and the next attempt reads the quota before it publishes
+        (a day's wait for one failed read would strand the job)."""
         try:
             window = (await self.reader.publishing_limit()).window_seconds
         except GraphCallError:
-            window = DEFAULT_QUOTA_WINDOW_SECONDS
+            return None
         return await self.reader.quota_frees_in(window)
 
     def ids(self, cid: str | None, **more: str) -> dict[str, str]:

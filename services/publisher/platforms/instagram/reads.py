@@ -166,24 +166,29 @@ class GraphReader:
         ]
         return matches[0] if len(matches) == 1 else None
 
-    async def quota_frees_in(self, window: float) -> float:
+    async def quota_frees_in(self, window: float) -> float | None:
         """Seconds until the oldest post in the rolling window leaves it, plus a margin (a
         minute per day of window: timestamps are whole seconds, clocks differ). A lower bound
         (the lists may hold posts the quota does not count; a retry that comes too early is
-        answered rate_limited again); the whole window when nothing is listed."""
+        answered rate_limited again); the whole window when nothing is listed; None when
+        neither list can be read (the caller backs off and reads again)."""
         now = datetime.now(UTC)
         since = now - timedelta(seconds=window)
         stamps: list[datetime] = []
+        read = False
         for edge in ("media", "stories"):
             try:
                 items = await self._list(edge, "id,timestamp", since)
             except GraphCallError:
                 continue
+            read = True
             stamps += [
                 t
                 for m in items
                 if (t := instant_or_none(m.get("timestamp"))) is not None and t > since
             ]
+        if not read:
+            return None
         if not stamps:
             return window
         frees = (min(stamps) + timedelta(seconds=window) - now).total_seconds()
