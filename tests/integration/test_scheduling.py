@@ -204,7 +204,9 @@ async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed
     ns: Namespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The stuck-job sweep is an hour away: only the rule for a dispatch nobody holds can act.
-    rt = Runtime.build(ns.settings(stuck_after_seconds=3600.0))
+    # The lease is long enough that reading the topic ends before a second lease could pass
+    # (no publisher ever claims these, so each lease would send them once more).
+    rt = Runtime.build(ns.settings(stuck_after_seconds=3600.0, lease_seconds=6.0))
     await rt.open()
     try:
         connections = await sandbox_connections(rt, 1)
@@ -216,6 +218,7 @@ async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed
             values = await aread_topic(
                 rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=5, quiet=1.0
             )
+            redispatched = _redispatched(caplog)
         # One request never reached a publisher (as if the scheduler died before producing
         # it); another's publisher claimed it, then died after its offset was committed (its
         # lease ran out with no result). Once the lease passed both were dispatched again
@@ -225,7 +228,7 @@ async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed
             {unclaimed: 2, abandoned: 2, held: 1}
         )
         assert {v["attempt"] for v in values} == {1}
-        assert sorted(_redispatched(caplog)) == sorted(
+        assert sorted(redispatched) == sorted(
             [(unclaimed, "no publisher holds it"), (abandoned, "no publisher holds it")]
         )
     finally:
