@@ -173,13 +173,19 @@ def _kill_until_done(
     deadline = time.monotonic() + timeout
     next_kill = time.monotonic() + every
     last_print = 0.0
+    progress = (0, time.monotonic())  # the terminal count and when it last grew
     while time.monotonic() < deadline:
         done = _terminal(pipe)
         if done >= expected:
             break
+        if done > progress[0]:
+            progress = (done, time.monotonic())
         if time.monotonic() - last_print > 5:
             _say(f"soak: {done}/{expected} jobs terminal, {kills} publisher copies killed")
             last_print = time.monotonic()
+        if time.monotonic() - progress[1] > 60:  # stalled: say where the open jobs stand
+            _say("soak: no job ended for a minute; the open ones:\n" + _open_jobs(pipe))
+            progress = (done, time.monotonic())
         if time.monotonic() >= next_kill:
             victims = [n for n, p in pipe.procs if n.startswith("publisher")]
             name = rng.choice(victims)
@@ -204,6 +210,22 @@ def _terminal(pipe: BenchPipeline) -> int:
             (list(TERMINAL),),
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def _open_jobs(pipe: BenchPipeline) -> str:
+    """Each open job's row, its claims and its attempts, one line each."""
+    schema = pipe.settings.db_schema
+    with psycopg.connect(pipe.settings.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT j.id, j.status, j.attempt_count, j.queued, j.next_attempt_at,"
+            " j.dispatched_at, j.last_error,"
+            f' (SELECT json_agg(c) FROM "{schema}".publish_claims c WHERE c.job_id = j.id),'
+            f' (SELECT json_agg(a.outcome ORDER BY a.attempt) FROM "{schema}".attempts a'
+            "   WHERE a.job_id = j.id), now()"
+            f' FROM "{schema}".jobs j WHERE NOT j.status = ANY(%s)',
+            (list(TERMINAL),),
+        ).fetchall()
+    return "\n".join("  " + " | ".join(str(v) for v in row) for row in rows)
 
 
 def _figures(pipe: BenchPipeline, graph: FakeGraphThread, planned: list[SoakJob]) -> dict[str, Any]:
