@@ -1,5 +1,5 @@
-"""`herald apikey create|list|revoke` and `herald secrets rekey`: API keys, and the platform
-tokens' encryption at rest."""
+"""`herald apikey create|list|revoke` and `herald secrets rekey`: API keys, and the
+encryption of secrets at rest (platform tokens, registered apps' client secrets)."""
 
 from __future__ import annotations
 
@@ -41,16 +41,25 @@ async def apikey(rt: Any, args: argparse.Namespace) -> int:
 
 
 async def secrets(rt: Any, args: argparse.Namespace) -> int:
-    count, failed = await rt.connections().rekey()
-    for connection_id in failed:
-        print(
-            f"connection {connection_id}: no key of HERALD_SECRET_KEY decrypts its token;"
-            " left as it is",
-            file=sys.stderr,
-        )
-    print(f"re-encrypted {count} tokens with key {rt.cipher.newest_id!r}", file=sys.stderr)
-    out({"count": count})
-    return 1 if failed else 0
+    """Every secret at rest under the newest key: connection tokens, and the client secrets
+    of the apps Herald registered on a host (a Mastodon instance)."""
+    from herald.shared.accounts.oauth_apps import HostApps
+
+    tokens, failed_tokens = await rt.connections().rekey()
+    apps, failed_apps = await HostApps(rt.db, rt.cipher, rt.platform_env()).rekey()
+    for what, ids in (("connection", failed_tokens), ("oauth app", failed_apps)):
+        for row_id in ids:
+            print(
+                f"{what} {row_id}: no key of HERALD_SECRET_KEY decrypts its secret; left as it is",
+                file=sys.stderr,
+            )
+    print(
+        f"re-encrypted {tokens} tokens and {apps} oauth app secrets with key"
+        f" {rt.cipher.newest_id!r}",
+        file=sys.stderr,
+    )
+    out({"count": tokens + apps})
+    return 1 if failed_tokens or failed_apps else 0
 
 
 def add_commands(sub: Commands) -> None:
@@ -65,7 +74,7 @@ def add_commands(sub: Commands) -> None:
     k.add_argument("key_id", help="the key's id (from apikey list)")
     s.set_defaults(handler=with_runtime(apikey))
 
-    s = sub.add_parser("secrets", help="connection tokens at rest")
+    s = sub.add_parser("secrets", help="secrets at rest (tokens, registered apps' secrets)")
     ssub = s.add_subparsers(dest="action", required=True)
-    ssub.add_parser("rekey", help="re-encrypt every token with the newest HERALD_SECRET_KEY key")
+    ssub.add_parser("rekey", help="re-encrypt every secret at rest with the newest key")
     s.set_defaults(handler=with_runtime(secrets))

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from herald.shared.errors import ValidationFailed
-from herald.shared.infra.crypto import TokenCipher
+from herald.shared.infra.crypto import DecryptError, TokenCipher
 from herald.shared.infra.db.pool import Database
 from herald.shared.platforms.hosts import HostRefused, check_host
 from herald.shared.platforms.plugin import OAuthApp, Platform, PlatformEnv
@@ -85,6 +85,25 @@ class HostApps:
         kept = await self.stored(plugin, host, redirect_uri)
         assert kept is not None
         return kept
+
+    async def rekey(self) -> tuple[int, list[str]]:
+        """Re-encrypt every app's client secret not yet under the newest key. Answers (secrets
+        re-encrypted, ids of the apps whose secret no key of the ring decrypts: left as
+        they are)."""
+        count = 0
+        failed: list[str] = []
+        for row in await oauth_apps.secrets(self.db):
+            blob = bytes(row["client_secret_ciphertext"])
+            if self.cipher.is_current(blob):
+                continue
+            try:
+                secret = self.cipher.decrypt(blob, row["id"])
+            except DecryptError:
+                failed.append(str(row["id"]))
+                continue
+            new = self.cipher.encrypt(secret, row["id"])
+            count += await oauth_apps.replace_secret(self.db, row["id"], blob, new)
+        return count, failed
 
     async def forget(self, plugin: Platform, host: str, app: OAuthApp) -> None:
         await oauth_apps.forget(self.db, plugin.name, host, app.client_id)

@@ -41,3 +41,19 @@ async def forget(db: Database, platform: str, host: str, client_id: str) -> int:
         "DELETE FROM oauth_apps WHERE platform = %s AND host = %s AND client_id = %s",
         (platform, host, client_id),
     )
+
+
+async def secrets(db: Database) -> list[Row]:
+    """Every app's id and client secret ciphertext (a rekey; one row per host, few)."""
+    return await db.fetch("SELECT id, client_secret_ciphertext FROM oauth_apps ORDER BY id")
+
+
+async def replace_secret(db: Database, app_id: str, old: bytes, new: bytes) -> bool:
+    """The secret re-encrypted, only while the row still holds `old` (an app forgotten
+    meanwhile stays forgotten)."""
+    changed = await db.execute(
+        "UPDATE oauth_apps SET client_secret_ciphertext = %s"
+        " WHERE id = %s AND client_secret_ciphertext = %s",
+        (new, app_id, old),
+    )
+    return changed > 0

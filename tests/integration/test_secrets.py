@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from herald.services.publisher.main import serve
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.accounts.connections import ConnectionService
+from herald.shared.accounts.oauth_apps import HostApps
 from herald.shared.domain.outcomes import PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.domain.tenancy import ADMIN
@@ -32,6 +33,8 @@ from herald.shared.infra.names import RESULT
 from herald.shared.infra.paths import ROOT
 from herald.shared.infra.runtime import Runtime
 from herald.shared.platforms.contract import AttemptContext
+from herald.shared.platforms.registry import platforms
+from herald.shared.stores import oauth_apps
 from tests.conftest import Namespace
 from tests.integration.publisher_support import TopicReader, dispatch, produce, schedule
 from tests.support.helpers import older_schema
@@ -213,3 +216,36 @@ async def test_rekey_to_a_new_key_loses_no_token_changed_meanwhile(
         assert await rotated.connections().rekey() == (0, [])
     finally:
         await rotated.close()
+
+
+async def test_rekey_re_encrypts_the_registered_apps_client_secrets(
+    ns: Namespace, rt: Runtime
+) -> None:
+    """A Mastodon instance's app secret, stored under the old key, reads with the new key
+    alone after `herald secrets rekey`; the secret appears in no output."""
+    old_key = rt.settings.secret_key_ring()
+    secret = "mastodon-client-secret-" + uuid.uuid4().hex
+    app_id = str(uuid.uuid4())
+    await oauth_apps.insert(
+        rt.db,
+        app_id=app_id,
+        platform="mastodon",
+        host="https://social.example.org",
+        redirect_uri="https://herald.example.com/oauth/callback",
+        client_id="client-1",
+        ciphertext=rt.cipher.encrypt(secret, app_id),
+    )
+    new_key = new_secret_key()
+    env = ns.env() | {"HERALD_SECRET_KEY": f"k2:{new_key},{old_key}"}
+    first = herald(env, "secrets", "rekey")
+    assert first.returncode == 0, first.stderr
+    assert orjson.loads(first.stdout) == {"count": 1}
+    assert secret not in first.stdout + first.stderr
+    plugin = platforms()["mastodon"]
+    apps = HostApps(rt.db, TokenCipher(f"k2:{new_key}"), rt.platform_env())  # old key gone
+    stored = await apps.stored(
+        plugin, "https://social.example.org", "https://herald.example.com/oauth/callback"
+    )
+    assert stored is not None and (stored.client_id, stored.client_secret) == ("client-1", secret)
+    again = herald(env, "secrets", "rekey")
+    assert again.returncode == 0 and orjson.loads(again.stdout) == {"count": 0}
