@@ -139,7 +139,7 @@ def check_caption(platform: str, caption: Any, errors: dict[str, str], key: str 
     limits = platforms()[platform].media.caption
     length = caption_length(platform, caption)
     if length > limits.chars:
-        errors[key] = f"at most {limits.chars} characters on {platform}, got {length}"
+        errors[key] = f"at most {limits.chars} {limits.unit} on {platform}, got {length}"
     elif limits.hashtags is not None and len(_HASHTAG.findall(caption)) > limits.hashtags:
         errors[key] = f"at most {limits.hashtags} hashtags on {platform}"
     elif limits.mentions is not None and len(_MENTION.findall(caption)) > limits.mentions:

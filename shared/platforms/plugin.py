@@ -34,11 +34,14 @@ def is_video(url: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> bool:
 @dataclass(frozen=True)
 class CaptionLimits:
     """A post's text: at most `chars` characters, `hashtags` #tags and `mentions` @names
-    (None: no limit of that kind)."""
+    (None: no limit of that kind). `unit` names what `chars` counts, as refusals and the
+    README table say it (a plugin whose `caption_length` counts otherwise names its unit:
+    "graphemes", "weighted characters")."""
 
     chars: int
     hashtags: int | None = None
     mentions: int | None = None
+    unit: str = "characters"
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,7 @@ class Platform:
             "max_video_bytes": m.max_video_bytes,
             "caption": {
                 "chars": m.caption.chars,
+                "unit": m.caption.unit,
                 "hashtags": m.caption.hashtags,
                 "mentions": m.caption.mentions,
             },

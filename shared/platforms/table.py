@@ -34,8 +34,7 @@ def _size(limit: int | None) -> str:
 
 def _caption(p: Platform) -> str:
     c = p.media.caption
-    weighted = type(p).caption_length is not Platform.caption_length
-    parts = [f"{c.chars} {'weighted ' if weighted else ''}chars"]
+    parts = [f"{c.chars} {c.unit}"]
     if c.hashtags is not None:
         parts.append(f"{c.hashtags} #tags")
     if c.mentions is not None:

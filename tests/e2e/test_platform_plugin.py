@@ -65,7 +65,8 @@ async def test_a_toy_platform_registered_by_entry_point_is_scheduled_published_a
             assert status == 200
             toy = {p["name"]: p for p in listed["items"]}["toy"]
             assert [k["media_type"] for k in toy["media_kinds"]] == ["TEXT", "SQUARE"]
-            assert toy["caption"] == {"chars": 40, "hashtags": 2, "mentions": None}
+            caption = {"chars": 40, "hashtags": 2, "mentions": None, "unit": "characters"}
+            assert toy["caption"] == caption
             status, spec = await call("GET", "/openapi.json")
             assert "toy" in spec["components"]["schemas"]["PlatformName"]["enum"]
 

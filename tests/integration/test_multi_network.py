@@ -183,12 +183,12 @@ async def test_bluesky_refuses_a_caption_over_300_graphemes_when_the_post_is_sch
     assert status == 422
     assert body["error"]["fields"] == {
         "connection_ids[1]": f"bluesky connection {bluesky['id']}:"
-        " caption at most 300 characters on bluesky, got 301"
+        " caption at most 300 graphemes on bluesky, got 301"
     }
     one = {**base, "platform": "bluesky", "connection_id": bluesky["id"]}
     status, body = await post(client, key, {**one, "caption": "é" * 301})
     assert status == 422
-    assert body["error"]["fields"] == {"caption": "at most 300 characters on bluesky, got 301"}
+    assert body["error"]["fields"] == {"caption": "at most 300 graphemes on bluesky, got 301"}
     assert await rt.db.fetch("SELECT id FROM jobs") == []
 
     status, body = await post(client, key, {**one, "caption": "e\u0301" * 300})

@@ -85,10 +85,10 @@ def test_the_cli_takes_several_networks_and_a_caption_per_platform() -> None:
 def test_bluesky_refuses_more_than_300_graphemes_when_a_job_is_scheduled() -> None:
     text = {"media_asset_ids": [], "media_type": "TEXT"}
     assert check_for_platform("bluesky", [], "TEXT", "x" * 301) == {
-        "caption": "at most 300 characters on bluesky, got 301"
+        "caption": "at most 300 graphemes on bluesky, got 301"
     }
     assert refused(platform="bluesky", caption="é" * 301, **text) == {
-        "caption": "at most 300 characters on bluesky, got 301"
+        "caption": "at most 300 graphemes on bluesky, got 301"
     }
     # Graphemes, not code points: 600 code points, each pair one character a reader sees.
     assert check(platform="bluesky", caption="e\u0301" * 300, **text).caption == "e\u0301" * 300

@@ -24,7 +24,8 @@ def test_each_platform_has_a_row_with_its_kinds_and_limits() -> None:
         (row,) = [line for line in table.splitlines() if f"| `{name}` |" in line]
         assert all(f"`{k.name}`" in row for k in plugin.media.kinds)
         assert f"{plugin.media.caption.chars} " in row
-    assert "280 weighted chars" in table  # X counts its own way
+    assert "280 weighted characters" in table  # X counts its own way
+    assert "300 graphemes" in table  # so does Bluesky
 
 
 def test_the_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,8 +36,17 @@ def registry_schemas(registry: Registry) -> dict[str, Schema]:
                 "max_image_bytes": nullable_int,
                 "max_video_bytes": nullable_int,
                 "caption": obj(
-                    {"chars": INT, "hashtags": nullable_int, "mentions": nullable_int},
-                    ("chars", "hashtags", "mentions"),
+                    {
+                        "chars": INT,
+                        "hashtags": nullable_int,
+                        "mentions": nullable_int,
+                        "unit": {
+                            "type": "string",
+                            "description": "what `chars` counts: characters, graphemes,"
+                            " weighted characters",
+                        },
+                    },
+                    ("chars", "hashtags", "mentions", "unit"),
                 ),
                 "connection": OBJ,
                 "token_refresh": BOOL,

@@ -43,7 +43,7 @@ class Bluesky(Platform):
         max_assets=MAX_IMAGES,
         # 300 graphemes (`caption_length`), checked when a job is scheduled; the 3,000
         # UTF-8 bytes only a caption of long emoji sequences reaches, by the publisher.
-        caption=CaptionLimits(chars=MAX_GRAPHEMES),
+        caption=CaptionLimits(chars=MAX_GRAPHEMES, unit="graphemes"),
         max_image_bytes=MAX_IMAGE_BYTES,
         max_video_bytes=MAX_VIDEO_BYTES,
     )

@@ -34,7 +34,7 @@ class X(Platform):
             MediaKind("VIDEO", video=True),
         ),
         max_assets=MAX_IMAGES,
-        caption=CaptionLimits(chars=280),  # weighted: `caption_length`
+        caption=CaptionLimits(chars=280, unit="weighted characters"),  # `caption_length`
         max_image_bytes=5 * 1024 * 1024,
         max_video_bytes=512 * 1024 * 1024,
     )
