@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, StoreUnavailable, ValidationFailed
+from herald.shared.infra import redis_client
 from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.db.pool import Database
 from herald.shared.jobs.validation import has_nul
@@ -35,12 +36,11 @@ OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 ASSET_PREFIX = "/static/"
 RETRY_AFTER_SECONDS = 5
 # Both mean "the store did not answer"; the adapters wrap most, these are the stragglers.
-_STORE_ERRORS = (
+_STORE_ERRORS: tuple[type[Exception], ...] = (
     StoreUnavailable,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
+    *redis_client.AWAY,
 )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import psycopg
-import redis.exceptions
 
 from herald.shared.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from herald.shared.infra import redis_client
 
 OK = 0
 FAILED = 1  # anything else: a job watched that did not publish, an unexpected error
@@ -15,12 +15,11 @@ CONFLICT = 4  # the state forbids it (e.g. cancel a published job), a reused key
 STORE_AWAY = 5  # Postgres, Redis or Kafka did not answer; retry later
 INTERRUPTED = 130
 
-STORE_ERRORS = (
+STORE_ERRORS: tuple[type[Exception], ...] = (
     StoreUnavailable,
     psycopg.OperationalError,
     psycopg.InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
+    *redis_client.AWAY,
 )
 
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from herald.shared.domain.requests import Connection
 from herald.shared.errors import StoreUnavailable
-from herald.shared.infra import metrics
+from herald.shared.infra import metrics, redis_client
 from herald.shared.infra.names import Names
 from herald.shared.platforms.plugin import RateLimit
 from herald.shared.platforms.registry import platforms
@@ -105,7 +104,7 @@ class RateLimiter:
                     keys=[key], args=[limit.rate_per_second, limit.burst, self.max_wait]
                 )
             )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis_client.AWAY as exc:
             raise StoreUnavailable("redis", str(exc)) from exc
         if micros == 0:
             return Admission()

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from herald.shared.errors import StoreUnavailable
+from herald.shared.infra import redis_client
 from herald.shared.infra.names import Names
 
 P = ParamSpec("P")
@@ -45,7 +45,7 @@ def _outage(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     async def wrapped(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis_client.AWAY as exc:
             raise StoreUnavailable("redis", str(exc)) from exc
 
     return wrapped

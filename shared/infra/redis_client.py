@@ -1,12 +1,25 @@
-"""Redis client factory and a ping that never raises."""
+"""Redis client factory, what "Redis is away" means, and a ping that never raises."""
 
 from __future__ import annotations
 
 import asyncio
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+
+# Redis did not take the command, for a state it leaves on its own or an operator's fix:
+# refused, dropped or timed out, still loading its data, full under `noeviction` (OOM), a
+# replica after a failover (READONLY), no master (MASTERDOWN). Callers treat these as a
+# store outage (503, retry, the reconciler restores); any other error is a bug to see.
+AWAY: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+)
 
 
 def connect(url: str) -> aioredis.Redis:

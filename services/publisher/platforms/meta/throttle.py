@@ -21,17 +21,17 @@ import time
 from collections.abc import Callable, Mapping
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from herald.services.publisher.platforms.meta.usage import (
     DEFAULT_THROTTLE_SECONDS,
     USAGE_STOP_PERCENT,
     parse_usage,
 )
+from herald.shared.infra import redis_client
 from herald.shared.infra.names import Names
 
 log = logging.getLogger(__name__)
-_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_AWAY = redis_client.AWAY
 
 NEAR_LIMIT_PAUSE_SECONDS = 60.0  # usage headers at >= 90 %: stop calling for a while
 APP_WIDE = "app"
