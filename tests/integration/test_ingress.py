@@ -78,7 +78,12 @@ async def test_commands_are_applied_and_bad_ones_go_to_the_dlq(ns: Namespace, rt
         asyncio.create_task(relay_outbox(rt, stop)),
     ]
     try:
-        await eventually(lambda: _exists(rt, last), timeout=60)
+
+        async def applied() -> bool:
+            found = await _statuses(rt, [good, cancelled, last])
+            return len(found) == 3 and found[cancelled] == "CANCELLED"
+
+        await eventually(applied, timeout=60)
         dlq = await aread_topic(
             ns.base.kafka_bootstrap, ns.topic_prefix + DLQ, expect=4, timeout=30
         )
@@ -105,6 +110,16 @@ async def _exists(rt: Runtime, job_id: str) -> bool:
     return (
         await rt.db.fetchone("SELECT 1 FROM jobs WHERE id = %s", (uuid.UUID(job_id),)) is not None
     )
+
+
+async def _statuses(rt: Runtime, job_ids: list[str]) -> dict[str, str]:
+    """Each existing job's status. Commands are keyed by job id, so jobs' commands land on
+    different partitions and apply in no set order between jobs: a test waits for each job
+    it looks at, never for "the last one sent"."""
+    rows = await rt.db.fetch(
+        "SELECT id::text, status FROM jobs WHERE id = ANY(%s)", ([uuid.UUID(j) for j in job_ids],)
+    )
+    return {r["id"]: r["status"] for r in rows}
 
 
 def _command(command: str, job_id: str, tenant: str, **fields: object) -> bytes:
@@ -161,7 +176,12 @@ async def test_no_command_can_stop_the_others_even_with_redis_away(
     jobs.reschedule = reschedule  # type: ignore[method-assign]
     task = asyncio.create_task(CommandIngress(away, jobs).consumer().run(stop))
     try:
-        await eventually(lambda: _exists(rt, ids["last"]), timeout=60)
+        kept = [ids[name] for name in ("good", "moved", "boom", "last")]
+
+        async def all_kept() -> bool:
+            return len(await _statuses(rt, kept)) == len(kept)
+
+        await eventually(all_kept, timeout=60)
 
         async def four_dead_letters() -> bool:
             return len(await rt.db.fetch("SELECT 1 FROM dead_letters")) >= 4
@@ -215,7 +235,11 @@ async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
         asyncio.create_task(relay_outbox(rt, stop)),
     ]
     try:
-        await eventually(lambda: _exists(rt, unconfirmed), timeout=60)
+
+        async def all_there() -> bool:
+            return len(await _statuses(rt, [moved, exhausted, unconfirmed])) == 3
+
+        await eventually(all_there, timeout=60)
         # Two jobs dead-lettered as results leaves them: budget spent; outcome unknown.
         await rt.db.execute(
             "UPDATE jobs SET status = 'DEAD_LETTERED', next_attempt_at = NULL, queued = false,"
