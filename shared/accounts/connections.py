@@ -268,9 +268,10 @@ class ConnectionService:
         """1 when this token was re-encrypted. The UPDATE applies only while the row still
         holds the ciphertext read: a token changed meanwhile (a new one from the API) is
         read again, so it is neither lost nor encrypted twice."""
-        while blob is not None and not self.cipher.is_current(bytes(blob)):
-            token = self.cipher.decrypt(bytes(blob), connection_id)
-            new = self.cipher.encrypt(token, connection_id)
+        while blob is not None:
+            new = self.cipher.rekeyed(bytes(blob), connection_id)
+            if new is None:
+                return 0
             if await connections.replace_token(conn, connection_id, blob, new):
                 return 1
             blob = await connections.token(conn, connection_id)  # changed meanwhile: again

@@ -94,15 +94,13 @@ class HostApps:
         failed: list[str] = []
         for row in await oauth_apps.secrets(self.db):
             blob = bytes(row["client_secret_ciphertext"])
-            if self.cipher.is_current(blob):
-                continue
             try:
-                secret = self.cipher.decrypt(blob, row["id"])
+                new = self.cipher.rekeyed(blob, row["id"])
             except DecryptError:
                 failed.append(str(row["id"]))
                 continue
-            new = self.cipher.encrypt(secret, row["id"])
-            count += await oauth_apps.replace_secret(self.db, row["id"], blob, new)
+            if new is not None:
+                count += await oauth_apps.replace_secret(self.db, row["id"], blob, new)
         return count, failed
 
     async def forget(self, plugin: Platform, host: str, app: OAuthApp) -> None:

@@ -145,6 +145,13 @@ class TokenCipher:
         """True when a token is written under the newest key, in the newest format."""
         return blob[:1] == _VERSION and self.key_id(blob) == self._newest.kid
 
+    def rekeyed(self, blob: bytes, connection_id: object) -> bytes | None:
+        """The secret written again under the newest key, or None when it already is (a
+        rekey); raises DecryptError when no key of the ring reads it."""
+        if self.is_current(blob):
+            return None
+        return self.encrypt(self.decrypt(blob, connection_id), connection_id)
+
     def decrypt(self, blob: bytes, connection_id: object) -> str:
         kid = self.key_id(blob)
         if kid is None:

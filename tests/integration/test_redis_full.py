@@ -35,7 +35,7 @@ async def redis_full(rt: Runtime) -> AsyncIterator[None]:
         await rt.redis.config_set("maxmemory-policy", before["maxmemory-policy"])
 
 
-async def test_a_change_while_redis_is_full_is_answered_and_the_queue_follows(
+async def test_a_change_while_redis_is_full_is_answered_not_a_500(
     rt: Runtime,
 ) -> None:
     (connection,) = await sandbox_connections(rt, 1)

@@ -31,7 +31,6 @@ from herald.shared.infra import redis_client
 from herald.shared.infra.names import Names
 
 log = logging.getLogger(__name__)
-_AWAY = redis_client.AWAY
 
 NEAR_LIMIT_PAUSE_SECONDS = 60.0  # usage headers at >= 90 %: stop calling for a while
 APP_WIDE = "app"
@@ -72,7 +71,7 @@ class Throttle:
         retry due after this wait finds the pause over."""
         try:
             values = await self.client.mget([self._key(account_id), self._key(APP_WIDE)])
-        except _AWAY as exc:
+        except redis_client.AWAY as exc:
             log.warning("%s throttle unreadable", self.platform, extra={"error": str(exc)[:200]})
             return 0.0
         until = max((float(v) for v in values if v is not None), default=0.0)
@@ -84,7 +83,7 @@ class Throttle:
         until = self.clock() + seconds
         try:
             await self._script(keys=[self._key(scope)], args=[repr(until), int(seconds * 1000) + 1])
-        except _AWAY as exc:
+        except redis_client.AWAY as exc:
             log.warning("%s throttle not stored", self.platform, extra={"error": str(exc)[:200]})
             return float(math.ceil(seconds))
         return max(await self.paused_for(account_id), float(math.ceil(seconds)))
