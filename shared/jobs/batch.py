@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from herald.shared.infra.logging import JobLog
 from herald.shared.jobs.scheduling import check_connections, request_hash
 from herald.shared.jobs.validation import JobInput, validate_job
 from herald.shared.jobs.views import job_view
-from herald.shared.messages.codec import new_trace_id, now_utc
+from herald.shared.messages.codec import new_trace_id, now_utc, uuid_text
 from herald.shared.messages.status import status_event
 from herald.shared.stores import connections, idempotency_keys, jobs, outbox
 
@@ -60,12 +59,24 @@ class ScheduleItem:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One item's answer: `error`, or the job (`body`, as `POST /publishing/jobs` answers
-    it; None for a command's repeat, found by its job id)."""
+    """One item's answer: `error`, or its jobs' rows (none for a command's repeat, found by
+    its job id). `multi`: the item named `connection_ids`, and is answered as a post."""
 
     error: DomainError | None = None
     created: bool = False
-    body: dict[str, Any] | None = None
+    rows: list[Row] = field(default_factory=list)
+    multi: bool = False
+
+    @property
+    def body(self) -> dict[str, Any] | None:
+        """The item's answer, as `POST /publishing/jobs` gives it; built when asked (a
+        command's outcome is never shown)."""
+        if not self.rows:
+            return None
+        if self.multi:
+            jobs_ = [job_view(r) for r in self.rows]
+            return {"post_id": str(self.rows[0]["post_id"]), "jobs": jobs_}
+        return job_view(self.rows[0])
 
     @property
     def status(self) -> int:
@@ -166,19 +177,6 @@ def _reused_job_id() -> Conflict:
     )
 
 
-def _answer(spec: JobInput, rows: list[Row], post_id: str) -> dict[str, Any]:
-    if spec.multi:
-        return {"post_id": post_id, "jobs": [job_view(r) for r in rows]}
-    return job_view(rows[0])
-
-
-def _stored_answer(key: Row, rows_by_id: dict[str, Row]) -> dict[str, Any]:
-    rows = [rows_by_id[str(j)] for j in key["job_ids"]]
-    if key["multi"]:
-        return {"post_id": str(key["post_id"]), "jobs": [job_view(r) for r in rows]}
-    return job_view(rows[0])
-
-
 def _plan(
     svc: JobService, items: list[ScheduleItem], now: datetime
 ) -> tuple[list[Outcome | None], dict[int, JobInput]]:
@@ -244,7 +242,10 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
                 answers[plan.index] = (
                     Outcome(_reused_key())
                     if found_key["request_hash"] != plan.digest
-                    else Outcome(body=_stored_answer(found_key, stored_rows))
+                    else Outcome(
+                        rows=[stored_rows[str(j)] for j in found_key["job_ids"]],
+                        multi=found_key["multi"],
+                    )
                 )
                 continue
             if slot is not None and slot in fresh:
@@ -252,11 +253,11 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
                 answers[plan.index] = (
                     Outcome(_reused_key())
                     if first.digest != plan.digest
-                    else Outcome(body=_answer(first.spec, first.rows, first.rows[0]["post_id"]))
+                    else Outcome(rows=first.rows, multi=first.spec.multi)
                 )
                 continue
             if plan.item.job_id is not None:
-                job_id = str(uuid.UUID(plan.item.job_id))
+                job_id = uuid_text(plan.item.job_id)
                 if job_id in known:  # the same command again: a no-op; another body: refused
                     answers[plan.index] = Outcome(
                         None if known[job_id] == plan.digest else _reused_job_id()
@@ -265,8 +266,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
                 known[job_id] = plan.digest
             plan.rows = _new_rows(plan, now, horizon)
             new_rows.extend(plan.rows)
-            post_id = str(plan.rows[0]["post_id"])
-            answers[plan.index] = Outcome(created=True, body=_answer(plan.spec, plan.rows, post_id))
+            answers[plan.index] = Outcome(created=True, rows=plan.rows, multi=plan.spec.multi)
             if slot is not None:
                 fresh[slot] = plan
                 new_keys.append(
@@ -274,7 +274,7 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
                         "tenant_id": plan.tenant_id,
                         "key": key,
                         "request_hash": plan.digest,
-                        "post_id": post_id,
+                        "post_id": plan.rows[0]["post_id"],
                         "job_ids": [r["id"] for r in plan.rows],
                         "multi": plan.spec.multi,
                     }
@@ -320,7 +320,7 @@ def _new_rows(plan: _Planned, now: datetime, horizon: datetime) -> list[Row]:
         platform = str(connection["platform"])
         rows.append(
             {
-                "id": str(uuid.UUID(job_id)) if job_id is not None else new_id(),
+                "id": uuid_text(job_id) if job_id is not None else new_id(),
                 "tenant_id": plan.tenant_id,
                 "post_id": post_id,
                 "platform": platform,
