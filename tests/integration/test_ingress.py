@@ -286,3 +286,55 @@ async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
         assert row is not None and row["failed_attempts"] == 0  # a fresh budget
     assert await rt.queue.held([exhausted, unconfirmed]) == {exhausted, unconfirmed}
     assert [(d["job_id"], d["error"]["code"]) for d in dlq] == [(unconfirmed, "force_required")]
+
+
+async def test_a_backlog_larger_than_a_take_is_applied_whole_and_each_job_in_order(
+    ns: Namespace, rt: Runtime
+) -> None:
+    """Commands waiting when the ingress starts come in takes of up to 1,000, applied in
+    transactions of up to 100: every job is written, and a job's later command (its
+    partition's order) lands after its schedule though other jobs' commands lie between."""
+    conns = await sandbox_connections(rt, 4, tenant="acme")
+    client = HeraldClient(ns.base.kafka_bootstrap, "acme", topic_prefix=ns.topic_prefix)
+    later = now_utc() + timedelta(hours=1)
+    ids = [
+        client.schedule(
+            platform="sandbox",
+            connection_id=conns[i % 4],
+            media_asset_ids=MEDIA,
+            caption=f"backlog {i}",
+            scheduled_at=later,
+        )
+        for i in range(2500)
+    ]
+    cancelled, moved = ids[0:2500:100], ids[50:2500:100]  # 25 each, from the whole stream
+    for job_id in cancelled:
+        client.cancel(job_id)
+    for job_id in moved:
+        client.reschedule(job_id, caption="after")
+    client.flush()
+    stop = asyncio.Event()
+    task = asyncio.create_task(CommandIngress(rt, rt.jobs()).consumer().run(stop))
+    try:
+
+        async def applied() -> bool:
+            found = await _statuses(rt, ids)
+            return len(found) == len(ids) and all(found[j] == "CANCELLED" for j in cancelled)
+
+        await eventually(applied, timeout=120)
+
+        async def moved_all() -> bool:
+            rows = await rt.db.fetch(
+                "SELECT count(*) AS n FROM jobs WHERE id = ANY(%s) AND caption = 'after'",
+                ([uuid.UUID(j) for j in moved],),
+            )
+            return bool(rows[0]["n"] == len(moved))
+
+        await eventually(moved_all, timeout=60)
+    finally:
+        stop.set()
+        await task
+
+    kept = set(ids) - set(cancelled)
+    assert await rt.queue.held(ids) == kept
+    assert await rt.db.fetch("SELECT 1 FROM dead_letters") == []
