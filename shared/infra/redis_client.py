@@ -1,4 +1,4 @@
-"""Redis client factory, what "Redis is away" means, and a ping that never raises."""
+"""Redis client factory, what "Redis is away" means, and a write probe that never raises."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ def connect(url: str) -> aioredis.Redis:
     )
 
 
-async def ping(client: aioredis.Redis) -> bool:
+async def ping(client: aioredis.Redis, probe_key: str) -> bool:
+    """Whether Redis takes a write now; never raises. A PING is answered by a Redis that
+    refuses every write Herald makes (full under `noeviction`, a read-only replica), so the
+    probe writes `probe_key` (gone after a minute)."""
     try:
         async with asyncio.timeout(3):
-            return bool(await client.ping())
+            return bool(await client.set(probe_key, b"1", px=60_000))
     except Exception:
         return False

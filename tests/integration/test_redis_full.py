@@ -14,6 +14,8 @@ import pytest
 import redis.exceptions
 
 from herald.shared.domain.tenancy import ADMIN
+from herald.shared.infra.ops_server import Health
+from herald.shared.infra.process import standard_checks
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
 from tests.support.helpers import sandbox_connections
@@ -55,3 +57,14 @@ async def test_a_change_while_redis_is_full_is_answered_not_a_500(
         assert changed["scheduled_at"] == later.isoformat().replace("+00:00", "Z")
     row = await rt.db.fetchone("SELECT scheduled_at, status FROM jobs WHERE id = %s", (job_id,))
     assert row is not None and (row["scheduled_at"], row["status"]) == (later, "SCHEDULED")
+
+
+async def test_readiness_says_redis_is_unavailable_while_it_refuses_writes(rt: Runtime) -> None:
+    """`/readyz` of every process: Redis still answers PING when full, but takes no write."""
+    health = Health()
+    standard_checks(health, rt)
+    assert (await health.ready())["redis"] is True
+    async with redis_full(rt):
+        assert await rt.redis.ping()
+        assert (await health.ready()) == {"postgres": True, "redis": False, "kafka": True}
+    assert (await health.ready())["redis"] is True
