@@ -74,8 +74,8 @@ class Outcome:
         if not self.rows:
             return None
         if self.multi:
-            jobs_ = [job_view(r) for r in self.rows]
-            return {"post_id": str(self.rows[0]["post_id"]), "jobs": jobs_}
+            views = [job_view(r) for r in self.rows]
+            return {"post_id": str(self.rows[0]["post_id"]), "jobs": views}
         return job_view(self.rows[0])
 
     @property

@@ -22,8 +22,7 @@ from herald.shared.jobs.validation import (
     check_for_platform,
     validate_job,
 )
-from herald.shared.messages import codec
-from herald.shared.messages.codec import iso, now_utc
+from herald.shared.messages.codec import iso, now_utc, uuid_text
 from herald.shared.stores import connections
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ def check_connections(principal: Principal, spec: JobInput, by_id: dict[str, Row
     for i, cid in enumerate(spec.connection_ids):
         field = f"connection_ids[{i}]" if spec.multi else "connection_id"
         try:
-            row = by_id.get(codec.uuid_text(cid))
+            row = by_id.get(uuid_text(cid))
         except ValueError:
             row = None
         if row is None or not principal.sees(row["tenant_id"]):
