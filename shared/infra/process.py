@@ -93,7 +93,7 @@ async def repeat(
 
 def standard_checks(health: Health, rt: Runtime) -> None:
     health.add_check("postgres", rt.db.ping)
-    health.add_check("redis", lambda: redis_store.ping(rt.redis, rt.names.key("ready")))
+    health.add_check("redis", lambda: redis_store.takes_writes(rt.redis, rt.names.key("ready")))
     health.add_check("kafka", lambda: kafka_ping(rt.settings.kafka_bootstrap))
 
 

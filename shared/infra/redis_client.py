@@ -33,7 +33,7 @@ def connect(url: str) -> aioredis.Redis:
     )
 
 
-async def ping(client: aioredis.Redis, probe_key: str) -> bool:
+async def takes_writes(client: aioredis.Redis, probe_key: str) -> bool:
     """Whether Redis takes a write now; never raises. A PING is answered by a Redis that
     refuses every write Herald makes (full under `noeviction`, a read-only replica), so the
     probe writes `probe_key` (gone after a minute)."""
