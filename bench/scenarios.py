@@ -156,7 +156,6 @@ def steady(
     with BenchPipeline(
         base, publishers=publishers, connections=connections, prepare=latency.stamp_append_time
     ) as pipe:
-        time.sleep(3.0)  # let the consumers join their groups
         return latency.run_steady(pipe, rate, seconds) | {"publishers": publishers}
 
 

@@ -61,6 +61,12 @@ def test_a_tiny_steady_run_times_each_job_to_kafka_the_call_and_postgres(
 ) -> None:
     figures = _bench(ns, tmp_path, "steady", "--rate", "40", "--seconds", "2")
     assert figures["jobs"] == figures["done"] > 0
+    # The fresh pipeline's first seconds are reported apart; the rest count.
+    warm_up = figures["warm_up"]
+    assert warm_up["jobs"] > 0 and figures["counted_jobs"] > 0
+    assert warm_up["jobs"] + figures["counted_jobs"] == figures["jobs"]
+    assert set(warm_up["due_to_request_ms"]) == {"p50", "p95", "p99", "max"}
+    assert 2 <= len(figures["due_to_request_p99_by_second_ms"]) <= 3
     for point in ("request", "call", "stored"):
         assert set(figures[f"due_to_{point}_ms"]) == {"p50", "p95", "p99", "max"}
         assert "target" in figures["against_targets"][f"due_to_{point}_p99"]
