@@ -252,13 +252,14 @@ async def page_in(db: Database, *, horizon: float, limit: int) -> list[Row]:
     )
 
 
-async def queued_due(db: Database, *, after: str, horizon: float, limit: int) -> list[Row]:
-    """Waiting jobs Redis should hold (due within the horizon), by id after `after`."""
+async def queued_due(db: Database, *, after: str, within: float, limit: int) -> list[Row]:
+    """Waiting jobs Redis should hold that are due within `within` seconds (or overdue), by
+    id after `after`."""
     return await db.fetch(
         "SELECT id, tenant_id, next_attempt_at FROM jobs WHERE status IN ('SCHEDULED',"
         " 'RETRY_SCHEDULED') AND queued AND id > %s"
         " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s",
-        (after, horizon, limit),
+        (after, within, limit),
     )
 
 

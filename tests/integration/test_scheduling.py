@@ -189,6 +189,27 @@ async def test_reconciler_restores_jobs_after_redis_loses_its_data(
         await rt.close()
 
 
+async def test_a_job_redis_lacks_is_put_back_once_it_is_due_soon_and_far_ones_are_not_read(
+    rt: Runtime,
+) -> None:
+    # A pass reads only the waiting jobs due within a few passes (the reconciler's look-ahead),
+    # not every job of the Redis horizon: with many jobs scheduled days ahead, reading them all
+    # every few seconds was most of an idle scheduler's CPU.
+    reconciler = Reconciler(rt, interval=1.0)  # look-ahead: a few seconds
+    connections = await sandbox_connections(rt, 1)
+    [soon] = await schedule_many(rt, connections, 1, in_seconds=2)
+    [later] = await schedule_many(rt, connections, 1, in_seconds=3600)
+    await rt.queue.remove([soon, later])  # Redis lost them
+    assert (await reconciler.reconcile_once())["restored"] == 1
+    assert await rt.queue.held([soon, later]) == {soon}
+    # An hour on, `later` is due soon too: the next pass puts it back before it is due.
+    await rt.db.execute(
+        "UPDATE jobs SET next_attempt_at = now() + interval '2 s' WHERE id = %s", (later,)
+    )
+    assert (await reconciler.reconcile_once())["restored"] == 1
+    assert await rt.queue.held([soon, later]) == {soon, later}
+
+
 async def _held_count(rt: Runtime, ids: list[str], expected: int) -> bool:
     return len(await rt.queue.held(ids)) == expected or await _dispatched(rt, ids)
 
