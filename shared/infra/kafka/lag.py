@@ -7,7 +7,8 @@ offset below the low watermark (records already deleted by retention) counts fro
 watermark too. A topic's size per partition = high - low watermark.
 
 The arithmetic is pure (`partition_lag`, `lag_report`); `OffsetReader` does the broker
-calls (`get_watermark_offsets`, `committed`) and is blocking: call it from a thread.
+calls (`offsets_for_times` at the earliest and the latest offset, `committed`) and is
+blocking: call it from a thread.
 `PublishBacklog` reads the publishers' lag on `publish.request` from a thread, for the
 services that pace themselves by it.
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import confluent_kafka
-from confluent_kafka import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from herald.shared.infra.kafka.client import consumer
 from herald.shared.infra.names import (
@@ -127,13 +128,21 @@ class OffsetReader:
             meta = any_client.list_topics(topic, timeout=self.timeout).topics.get(topic)
             if meta is not None and meta.error is None and meta.partitions:
                 partitions[topic] = sorted(meta.partitions)
+        # Both watermarks of every partition in two requests (the earliest and the latest
+        # offsets), not two a partition: the dispatcher's window reads this 4 times a second.
+        every = [(t, p) for t, parts in partitions.items() for p in parts]
         watermarks: dict[Partition, Watermarks] = {}
-        for topic, parts in partitions.items():
-            for p in parts:
-                low, high = any_client.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=self.timeout, cached=False
+        if every:
+            lows, highs = (
+                any_client.offsets_for_times(
+                    [TopicPartition(t, p, spec) for t, p in every], timeout=self.timeout
                 )
-                watermarks[(topic, p)] = Watermarks(int(low), int(high))
+                for spec in (OFFSET_BEGINNING, OFFSET_END)
+            )
+            for low, high in zip(lows, highs, strict=True):
+                if low.error is not None or high.error is not None:
+                    raise confluent_kafka.KafkaException(low.error or high.error)
+                watermarks[(low.topic, low.partition)] = Watermarks(low.offset, high.offset)
         committed: dict[str, dict[Partition, int | None]] = {}
         for group, group_topics in groups.items():
             wanted = [TopicPartition(t, p) for t in group_topics for p in partitions.get(t, [])]
