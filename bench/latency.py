@@ -152,8 +152,8 @@ def run_steady(
 ) -> dict[str, Any]:
     """Schedule `rate` jobs a second, each due 1 s after it is sent: `warm_up` seconds first,
     then `seconds` that count. A fresh pipeline's first seconds are not steady (its consumer
-    groups settle, its connections open, the broker compiles its hot paths: up to 0.5 s late
-    in some runs), so they are reported apart, under `warm_up`."""
+    groups settle, its connections open, the broker compiles its hot paths: jobs reached the
+    platform up to 1.5 s late), so they are reported apart, under `warm_up`."""
     client = pipe.client()
     sent, began, tick = 0, time.time(), 0.01
     intended: dict[str, float] = {}
