@@ -1,18 +1,23 @@
-"""The dispatcher keeps the publishers' backlog within its window, and the delayed queue's
-change of shape leaves no job of an earlier version behind (decision 0023)."""
+"""The dispatcher keeps the publishers' backlog within its window, sends the tenants' jobs in
+turn, and the delayed queue's change of shape leaves no job of an earlier version behind
+(decision 0023)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.infra.kafka.client import consumer
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.runtime import Runtime
+from herald.shared.messages.request import decode_request
 from tests.conftest import Namespace, eventually
+from tests.support.helpers import sandbox_connections
 from tests.support.kafka_lag import consume_and_commit
 from tests.support.results_pipeline import mark_in_progress, schedule_jobs
 
@@ -70,6 +75,44 @@ async def test_the_dispatcher_stops_at_its_window_and_resumes_as_publishers_take
         assert await rt.queue.depth() == 0
     finally:
         await rt.close()
+
+
+def _by_partition(bootstrap: str, topic: str, count: int) -> dict[int, list[str]]:
+    """The job ids of the first `count` records on `topic`, per partition in offset order."""
+    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
+    c.subscribe([topic])
+    found: dict[int, list[tuple[int, str]]] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while sum(map(len, found.values())) < count and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.2):
+                if not m.error():
+                    job = decode_request(m.value()).job_id
+                    found.setdefault(m.partition(), []).append((m.offset(), job))
+    finally:
+        c.close()
+    return {p: [job for _, job in sorted(records)] for p, records in found.items()}
+
+
+async def test_a_tenant_with_two_due_jobs_is_sent_ahead_of_another_tenants_hundred(
+    rt: Runtime,
+) -> None:
+    b_account = await sandbox_connections(rt, 1, tenant="tenant-b")
+    # As many accounts as partitions, created after B's: one shares B's partition.
+    a_accounts = await sandbox_connections(rt, 12, tenant="tenant-a")
+    a_jobs = await schedule_jobs(rt, 120, connections=a_accounts)
+    b_jobs = await schedule_jobs(rt, 2, connections=b_account)
+    claimed = await rt.queue.claim(1000, rt.settings.lease_seconds)
+    assert {c.job_id for c in claimed} == {*a_jobs, *b_jobs}
+    assert await Dispatcher(rt).dispatch(claimed) == 122
+
+    partitions = await asyncio.to_thread(
+        _by_partition, rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), 122
+    )
+    [shared] = [jobs for jobs in partitions.values() if set(b_jobs) & set(jobs)]
+    assert len(shared) == 12  # B's two and ten of A's
+    # Sent in turn (A, B, A, B, then A's rest): at most A's first two go before B's last.
+    assert shared.index(b_jobs[0]) < shared.index(b_jobs[1]) <= 3
 
 
 async def test_jobs_in_the_queue_of_earlier_versions_are_still_dispatched(rt: Runtime) -> None:
