@@ -122,7 +122,12 @@ def _scenario(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             copies=args.publishers or 3,
         )
     if name == "fairness":
-        return fairness.fairness(settings, n=args.jobs or 100_000, publishers=publishers)
+        return fairness.fairness(
+            settings,
+            n=args.jobs or 100_000,
+            publishers=publishers,
+            connections=args.accounts or 48,
+        )
     if name == "memory":
         return scenarios.memory(settings, n=jobs, latency_ms=slow)
     return scenarios.scale(settings, n=jobs, latency_ms=slow)

@@ -90,7 +90,12 @@ def add_bench(sub: Commands) -> None:
     s.add_argument(
         "--latency-ms", type=float, default=None, help="the sandbox platform's call duration"
     )
-    s.add_argument("--accounts", type=int, default=None, help="soak: Instagram accounts")
+    s.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        help="soak: Instagram accounts; fairness: the busy tenant's (default 48)",
+    )
     s.add_argument("--no-limits", action="store_true", help="skip the building-block ceilings")
     s.add_argument(
         "--repeat",

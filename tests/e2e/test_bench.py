@@ -48,8 +48,9 @@ def test_a_tiny_burst_prints_figures_and_writes_json_and_png(ns: Namespace, tmp_
 
 
 def test_a_tiny_fairness_run_times_the_other_tenants_jobs(ns: Namespace, tmp_path: Path) -> None:
-    figures = _bench(ns, tmp_path, "fairness", "-n", "300")
+    figures = _bench(ns, tmp_path, "fairness", "-n", "300", "--accounts", "3")
     assert figures["tenant_a_jobs"] == 300 and figures["tenant_b_jobs"] == 5
+    assert figures["connections"] == 3
     assert figures["jobs"] == figures["published"] == 310  # B's five at once, five later
     for group in ("tenant_b", "tenant_b_mid_burst"):
         for key in (f"{group}_to_request_s", f"{group}_to_call_s"):
