@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.infra.kafka.admin import load_topic_specs
 from herald.shared.infra.kafka.client import consumer
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.runtime import Runtime
@@ -97,17 +98,18 @@ def _by_partition(bootstrap: str, topic: str, count: int) -> dict[int, list[str]
 async def test_a_tenant_with_two_due_jobs_is_sent_ahead_of_another_tenants_hundred(
     rt: Runtime,
 ) -> None:
+    [spec] = [s for s in load_topic_specs() if s.name == REQUEST]
     b_account = await sandbox_connections(rt, 1, tenant="tenant-b")
-    # As many accounts as partitions, created after B's: one shares B's partition.
-    a_accounts = await sandbox_connections(rt, 12, tenant="tenant-a")
-    a_jobs = await schedule_jobs(rt, 120, connections=a_accounts)
+    # As many accounts as partitions, placed after B's: one shares B's partition.
+    a_accounts = await sandbox_connections(rt, spec.partitions, tenant="tenant-a")
+    a_jobs = await schedule_jobs(rt, 10 * spec.partitions, connections=a_accounts)
     b_jobs = await schedule_jobs(rt, 2, connections=b_account)
     claimed = await rt.queue.claim(1000, rt.settings.lease_seconds)
     assert {c.job_id for c in claimed} == {*a_jobs, *b_jobs}
-    assert await Dispatcher(rt).dispatch(claimed) == 122
+    assert await Dispatcher(rt).dispatch(claimed) == len(claimed)
 
     partitions = await asyncio.to_thread(
-        _by_partition, rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), 122
+        _by_partition, rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), len(claimed)
     )
     [shared] = [jobs for jobs in partitions.values() if set(b_jobs) & set(jobs)]
     assert len(shared) == 12  # B's two and ten of A's
