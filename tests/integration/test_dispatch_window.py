@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
 from herald.shared.infra.kafka.admin import load_topic_specs
-from herald.shared.infra.kafka.client import consumer
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.runtime import Runtime
-from herald.shared.messages.request import decode_request
 from tests.conftest import Namespace, eventually
-from tests.support.helpers import sandbox_connections
+from tests.support.helpers import read_records, sandbox_connections
 from tests.support.kafka_lag import consume_and_commit
 from tests.support.results_pipeline import mark_in_progress, schedule_jobs
 
@@ -80,18 +77,9 @@ async def test_the_dispatcher_stops_at_its_window_and_resumes_as_publishers_take
 
 def _by_partition(bootstrap: str, topic: str, count: int) -> dict[int, list[str]]:
     """The job ids of the first `count` records on `topic`, per partition in offset order."""
-    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
-    c.subscribe([topic])
     found: dict[int, list[tuple[int, str]]] = {}
-    deadline = time.monotonic() + 60
-    try:
-        while sum(map(len, found.values())) < count and time.monotonic() < deadline:
-            for m in c.consume(1000, 0.2):
-                if not m.error():
-                    job = decode_request(m.value()).job_id
-                    found.setdefault(m.partition(), []).append((m.offset(), job))
-    finally:
-        c.close()
+    for partition, offset, value in read_records(bootstrap, topic, expect=count):
+        found.setdefault(partition, []).append((offset, str(value["job_id"])))
     return {p: [job for _, job in sorted(records)] for p, records in found.items()}
 
 

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import orjson
 import pytest
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.kafka.admin import load_topic_specs
-from herald.shared.infra.kafka.client import consumer
 from herald.shared.infra.names import REQUEST
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.messages.codec import instant_or_none, now_utc
 from tests.conftest import Namespace, eventually
-from tests.support.helpers import aread_topic, sandbox_connections
+from tests.support.helpers import aread_topic, read_records, sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]
 
@@ -314,21 +310,9 @@ def _redispatched(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 
 def _partitions_of(bootstrap: str, topic: str, expect: int) -> dict[str, set[int]]:
     """The partitions each connection's requests arrived on."""
-    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
-    c.subscribe([topic])
     seen: dict[str, set[int]] = {}
-    count = 0
-    deadline = time.monotonic() + 60
-    try:
-        while count < expect and time.monotonic() < deadline:
-            for m in c.consume(1000, 0.2):
-                if m.error():
-                    continue
-                value = orjson.loads(m.value() or b"null")
-                seen.setdefault(value["connection_id"], set()).add(int(m.partition() or 0))
-                count += 1
-    finally:
-        c.close()
+    for partition, _, value in read_records(bootstrap, topic, expect=expect):
+        seen.setdefault(value["connection_id"], set()).add(partition)
     return seen
 
 

@@ -53,6 +53,26 @@ def read_topic(
     return values
 
 
+def read_records(
+    bootstrap: str, topic: str, *, expect: int, timeout: float = 60.0
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """The first `expect` records on `topic` from the start (or what came within `timeout`
+    seconds), as (partition, offset, value)."""
+    c = consumer(bootstrap, f"check-{uuid.uuid4().hex}")
+    c.subscribe([topic])
+    records: list[tuple[int, int, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.2):
+                if not m.error():
+                    value = orjson.loads(m.value() or b"null")
+                    records.append((int(m.partition() or 0), int(m.offset() or 0), value))
+    finally:
+        c.close()
+    return records
+
+
 async def sandbox_connections(
     rt: Runtime, count: int, *, tenant: str = "default", metadata: dict[str, Any] | None = None
 ) -> list[str]:
