@@ -150,6 +150,27 @@ def test_reauthorise_a_connection_without_the_token_coming_back(
     assert new_token not in str(pipeline.ok("GET", f"/publishing/connections/{ig}", key))
 
 
+@pytest.mark.parametrize("view", ["connections", "schedule", "queue", "dlq"])
+def test_opening_the_page_loads_the_connections_once(
+    page: Page, pipeline: Pipeline, view: str
+) -> None:
+    """Loaded a second time, the connections table was rebuilt under a token being typed:
+    "Re-authorise" then sent an empty token. Views that do not show them still get the
+    connections for their filters."""
+    key = tenant(pipeline)
+    sandbox(pipeline, key, "Only Shop")
+    lists: list[str] = []
+    page.on(
+        "request",
+        lambda r: lists.append(r.url) if "/publishing/connections?" in r.url else None,
+    )
+    log_in(page, pipeline, key, view)
+    expect(page.locator("#job-connection")).to_contain_text("Only Shop")
+    expect(page.locator("#dlq-connection")).to_contain_text("Only Shop")
+    page.wait_for_load_state("networkidle")
+    assert len(lists) == 1, lists
+
+
 def test_a_sign_in_per_instance_asks_for_the_instance(page: Page, pipeline: Pipeline) -> None:
     log_in(page, pipeline, tenant(pipeline), "connections")
     instance = page.locator("#connect-instance")

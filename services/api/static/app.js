@@ -9,6 +9,10 @@ import { renderConnectionChoices, wireSchedule } from "./schedule.js";
 
 const LIVE_EVERY_MS = 2000; // health and an open job's story refresh without reloading
 let liveTimer = null;
+// Views whose loader loads the connections itself. Every other view needs them once, when
+// the page opens (filters and labels name them); loading them twice would rebuild the
+// connections table under a token being typed.
+const SHOWS_CONNECTIONS = new Set(["schedule", "connections"]);
 
 const LOADERS = {
   schedule: async () => renderConnectionChoices(await loadConnections()),
@@ -28,7 +32,7 @@ function showLogin() {
   clearInterval(liveTimer);
 }
 
-async function route() {
+async function route(opening = false) {
   if (!sessionStorage.getItem(KEY)) return showLogin();
   const [name, id] = (window.location.hash.slice(1) || "schedule").split("/");
   const view = name === "job" ? "job" : LOADERS[name] ? name : "schedule";
@@ -39,6 +43,7 @@ async function route() {
   }
   clearInterval(liveTimer);
   const refresh = view === "job" ? () => showJob(decodeURIComponent(id || "")) : LOADERS[view];
+  if (opening && !SHOWS_CONNECTIONS.has(view)) await loadConnections();
   await refresh();
   if (view === "job" || view === "health") {
     liveTimer = setInterval(() => refresh().catch((e) => notice(e.message, "error")), LIVE_EVERY_MS);
@@ -61,9 +66,8 @@ async function showOps() {
     fillSelect($(id), state.platforms.map((p) => [p.name, p.title || p.name]), true);
   }
   wireConnections(run);
-  await loadConnections();
   const connected = new URLSearchParams(window.location.search).get("connected");
-  await route();
+  await route(true);
   if (connected) notice("Connected: " + connected, "ok"); // back from a platform's sign-in
 }
 
