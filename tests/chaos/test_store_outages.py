@@ -1,18 +1,23 @@
 """Restart Postgres, Redis or Kafka while jobs flow (on a stack of the test's own): every
-service waits, then carries on; every job is published exactly once."""
+service waits, then carries on; every job is published exactly once. And both kinds of
+consumer read again after a commit made while Kafka was away."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import pytest
 
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.db.migrate import migrate
-from herald.shared.infra.kafka.admin import create_topics, load_topic_specs
+from herald.shared.infra.kafka.admin import TopicSpec, create_topics, load_topic_specs
+from herald.shared.infra.kafka.batch_consumer import BatchConsumer
+from herald.shared.infra.kafka.client import Message, Producer
+from herald.shared.infra.kafka.concurrent_consumer import ConcurrentConsumer
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.messages.codec import now_utc
@@ -117,3 +122,67 @@ async def test_services_ride_out_a_store_restart(
         )
     )
     assert set(posts) == set(ids) and set(posts.values()) == {1}
+
+
+async def test_consumers_read_again_after_committing_while_kafka_stopped(
+    own_stack: Settings,
+) -> None:
+    """Records flow, and both kinds of consumer commit every few milliseconds, while Kafka
+    shuts down and stays away past their session timeout; both read again once it is back.
+    Seen in the whole pipeline: a commit the broker refused as it shut down ("not
+    coordinator") left the results service's consumer thread waiting, its session expired,
+    nothing asked for a broker connection again, and it read nothing more."""
+    bootstrap = own_stack.kafka_bootstrap
+    topic = f"commit-outage-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(create_topics, bootstrap, [TopicSpec(topic, 3, 3_600_000)])
+    seen: dict[str, set[bytes]] = {"batch": set(), "concurrent": set()}
+
+    async def handle_batch(messages: list[Message]) -> None:
+        seen["batch"].update(bytes(m.value() or b"") for m in messages)
+
+    async def handle_one(message: Message) -> bool:
+        seen["concurrent"].add(bytes(message.value() or b""))
+        return True
+
+    group = uuid.uuid4().hex[:8]
+    consumers: list[BatchConsumer | ConcurrentConsumer] = [
+        BatchConsumer(bootstrap, f"batch-{group}", [topic], handle_batch),
+        ConcurrentConsumer(
+            bootstrap, f"concurrent-{group}", [topic], handle_one, commit_interval=0.01
+        ),
+    ]
+    stopping = asyncio.Event()
+    running = [asyncio.create_task(c.run(stopping)) for c in consumers]
+    producer = Producer(bootstrap)
+
+    async def flow(until: asyncio.Event) -> None:  # a record every 5 ms, each its own commit
+        n = 0
+        while not until.is_set():
+            await asyncio.to_thread(producer.send_batch, [(topic, str(n), b"%d" % n)])
+            n += 1
+            await asyncio.sleep(0.005)
+
+    def reading(name: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            assert not any(t.done() for t in running), [t.exception() for t in running]
+            return b"after" in seen[name] if name else bool(all(seen.values()))
+
+        return check
+
+    kafka_down = asyncio.Event()
+    flowing = asyncio.create_task(flow(kafka_down))
+    try:
+        await eventually(reading(""), timeout=60)  # both read the flow
+        await asyncio.to_thread(down_service, own_stack, "kafka")
+        kafka_down.set()
+        await asyncio.sleep(15)  # past the session timeout (10 s): both lose their partitions
+        assert await asyncio.to_thread(up_service, own_stack, "kafka") == 0
+        await flowing
+        await asyncio.to_thread(producer.send_batch, [(topic, "k", b"after")])
+        for name in seen:
+            await eventually(reading(name), timeout=90, interval=0.5)
+    finally:
+        kafka_down.set()
+        stopping.set()
+        await asyncio.wait_for(asyncio.gather(flowing, *running, return_exceptions=True), 60)
+        producer.close()

@@ -1,4 +1,4 @@
-"""Consume in batches and commit only after the batch's effects are durable.
+"""Consume in batches and commit (asynchronously) only after the batch's effects are durable.
 
 All calls on the confluent consumer run on one dedicated thread (it is not thread-safe);
 the handler runs on the event loop. A handler failure commits nothing: the batch is
@@ -91,11 +91,12 @@ class BatchConsumer:
         return True
 
     async def _commit(self, messages: list[Message]) -> None:
+        """Asynchronous (`consumer` says why); a commit that fails leaves the batch to be
+        redelivered to whoever owns its partitions next: effects are idempotent."""
         assert self._consumer is not None
         try:
             await self._call(
-                self._consumer.commit, offsets=next_offsets(messages), asynchronous=False
+                self._consumer.commit, offsets=next_offsets(messages), asynchronous=True
             )
         except confluent_kafka.KafkaException as exc:
-            # Partitions were revoked meanwhile: the new owner redelivers; effects are idempotent.
             log.warning("commit failed", extra={"group": self.group, "error": str(exc)})

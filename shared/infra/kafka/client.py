@@ -168,8 +168,22 @@ class Producer:
             self._poller.join(timeout=1.0)
 
 
+def _commit_failed(err: confluent_kafka.KafkaError | None, parts: list[Any]) -> None:
+    failed = [p for p in parts if p.error is not None]
+    if err is not None or failed:
+        log.warning(
+            "commit failed",
+            extra={"kafka_error": str(err or failed[0].error), "partitions": len(parts)},
+        )
+
+
 def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Consumer:
-    """A consumer that never auto-commits: callers commit after their effects are durable."""
+    """A consumer that never auto-commits: callers commit after their effects are durable,
+    asynchronously (`commit(..., asynchronous=True)`; a failure is logged, or handled by an
+    `on_commit` of the caller's). A synchronous commit made while the broker is away blocks
+    the one thread that must serve the group until Kafka is back and the coordinator found:
+    a session that times out meanwhile cannot give up its lost partitions and rejoin.
+    `close` still sends what is committed."""
     config = base_config(bootstrap) | {
         "group.id": group,
         "enable.auto.commit": False,
@@ -178,6 +192,12 @@ def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Co
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "partition.assignment.strategy": "cooperative-sticky",
+        # Reconnect to every broker after an outage, needed or not. With sparse connections
+        # a broker that went away is reconnected only on demand, and a consumer whose
+        # session expired during a Kafka restart (partitions lost, a commit waiting for the
+        # coordinator) was seen never to ask again: it stayed out of its group for good.
+        "enable.sparse.connections": False,
+        "on_commit": _commit_failed,
     }
     config.update(overrides)
     return confluent_kafka.Consumer(config)

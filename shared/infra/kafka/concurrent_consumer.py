@@ -20,7 +20,9 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
 - Commit positions come from `OffsetTracker`: per partition, up to the lowest offset still
   outstanding. They are committed every `commit_interval` seconds, on revoke (for the
   partitions leaving) and once more on stop, after in-flight work drained (within `drain_grace`
-  seconds; what is still running then is cancelled and left uncommitted).
+  seconds; what is still running then is cancelled and left uncommitted). Commits are
+  asynchronous (`client.consumer` says why); the tracker records a position once Kafka
+  accepted it.
 - On revoke or loss the partitions are forgotten: their in-flight work still finishes but its
   completion is ignored; the new owner redelivers those messages (effects are idempotent).
 """
@@ -93,7 +95,8 @@ class ConcurrentConsumer:
     # ---- main loop ----------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
-        c = await self._call(consumer, self.bootstrap, self.group, **self.overrides)
+        config = {"on_commit": self._on_commit} | self.overrides
+        c = await self._call(consumer, self.bootstrap, self.group, **config)
         self._consumer = c
         await self._call(
             c.subscribe,
@@ -233,9 +236,9 @@ class ConcurrentConsumer:
             await self._commit()
 
     async def _commit(self) -> None:
-        await self._call(self._commit_sync, None)
+        await self._call(self._commit_now, None)
 
-    def _commit_sync(self, parts: list[Partition] | None) -> None:
+    def _commit_now(self, parts: list[Partition] | None) -> None:
         """On the kafka thread: commit the tracker's positions that moved forward."""
         c = self._consumer
         if c is None:
@@ -246,14 +249,26 @@ class ConcurrentConsumer:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            c.commit(offsets=offsets, asynchronous=False)
+            c.commit(offsets=offsets, asynchronous=True)
         except confluent_kafka.KafkaException as exc:
-            # Typically a rebalance in progress: the positions are committed next time, or the
-            # new owner redelivers (effects are idempotent).
+            # Typically no partition is owned any more: the positions are committed next time,
+            # or the new owner redelivers (effects are idempotent).
             log.warning("commit failed", extra={"group": self.group, "error": str(exc)})
+
+    def _on_commit(
+        self, err: confluent_kafka.KafkaError | None, parts: list[TopicPartition]
+    ) -> None:
+        """On the kafka thread, inside `consume`: what Kafka accepted is committed."""
+        if err is not None:
+            log.warning("commit failed", extra={"group": self.group, "error": str(err)})
             return
+        accepted = {
+            (str(p.topic), int(p.partition)): int(p.offset)
+            for p in parts
+            if p.error is None and p.offset >= 0
+        }
         with self._lock:
-            self.tracker.committed(positions)
+            self.tracker.committed(accepted)
 
     # ---- rebalance callbacks (on the kafka thread, inside consume) ----------------------
 
@@ -275,7 +290,7 @@ class ConcurrentConsumer:
 
     def _on_revoke(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
         leaving = [(str(p.topic), int(p.partition)) for p in parts]
-        self._commit_sync(leaving)  # what is done so far, while we still own them
+        self._commit_now(leaving)  # what is done so far, while we still own them
         self._forget(leaving, "revoked")
 
     def _on_lost(self, c: confluent_kafka.Consumer, parts: list[TopicPartition]) -> None:
