@@ -1,7 +1,8 @@
 """Consume in batches and commit (asynchronously) only after the batch's effects are durable.
 
 All calls on the confluent consumer run on one dedicated thread (it is not thread-safe);
-the handler runs on the event loop. A handler failure commits nothing: the batch is
+the handler runs on the event loop. A consumer that knows no broker any more is replaced
+(`BrokerWatch`). A handler failure commits nothing: the batch is
 retried (store outages) or the service stops, and Kafka redelivers.
 """
 
@@ -16,7 +17,7 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from herald.shared.errors import StoreUnavailable
-from herald.shared.infra.kafka.client import KafkaError, Message, consumer
+from herald.shared.infra.kafka.client import BrokerWatch, KafkaError, Message, abandon, consumer
 from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 from herald.shared.infra.retry import Backoff, Retry, Stopped
 
@@ -56,13 +57,18 @@ class BatchConsumer:
         self.overrides = overrides
         self._call = SerialCalls(group)
         self._consumer: confluent_kafka.Consumer | None = None
+        self._watch = BrokerWatch()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._consumer = await self._call(consumer, self.bootstrap, self.group, **self.overrides)
-        c = self._consumer
-        await self._call(c.subscribe, self.topics)
+        c = await self._connect()
         try:
             while not stopping.is_set():
+                if self._watch.lost:
+                    log.warning(
+                        "kafka consumer knows no broker; replaced", extra={"group": self.group}
+                    )
+                    abandon(c)
+                    c = await self._connect()
                 raw = await self._call(take, c, self.batch_size, self.poll_timeout)
                 messages = without_errors(raw)
                 if not messages:
@@ -73,6 +79,16 @@ class BatchConsumer:
         finally:
             await self._call(c.close)
             self._call.shutdown()
+
+    async def _connect(self) -> confluent_kafka.Consumer:
+        self._watch = BrokerWatch()
+        config = self._watch.config() | self.overrides
+        c: confluent_kafka.Consumer = await self._call(
+            consumer, self.bootstrap, self.group, **config
+        )
+        await self._call(c.subscribe, self.topics)
+        self._consumer = c
+        return c
 
     async def _handle(self, messages: list[Message], stopping: asyncio.Event) -> bool:
         """Handle the batch, retrying store outages; False when the service stops first."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -52,6 +53,8 @@ def base_config(bootstrap: str) -> dict[str, Any]:
 class Producer:
     """Idempotent producer (acks=all). `send_batch` returns once every record is acknowledged.
 
+    A client that knows no broker any more is replaced (`BrokerWatch`).
+
     `send_batch_async` waits for its own records only: a thread polls the client for
     acknowledgements and each batch's future completes when its last record is acknowledged.
     (`flush`, which `send_batch` uses, waits for every record of every caller, so concurrent
@@ -70,24 +73,45 @@ class Producer:
             "queue.buffering.max.messages": 500_000,
         }
         config.update(overrides)
-        self._producer = confluent_kafka.Producer(config)
+        self._config = config
+        self._watch = BrokerWatch()
+        self._producer = confluent_kafka.Producer(config | self._watch.config())
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
         self._lock = threading.Lock()
 
-    def _produce(self, records: Iterable[Record], on_delivery: Callable[..., None]) -> int:
+    def _current(self) -> confluent_kafka.Producer:
+        """The client to send with: a new one when this one knows no broker any more
+        (`BrokerWatch`). What the old one still held fails, so its senders send again."""
+        with self._lock:
+            if not self._watch.lost:
+                return self._producer
+            log.warning("kafka producer knows no broker; replaced")
+            old = self._producer
+            self._watch = BrokerWatch()
+            self._producer = confluent_kafka.Producer(self._config | self._watch.config())
+        old.purge()
+        old.flush(5.0)  # serves the purged records' callbacks: their senders see the failure
+        return self._producer
+
+    def _produce(
+        self,
+        producer: confluent_kafka.Producer,
+        records: Iterable[Record],
+        on_delivery: Callable[..., None],
+    ) -> int:
         count = 0
         for record in records:
             topic, key, value = record[0], record[1], record[2]
             partition = record[3] if len(record) > 3 else UNASSIGNED
             while True:
                 try:
-                    self._producer.produce(
+                    producer.produce(
                         topic, value=value, key=key, partition=partition, on_delivery=on_delivery
                     )
                     break
                 except BufferError:  # the local queue is full: let librdkafka send some
-                    self._producer.poll(0.05)
+                    producer.poll(0.05)
             count += 1
         return count
 
@@ -102,8 +126,9 @@ class Producer:
             if err is not None:
                 errors.append(str(err))
 
-        count = self._produce(records, on_delivery)
-        remaining = self._producer.flush(timeout)
+        producer = self._current()
+        count = self._produce(producer, records, on_delivery)
+        remaining = producer.flush(timeout)
         if remaining:
             raise KafkaError(f"{remaining} records not acknowledged within {timeout}s")
         if errors:
@@ -133,7 +158,7 @@ class Producer:
                     loop.call_soon_threadsafe(settle)
 
         self._start_poller()
-        count = self._produce(records, on_delivery)
+        count = self._produce(self._current(), records, on_delivery)
         try:
             await asyncio.wait_for(asyncio.shield(acked), timeout)
         except TimeoutError:
@@ -177,6 +202,42 @@ def _commit_failed(err: confluent_kafka.KafkaError | None, parts: list[Any]) -> 
         )
 
 
+class BrokerWatch:
+    """Whether a client still knows any broker, read from librdkafka's statistics (its
+    `stats_cb`, every `STATS_SECONDS`).
+
+    librdkafka drops the brokers a metadata answer leaves out, and an answer taken while
+    Kafka shuts down names none. A client left knowing no broker goes back to its bootstrap
+    servers only when one of its brokers is seen to go down, so when none was left to go
+    down it never does: it cannot find its group's coordinator or any partition's leader
+    again (seen: the results service out of its group for good after a Kafka restart). A
+    client that knew no broker in two readings in a row is `lost`, and its owner replaces
+    it."""
+
+    STATS_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self.brokerless = 0  # readings in a row that named no broker
+
+    def config(self) -> dict[str, Any]:
+        return {"statistics.interval.ms": int(self.STATS_SECONDS * 1000), "stats_cb": self}
+
+    def __call__(self, raw: str) -> None:
+        brokers = json.loads(raw).get("brokers", {}).values()
+        known = any(b.get("source") in ("learned", "configured") for b in brokers)
+        self.brokerless = 0 if known else self.brokerless + 1
+
+    @property
+    def lost(self) -> bool:
+        return self.brokerless >= 2
+
+
+def abandon(client: confluent_kafka.Consumer) -> None:
+    """Close a client that knows no broker, on a thread of its own: its close waits for
+    commits that can no longer be sent."""
+    threading.Thread(target=client.close, name="kafka-abandoned", daemon=True).start()
+
+
 def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Consumer:
     """A consumer that never auto-commits: callers commit after their effects are durable,
     asynchronously (`commit(..., asynchronous=True)`; a failure is logged, or handled by an
@@ -192,11 +253,6 @@ def consumer(bootstrap: str, group: str, **overrides: Any) -> confluent_kafka.Co
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "partition.assignment.strategy": "cooperative-sticky",
-        # Reconnect to every broker after an outage, needed or not. With sparse connections
-        # a broker that went away is reconnected only on demand, and a consumer whose
-        # session expired during a Kafka restart (partitions lost, a commit waiting for the
-        # coordinator) was seen never to ask again: it stayed out of its group for good.
-        "enable.sparse.connections": False,
         "on_commit": _commit_failed,
     }
     config.update(overrides)

@@ -25,6 +25,8 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
   accepted it.
 - On revoke or loss the partitions are forgotten: their in-flight work still finishes but its
   completion is ignored; the new owner redelivers those messages (effects are idempotent).
+  A consumer that knows no broker any more is replaced (`BrokerWatch`), and what it owned
+  counts as lost.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from herald.shared.infra.kafka.client import Message, consumer
+from herald.shared.infra.kafka.client import BrokerWatch, Message, abandon, consumer
 from herald.shared.infra.kafka.offset_tracker import OffsetTracker, Partition
 from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 
@@ -87,6 +89,7 @@ class ConcurrentConsumer:
         self._failure: BaseException | None = None
         self._call = SerialCalls(group)
         self._consumer: confluent_kafka.Consumer | None = None
+        self._watch = BrokerWatch()
 
     @property
     def in_flight(self) -> int:
@@ -95,9 +98,28 @@ class ConcurrentConsumer:
     # ---- main loop ----------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
-        config = {"on_commit": self._on_commit} | self.overrides
-        c = await self._call(consumer, self.bootstrap, self.group, **config)
-        self._consumer = c
+        await self._connect()
+        committer = asyncio.create_task(self._commit_loop(stopping), name="kafka-commits")
+        try:
+            await self._intake(stopping)
+        finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
+            await self._drain()
+            await self._commit()
+            if self._consumer is not None:
+                await self._call(self._consumer.close)
+            self._call.shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _connect(self) -> confluent_kafka.Consumer:
+        self._watch = BrokerWatch()
+        config = self._watch.config() | {"on_commit": self._on_commit} | self.overrides
+        c: confluent_kafka.Consumer = await self._call(
+            consumer, self.bootstrap, self.group, **config
+        )
         await self._call(
             c.subscribe,
             self.topics,
@@ -105,22 +127,27 @@ class ConcurrentConsumer:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        committer = asyncio.create_task(self._commit_loop(stopping), name="kafka-commits")
-        try:
-            await self._intake(c, stopping)
-        finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
-            await self._drain()
-            await self._commit()
-            await self._call(c.close)
-            self._call.shutdown()
-        if self._failure is not None:
-            raise self._failure
+        self._consumer = c
+        return c
 
-    async def _intake(self, c: confluent_kafka.Consumer, stopping: asyncio.Event) -> None:
+    async def _replace(self) -> confluent_kafka.Consumer:
+        """A consumer that knows no broker any more (`BrokerWatch`) gives way to a new one;
+        what it owned counts as lost."""
+        log.warning("kafka consumer knows no broker; replaced", extra={"group": self.group})
+        with self._lock:
+            owned = sorted(self._assigned)
+        self._forget(owned, "lost")
+        if self._consumer is not None:
+            abandon(self._consumer)
+            self._consumer = None
+        return await self._connect()
+
+    async def _intake(self, stopping: asyncio.Event) -> None:
+        assert self._consumer is not None
+        c = self._consumer
         while not stopping.is_set() and self._failure is None:
+            if self._watch.lost:
+                c = await self._replace()
             free = self.max_in_flight - self.in_flight
             if free <= 0 and not self._paused:
                 # Full: usually a slot frees within moments (no pause, whose resume costs a
