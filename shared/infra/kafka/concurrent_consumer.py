@@ -137,10 +137,13 @@ class ConcurrentConsumer:
         with self._lock:
             owned = sorted(self._assigned)
         self._forget(owned, "lost")
+        await self._call(self._let_go)  # on the kafka thread: no commit is using it then
+        return await self._connect()
+
+    def _let_go(self) -> None:
         if self._consumer is not None:
             abandon(self._consumer)
             self._consumer = None
-        return await self._connect()
 
     async def _intake(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
