@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Container
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -59,6 +60,14 @@ class Claimed:
     # The token's ciphertext as claimed: an auth failure marks the connection `needs_reauth`
     # only while it still holds this token (a new one may have come meanwhile).
     token_blob: bytes | None = None
+    # For CALL: `time.monotonic()` before the claim's transaction began. Its lease runs from
+    # the transaction's start, so at least `lease_seconds` from this instant.
+    since: float = float("-inf")
+
+    def fresh(self, lease_seconds: float) -> bool:
+        """Taken less than a third of a lease ago (the margin the lease renewal keeps): only
+        a lease that ran out lets another worker take a claim over, so it is still ours."""
+        return time.monotonic() - self.since < lease_seconds / 3
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ class ClaimStore:
 
     async def _claim_many(self, requests: list[PublishRequest]) -> list[Claimed]:
         ids = sorted({r.job_id for r in requests})
+        since = time.monotonic()
         now = codec.now_utc()
         # Pipelined: the reads go out together, the writes and the commit too (2 round trips).
         async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
@@ -178,7 +188,7 @@ class ClaimStore:
                         r["finished_at"],
                     )
                 )
-            out = self._decide_all(requests, rows, held, answered, now)
+            out = self._decide_all(requests, rows, held, answered, now, since)
             writes = [
                 (req, c.decision) for req, c in zip(requests, out, strict=True) if c.decision.claim
             ]
@@ -203,6 +213,7 @@ class ClaimStore:
         claims: dict[str, list[ClaimRow]],
         attempts: dict[str, list[AttemptRow]],
         now: datetime,
+        since: float,
     ) -> list[Claimed]:
         out: list[Claimed] = []
         seen: set[tuple[str, int]] = set()
@@ -222,11 +233,11 @@ class ClaimStore:
                 now=now,
                 platforms=self.platforms,
             )
-            out.append(self._with_connection(req, decision, row, now))
+            out.append(self._with_connection(req, decision, row, now, since))
         return out
 
     def _with_connection(
-        self, req: PublishRequest, decision: Decision, row: Row | None, now: datetime
+        self, req: PublishRequest, decision: Decision, row: Row | None, now: datetime, since: float
     ) -> Claimed:
         if decision.kind is not Kind.CALL or row is None:
             return Claimed(decision)
@@ -247,7 +258,7 @@ class ClaimStore:
             metadata=row["connection_metadata"] or {},
             access_token=token,
         )
-        return Claimed(decision, connection, bytes(blob) if blob else None)
+        return Claimed(decision, connection, bytes(blob) if blob else None, since)
 
     async def _emit_many(self, items: list[Emit]) -> list[dict[str, Any] | None]:
         values: list[dict[str, Any] | None] = [i.value for i in items]

@@ -29,9 +29,8 @@ from typing import TypeVar
 
 import psycopg
 
-from herald.services.publisher.claims import ClaimStore, Emit
+from herald.services.publisher.claims import Claimed, ClaimStore, Emit
 from herald.services.publisher.decision import (
-    Decision,
     Kind,
     deadline_outcome,
     failed_call_outcome,
@@ -155,7 +154,7 @@ class PublishWorker:
         claimed = await self._claim(req)
         if claimed is None:
             return
-        decision, connection, blob = claimed
+        decision, connection, blob = claimed.decision, claimed.connection, claimed.token_blob
         if decision.kind is Kind.UNKNOWN_JOB:
             log.warning("request for an unknown job", extra=ids)
             await self._invalid(raw, topic, InvalidMessage(f"unknown job {req.job_id}"), req)
@@ -174,7 +173,7 @@ class PublishWorker:
             return
         assert connection is not None
         with self.leases.kept((req.job_id, req.attempt)):
-            outcome = await self._call(req, connection, decision)
+            outcome = await self._call(req, connection, claimed)
             if outcome is None:
                 return  # the claim was taken over: its new holder answers
             if decision.deadline_read:
@@ -198,9 +197,7 @@ class PublishWorker:
             return
         self._done(req, emitted, reemitted=emitted is not value, called=True)
 
-    async def _claim(
-        self, req: PublishRequest
-    ) -> tuple[Decision, Connection | None, bytes | None] | None:
+    async def _claim(self, req: PublishRequest) -> Claimed | None:
         """Claim (job, attempt); waits while another live worker holds it. None: leave it."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.timing.held_wait_seconds
@@ -208,7 +205,7 @@ class PublishWorker:
             claimed = await self._store(lambda: self.claims.claim(req))
             decision = claimed.decision
             if decision.kind is not Kind.HELD:
-                return decision, claimed.connection, claimed.token_blob
+                return claimed
             if loop.time() >= give_up:
                 log.warning(
                     "another worker still holds the claim; leaving it to that worker and the"
@@ -224,10 +221,11 @@ class PublishWorker:
                 raise Abandoned
 
     async def _call(
-        self, req: PublishRequest, connection: Connection, decision: Decision
+        self, req: PublishRequest, connection: Connection, claimed: Claimed
     ) -> PublishOutcome | None:
         """The platform's outcome; None when this worker lost its claim on the way (it did
         nothing irreversible since, and reports nothing)."""
+        decision = claimed.decision
         platform = self.registry[req.platform]
         admission = await self._store(lambda: self.limiter.acquire(connection))
         if admission.retry_after is not None:
@@ -266,7 +264,12 @@ class PublishWorker:
             await hold(children=",".join(ids))
 
         async def confirm() -> None:
-            await hold(publishing=True)
+            # A claim taken moments ago is still ours, and a job without a container has no
+            # "sent" stamp to record (a platform that posts in one call): then no statement
+            # is needed, a round trip less before most posts (docs/lifecycle.md).
+            stamp = bool(remembered or decision.stored_container_id)
+            if stamp or not claimed.fresh(self.timing.lease_seconds):
+                await hold(publishing=True)
             sent.append(True)  # the post may be live from here on
 
         ctx = AttemptContext(

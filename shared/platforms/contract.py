@@ -35,7 +35,9 @@ class AttemptContext:
     in the same statement that checks the claim (and extends its lease), and
     `confirm_claim` checks it right before an irreversible call (`media_publish`, a
     sandbox post), recording durably that the call is being sent. Both raise `ClaimLost`
-    when the claim is gone.
+    when the claim is gone. (A job without a container whose claim is less than a third of
+    a lease old has nothing to record and is still this worker's: `confirm_claim` then
+    returns at once, without a statement.)
 
     `settle` makes an outcome final as soon as it is known (Instagram: `media_publish`
     answered with a media id): whatever happens to the attempt afterwards (a slow read, the

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from herald.services.publisher.claims import ClaimStore
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import PublishRequest
@@ -193,6 +194,56 @@ async def test_an_attempt_taken_over_from_a_dead_worker_looks_before_it_posts(
     posts = [str(p["job_id"]) for p in await harness.posts()]
     assert sorted(posts) == sorted([posted, not_posted])  # one post each
     assert (await _claim_of(rt, posted))["worker"] == WORKER
+
+
+async def test_a_fresh_claim_posts_without_another_statement(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim taken moments ago is still ours (only a lapsed lease lets another worker take
+    # it over), and a sandbox post has no container to stamp "sent" on: no statement stands
+    # between the claim and the post.
+    rt = harness.rt
+    jobs = await schedule(rt, [await sandbox_connection(rt), await sandbox_connection(rt)])
+    checks: list[tuple[str, bool]] = []
+    real_hold = ClaimStore.hold
+
+    async def hold(self: ClaimStore, job_id: str, attempt: int, *a: Any, **kw: Any) -> bool:
+        checks.append((job_id, bool(kw.get("publishing"))))
+        return await real_hold(self, job_id, attempt, *a, **kw)
+
+    monkeypatch.setattr(ClaimStore, "hold", hold)
+    harness.send(await dispatch(rt, jobs))
+    results = await harness.results_for(2)
+    assert {r["outcome"] for r in results} == {"published"}
+    assert sorted(str(p["job_id"]) for p in await harness.posts()) == sorted(jobs)
+    assert checks == []
+
+
+async def test_a_claim_older_than_a_third_of_its_lease_is_checked_before_the_post(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    stalled = rt.settings.lease_seconds / 3 + 0.3
+
+    async def stall_then_lose_the_claim(request: PublishRequest, ctx: AttemptContext) -> None:
+        # This worker stalls past a third of its lease; meanwhile (as if the lease had run
+        # out) another worker takes the claim over. The post must not go out.
+        await asyncio.sleep(stalled)
+        await rt.db.execute(
+            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
+            " WHERE job_id = %s",
+            (OTHER, job),
+        )
+
+    harness.spy.before = stall_then_lose_the_claim
+    harness.send(await dispatch(rt, [job]))
+
+    await harness.all_committed(1)
+    assert await _quiet(harness, 1) == []
+    assert await harness.posts() == []
+    claim = await _claim_of(rt, job)
+    assert claim["worker"] == OTHER and claim["result"] is None  # left to its new holder
 
 
 async def _logged(logs: Logs, text: str) -> bool:
