@@ -75,7 +75,8 @@ local function zrem_all(key, ids)
 end
 """
 
-# ARGV[2..]: id, tenant, due triples.
+# ARGV[2..]: id, tenant, due triples. KEYS[3], when given: the wake list, pushed to once the
+# ids are in (in the same round trip).
 _ADD = (
     _COMMON
     + """
@@ -94,6 +95,10 @@ end
 for t in pairs(moved) do rescore(t) end
 for t, how in pairs(touched) do
   if how == 'rescore' then rescore(t) else lower(t) end
+end
+if KEYS[3] then
+  redis.call('LPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], 0, 0)
 end
 return 0
 """
@@ -239,7 +244,7 @@ class DelayedQueue:
     @_outage
     async def add(self, items: Mapping[str, Due], *, wake: bool = True) -> None:
         """Put job ids in their tenants' queues at their due times (replacing an earlier
-        score)."""
+        score); with `wake`, the last script call wakes a sleeping dispatcher too."""
         if not items:
             return
         entries = list(items.items())
@@ -247,12 +252,10 @@ class DelayedQueue:
             args: list[Any] = [self.tenant_prefix]
             for job_id, due in entries[start : start + 2000]:
                 args += [job_id, due.tenant, repr(due.at)]
-            await self._add(keys=self._queue_keys[:2], args=args)
-        if wake:
-            async with self._r.pipeline(transaction=False) as pipe:
-                pipe.lpush(self.wake_key, "1")
-                pipe.ltrim(self.wake_key, 0, 0)
-                await pipe.execute()
+            keys = self._queue_keys[:2]
+            if wake and start + 2000 >= len(entries):
+                keys = [*keys, self.wake_key]
+            await self._add(keys=keys, args=args)
 
     @_outage
     async def remove(self, job_ids: list[str]) -> None:

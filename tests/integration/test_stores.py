@@ -83,6 +83,19 @@ async def test_redis_delayed_queue_claims_due_jobs_with_a_lease(rt: Runtime) -> 
     assert await queue.next_due() == pytest.approx(now + 3600, abs=1e-3)
 
 
+async def test_an_add_wakes_a_sleeping_dispatcher_unless_told_not_to(rt: Runtime) -> None:
+    queue = rt.queue
+    now = time.time()
+    assert await queue.wait_for_wake(0.05) is False  # nothing added yet
+    await queue.add({"quiet": Due("t", now + 60)}, wake=False)
+    assert await queue.wait_for_wake(0.05) is False
+    # More ids than one script call takes: the wake comes once, with the last of them.
+    await queue.add({f"j{i}": Due("t", now + 60) for i in range(4500)})
+    assert await queue.wait_for_wake(0.05) is True
+    assert await queue.wait_for_wake(0.05) is False
+    assert await queue.depth() == 4501
+
+
 async def test_every_due_tenant_gets_into_a_batch_behind_another_tenants_backlog(
     rt: Runtime,
 ) -> None:
