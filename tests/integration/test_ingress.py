@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import pytest
 
+from herald.services.scheduler import ingress
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.main import relay_outbox
 from herald.services.scheduler.reconciler import Reconciler
@@ -17,6 +19,7 @@ from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import DLQ, SCHEDULE
 from herald.shared.infra.runtime import Runtime
+from herald.shared.jobs.batch import ScheduleItem
 from herald.shared.messages import codec
 from herald.shared.messages.client import HeraldClient
 from herald.shared.messages.codec import now_utc
@@ -209,6 +212,48 @@ async def test_no_command_can_stop_the_others_even_with_redis_away(
     assert await rt.queue.held(list(ids.values())) == set()
     await Reconciler(rt).reconcile_once()
     assert await rt.queue.held(list(ids.values())) == {ids[n] for n in ("good", "moved", "boom")}
+
+
+class _Record:
+    """What the ingress reads of a Kafka record: its value."""
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def value(self) -> bytes:
+        return self._value
+
+
+async def test_a_schedule_command_that_raises_is_found_by_halves_and_the_rest_are_written(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A take's schedule commands are one transaction; one command that raises (a bug, not a
+    # refusal) fails it. The ingress finds it by halves, writes the others and dead-letters
+    # that one: 13 transactions for 64 commands, where one by one took 65.
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    later = (now_utc() + timedelta(hours=1)).isoformat()
+    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
+    ids = [str(uuid.uuid4()) for _ in range(64)]
+    poison = ids[37]
+    writes: list[int] = []
+    real = ingress.schedule_batch
+
+    async def schedule_batch(jobs: Any, items: list[ScheduleItem]) -> Any:
+        writes.append(len(items))
+        if any(item.job_id == poison for item in items):
+            raise KeyError("a bug met by one command")
+        return await real(jobs, items)
+
+    monkeypatch.setattr(ingress, "schedule_batch", schedule_batch)
+    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
+    await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
+
+    assert set(await _statuses(rt, ids)) == set(ids) - {poison}
+    [letter] = await rt.db.fetch("SELECT * FROM dead_letters")
+    assert str(letter["job_id"]) == poison and letter["reason"] == "invalid_message"
+    assert "KeyError" in letter["last_error"]["message"]
+    assert await rt.queue.held(ids) == set(ids) - {poison}
+    assert len(writes) <= 13, writes
 
 
 async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
