@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from herald.shared.infra.db.migrate import discover, migrate
+from herald.shared.infra.db.pool import Database
 from herald.shared.infra.delayed_queue import DelayedQueue, Due
 from herald.shared.infra.names import Names
 from herald.shared.infra.runtime import Runtime
@@ -34,6 +38,46 @@ async def test_transaction_rolls_back_on_error(rt: Runtime) -> None:
     except RuntimeError:
         pass
     assert await rt.db.fetchone("SELECT 1 FROM tenants WHERE id = 'doomed'") is None
+
+
+async def test_a_connection_the_server_closed_is_replaced_before_it_is_used(
+    rt: Runtime, ns: Namespace
+) -> None:
+    # A restart or a terminated backend closes pooled connections: the next checkout finds
+    # out without a statement failing, and the caller gets a working connection.
+    db = Database(ns.base.database_url, rt.db.schema, max_size=1)
+    await db.open(wait=True)
+    try:
+        first = await db.fetchone("SELECT pg_backend_pid() AS pid")
+        assert first is not None
+        await rt.db.execute("SELECT pg_terminate_backend(%s)", (first["pid"],))
+        await asyncio.sleep(0.2)
+        second = await db.fetchone("SELECT pg_backend_pid() AS pid")
+        assert second is not None and second["pid"] != first["pid"]
+    finally:
+        await db.close()
+
+
+async def test_a_quiet_idle_connection_goes_out_without_a_round_trip(
+    rt: Runtime, ns: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[object] = []
+    real = AsyncConnectionPool.check_connection
+
+    async def check_connection(conn: Any) -> None:
+        checks.append(conn)
+        await real(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", check_connection)
+    db = Database(ns.base.database_url, rt.db.schema, max_size=1)
+    await db.open(wait=True)
+    try:
+        first = await db.fetchone("SELECT pg_backend_pid() AS pid")
+        await asyncio.sleep(1.5)  # idle, as between two lone jobs
+        assert await db.fetchone("SELECT pg_backend_pid() AS pid") == first
+        assert checks == []
+    finally:
+        await db.close()
 
 
 def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
