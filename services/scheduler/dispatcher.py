@@ -183,8 +183,12 @@ class Dispatcher:
         for r in rows:
             metrics.DISPATCH_LAG.observe(max(0.0, sent - due[str(r["id"])]))
         DISPATCHED.add(
-            {"job_id": str(r["id"]), "attempt": r["attempt_count"], "trace_id": r["trace_id"]}
-            for r in rows
+            rows,
+            lambda r: {
+                "job_id": str(r["id"]),
+                "attempt": r["attempt_count"],
+                "trace_id": r["trace_id"],
+            },
         )
         metrics.JOBS_DISPATCHED.inc(len(rows))
         return len(rows)

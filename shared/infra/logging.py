@@ -13,9 +13,9 @@ import sys
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -55,6 +55,7 @@ def configure(service: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+R = TypeVar("R")
 FIRST = 5  # the jobs a summary line names
 EVERY = 5.0  # seconds between two summary lines of one JobLog
 _ALL: weakref.WeakSet[JobLog] = weakref.WeakSet()
@@ -80,20 +81,29 @@ class JobLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         _ALL.add(self)
 
-    def add(self, jobs: Iterable[Mapping[str, Any]]) -> None:
+    def add(
+        self, jobs: Sequence[R], fields: Callable[[R], Mapping[str, Any]] | None = None
+    ) -> None:
+        """Count `jobs`, each shown by its `fields` (the job itself, without them). Fields are
+        built only where a line shows them: every job's at DEBUG or with `by`, else only
+        the first few jobs' (building every job's was 4 % of the batch route's CPU time)."""
         debug = self.logger.isEnabledFor(logging.DEBUG)
-        if not (debug or self.logger.isEnabledFor(logging.INFO)):
+        if not jobs or not (debug or self.logger.isEnabledFor(logging.INFO)):
             return
-        for job in jobs:
-            if debug:
-                self.logger.debug(self.each, extra=dict(job))
-            self._count += 1
-            if len(self._first) < FIRST:
-                self._first.append(dict(job))
-            if self.by is not None:
-                self._by[str(job.get(self.by))] += 1
-        if self._count:
-            self._soon()
+        show: Callable[[Any], Mapping[str, Any]] = fields or _itself
+        if debug or self.by is not None:
+            for row in jobs:
+                job = show(row)
+                if debug:
+                    self.logger.debug(self.each, extra=dict(job))
+                if len(self._first) < FIRST:
+                    self._first.append(dict(job))
+                if self.by is not None:
+                    self._by[str(job.get(self.by))] += 1
+        else:
+            self._first.extend(dict(show(row)) for row in jobs[: FIRST - len(self._first)])
+        self._count += len(jobs)
+        self._soon()
 
     def _soon(self) -> None:
         wait = self._last + EVERY - time.monotonic()
@@ -122,6 +132,10 @@ class JobLog:
         self._count, self._first, self._by = 0, [], Counter()
         self._last = time.monotonic()
         self.logger.info(self.summary, extra=extra)
+
+
+def _itself(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    return job
 
 
 @atexit.register

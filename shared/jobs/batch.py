@@ -290,8 +290,12 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
         log.exception("redis write failed after commit; the reconciler restores it")
     metrics.JOBS_SCHEDULED.inc(len(new_rows))
     SCHEDULED.add(
-        {"job_id": r["id"], "trace_id": r["trace_id"], "scheduled_at": str(r["scheduled_at"])}
-        for r in new_rows
+        new_rows,
+        lambda r: {
+            "job_id": r["id"],
+            "trace_id": r["trace_id"],
+            "scheduled_at": str(r["scheduled_at"]),
+        },
     )
     return [a or Outcome() for a in answers]
 

@@ -273,7 +273,7 @@ class JobService:
                 [status_event(r, JobStatus.RETRY_SCHEDULED, reason="manual_retry") for r in rows],
             )
         await self.mirror(add=rows)
-        REQUEUED.add({"job_id": str(r["id"]), "trace_id": r["trace_id"]} for r in rows)
+        REQUEUED.add(rows, lambda r: {"job_id": str(r["id"]), "trace_id": r["trace_id"]})
         return rows
 
     async def release_held(self, connection_id: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,30 @@ def test_debug_carries_every_job(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.trace_id for r in each][:2] == ["t0", "t1"]
     [summary] = lines(caplog, logging.INFO, "jobs dispatched")
     assert summary.count == 300 and summary.more == 300 - FIRST
+
+
+def test_at_info_only_the_jobs_a_line_names_are_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    shown: list[int] = []
+
+    def fields(i: int) -> dict[str, Any]:
+        shown.append(i)
+        return {"job_id": f"job-{i}"}
+
+    scheduled = JobLog(log, "jobs scheduled", "job scheduled")
+    scheduled.add(range(1000), fields)
+    scheduled.add(range(1000, 1500), fields)
+    [summary] = lines(caplog, logging.INFO, "jobs scheduled")  # the first add's, at once
+    scheduled.flush()
+    # The first few of each line: ten dicts built for 1,500 jobs
+    assert shown == [*range(FIRST), *range(1000, 1000 + FIRST)]
+    assert summary.count == 1000 and [j["job_id"] for j in summary.first] == [
+        f"job-{i}" for i in range(FIRST)
+    ]
+    assert lines(caplog, logging.INFO, "jobs scheduled")[1].count == 500
+    caplog.set_level(logging.DEBUG)
+    scheduled.add(range(10), fields)
+    assert len(lines(caplog, logging.DEBUG, "job scheduled")) == 10  # every job at DEBUG
 
 
 def test_nothing_is_counted_above_info(caplog: pytest.LogCaptureFixture) -> None:
