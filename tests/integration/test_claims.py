@@ -37,6 +37,15 @@ async def _claim_of(rt: Runtime, job: str) -> dict[str, Any]:
     return row
 
 
+async def _take_over(rt: Runtime, job: str) -> None:
+    """Another worker takes the claim of `job` over, with a live lease of its own."""
+    await rt.db.execute(
+        "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
+        " WHERE job_id = %s",
+        (OTHER, job),
+    )
+
+
 async def _quiet(harness: Harness, produced: int) -> list[dict[str, Any]]:
     """Every result once the request's offset is committed (then a moment for stragglers)."""
     await harness.all_committed(produced)
@@ -51,11 +60,7 @@ async def test_a_lease_lost_in_the_middle_of_a_call_stops_the_attempt(harness: H
 
     async def stall_and_lose_the_claim(request: PublishRequest, ctx: AttemptContext) -> None:
         # This worker stalls; its lease lapses and another worker takes the claim over.
-        await rt.db.execute(
-            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
-            " WHERE job_id = %s",
-            (OTHER, job),
-        )
+        await _take_over(rt, job)
         try:
             await asyncio.Event().wait()  # the call hangs until something stops it
         except asyncio.CancelledError:
@@ -148,11 +153,7 @@ async def test_a_claim_taken_over_before_the_result_is_stored_reports_nothing(
     async def taken_over(request: PublishRequest, ctx: AttemptContext) -> None:
         # After our post, our lease lapsed and another worker took the claim over; it has
         # not answered yet (its status lookup will find our post).
-        await rt.db.execute(
-            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
-            " WHERE job_id = %s",
-            (OTHER, job),
-        )
+        await _take_over(rt, job)
 
     harness.spy.after = taken_over
     harness.send(await dispatch(rt, [job]))
@@ -230,11 +231,7 @@ async def test_a_claim_older_than_a_third_of_its_lease_is_checked_before_the_pos
         # This worker stalls past a third of its lease; meanwhile (as if the lease had run
         # out) another worker takes the claim over. The post must not go out.
         await asyncio.sleep(stalled)
-        await rt.db.execute(
-            "UPDATE publish_claims SET worker = %s, lease_until = now() + interval '1 hour'"
-            " WHERE job_id = %s",
-            (OTHER, job),
-        )
+        await _take_over(rt, job)
 
     harness.spy.before = stall_then_lose_the_claim
     harness.send(await dispatch(rt, [job]))
