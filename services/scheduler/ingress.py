@@ -8,7 +8,10 @@ that command alone to publish.dlq with the error, and the batch goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import DomainError, InvalidMessage, StoreUnavailable
@@ -17,7 +20,8 @@ from herald.shared.infra.kafka.client import KafkaError, Message
 from herald.shared.infra.logging import JobLog
 from herald.shared.infra.names import SCHEDULE, SCHEDULER_GROUP
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.batch import ScheduleItem, schedule_batch
+from herald.shared.jobs import batch
+from herald.shared.jobs.batch import MAX_BATCH, ScheduleItem
 from herald.shared.jobs.service import JobService
 from herald.shared.messages import codec
 from herald.shared.messages.schedule import Command, decode_command
@@ -26,11 +30,13 @@ from herald.shared.stores import dead_letters
 log = logging.getLogger(__name__)
 APPLIED = JobLog(log, "commands applied", "command applied", by="command")
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered
-# Commands are taken up to 1,000 at a time (what is there, never waiting for more; one
-# offset commit for the take), and each run of `schedule` commands in a take is one
-# transaction: about 40 % faster than transactions of 100 for a backlog, and no later for
-# the dispatcher sharing the event loop, since at a steady rate takes are small
-# (docs/performance.md, "One transaction per take").
+# Commands are taken up to TAKE at a time (what is there, never waiting for more; one offset
+# commit for the take). Each run of `schedule` commands is written in transactions of up to
+# MAX_BATCH, one after another; while one is written, the next is read and checked, its CPU
+# filling the write's waits for Postgres and Redis (docs/performance.md, "Reading while
+# writing"). At a steady rate takes are small, and so is every transaction.
+TAKE = 4 * MAX_BATCH
+SLICE = 100  # commands read between turns given to the write in flight
 
 
 class CommandIngress:
@@ -45,62 +51,78 @@ class CommandIngress:
             self.rt.names.group(SCHEDULER_GROUP),
             [self.topic],
             self.handle_batch,
-            batch_size=1000,
+            batch_size=TAKE,
         )
 
     async def handle_batch(self, messages: list[Message]) -> None:
-        """Apply a take's commands in order; runs of `schedule` commands are written
-        together."""
-        pending: list[tuple[bytes | None, Command]] = []
-        for msg in messages:
-            raw = msg.value()
-            try:
-                command = decode_command(raw)
-            except InvalidMessage as exc:
-                await self._refused(raw, exc, codec.identity(raw)[0], None)
-                continue
-            if command.kind == "schedule":
-                pending.append((raw, command))
-                continue
-            await self._schedule(pending)
-            pending = []
-            try:
-                await self.apply(command)
-            except OUTAGES:
-                raise
-            except Exception as exc:
-                await self._refused(raw, _refusal(exc), command.job_id, command.tenant_id)
-        await self._schedule(pending)
+        """Apply a take's commands in order: schedule commands in runs (`_schedule`), each
+        other command once the writes before it are done."""
+        writes = _InOrder()
+        run: list[tuple[bytes | None, Command]] = []
 
-    async def _schedule(self, pending: list[tuple[bytes | None, Command]]) -> None:
-        if not pending:
-            return
-        items = [
-            ScheduleItem(
-                principal=Principal(tenant_id=c.tenant_id, is_admin=False),
-                body=c.body,
-                job_id=c.job_id,
-                post_id=c.post_id,
-                trace_id=c.trace_id,
-            )
-            for _, c in pending
-        ]
+        async def write_run() -> None:
+            nonlocal run
+            if run:
+                await writes.start(self._schedule, run, self._check(run))
+                run = []
+
+        try:
+            for n, msg in enumerate(messages, 1):
+                if n % SLICE == 0:
+                    await asyncio.sleep(0)
+                raw = msg.value()
+                try:
+                    command = decode_command(raw)
+                except InvalidMessage as exc:
+                    await self._refused(raw, exc, codec.identity(raw)[0], None)
+                    continue
+                if command.kind == "schedule":
+                    run.append((raw, command))
+                    if len(run) == MAX_BATCH:
+                        await write_run()
+                    continue
+                await write_run()
+                await writes.wait()
+                try:
+                    await self.apply(command)
+                except OUTAGES:
+                    raise
+                except Exception as exc:
+                    await self._refused(raw, _refusal(exc), command.job_id, command.tenant_id)
+            await write_run()
+            await writes.wait()
+        finally:
+            await writes.cancel()
+
+    def _check(self, run: list[tuple[bytes | None, Command]]) -> batch.Checked | None:
+        """The run validated now, while the write before it waits; None when that raised
+        (a bug), which `_schedule` then meets again and searches by halves."""
+        try:
+            return batch.check(self.jobs, _items(run))
+        except Exception:
+            return None
+
+    async def _schedule(
+        self, run: list[tuple[bytes | None, Command]], checked: batch.Checked | None = None
+    ) -> None:
+        """Write a run of schedule commands in one transaction; dead-letter those refused."""
         outcomes: list[InvalidMessage | DomainError | None]
         try:
-            outcomes = [o.error for o in await schedule_batch(self.jobs, items)]
+            checked = checked or batch.check(self.jobs, _items(run))
+            outcomes = [o.error for o in await batch.write(self.jobs, checked)]
         except OUTAGES:
             raise
         except Exception as exc:
-            if len(pending) > 1:  # find the command that raised: halves (idempotent)
+            if len(run) > 1:  # find the command that raised: halves (idempotent)
                 log.warning(
-                    "schedule run failed; applying it in halves", extra={"commands": len(pending)}
+                    "schedule run failed; applying it in halves", extra={"commands": len(run)}
                 )
-                half = len(pending) // 2
-                await self._schedule(pending[:half])
-                await self._schedule(pending[half:])
+                half = len(run) // 2
+                await self._schedule(run[:half])
+                await self._schedule(run[half:])
                 return
-            (raw, command), outcomes = pending[0], [_refusal(exc)]
-        for (raw, command), error in zip(pending, outcomes, strict=True):
+            outcomes = [_refusal(exc)]
+        for (raw, command), error in zip(run, outcomes, strict=True):
             if error is not None:
                 await self._refused(raw, error, command.job_id, command.tenant_id)
 
@@ -141,6 +163,46 @@ class CommandIngress:
         ):
             return
         await self.jobs.retry(principal, job_id, force=force)
+
+
+def _items(run: list[tuple[bytes | None, Command]]) -> list[ScheduleItem]:
+    return [
+        ScheduleItem(
+            principal=Principal(tenant_id=c.tenant_id, is_admin=False),
+            body=c.body,
+            job_id=c.job_id,
+            post_id=c.post_id,
+            trace_id=c.trace_id,
+        )
+        for _, c in run
+    ]
+
+
+class _InOrder:
+    """Writes run one at a time, in the order started, each as a task: the caller reads on
+    while one is in flight, and `wait` raises what it raised."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, write: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        await self.wait()
+        self._task = asyncio.create_task(write(*args))
+        await asyncio.sleep(0)  # under way
+
+    async def wait(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+    async def cancel(self) -> None:
+        """Stop the write in flight (a failed take is retried whole: writes are idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the take's own error is the one raised
 
 
 def _refusal(exc: Exception) -> InvalidMessage | DomainError:

@@ -196,10 +196,35 @@ def _plan(
     return answers, specs
 
 
-async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Outcome]:
-    """Schedule each item; one `Outcome` per item, in order. Nothing refused is written."""
+@dataclass(frozen=True)
+class Checked:
+    """Items validated (`check`), to be written (`write`): each refused item's answer, each
+    valid one's job, and the instant both were judged at."""
+
+    items: list[ScheduleItem]
+    now: datetime
+    answers: list[Outcome | None]
+    specs: dict[int, JobInput]
+
+
+def check(svc: JobService, items: list[ScheduleItem]) -> Checked:
+    """The first half of `schedule_batch`: every item validated, with no store read. A caller
+    may check the next items while the write before them waits (the Kafka ingress)."""
     now = now_utc()
     answers, specs = _plan(svc, items, now)
+    return Checked(items, now, answers, specs)
+
+
+async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Outcome]:
+    """Schedule each item; one `Outcome` per item, in order. Nothing refused is written."""
+    return await write(svc, check(svc, items))
+
+
+async def write(svc: JobService, checked: Checked) -> list[Outcome]:
+    """The second half of `schedule_batch`: the checked items' connections, idempotency and
+    jobs, in one transaction, and Redis after it."""
+    items, now, specs = checked.items, checked.now, checked.specs
+    answers = list(checked.answers)
     wanted = {c for spec in specs.values() for c in spec.connection_ids}
     by_id = {str(r["id"]): r for r in await connections.by_ids(svc.db, sorted(wanted))}
     planned: list[_Planned] = []

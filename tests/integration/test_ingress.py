@@ -11,15 +11,15 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.services.scheduler import ingress
 from herald.services.scheduler.ingress import CommandIngress
 from herald.services.scheduler.main import relay_outbox
 from herald.services.scheduler.reconciler import Reconciler
 from herald.shared.domain.tenancy import ADMIN
+from herald.shared.errors import StoreUnavailable
 from herald.shared.infra.kafka.client import Producer
 from herald.shared.infra.names import DLQ, SCHEDULE
 from herald.shared.infra.runtime import Runtime
-from herald.shared.jobs.batch import ScheduleItem
+from herald.shared.jobs import batch
 from herald.shared.messages import codec
 from herald.shared.messages.client import HeraldClient
 from herald.shared.messages.codec import now_utc
@@ -236,15 +236,15 @@ async def test_a_schedule_command_that_raises_is_found_by_halves_and_the_rest_ar
     ids = [str(uuid.uuid4()) for _ in range(64)]
     poison = ids[37]
     writes: list[int] = []
-    real = ingress.schedule_batch
+    real = batch.write
 
-    async def schedule_batch(jobs: Any, items: list[ScheduleItem]) -> Any:
-        writes.append(len(items))
-        if any(item.job_id == poison for item in items):
+    async def write(jobs: Any, checked: batch.Checked) -> Any:
+        writes.append(len(checked.items))
+        if any(item.job_id == poison for item in checked.items):
             raise KeyError("a bug met by one command")
-        return await real(jobs, items)
+        return await real(jobs, checked)
 
-    monkeypatch.setattr(ingress, "schedule_batch", schedule_batch)
+    monkeypatch.setattr(batch, "write", write)
     take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
     await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
 
@@ -254,6 +254,85 @@ async def test_a_schedule_command_that_raises_is_found_by_halves_and_the_rest_ar
     assert "KeyError" in letter["last_error"]["message"]
     assert await rt.queue.held(ids) == set(ids) - {poison}
     assert len(writes) <= 13, writes
+
+
+async def test_a_run_is_checked_while_the_one_before_is_written_and_a_cancel_waits_for_both(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2,500 schedule commands, then cancels of the first job and the last: three
+    # transactions (1,000, 1,000, 500), each run checked before the write ahead of it ends,
+    # and the cancels applied after the writes of the jobs they name.
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    later = (now_utc() + timedelta(hours=1)).isoformat()
+    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
+    ids = [str(uuid.uuid4()) for _ in range(2500)]
+    checks: list[int] = []
+    written: list[int] = []
+    second_checked = asyncio.Event()
+    overlapped: list[bool] = []
+    real_check, real_write = batch.check, batch.write
+
+    def check(jobs: Any, items: list[Any]) -> batch.Checked:
+        checks.append(len(items))
+        if len(checks) == 2:
+            second_checked.set()
+        return real_check(jobs, items)
+
+    async def write(jobs: Any, checked: batch.Checked) -> Any:
+        if not written and not overlapped:  # the first write ends only once run 2 is checked
+            try:
+                overlapped.append(await asyncio.wait_for(second_checked.wait(), 10))
+            except TimeoutError:
+                overlapped.append(False)
+        outcomes = await real_write(jobs, checked)
+        written.append(len(checked.items))
+        return outcomes
+
+    monkeypatch.setattr(batch, "check", check)
+    monkeypatch.setattr(batch, "write", write)
+    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
+    take += [_Record(_command("cancel", j, "acme")) for j in (ids[0], ids[-1])]
+    await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
+
+    assert overlapped == [True]
+    assert checks == written == [1000, 1000, 500]
+    statuses = await _statuses(rt, ids)
+    assert len(statuses) == len(ids)
+    cancelled = {j for j, status in statuses.items() if status == "CANCELLED"}
+    assert cancelled == {ids[0], ids[-1]}
+    assert await rt.queue.held(ids) == set(ids[1:-1])
+
+
+async def test_a_take_whose_second_write_meets_an_outage_raises_and_is_written_once_again(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Postgres gone during the second of three writes: the take raises the outage (the
+    # consumer retries it whole), no write goes on behind it, and the retry writes every
+    # job once: the first run's are found by their job ids.
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    later = (now_utc() + timedelta(hours=1)).isoformat()
+    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
+    ids = [str(uuid.uuid4()) for _ in range(2500)]
+    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
+    real_write, writes = batch.write, []
+
+    async def write(jobs: Any, checked: batch.Checked) -> Any:
+        writes.append(len(checked.items))
+        if len(writes) == 2:
+            raise StoreUnavailable("postgres", "gone")
+        return await real_write(jobs, checked)
+
+    ingress = CommandIngress(rt, rt.jobs())
+    monkeypatch.setattr(batch, "write", write)
+    with pytest.raises(StoreUnavailable):
+        await ingress.handle_batch(take)  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    assert writes == [1000, 1000] and len(await _statuses(rt, ids)) == 1000
+    monkeypatch.setattr(batch, "write", real_write)
+    await ingress.handle_batch(take)  # type: ignore[arg-type]
+    assert len(await _statuses(rt, ids)) == len(ids)
+    assert await rt.db.fetch("SELECT * FROM dead_letters") == []
+    assert await rt.queue.held(ids) == set(ids)
 
 
 async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
