@@ -139,7 +139,7 @@ async def update_jobs(
                 "force_required": r["force_required"],
                 "published_at": r["published_at"],
                 "provider_ids": r["provider_ids"] or {},
-                "last_error": r["last_error"],  # None: SQL NULL (jsonb_to_recordset maps null)
+                "last_error": r["last_error"],  # None: SQL NULL (json_to_recordset maps null)
             }
         )
     written = await jobs.apply_results(conn, values)

@@ -12,7 +12,7 @@ from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
 
 Conn = psycopg.AsyncConnection[Row]
 
-# A batch's rows in one JSON parameter (`jsonb_to_recordset`): `unnest` of typed arrays
+# A batch's rows in one JSON parameter (`json_to_recordset`): `unnest` of typed arrays
 # measured slower in Python (a jsonb[] element is dumped one by one) and, estimated at 500
 # rows, was planned as a hash join over a sequential scan of `jobs`. error_code and
 # error_subcode travel as float8 and are cast as the row-by-row statement's parameters were
@@ -22,7 +22,7 @@ INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome,
                       error_subcode, error_message, retry_after, provider_ids, provider_response)
 SELECT v.job_id, v.attempt, v.worker, v.started_at, v.finished_at, v.outcome, v.error_code::int,
        v.error_subcode::int, v.error_message, v.retry_after, v.provider_ids, v.provider_response
-FROM jsonb_to_recordset(%s::jsonb) AS v(
+FROM json_to_recordset(%s::json) AS v(
     job_id uuid, attempt int, worker text, started_at timestamptz, finished_at timestamptz,
     outcome text, error_code float8, error_subcode float8, error_message text,
     retry_after float8, provider_ids jsonb, provider_response jsonb)

@@ -23,7 +23,7 @@ Key = tuple[str, int]  # (job id, attempt)
 
 
 def rows(items: Iterable[tuple[str, int, dict[str, Any] | None]]) -> str:
-    """(job id, attempt, document) rows for `jsonb_to_recordset(...) AS v(j, a, r)`."""
+    """(job id, attempt, document) rows for `json_to_recordset(...) AS v(j, a, r)`."""
     return json_rows([{"j": j, "a": a, "r": r} for j, a, r in items])
 
 
@@ -43,7 +43,7 @@ async def upsert(conn: Conn, worker: str, lease: float, claims: str) -> None:
     await conn.execute(
         "INSERT INTO publish_claims (job_id, attempt, worker, lease_until, result)"
         " SELECT v.j, v.a, %s, now() + make_interval(secs => %s), v.r"
-        " FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)"
+        " FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)"
         " ON CONFLICT (job_id, attempt) DO UPDATE SET worker = EXCLUDED.worker,"
         " lease_until = EXCLUDED.lease_until, result = EXCLUDED.result",
         (worker, lease, claims),
@@ -58,7 +58,7 @@ async def upsert(conn: Conn, worker: str, lease: float, claims: str) -> None:
 _HOLD = """
 WITH held AS (
     UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
-    FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)
+    FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)
     WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
     RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id,
               v.r ->> 'children' AS children,
@@ -102,7 +102,7 @@ async def store_results(conn: Conn, worker: str, results: str) -> set[Key]:
     claims it was stored in."""
     cur = await conn.execute(
         "UPDATE publish_claims AS p SET result = v.r"
-        " FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)"
+        " FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)"
         " WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL"
         " RETURNING p.job_id::text AS job_id, p.attempt",
         (results, worker),
@@ -130,7 +130,7 @@ async def insert_results(conn: Conn, worker: str, results: str) -> None:
     await conn.execute(
         "INSERT INTO publish_claims (job_id, attempt, worker, lease_until, result)"
         " SELECT v.j, v.a, %s, now(), v.r"
-        " FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, r jsonb)"
+        " FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)"
         " ON CONFLICT (job_id, attempt) DO NOTHING",
         (worker, results),
     )

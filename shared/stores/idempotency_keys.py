@@ -33,7 +33,7 @@ async def insert_many(conn: Conn, rows: list[dict[str, Any]]) -> None:
         return
     await conn.execute(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, post_id, job_ids, multi)"
-        " SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(tenant_id text, key text,"
+        " SELECT * FROM json_to_recordset(%s::json) AS r(tenant_id text, key text,"
         " request_hash text, post_id uuid, job_ids uuid[], multi boolean)",
         (json_rows(rows),),
     )

@@ -42,7 +42,7 @@ INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_i
 SELECT id, tenant_id, post_id, platform, connection_id, media_asset_ids, caption, media_type,
     scheduled_at, publish_deadline, deadline_explicit, 'SCHEDULED', scheduled_at, queued,
     request_hash, trace_id, %(now)s, %(now)s
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(id uuid, tenant_id text, post_id uuid,
+FROM json_to_recordset(%(rows)s::json) AS r(id uuid, tenant_id text, post_id uuid,
     platform text, connection_id uuid, media_asset_ids text[], caption text, media_type text,
     scheduled_at timestamptz, publish_deadline timestamptz, deadline_explicit boolean,
     queued boolean, request_hash text, trace_id text)
@@ -315,14 +315,14 @@ async def stamp_call_started(conn: Conn, ids: list[str]) -> None:
 # ---- the results service ---------------------------------------------------------------------
 
 # Each batch writes its jobs with one statement, the rows passed as one JSON parameter
-# (`jsonb_to_recordset`); each row is guarded by the status it had under the batch's lock.
+# (`json_to_recordset`); each row is guarded by the status it had under the batch's lock.
 _APPLY_RESULTS = """
 UPDATE jobs AS j
 SET status = v.status, failed_attempts = v.failed_attempts, next_attempt_at = v.next_attempt_at,
     queued = v.queued, check_only = v.check_only, force_required = v.force_required,
     published_at = v.published_at, provider_ids = v.provider_ids, last_error = v.last_error,
     updated_at = now()
-FROM jsonb_to_recordset(%s::jsonb) AS v(
+FROM json_to_recordset(%s::json) AS v(
     id uuid, before text, status text, failed_attempts int, next_attempt_at timestamptz,
     queued boolean, check_only boolean, force_required boolean, published_at timestamptz,
     provider_ids jsonb, last_error jsonb)

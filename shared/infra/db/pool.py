@@ -68,7 +68,7 @@ BY_KEY = (
 
 
 def json_rows(rows: list[dict[str, Any]]) -> str:
-    """Rows as one JSON parameter for `jsonb_to_recordset`: one statement for a batch of
+    """Rows as one JSON parameter for `json_to_recordset`: one statement for a batch of
     rows (a statement per row cost 20,000 executions per 20,000 results; a text[] of JSON
     documents costs psycopg a regex escape per quote)."""
     try:

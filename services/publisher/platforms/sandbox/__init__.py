@@ -47,7 +47,7 @@ from herald.shared.messages.codec import iso
 
 _INSERT = """
 INSERT INTO sandbox_posts (job_id, attempt, connection_id)
-SELECT v.j, v.a, v.c FROM jsonb_to_recordset(%s::jsonb) AS v(j uuid, a int, c uuid)
+SELECT v.j, v.a, v.c FROM json_to_recordset(%s::json) AS v(j uuid, a int, c uuid)
 RETURNING job_id::text AS job_id, attempt, id, published_at
 """
 _LOOKUP = """
