@@ -32,11 +32,15 @@ APPLIED = JobLog(log, "commands applied", "command applied", by="command")
 OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never dead-lettered
 # Commands are taken up to TAKE at a time (what is there, never waiting for more; one offset
 # commit for the take). Each run of `schedule` commands is written in transactions of up to
-# MAX_BATCH, one after another; while one is written, the next is read and checked, its CPU
-# filling the write's waits for Postgres and Redis (docs/performance.md, "Reading while
-# writing"). At a steady rate takes are small, and so is every transaction.
+# MAX_BATCH, two at a time: while one commits, the next is sent and the one after is read
+# and checked, filling the waits for Postgres and Redis (docs/performance.md, "Reading
+# while writing"). Runs hold distinct jobs but for a repeated command, which the later
+# run's transaction meets as a duplicate key once the earlier commits: its search by
+# halves then finds it written, a no-op. Any other command waits for every write before
+# it. At a steady rate takes are small, and so is every transaction.
 TAKE = 4 * MAX_BATCH
-SLICE = 100  # commands read between turns given to the write in flight
+SLICE = 100  # commands read between turns given to the writes in flight
+IN_FLIGHT = 2
 
 
 class CommandIngress:
@@ -55,9 +59,9 @@ class CommandIngress:
         )
 
     async def handle_batch(self, messages: list[Message]) -> None:
-        """Apply a take's commands in order: schedule commands in runs (`_schedule`), each
-        other command once the writes before it are done."""
-        writes = _InOrder()
+        """Apply a take's commands: schedule commands in runs (`_schedule`), each other
+        command once the writes before it are done."""
+        writes = _Writes()
         run: list[tuple[bytes | None, Command]] = []
 
         async def write_run() -> None:
@@ -178,29 +182,35 @@ def _items(run: list[tuple[bytes | None, Command]]) -> list[ScheduleItem]:
     ]
 
 
-class _InOrder:
-    """Writes run one at a time, in the order started, each as a task: the caller reads on
-    while one is in flight, and `wait` raises what it raised."""
+class _Writes:
+    """Writes as tasks, at most IN_FLIGHT at a time: the caller reads on while they run.
+    `start` and `wait` raise what a write raised."""
 
     def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, write: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        await self.wait()
-        self._task = asyncio.create_task(write(*args))
+        for task in [t for t in self._tasks if t.done()]:
+            self._tasks.remove(task)
+            task.result()  # a write that failed fails the take before another starts
+        if len(self._tasks) >= IN_FLIGHT:
+            await self._tasks.pop(0)
+        self._tasks.append(asyncio.create_task(write(*args)))
         await asyncio.sleep(0)  # under way
 
     async def wait(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await task
+        while self._tasks:
+            await self._tasks.pop(0)
 
     async def cancel(self) -> None:
-        """Stop the write in flight (a failed take is retried whole: writes are idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
+        """Stop the writes in flight (a failed take is retried whole: writes are
+        idempotent)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.wait([task])
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
             if not task.cancelled():
                 task.exception()  # retrieved: the take's own error is the one raised
 
