@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -175,11 +176,14 @@ async def rt(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 async def eventually(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
-    """Poll an async predicate until it returns a truthy value (or fail with its last value)."""
+    """Poll a predicate (async, or a plain function) until it returns a truthy value (or
+    fail with its last value)."""
     deadline = asyncio.get_running_loop().time() + timeout
     last = None
     while asyncio.get_running_loop().time() < deadline:
-        last = await predicate()
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)

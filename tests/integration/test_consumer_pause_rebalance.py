@@ -38,7 +38,7 @@ async def test_a_partition_revoked_while_paused_is_read_when_it_returns(ns: Name
     stopping = asyncio.Event()
     task = asyncio.create_task(reader.run(stopping))
     try:
-        await eventually(lambda: _true(reader._paused and len(reader._assigned) == 2), 60)
+        await eventually(lambda: reader._paused and len(reader._assigned) == 2, 60)
         # Another member joins: one partition is revoked from the paused reader.
         other = consumer(bootstrap, group)
         other.subscribe([topic])
@@ -46,15 +46,11 @@ async def test_a_partition_revoked_while_paused_is_read_when_it_returns(ns: Name
             while len(reader._assigned) != 1:
                 await asyncio.to_thread(other.poll, 0.2)
         gate.set()  # the reader frees its slot and resumes what it still has
-        await eventually(lambda: _true(not reader._paused), 30)
+        await eventually(lambda: not reader._paused, 30)
         await asyncio.to_thread(other.close)  # the partition comes back to the reader
-        await eventually(lambda: _true(len(handled) == 2 * PER_PARTITION), 60)
+        await eventually(lambda: len(handled) == 2 * PER_PARTITION, 60)
     finally:
         stopping.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 30)
     assert handled == {f"{p}-{i}".encode() for p in (0, 1) for i in range(PER_PARTITION)}
-
-
-async def _true(value: bool) -> bool:
-    return value

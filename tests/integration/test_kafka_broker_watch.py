@@ -87,12 +87,12 @@ async def test_a_consumer_whose_client_knows_no_broker_replaces_it_and_reads_on(
     task = asyncio.create_task(reader.run(stopping))
     try:
         await asyncio.to_thread(producer.send_batch, [(topic, "a", b"before")])
-        await eventually(lambda: _true(b"before" in seen), 60)
+        await eventually(lambda: b"before" in seen, 60)
         first = reader._consumer
         reader._watch.brokerless = 2  # as its statistics say when it knows no broker
-        await eventually(lambda: _true(reader._consumer not in (None, first)), 30)
+        await eventually(lambda: reader._consumer not in (None, first), 30)
         await asyncio.to_thread(producer.send_batch, [(topic, "b", b"after")])
-        await eventually(lambda: _true(b"after" in seen), 60)
+        await eventually(lambda: b"after" in seen, 60)
         assert not task.done()
     finally:
         stopping.set()
@@ -119,7 +119,3 @@ async def test_a_producer_whose_client_knows_no_broker_replaces_it_and_sends_on(
         producer.close()
     sent = await asyncio.to_thread(read_records, bootstrap, topic, expect=3)
     assert sorted(value["n"] for _, _, value in sent) == [1, 2, 3]
-
-
-async def _true(value: bool) -> bool:
-    return value
