@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -224,16 +225,28 @@ class _Record:
         return self._value
 
 
+async def _take(rt: Runtime, count: int) -> tuple[list[str], list[_Record], Callable[..., _Record]]:
+    """A take of `count` schedule commands for new jobs on one sandbox connection, due in an
+    hour; and the function that made each (a job id, and fields to change)."""
+    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
+    later = (now_utc() + timedelta(hours=1)).isoformat()
+    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
+
+    def schedule(job_id: str, **fields: object) -> _Record:
+        value = body | {"scheduled_at": later} | fields
+        return _Record(_command("schedule", job_id, "acme", **value))
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    return ids, [schedule(j) for j in ids], schedule
+
+
 async def test_a_schedule_command_that_raises_is_found_by_halves_and_the_rest_are_written(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A take's schedule commands are one transaction; one command that raises (a bug, not a
     # refusal) fails it. The ingress finds it by halves, writes the others and dead-letters
     # that one: 13 transactions for 64 commands, where one by one took 65.
-    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
-    later = (now_utc() + timedelta(hours=1)).isoformat()
-    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
-    ids = [str(uuid.uuid4()) for _ in range(64)]
+    ids, take, _ = await _take(rt, 64)
     poison = ids[37]
     writes: list[int] = []
     real = batch.write
@@ -245,7 +258,6 @@ async def test_a_schedule_command_that_raises_is_found_by_halves_and_the_rest_ar
         return await real(jobs, checked)
 
     monkeypatch.setattr(batch, "write", write)
-    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
     await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
 
     assert set(await _statuses(rt, ids)) == set(ids) - {poison}
@@ -262,10 +274,7 @@ async def test_a_run_is_checked_while_the_one_before_is_written_and_a_cancel_wai
     # 2,500 schedule commands, then cancels of the first job and the last: three
     # transactions (1,000, 1,000, 500), each run checked before the write ahead of it ends,
     # and the cancels applied after the writes of the jobs they name.
-    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
-    later = (now_utc() + timedelta(hours=1)).isoformat()
-    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
-    ids = [str(uuid.uuid4()) for _ in range(2500)]
+    ids, take, _ = await _take(rt, 2500)
     checks: list[int] = []
     written: list[int] = []
     second_checked = asyncio.Event()
@@ -292,7 +301,6 @@ async def test_a_run_is_checked_while_the_one_before_is_written_and_a_cancel_wai
 
     monkeypatch.setattr(batch, "check", check)
     monkeypatch.setattr(batch, "write", write)
-    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
     take += [_Record(_command("cancel", j, "acme")) for j in (ids[0], ids[-1])]
     await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
 
@@ -311,11 +319,7 @@ async def test_a_take_whose_second_write_meets_an_outage_raises_and_is_written_o
     # Postgres gone during the second of three writes: the take raises the outage (the
     # consumer retries it whole), no third write starts, and the retry writes every job
     # once: those the first run wrote are found by their job ids.
-    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
-    later = (now_utc() + timedelta(hours=1)).isoformat()
-    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
-    ids = [str(uuid.uuid4()) for _ in range(2500)]
-    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
+    ids, take, _ = await _take(rt, 2500)
     real_write, writes = batch.write, []
 
     async def write(jobs: Any, checked: batch.Checked) -> Any:
@@ -342,15 +346,10 @@ async def test_a_command_repeated_in_a_later_run_of_its_take_is_a_no_op(rt: Runt
     # retry) can be in two transactions at once: the later one meets the earlier's row as
     # a duplicate key, and its search by halves finds it written. The repeat is a no-op,
     # the same job id with another body is refused, and every other job is written.
-    (conn,) = await sandbox_connections(rt, 1, tenant="acme")
-    later = (now_utc() + timedelta(hours=1)).isoformat()
-    body = {"platform": "sandbox", "connection_id": conn, "media_asset_ids": MEDIA}
-    ids = [str(uuid.uuid4()) for _ in range(2500)]
-    take = [_Record(_command("schedule", j, "acme", **body, scheduled_at=later)) for j in ids]
+    ids, take, schedule = await _take(rt, 2500)
     twice, reused = ids[999], ids[998]  # the last of the first run, again in the second
     take.insert(1001, take[999])
-    other = _command("schedule", reused, "acme", **body, caption="another", scheduled_at=later)
-    take.insert(1002, _Record(other))
+    take.insert(1002, schedule(reused, caption="another"))
     await CommandIngress(rt, rt.jobs()).handle_batch(take)  # type: ignore[arg-type]
 
     statuses = await _statuses(rt, ids)
