@@ -3,9 +3,10 @@
 Per batch: room in the dispatch window (`window.py`: the publishers' backlog stays short) →
 claim (Lua, with lease; the due jobs shared fairly between tenants) → mark IN_PROGRESS in
 Postgres (attempt + 1, status events in the outbox) and encode each job's request, the
-tenants' jobs in turn → produce and wait for Kafka's acknowledgement → ack the claim. A
-crash at any point leaves the claim in flight; when its lease expires the job returns to the
-queue and is dispatched again with the same attempt number (the publisher de-duplicates).
+tenants' jobs in turn → produce, batches in the order they were claimed, and wait for
+Kafka's acknowledgement → ack the claim. A crash at any point leaves the claim in flight;
+when its lease expires the job returns to the queue and is dispatched again with the same
+attempt number (the publisher de-duplicates).
 
 A job whose request cannot be encoded (a row an older version stored, say) is dead-lettered
 on its own, in the transaction of the mark, as `permanent_error`; the rest of its batch goes.
@@ -56,6 +57,7 @@ class Dispatcher:
             PublishBacklog(rt.settings.kafka_bootstrap, rt.names), rt.settings.dispatch_window
         )
         self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
+        self._sends = ClaimOrder()
         self._woken = asyncio.Event()  # set (and replaced) when a writer signals a wake
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -134,15 +136,19 @@ class Dispatcher:
             await self.window.wait()  # the publishers' backlog is full: the jobs wait here
             return True
         sent = 0
+        # Taken right before the claim is sent: Redis runs the loops' claims in that order.
+        ticket = self._sends.ticket()
         try:
             claimed = await self.rt.queue.claim(room, self.rt.settings.lease_seconds)
             if claimed:
-                sent = await self.dispatch(claimed)
+                sent = await self.dispatch(claimed, ticket)
             return bool(claimed)
         finally:
+            self._sends.finish(ticket)
             self.window.done(room, sent)
 
-    async def dispatch(self, claimed: list[Claimed]) -> int:
+    async def dispatch(self, claimed: list[Claimed], ticket: int | None = None) -> int:
+        """Mark and send a claimed batch; with a `ticket` (`ClaimOrder`), it sends in turn."""
         due = {c.job_id: c.due for c in claimed}
         settings = self.rt.settings
         partitions = await self.partitions.get()
@@ -176,8 +182,12 @@ class Dispatcher:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
                 len(unsendable)
             )
+        if ticket is not None:
+            await self._sends.turn(ticket)
         if records:
             await self.rt.producer.send_batch_async(records)
+        if ticket is not None:
+            self._sends.finish(ticket)
         await self.rt.queue.ack(list(due))
         sent = time.time()
         for r in rows:
@@ -243,3 +253,46 @@ async def _dead_letter(
             extra={"job_id": str(row["id"]), "error": str(exc)[:300]},
         )
     await outbox.add(conn, names, closed)
+
+
+class ClaimOrder:
+    """The dispatch loops' batches reach Kafka in the order they were claimed. The loops mark
+    their batches in concurrent transactions, and the one that commits first would otherwise
+    send first: the batch claimed first, holding each tenant's first due job at the front of
+    its partitions, could land behind other batches' hundreds of jobs a partition.
+
+    Each claim takes a ticket as it is sent, and its batch sends in its turn; `finish`
+    hands the turn on, also for a claim that found nothing and a batch that fails or is
+    cancelled before it sends."""
+
+    def __init__(self) -> None:
+        self._issued = 0
+        self._next = 0  # the ticket whose turn it is
+        self._finished: set[int] = set()
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+
+    def ticket(self) -> int:
+        self._issued += 1
+        return self._issued - 1
+
+    async def turn(self, ticket: int) -> None:
+        if ticket == self._next:
+            return
+        waiting = asyncio.get_running_loop().create_future()
+        self._waiting[ticket] = waiting
+        try:
+            await waiting
+        finally:
+            del self._waiting[ticket]
+
+    def finish(self, ticket: int) -> None:
+        """Idempotent; tickets may finish in any order."""
+        if ticket < self._next:
+            return
+        self._finished.add(ticket)
+        while self._next in self._finished:
+            self._finished.remove(self._next)
+            self._next += 1
+        waiting = self._waiting.get(self._next)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)

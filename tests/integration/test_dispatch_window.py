@@ -8,12 +8,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
 from herald.shared.infra.kafka.admin import load_topic_specs
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.runtime import Runtime
+from herald.shared.stores import jobs
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import read_records, sandbox_connections
 from tests.support.kafka_lag import consume_and_commit
@@ -103,6 +107,36 @@ async def test_a_tenant_with_two_due_jobs_is_sent_ahead_of_another_tenants_hundr
     assert len(shared) == 12  # B's two and ten of A's
     # Sent in turn (A, B, A, B, then A's rest): at most A's first two go before B's last.
     assert shared.index(b_jobs[0]) < shared.index(b_jobs[1]) <= 3
+
+
+async def test_batches_reach_kafka_in_the_order_they_were_claimed(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three loops claim three batches at once; the first claimed marks slowest. It still
+    goes first: it holds the jobs due first (each tenant's first jobs, in a burst)."""
+    ids = await schedule_jobs(rt, 30)  # one account, so one partition, due in this order
+    first = set(ids[:10])
+    mark = jobs.mark_dispatched
+
+    async def slow_for_the_first(conn: Any, job_ids: list[str], **kw: Any) -> Any:
+        if first & set(job_ids):
+            await asyncio.sleep(0.5)
+        return await mark(conn, job_ids, **kw)
+
+    monkeypatch.setattr(jobs, "mark_dispatched", slow_for_the_first)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(rt, batch_size=10, max_sleep=0.2).run(stop))
+    try:
+        [sent] = (
+            await asyncio.to_thread(
+                _by_partition, rt.settings.kafka_bootstrap, rt.names.topic(REQUEST), 30
+            )
+        ).values()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+    assert len(sent) == 30
+    assert set(sent[:10]) == first
 
 
 async def test_jobs_in_the_queue_of_earlier_versions_are_still_dispatched(rt: Runtime) -> None:
