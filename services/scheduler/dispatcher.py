@@ -148,7 +148,16 @@ class Dispatcher:
             self.window.done(room, sent)
 
     async def dispatch(self, claimed: list[Claimed], ticket: int | None = None) -> int:
-        """Mark and send a claimed batch; with a `ticket` (`ClaimOrder`), it sends in turn."""
+        """Mark and send a claimed batch, in the turn of its claim's `ticket` (`ClaimOrder`;
+        by default a new one: after every batch claimed before it)."""
+        if ticket is None:
+            ticket = self._sends.ticket()
+        try:
+            return await self._dispatch(claimed, ticket)
+        finally:
+            self._sends.finish(ticket)
+
+    async def _dispatch(self, claimed: list[Claimed], ticket: int) -> int:
         due = {c.job_id: c.due for c in claimed}
         settings = self.rt.settings
         partitions = await self.partitions.get()
@@ -182,12 +191,10 @@ class Dispatcher:
             metrics.DEAD_LETTERED.labels(DeadLetterReason.PERMANENT_ERROR.value).inc(
                 len(unsendable)
             )
-        if ticket is not None:
-            await self._sends.turn(ticket)
-        if records:
-            await self.rt.producer.send_batch_async(records)
-        if ticket is not None:
-            self._sends.finish(ticket)
+        await self._sends.turn(ticket)
+        # The next batch's turn comes once these records are queued in the client, which
+        # sends each partition's records in that order; the acknowledgements overlap.
+        await self.rt.producer.send_batch_async(records, queued=lambda: self._sends.finish(ticket))
         await self.rt.queue.ack(list(due))
         sent = time.time()
         for r in rows:
@@ -261,9 +268,9 @@ class ClaimOrder:
     send first: the batch claimed first, holding each tenant's first due job at the front of
     its partitions, could land behind other batches' hundreds of jobs a partition.
 
-    Each claim takes a ticket as it is sent, and its batch sends in its turn; `finish`
-    hands the turn on, also for a claim that found nothing and a batch that fails or is
-    cancelled before it sends."""
+    Each claim takes a ticket as it is sent, and its batch is queued in the Kafka client in
+    its turn; `finish` hands the turn on, also for a claim that found nothing and a batch
+    that fails or is cancelled before it is queued."""
 
     def __init__(self) -> None:
         self._issued = 0

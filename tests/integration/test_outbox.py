@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,13 @@ class RecordingProducer(Producer):
         self.sent: list[Sent] = []
         self.crash_after_send = False
 
-    async def send_batch_async(self, records: Sequence[Record], timeout: float = 60.0) -> int:
-        count = await super().send_batch_async(records, timeout)
+    async def send_batch_async(
+        self,
+        records: Sequence[Record],
+        timeout: float = 60.0,
+        queued: Callable[[], None] | None = None,
+    ) -> int:
+        count = await super().send_batch_async(records, timeout, queued)
         self.sent.extend((r[0], r[1], r[2]) for r in records)
         if self.crash_after_send:
             raise RuntimeError("relay killed after Kafka acknowledged, before the commit")

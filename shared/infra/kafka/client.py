@@ -135,9 +135,18 @@ class Producer:
             raise KafkaError(f"{len(errors)} of {count} records failed: {errors[0]}")
         return count
 
-    async def send_batch_async(self, records: Sequence[Record], timeout: float = 60.0) -> int:
-        """As `send_batch`, from the event loop: answers once this batch is acknowledged."""
+    async def send_batch_async(
+        self,
+        records: Sequence[Record],
+        timeout: float = 60.0,
+        queued: Callable[[], None] | None = None,
+    ) -> int:
+        """As `send_batch`, from the event loop: answers once this batch is acknowledged.
+        `queued` is called once the records are in the client's queue, before their
+        acknowledgement: each partition's records are sent in the order they were queued."""
         if not records:
+            if queued is not None:
+                queued()
             return 0
         loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
@@ -159,6 +168,8 @@ class Producer:
 
         self._start_poller()
         count = self._produce(self._current(), records, on_delivery)
+        if queued is not None:
+            queued()
         try:
             await asyncio.wait_for(asyncio.shield(acked), timeout)
         except TimeoutError:
