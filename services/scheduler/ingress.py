@@ -35,9 +35,9 @@ OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never 
 # MAX_BATCH, two at a time: while one commits, the next is sent and the one after is read
 # and checked, filling the waits for Postgres and Redis (docs/performance.md, "Reading
 # while writing"). Runs hold distinct jobs but for a repeated command, which the later
-# run's transaction meets as a duplicate key once the earlier commits: its search by
-# halves then finds it written, a no-op. Any other command waits for every write before
-# it. At a steady rate takes are small, and so is every transaction.
+# run's transaction meets as a duplicate key once the earlier commits: `batch.write` then
+# writes that run again, and finds it written, a no-op. Any other command waits for every
+# write before it. At a steady rate takes are small, and so is every transaction.
 TAKE = 4 * MAX_BATCH
 SLICE = 100  # commands read between turns given to the writes in flight
 IN_FLIGHT = 2

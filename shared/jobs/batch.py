@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from herald.shared.domain.jobs import JobStatus
 from herald.shared.domain.tenancy import Principal
 from herald.shared.errors import Conflict, DomainError, StoreUnavailable, ValidationFailed
@@ -222,7 +224,25 @@ async def schedule_batch(svc: JobService, items: list[ScheduleItem]) -> list[Out
 
 async def write(svc: JobService, checked: Checked) -> list[Outcome]:
     """The second half of `schedule_batch`: the checked items' connections, idempotency and
-    jobs, in one transaction, and Redis after it."""
+    jobs, in one transaction, and Redis after it.
+
+    Job ids are read, not locked (keys are): a command whose job another transaction was
+    writing at once (the same command delivered twice, in two transactions) reads as new
+    here, and its insert meets the other's row as a duplicate key once that commits. The
+    batch is then written again: it reads that row, and the command is the no-op (or the
+    `job_id_reused`) it is when it comes after."""
+    for _ in range(_WRITES - 1):
+        try:
+            return await _write(svc, checked)
+        except psycopg.errors.UniqueViolation:
+            log.warning("a schedule batch met a concurrent write of its jobs; written again")
+    return await _write(svc, checked)
+
+
+_WRITES = 3  # each new try follows another writer's commit
+
+
+async def _write(svc: JobService, checked: Checked) -> list[Outcome]:
     items, now, specs = checked.items, checked.now, checked.specs
     answers = list(checked.answers)
     wanted = {c for spec in specs.values() for c in spec.connection_ids}

@@ -24,6 +24,7 @@ from herald.shared.jobs import batch
 from herald.shared.messages import codec
 from herald.shared.messages.client import HeraldClient
 from herald.shared.messages.codec import now_utc
+from herald.shared.stores import jobs as stored_jobs
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, sandbox_connections
 
@@ -344,7 +345,7 @@ async def test_a_take_whose_second_write_meets_an_outage_raises_and_is_written_o
 async def test_a_command_repeated_in_a_later_run_of_its_take_is_a_no_op(rt: Runtime) -> None:
     # Runs of one take are written two at a time, so a command sent twice (a producer's
     # retry) can be in two transactions at once: the later one meets the earlier's row as
-    # a duplicate key, and its search by halves finds it written. The repeat is a no-op,
+    # a duplicate key, and is written again, finding it written. The repeat is a no-op,
     # the same job id with another body is refused, and every other job is written.
     ids, take, schedule = await _take(rt, 2500)
     twice, reused = ids[999], ids[998]  # the last of the first run, again in the second
@@ -361,6 +362,36 @@ async def test_a_command_repeated_in_a_later_run_of_its_take_is_a_no_op(rt: Runt
     rows = await rt.db.fetch("SELECT caption FROM jobs WHERE id = %s", (uuid.UUID(reused),))
     assert [r["caption"] for r in rows] == [""]
     assert twice in await rt.queue.held(ids)
+
+
+async def test_a_command_written_by_two_takes_at_once_is_written_once_and_refused_never(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two scheduler copies (or a take and its redelivery) write the same lone command at
+    # once: both read its job id as new, and the second insert meets the first's row once
+    # that commits. That is the command again, a no-op: no dead letter.
+    ids, take, _ = await _take(rt, 1)
+    insert = stored_jobs.insert_many
+    second_read = asyncio.Event()
+    calls = 0
+
+    async def in_step(conn: Any, rows: list[Any], **kw: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first commits only once the second has read the id as new
+            await insert(conn, rows, **kw)
+            await second_read.wait()
+        else:
+            second_read.set()
+            await insert(conn, rows, **kw)
+
+    monkeypatch.setattr(stored_jobs, "insert_many", in_step)
+    ingress = CommandIngress(rt, rt.jobs())
+    await asyncio.gather(ingress.handle_batch(take), ingress.handle_batch(take))  # type: ignore[arg-type]
+
+    assert calls == 2  # the second did try to insert it
+    assert await _statuses(rt, ids) == {ids[0]: "SCHEDULED"}
+    assert await rt.db.fetch("SELECT * FROM dead_letters") == []
 
 
 async def test_reschedule_and_retry_commands_are_applied_through_the_ingress(
