@@ -17,7 +17,7 @@ from herald.services.scheduler.reconciler import Reconciler
 from herald.shared.infra.kafka.admin import load_topic_specs
 from herald.shared.infra.names import PUBLISHER_GROUP, REQUEST
 from herald.shared.infra.runtime import Runtime
-from herald.shared.stores import jobs
+from herald.shared.stores import jobs as stored_jobs
 from tests.conftest import Namespace, eventually
 from tests.support.helpers import read_records, sandbox_connections
 from tests.support.kafka_lag import consume_and_commit
@@ -116,14 +116,14 @@ async def test_batches_reach_kafka_in_the_order_they_were_claimed(
     goes first: it holds the jobs due first (each tenant's first jobs, in a burst)."""
     ids = await schedule_jobs(rt, 30)  # one account, so one partition, due in this order
     first = set(ids[:10])
-    mark = jobs.mark_dispatched
+    mark = stored_jobs.mark_dispatched
 
     async def slow_for_the_first(conn: Any, job_ids: list[str], **kw: Any) -> Any:
         if first & set(job_ids):
             await asyncio.sleep(0.5)
         return await mark(conn, job_ids, **kw)
 
-    monkeypatch.setattr(jobs, "mark_dispatched", slow_for_the_first)
+    monkeypatch.setattr(stored_jobs, "mark_dispatched", slow_for_the_first)
     stop = asyncio.Event()
     task = asyncio.create_task(Dispatcher(rt, batch_size=10, max_sleep=0.2).run(stop))
     try:
