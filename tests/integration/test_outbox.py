@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,8 @@ class RecordingProducer(Producer):
         self.sent: list[Sent] = []
         self.crash_after_send = False
 
-    async def send_batch_async(
-        self,
-        records: Sequence[Record],
-        timeout: float = 60.0,
-        queued: Callable[[], None] | None = None,
-    ) -> int:
-        count = await super().send_batch_async(records, timeout, queued)
+    async def send_batch_async(self, records: Sequence[Record], *args: Any, **kwargs: Any) -> int:
+        count = await super().send_batch_async(records, *args, **kwargs)
         self.sent.extend((r[0], r[1], r[2]) for r in records)
         if self.crash_after_send:
             raise RuntimeError("relay killed after Kafka acknowledged, before the commit")
