@@ -5,7 +5,8 @@ runs many at once).
 2. claim (job, attempt): decide against what Postgres knows (`decision.decide`), in one
    transaction per batch of requests (`claims.ClaimStore`): re-emit a stored result, answer
    without a call (published already, missed, refused), wait for another live worker, or
-3. call the platform: take the account's rate-limit token, then the platform's `publish`
+3. call the platform: take the account's rate-limit token, wait for the job's due instant
+   (a request comes up to `DISPATCH_LEAD_SECONDS` early), then the platform's `publish`
    (or `confirm`, a read only), bounded by the attempt timeout, while the lease is renewed
    (`leases`); the platform classifies what it met into one outcome;
 4. emit: scrub the token from the outcome's free text, store the result with the claim
@@ -37,6 +38,7 @@ from herald.services.publisher.decision import (
 )
 from herald.services.publisher.leases import Leases, Timing
 from herald.services.publisher.rate_limiter import RateLimiter
+from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS
 from herald.shared.domain.outcomes import Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.errors import InvalidMessage, StoreUnavailable
@@ -55,6 +57,17 @@ from herald.shared.stores import connections, dead_letters
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRYABLE = (StoreUnavailable, KafkaError, psycopg.errors.TransactionRollback)
+
+
+async def until_due(req: PublishRequest) -> None:
+    """Wait for the request's due instant: the dispatcher sends a job up to
+    `DISPATCH_LEAD_SECONDS` early so that its claim is taken before it is due; the call never
+    is. A `due_at` further ahead (another clock, a forged request) waits no longer than that."""
+    until = time.time() + DISPATCH_LEAD_SECONDS
+    due = min(req.due_at.timestamp(), until)
+    # The loop's timers round to the millisecond and may fire that much early: look again.
+    while (ahead := due - time.time()) > 0:
+        await asyncio.sleep(max(ahead, 0.001))
 
 
 class Abandoned(Exception):
@@ -236,6 +249,7 @@ class PublishWorker:
                 error_message=message,
                 may_be_live=decision.publish_sent,
             )
+        await until_due(req)
         remembered: list[str] = []
         sent: list[bool] = []  # the irreversible call was (about to be) sent in this attempt
 

@@ -1,7 +1,8 @@
 """The dispatcher: claims due jobs from Redis and hands them to `publish.request`.
 
 Per batch: room in the dispatch window (`window.py`: the publishers' backlog stays short) →
-claim (Lua, with lease; the due jobs shared fairly between tenants) → mark IN_PROGRESS in
+claim (Lua, with lease; the jobs due within `DISPATCH_LEAD_SECONDS`, once the first is half
+that away; shared fairly between tenants) → mark IN_PROGRESS in
 Postgres (attempt + 1, status events in the outbox) and encode each job's request, the
 tenants' jobs in turn → produce, batches in the order they were claimed, and wait for
 Kafka's acknowledgement → ack the claim. A crash at any point leaves the claim in flight;
@@ -24,7 +25,7 @@ import psycopg
 
 from herald.services.scheduler.placement import PartitionCount, partition_for
 from herald.services.scheduler.window import DispatchWindow
-from herald.shared.domain.jobs import JobStatus
+from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS, JobStatus
 from herald.shared.domain.outcomes import DeadLetterReason
 from herald.shared.errors import InvalidMessage
 from herald.shared.infra import metrics
@@ -122,7 +123,9 @@ class Dispatcher:
             return
         woken = self._woken  # taken first: a wake from here on ends the sleep below
         next_due = await queue.next_due()
-        wait = self.max_sleep if next_due is None else next_due - time.time()
+        # A claim takes the jobs due within the lead once the first is half a lead away.
+        wake = None if next_due is None else next_due - DISPATCH_LEAD_SECONDS / 2
+        wait = self.max_sleep if wake is None else wake - time.time()
         if wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(wait, self.max_sleep)):
@@ -139,7 +142,9 @@ class Dispatcher:
         # Taken right before the claim is sent: Redis runs the loops' claims in that order.
         ticket = self._sends.ticket()
         try:
-            claimed = await self.rt.queue.claim(room, self.rt.settings.lease_seconds)
+            claimed = await self.rt.queue.claim(
+                room, self.rt.settings.lease_seconds, ahead=DISPATCH_LEAD_SECONDS
+            )
             if claimed:
                 sent = await self.dispatch(claimed, ticket)
             return bool(claimed)

@@ -122,12 +122,17 @@ return 0
 """
 )
 
-# KEYS[3] inflight, KEYS[4] inflight-due; ARGV[2] now, ARGV[3] lease expiry, ARGV[4] limit.
+# KEYS[3] inflight, KEYS[4] inflight-due; ARGV[2] now, ARGV[3] lease expiry, ARGV[4] limit,
+# ARGV[5] the horizon (ids due by then are claimed), ARGV[6] nothing is claimed unless an id
+# is due by this instant.
 _CLAIM = (
     _COMMON
     + """
-local now, room = ARGV[2], tonumber(ARGV[4])
-local due_tenants = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, room)
+local now, room, horizon = ARGV[2], tonumber(ARGV[4]), ARGV[5]
+if #redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[6], 'LIMIT', 0, 1) == 0 then
+  return {}
+end
+local due_tenants = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon, 'LIMIT', 0, room)
 local out, served, active = {}, {}, due_tenants
 while room > 0 and #active > 0 do
   local share = math.max(1, math.floor(room / #active))
@@ -136,7 +141,7 @@ while room > 0 and #active > 0 do
     if room <= 0 then break end
     local take = math.min(share, room)
     local due = redis.call(
-      'ZRANGEBYSCORE', prefix .. t, '-inf', now, 'WITHSCORES', 'LIMIT', 0, take)
+      'ZRANGEBYSCORE', prefix .. t, '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, take)
     local ids = {}
     for i = 1, #due, 2 do
       redis.call('ZADD', KEYS[3], ARGV[3], due[i])
@@ -265,13 +270,15 @@ class DelayedQueue:
 
     @_outage
     async def claim(
-        self, limit: int, lease_seconds: float, now: float | None = None
+        self, limit: int, lease_seconds: float, now: float | None = None, *, ahead: float = 0.0
     ) -> list[Claimed]:
-        """Up to `limit` due ids, shared equally between the tenants that have due jobs."""
+        """Up to `limit` ids due by `now + ahead`, shared equally between the tenants that have
+        due jobs; none until one is due by `now + ahead / 2`, so that a claim of jobs not yet
+        due takes at least half a lead's worth of them, not each as it comes into the lead."""
         now = time.time() if now is None else now
+        args = [now, now + lease_seconds, limit, now + ahead, now + ahead / 2]
         raw: list[Any] = await self._claim(
-            keys=self._queue_keys,
-            args=[self.tenant_prefix, repr(now), repr(now + lease_seconds), limit],
+            keys=self._queue_keys, args=[self.tenant_prefix, *map(repr, args)]
         )
         return [Claimed(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS
 from herald.shared.domain.outcomes import NEEDS_REAUTH
 from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
 from herald.shared.infra.delayed_queue import Due
@@ -190,7 +191,8 @@ UPDATE jobs SET
     status = 'IN_PROGRESS', dispatched_at = now(), updated_at = now()
 FROM old
 WHERE jobs.id = old.id AND (
-    (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND jobs.next_attempt_at <= now())
+    (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED')
+        AND jobs.next_attempt_at <= now() + %(lead)s * interval '1 s')
     OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
         AND (NOT EXISTS (SELECT 1 FROM publish_claims c
                          WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count
@@ -208,9 +210,11 @@ RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_
 
 async def mark_dispatched(conn: Conn, ids: list[str], *, lease: float, stuck: float) -> list[Row]:
     """IN_PROGRESS (attempt + 1, or the same attempt again for a lost or stuck dispatch) for
-    every claimed job still due; each row with its old status and its connection's place."""
+    every claimed job due within `DISPATCH_LEAD_SECONDS`; each row with its old status and
+    its connection's place."""
     cur = await conn.execute(
-        _MARK_DISPATCHED, {"ids": id_array(ids), "lease": lease, "stuck": stuck}
+        _MARK_DISPATCHED,
+        {"ids": id_array(ids), "lease": lease, "stuck": stuck, "lead": DISPATCH_LEAD_SECONDS},
     )
     return await cur.fetchall()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -12,11 +14,12 @@ from herald.services.publisher.claims import ClaimStore
 from herald.services.publisher.platforms.instagram import InstagramPublisher
 from herald.services.publisher.platforms.meta.throttle import Throttle
 from herald.services.publisher.platforms.sandbox import SandboxPublisher
+from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS
 from herald.shared.domain.requests import PublishRequest
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.names import DLQ
 from herald.shared.infra.runtime import Runtime
-from herald.shared.messages.codec import instant_or_none
+from herald.shared.messages.codec import instant_or_none, iso
 from herald.shared.platforms.contract import AttemptContext
 from herald.shared.stores import outbox
 from tests.conftest import Namespace, eventually
@@ -131,6 +134,44 @@ async def test_cancel_after_dispatch_wins_over_a_late_request(harness: Harness) 
     harness.send([request])
     await harness.all_committed(1)
     assert await harness.results.poll() == [] and harness.spy.calls == []
+
+
+async def test_a_request_sent_ahead_is_claimed_at_once_and_called_at_its_due_instant(
+    harness: Harness,
+) -> None:
+    # The dispatcher sends a job up to DISPATCH_LEAD_SECONDS before it is due, so that the
+    # claim is taken ahead; the platform is called when the job is due, never before.
+    rt = harness.rt
+    first, job = await schedule(rt, [await sandbox_connection(rt), await sandbox_connection(rt)])
+    harness.send(await dispatch(rt, [first]))  # once answered, the consumer is in its group
+    await harness.results_for(1)
+    [request] = await dispatch(rt, [job])
+    due = time.time() + DISPATCH_LEAD_SECONDS * 0.8
+    request["due_at"] = iso(datetime.fromtimestamp(due, UTC))
+    called: list[float] = []
+
+    async def note_the_call(request: PublishRequest, ctx: AttemptContext) -> None:
+        called.append(time.time())
+
+    harness.spy.before = note_the_call
+    harness.send([request])
+    [_, result] = await harness.results_for(2)
+    assert result["job_id"] == job and result["outcome"] == "published" and len(called) == 1
+    assert called[0] >= due
+    row = await rt.db.fetchone("SELECT call_started_at FROM jobs WHERE id = %s", (job,))
+    assert row is not None and row["call_started_at"].timestamp() < due  # claimed ahead
+
+
+async def test_a_request_due_far_ahead_waits_no_longer_than_the_lead(harness: Harness) -> None:
+    # A clock far off, or a forged record: a due instant an hour away must not hold the job
+    # (and a slot of the consumer) for an hour.
+    rt = harness.rt
+    [job] = await schedule(rt, [await sandbox_connection(rt)])
+    [request] = await dispatch(rt, [job])
+    request["due_at"] = iso(datetime.now(UTC) + timedelta(hours=1))
+    harness.send([request])
+    [result] = await harness.results_for(1)
+    assert result["job_id"] == job and result["outcome"] == "published"
 
 
 async def test_a_past_deadline_request_answers_missed_without_a_call(harness: Harness) -> None:

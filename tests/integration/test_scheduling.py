@@ -13,6 +13,7 @@ import pytest
 
 from herald.services.scheduler.dispatcher import Dispatcher
 from herald.services.scheduler.reconciler import Reconciler
+from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS
 from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra.kafka.admin import load_topic_specs
 from herald.shared.infra.names import REQUEST
@@ -23,6 +24,7 @@ from tests.conftest import Namespace, eventually
 from tests.support.helpers import aread_topic, read_records, sandbox_connections
 
 MEDIA = ["https://cdn.example.com/a.jpg"]
+LEAD = timedelta(seconds=DISPATCH_LEAD_SECONDS)  # a job is dispatched at most this early
 
 
 @asynccontextmanager
@@ -80,7 +82,7 @@ async def test_due_jobs_reach_publish_request_once_with_their_fields(
         assert value["media_asset_ids"] == MEDIA and value["caption"] == row["caption"]
         assert value["tenant_id"] == "default" and value["platform"] == "sandbox"
         # never dispatched before it was due
-        assert instant_or_none(value["dispatched_at"]) >= row["scheduled_at"]  # type: ignore[operator]
+        assert instant_or_none(value["dispatched_at"]) >= row["scheduled_at"] - LEAD  # type: ignore[operator]
         assert row["status"] == "IN_PROGRESS"
 
 
@@ -103,6 +105,24 @@ async def test_the_dispatcher_wakes_on_its_own_timer_not_on_a_redis_timeout(
         values = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1)
         release.set()
     assert [v["job_id"] for v in values] == [job]
+
+
+async def test_a_job_is_dispatched_ahead_of_its_due_instant_by_at_most_the_lead(
+    rt: Runtime, settings: Settings
+) -> None:
+    # The dispatch, Kafka and the publisher's claim happen before the due instant, so that
+    # the call (which waits for it: test_publisher) is on time.
+    connections = await sandbox_connections(rt, 1)
+    [later] = await schedule_many(rt, connections, 1, in_seconds=DISPATCH_LEAD_SECONDS + 2.0)
+    [soon] = await schedule_many(rt, connections, 1, in_seconds=DISPATCH_LEAD_SECONDS * 0.4)
+    assert await Dispatcher(rt).dispatch_due()
+    [value] = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1)
+    assert value["job_id"] == soon
+    due = instant_or_none(value["due_at"])
+    row = await rt.db.fetchone("SELECT scheduled_at FROM jobs WHERE id = %s", (soon,))
+    assert row is not None and due == row["scheduled_at"]
+    assert instant_or_none(value["dispatched_at"]) >= due - LEAD  # type: ignore[operator]
+    assert await rt.queue.held([later]) == {later}  # further ahead: it waits in Redis
 
 
 async def test_a_job_that_cannot_be_sent_is_dead_lettered_alone(
@@ -149,7 +169,7 @@ async def test_cancelled_job_is_never_dispatched_and_reschedule_moves_it(
         )
     assert Counter(v["job_id"] for v in values) == Counter({kept: 1, moved: 1})
     moved_value = next(v for v in values if v["job_id"] == moved)
-    assert instant_or_none(moved_value["dispatched_at"]) >= new_time  # type: ignore[operator]
+    assert instant_or_none(moved_value["dispatched_at"]) >= new_time - LEAD  # type: ignore[operator]
     job = await jobs.get(ADMIN, cancelled)
     assert job["status"] == "CANCELLED"
 
@@ -180,7 +200,7 @@ async def test_reconciler_restores_jobs_after_redis_loses_its_data(
             for r in await rt.db.fetch("SELECT id, scheduled_at FROM jobs")
         }
         for v in values:
-            assert instant_or_none(v["dispatched_at"]) >= scheduled[v["job_id"]]  # type: ignore[operator]
+            assert instant_or_none(v["dispatched_at"]) >= scheduled[v["job_id"]] - LEAD  # type: ignore[operator]
     finally:
         await rt.close()
 

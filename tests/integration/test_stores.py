@@ -104,6 +104,25 @@ def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
     assert {"jobs", "attempts", "dead_letters", "connections", "api_keys", "outbox"} <= tables
 
 
+async def test_a_claim_ahead_takes_the_lead_s_jobs_once_the_first_is_half_a_lead_away(
+    rt: Runtime,
+) -> None:
+    # The dispatcher claims up to a lead (0.1 s) ahead. Claiming each job as it came into
+    # the lead made batches of one or two at a steady rate; waiting until the first is half
+    # a lead away takes half a lead's worth at a time.
+    queue = rt.queue
+    now = time.time()
+    await queue.add(
+        {"a": Due("t", now + 0.07), "b": Due("u", now + 0.09), "c": Due("t", now + 0.2)}
+    )
+    assert await queue.claim(10, 30, now=now, ahead=0.1) == []  # the first is 0.07 s away
+    claimed = await queue.claim(10, 30, now=now + 0.03, ahead=0.1)  # now 0.04 s away
+    assert [c.job_id for c in claimed] == ["a", "b"]  # due by now + 0.1, one of each tenant
+    assert abs(claimed[1].due - (now + 0.09)) < 1e-3
+    assert await queue.next_due() == pytest.approx(now + 0.2, abs=1e-3)
+    assert [c.job_id for c in await queue.claim(10, 30, now=now + 1)] == ["c"]  # overdue
+
+
 async def test_redis_delayed_queue_claims_due_jobs_with_a_lease(rt: Runtime) -> None:
     queue = rt.queue
     now = time.time()

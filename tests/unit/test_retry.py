@@ -163,7 +163,7 @@ async def test_the_dispatcher_stops_during_an_outage_without_waiting_out_its_bac
     class DownQueue:
         claims = 0
 
-        async def claim(self, *_: Any) -> Any:
+        async def claim(self, *_: Any, **__: Any) -> Any:
             self.claims += 1
             raise StoreUnavailable("redis", "down")
 
