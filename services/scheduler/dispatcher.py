@@ -59,6 +59,7 @@ class Dispatcher:
         )
         self._last_requeue = 0.0  # the requeuing loop's last sweep of expired leases
         self._sends = ClaimOrder()
+        self._claiming = asyncio.Lock()
         self._woken = asyncio.Event()  # set (and replaced) when a writer signals a wake
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -139,12 +140,14 @@ class Dispatcher:
             await self.window.wait()  # the publishers' backlog is full: the jobs wait here
             return True
         sent = 0
-        # Taken right before the claim is sent: Redis runs the loops' claims in that order.
         ticket = self._sends.ticket()
         try:
-            claimed = await self.rt.queue.claim(
-                room, self.rt.settings.lease_seconds, ahead=DISPATCH_LEAD_SECONDS
-            )
+            # One claim at a time, in ticket order (the lock queues its waiters in order):
+            # sent at once, a claim on a new connection could overtake one still connecting.
+            async with self._claiming:
+                claimed = await self.rt.queue.claim(
+                    room, self.rt.settings.lease_seconds, ahead=DISPATCH_LEAD_SECONDS
+                )
             if claimed:
                 sent = await self.dispatch(claimed, ticket)
             return bool(claimed)
@@ -273,9 +276,10 @@ class ClaimOrder:
     send first: the batch claimed first, holding each tenant's first due job at the front of
     its partitions, could land behind other batches' hundreds of jobs a partition.
 
-    Each claim takes a ticket as it is sent, and its batch is queued in the Kafka client in
-    its turn; `finish` hands the turn on, also for a claim that found nothing and a batch
-    that fails or is cancelled before it is queued."""
+    Each claim takes a ticket and is sent to Redis in ticket order, one at a time (Redis runs
+    the scripts one at a time anyway), and its batch is queued in the Kafka client in its
+    turn; `finish` hands the turn on, also for a claim that found nothing and a batch that
+    fails or is cancelled before it is queued."""
 
     def __init__(self) -> None:
         self._issued = 0
