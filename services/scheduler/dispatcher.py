@@ -172,7 +172,11 @@ class Dispatcher:
         # Pipelined: BEGIN goes out with the update, the outbox rows with the commit.
         async with self.rt.db.connection() as conn, conn.pipeline(), conn.transaction():
             marked = await jobs.mark_dispatched(
-                conn, list(due), lease=settings.lease_seconds, stuck=settings.stuck_after_seconds
+                conn,
+                list(due),
+                due_by=max(due.values()),
+                lease=settings.lease_seconds,
+                stuck=settings.stuck_after_seconds,
             )
             rows, records, unsendable = [], [], []
             for r in in_turn(marked, list(due)):

@@ -18,7 +18,6 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from herald.shared.domain.jobs import DISPATCH_LEAD_SECONDS
 from herald.shared.domain.outcomes import NEEDS_REAUTH
 from herald.shared.infra.db.pool import Database, Row, id_array, json_rows
 from herald.shared.infra.delayed_queue import Due
@@ -174,6 +173,9 @@ async def release_if_reauthorised(conn: Conn, ids: list[str]) -> list[Row]:
 
 # ---- the dispatcher --------------------------------------------------------------------------
 
+# A due instant's round trip through a Redis score (a double of epoch seconds) and back.
+_SCORE_ROUNDING = 0.001
+
 # A heap-only update (migration 0005, decision 0011): it changes no indexed column, so it
 # leaves the job's indexes alone. next_attempt_at keeps the attempt's due instant, which is
 # how the reconciler finds the job if it sticks. An IN_PROGRESS job is dispatched again, with
@@ -192,7 +194,7 @@ UPDATE jobs SET
 FROM old
 WHERE jobs.id = old.id AND (
     (old.status IN ('SCHEDULED', 'RETRY_SCHEDULED')
-        AND jobs.next_attempt_at <= now() + %(lead)s * interval '1 s')
+        AND jobs.next_attempt_at <= to_timestamp(%(due_by)s))
     OR (old.status = 'IN_PROGRESS' AND jobs.dispatched_at < now() - %(lease)s * interval '1 s'
         AND (NOT EXISTS (SELECT 1 FROM publish_claims c
                          WHERE c.job_id = jobs.id AND c.attempt = jobs.attempt_count
@@ -208,13 +210,20 @@ RETURNING jobs.id, jobs.tenant_id, jobs.post_id, jobs.platform, jobs.connection_
 """
 
 
-async def mark_dispatched(conn: Conn, ids: list[str], *, lease: float, stuck: float) -> list[Row]:
+async def mark_dispatched(
+    conn: Conn, ids: list[str], *, due_by: float, lease: float, stuck: float
+) -> list[Row]:
     """IN_PROGRESS (attempt + 1, or the same attempt again for a lost or stuck dispatch) for
-    every claimed job due within `DISPATCH_LEAD_SECONDS`; each row with its old status and
-    its connection's place."""
+    every claimed job still due by `due_by` (epoch seconds: the latest due instant of the
+    claim); each row with its old status and its connection's place.
+
+    `due_by` comes from the claim, not from a clock: a job moved later behind the queue's
+    back is refused, while a scheduler whose clock runs ahead of Postgres's still has
+    every job it claimed accepted (compared with Postgres's `now()`, the jobs at the edge
+    of its claim were refused and waited for the reconciler)."""
     cur = await conn.execute(
         _MARK_DISPATCHED,
-        {"ids": id_array(ids), "lease": lease, "stuck": stuck, "lead": DISPATCH_LEAD_SECONDS},
+        {"ids": id_array(ids), "due_by": due_by + _SCORE_ROUNDING, "lease": lease, "stuck": stuck},
     )
     return await cur.fetchall()
 

@@ -4,6 +4,7 @@ callers still see it only while the job waits."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -30,7 +31,14 @@ async def test_the_mark_and_the_stamp_are_heap_only_updates(rt: Runtime) -> None
     # A few jobs, so their new row versions fit the room the fill factor leaves on a page.
     ids = await schedule_jobs(rt, 5)
     async with rt.db.transaction() as conn:
-        assert len(await job_store.mark_dispatched(conn, ids, lease=30.0, stuck=300.0)) == 5
+        assert (
+            len(
+                await job_store.mark_dispatched(
+                    conn, ids, due_by=time.time(), lease=30.0, stuck=300.0
+                )
+            )
+            == 5
+        )
         cur = await conn.execute(_XACT_UPDATES)
         assert await cur.fetchone() == {"updated": 5, "hot": 5}  # counted in this transaction
     async with rt.db.transaction() as conn:
@@ -45,7 +53,7 @@ async def test_an_in_progress_job_keeps_its_due_instant_but_shows_none(rt: Runti
     due = await rt.db.fetchone("SELECT next_attempt_at FROM jobs WHERE id = %s", (job_id,))
     assert due is not None and due["next_attempt_at"] is not None
     async with rt.db.transaction() as conn:
-        await job_store.mark_dispatched(conn, [job_id], lease=30.0, stuck=300.0)
+        await job_store.mark_dispatched(conn, [job_id], due_by=time.time(), lease=30.0, stuck=300.0)
     row = await rt.db.fetchone(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
     assert row is not None
     assert (row["status"], row["next_attempt_at"]) == ("IN_PROGRESS", due["next_attempt_at"])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -123,6 +125,34 @@ async def test_a_job_is_dispatched_ahead_of_its_due_instant_by_at_most_the_lead(
     assert row is not None and due == row["scheduled_at"]
     assert instant_or_none(value["dispatched_at"]) >= due - LEAD  # type: ignore[operator]
     assert await rt.queue.held([later]) == {later}  # further ahead: it waits in Redis
+
+
+async def test_a_scheduler_clock_ahead_of_postgres_still_dispatches_what_it_claims(
+    rt: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler claims by its own clock; Postgres's runs a second behind here. The mark
+    # checks each job against the due instants of the claim, not Postgres's clock: compared
+    # with `now()`, the claimed job was refused, left Redis and waited for the reconciler.
+    # A job moved later behind the queue's back is still refused.
+    connections = await sandbox_connections(rt, 1)
+    soon, moved = await schedule_many(rt, connections, 2, in_seconds=0.6)
+    await rt.db.execute(
+        "UPDATE jobs SET next_attempt_at = now() + interval '1 hour' WHERE id = %s", (moved,)
+    )
+    claim = rt.queue.claim
+
+    async def claim_a_second_ahead(
+        limit: int, lease: float, now: float | None = None, **kw: Any
+    ) -> Any:
+        return await claim(limit, lease, time.time() + 1.0, **kw)
+
+    monkeypatch.setattr(rt.queue, "claim", claim_a_second_ahead)
+    assert await Dispatcher(rt).dispatch_due()
+    [value] = await aread_topic(settings.kafka_bootstrap, rt.names.topic(REQUEST), expect=1)
+    assert value["job_id"] == soon
+    rows = await rt.db.fetch("SELECT id::text AS id, status FROM jobs")
+    statuses = {r["id"]: r["status"] for r in rows}
+    assert statuses == {soon: "IN_PROGRESS", moved: "SCHEDULED"}
 
 
 async def test_a_job_that_cannot_be_sent_is_dead_lettered_alone(
