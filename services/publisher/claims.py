@@ -337,4 +337,5 @@ def _job_state(row: Row | None) -> JobState | None:
         connection_status=row["connection_status"],
         publish_sent=bool(row["publish_sent"]),
         child_container_ids=row["child_container_ids"],
+        may_be_live=bool(row["may_be_live"]),
     )

@@ -50,6 +50,10 @@ class JobState:
     connection_status: str | None  # None: the connection row does not exist
     publish_sent: bool = False  # the irreversible call was sent for `container_id`
     child_container_ids: str | None = None  # a carousel's items, comma-separated
+    # The results service's note on the job (`last_error.may_be_live`): an earlier attempt
+    # may have posted and nothing has settled it since, whatever answers came after it
+    # (a `rate_limited` or `processing` wait keeps it).
+    may_be_live: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,8 @@ def decide(
         stored_container_id=job.container_id,
         stored_children=tuple(c for c in (job.child_container_ids or "").split(",") if c),
         publish_sent=job.publish_sent,
-        previous_ambiguous=_last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
+        previous_ambiguous=job.may_be_live
+        or _last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
         deadline_read=late,
         claimed_before=mine is not None,
     )

@@ -240,16 +240,6 @@ class PublishWorker:
         nothing irreversible since, and reports nothing)."""
         decision = claimed.decision
         platform = self.registry[req.platform]
-        admission = await self._store(lambda: self.limiter.acquire(connection))
-        if admission.retry_after is not None:
-            message = f"per-account rate limit: next slot in {admission.retry_after:g}s"
-            return PublishOutcome(
-                Outcome.RATE_LIMITED,
-                retry_after_seconds=admission.retry_after,
-                error_message=message,
-                may_be_live=decision.publish_sent,
-            )
-        await until_due(req)
         remembered: list[str] = []
         sent: list[bool] = []  # the irreversible call was (about to be) sent in this attempt
 
@@ -299,6 +289,16 @@ class PublishWorker:
             remember_children=remember_children,
             claimed_before=decision.claimed_before,
         )
+        admission = await self._store(lambda: self.limiter.acquire(connection))
+        if admission.retry_after is not None:
+            message = f"per-account rate limit: next slot in {admission.retry_after:g}s"
+            return PublishOutcome(
+                Outcome.RATE_LIMITED,
+                retry_after_seconds=admission.retry_after,
+                error_message=message,
+                may_be_live=ctx.may_be_live,
+            )
+        await until_due(req)
         read_only = req.check_only or decision.deadline_read
         call = platform.confirm if read_only else platform.publish
 

@@ -25,7 +25,8 @@ class AttemptContext:
     when the irreversible call was sent for the stored container and nothing settled its
     outcome since (the post may be live). `stored_children` and `remember_children` do the
     same for a carousel's items. `previous_outcome_ambiguous` is true when the last finished
-    attempt's outcome is unknown.
+    attempt's outcome is unknown, or an earlier one's was and only waits came since (the
+    job's `last_error.may_be_live`: a `rate_limited` answer does not settle it).
     `claimed_before` is true when this very attempt was claimed earlier and left without a
     result (its worker crashed or lost its lease, perhaps after its call went through).
     A platform without a stored container must look the post up before posting in either
@@ -56,6 +57,13 @@ class AttemptContext:
     stored_children: tuple[str, ...] = ()
     remember_children: Callable[[Sequence[str]], Awaitable[None]] | None = None
     settled: PublishOutcome | None = None
+
+    @property
+    def may_be_live(self) -> bool:
+        """An earlier call for this job may have posted: look before posting, and say so in
+        any answer given without a call (a `rate_limited` wait), so that the next attempt
+        looks too."""
+        return self.previous_outcome_ambiguous or self.claimed_before or self.publish_sent
 
     def settle(self, outcome: PublishOutcome) -> None:
         self.settled = outcome

@@ -311,7 +311,8 @@ async def lock_for_claim(conn: Conn, keys: str) -> Any:
     """The claim transaction's read of its jobs, locked in id order (a cursor: pipelined)."""
     return await conn.execute(
         "SELECT id AS job_id, status, publish_deadline, container_id, published_at, provider_ids,"
-        " connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids"
+        " connection_id, publish_sent_at IS NOT NULL AS publish_sent, child_container_ids,"
+        " coalesce(last_error->'may_be_live' = 'true'::jsonb, false) AS may_be_live"
         " FROM jobs WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
         (keys,),
     )

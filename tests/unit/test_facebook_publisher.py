@@ -235,6 +235,27 @@ async def test_an_unreadable_feed_after_a_lost_answer_stays_ambiguous(
     assert out.outcome is Outcome.PUBLISHED and len(fb.posts_with("unread")) == 1
 
 
+async def test_a_throttled_takeover_says_the_post_may_be_live(
+    fb: FakeFacebook, throttle: Throttle
+) -> None:
+    # A copy killed mid-call may have posted; its successor, met by the Page's throttle,
+    # answers without a call. That answer must carry the doubt: answered "not live", the
+    # next attempt posted again without looking (a second post, seen in CI).
+    shared = Throttle(throttle.client, throttle.names, platform="fb")
+    publisher = FacebookPublisher(fb.base_url, throttle=shared)
+    try:
+        fb.fail_next("feed", code=80001, headers={"Retry-After": "120"})
+        assert (await publish(publisher, fb, [LINK], "first")).outcome is Outcome.RATE_LIMITED
+        fresh = await publish(publisher, fb, [LINK], "fresh")
+        taken_over = await publish(
+            publisher, fb, [LINK], "taken", context=ctx(fb, claimed_before=True)
+        )
+        assert fresh.outcome is taken_over.outcome is Outcome.RATE_LIMITED
+        assert not fresh.may_be_live and taken_over.may_be_live
+    finally:
+        await publisher.close()
+
+
 async def test_a_throttle_pauses_the_page_for_every_copy(
     fb: FakeFacebook, throttle: Throttle
 ) -> None:

@@ -205,6 +205,15 @@ def test_the_previous_attempt_being_ambiguous_is_passed_on() -> None:
     ).previous_ambiguous
 
 
+def test_a_post_that_may_be_live_stays_in_doubt_through_a_wait() -> None:
+    # Attempt 1 may have posted; attempt 2 was throttled before any call. The results
+    # service keeps its note on the job (`last_error.may_be_live`), and attempt 3 looks before
+    # posting: with only the last outcome (`rate_limited`) it would post a second time.
+    waited = [AttemptRow(JOB, 1, "ambiguous", {}, NOW), AttemptRow(JOB, 2, "rate_limited", {}, NOW)]
+    assert run(req(3), job(may_be_live=True), attempts=waited).previous_ambiguous
+    assert not run(req(3), job(), attempts=waited).previous_ambiguous
+
+
 def test_sandbox_draw_follows_the_rates() -> None:
     rng = random.Random(1)
     assert {draw({}, rng) for _ in range(200)} == {Outcome.PUBLISHED}

@@ -73,7 +73,7 @@ class BlueskyPublisher:
             return PublishOutcome(Outcome.PERMANENT_ERROR, error_message=reason)
         xrpc = self._xrpc(connection, ctx)
         rkey = record_key(request.job_id, request.scheduled_at)
-        doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
+        doubt = ctx.may_be_live
         try:
             if doubt:
                 found = await self._read_back(xrpc, rkey, request.caption)

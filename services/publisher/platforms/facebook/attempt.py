@@ -66,7 +66,7 @@ class Attempt:
     ) -> None:
         self.caller, self.request, self.page, self.ctx = caller, request, page, ctx
         self.poll_initial_seconds = poll_initial_seconds
-        self.doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
+        self.doubt = ctx.may_be_live
         self.budget = Budget(ctx)
 
     async def run(self) -> PublishOutcome:

@@ -72,7 +72,7 @@ class MastodonPublisher:
         refused = refused_host(api.base, "instanceUrl")
         if refused is not None:
             return refused
-        doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
+        doubt = ctx.may_be_live
         try:
             limits = await api.limits()
             refused = _over_limits(request, limits)

@@ -73,7 +73,7 @@ class Sessions:
             Outcome.RATE_LIMITED,
             retry_after_seconds=wait,
             error_message="throttled (a rate limit or the usage headers): not calling for now",
-            may_be_live=ctx.publish_sent,
+            may_be_live=ctx.may_be_live,
         )
 
     async def close(self) -> None:

@@ -40,7 +40,7 @@ Find = Callable[[], Awaitable[PublishOutcome | None]]
 
 
 def in_doubt(ctx: AttemptContext) -> bool:
-    return ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
+    return ctx.may_be_live
 
 
 async def post_once(

@@ -21,7 +21,10 @@ may have posted without its answer being stored:
   lost, or its call failed or timed out after the post may have been recorded;
 - this attempt was claimed before (`ctx.claimed_before`): the worker holding it was killed,
   or stalled past its lease and was taken over, after its call perhaps posted and before it
-  stored the result (a redelivery after a crash, or the reconciler's stuck-job sweep).
+  stored the result (a redelivery after a crash, or the reconciler's stuck-job sweep);
+- either of those, and only waits since: a `rate_limited` answer given without a call
+  says the post may be live, and the results service keeps that note on the job for the
+  next attempt (`ctx.may_be_live` covers all three, and the "sent" stamp).
 
 Every other way to a second post is closed before the platform is called: a result stored
 for this attempt is re-emitted, and a `published` outcome of any earlier attempt answers
@@ -121,7 +124,7 @@ class SandboxPublisher:
     async def publish(
         self, request: PublishRequest, connection: Connection, ctx: AttemptContext
     ) -> PublishOutcome:
-        if ctx.previous_outcome_ambiguous or ctx.claimed_before:
+        if ctx.may_be_live:
             found = await self._lookups.submit(request.job_id)
             if found is not None:
                 return _published(found, already_posted=True)

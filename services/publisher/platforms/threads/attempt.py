@@ -58,7 +58,7 @@ class Attempt:
     ) -> None:
         self.caller, self.request, self.user, self.ctx = caller, request, user, ctx
         self.initial, self.max_interval = poll_initial_seconds, poll_max_interval_seconds
-        self.doubt = ctx.previous_outcome_ambiguous or ctx.claimed_before or ctx.publish_sent
+        self.doubt = ctx.may_be_live
         self.budget = Budget(ctx)
 
     async def run(self) -> PublishOutcome:
