@@ -155,8 +155,8 @@ def deadline_outcome(read: PublishOutcome, publish_sent: bool) -> PublishOutcome
     then reads again or ends the job, never as `missed` while the post may be live)."""
     if read.outcome is Outcome.PUBLISHED:
         return read
-    if read.outcome is Outcome.RATE_LIMITED:
-        return replace(read, may_be_live=publish_sent)
+    if read.outcome is Outcome.RATE_LIMITED:  # no read made: the doubt it came with stays
+        return replace(read, may_be_live=publish_sent or read.may_be_live)
     if read.outcome is Outcome.UNCONFIRMED and publish_sent:
         return read
     why = read.error_message or "the post is not live"

@@ -197,6 +197,32 @@ async def test_an_attempt_taken_over_from_a_dead_worker_looks_before_it_posts(
     assert (await _claim_of(rt, posted))["worker"] == WORKER
 
 
+async def test_a_taken_over_attempt_the_rate_limit_refuses_says_the_post_may_be_live(
+    harness: Harness,
+) -> None:
+    # The dead worker may have posted; the account's rate limit refuses its successor before
+    # any call. That answer keeps the doubt (`may_be_live`): said "not live", the results
+    # service retried as if nothing were posted and the next attempt posted without looking.
+    rt = harness.rt
+    account = await sandbox_connection(rt, rate_per_second=0.001)  # one token, then 1,000 s
+    [first] = await schedule(rt, [account], caption="first")
+    [taken] = await schedule(rt, [account], caption="taken over")
+    requests = {r["job_id"]: r for r in await dispatch(rt, [first, taken])}
+    harness.send([requests[first]])
+    [spent] = await harness.results_for(1)
+    assert spent["outcome"] == "published"  # it took the account's only token
+    await rt.db.execute(
+        "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+        " VALUES (%s, 1, 'publisher-dead-9', now() - interval '1 second')",
+        (taken,),
+    )
+    harness.send([requests[taken]])
+    [refused] = [r for r in await harness.results_for(2) if r["job_id"] == taken]
+    assert refused["outcome"] == "rate_limited"
+    assert refused["may_be_live"] is True
+    assert [str(p["job_id"]) for p in await harness.posts()] == [first]  # no call was made
+
+
 async def test_a_fresh_claim_posts_without_another_statement(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

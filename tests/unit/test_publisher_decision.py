@@ -205,6 +205,14 @@ def test_the_previous_attempt_being_ambiguous_is_passed_on() -> None:
     ).previous_ambiguous
 
 
+def test_a_throttled_deadline_read_keeps_the_doubt_it_came_with() -> None:
+    # A taken-over attempt refused by the rate limit says the post may be live; past the
+    # deadline that must not turn into "not live" (the results service would end it missed).
+    throttled = PublishOutcome(Outcome.RATE_LIMITED, may_be_live=True)
+    assert deadline_outcome(throttled, False).may_be_live
+    assert not deadline_outcome(PublishOutcome(Outcome.RATE_LIMITED), False).may_be_live
+
+
 def test_a_post_that_may_be_live_stays_in_doubt_through_a_wait() -> None:
     # Attempt 1 may have posted; attempt 2 was throttled before any call. The results
     # service keeps its note on the job (`last_error.may_be_live`), and attempt 3 looks before
