@@ -39,10 +39,6 @@ WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.RETRYABLE_ERROR)
 Find = Callable[[], Awaitable[PublishOutcome | None]]
 
 
-def in_doubt(ctx: AttemptContext) -> bool:
-    return ctx.may_be_live
-
-
 async def post_once(
     ctx: AttemptContext,
     *,
@@ -50,7 +46,7 @@ async def post_once(
     upload: Callable[[], Awaitable[list[str]]],
     create: Callable[[list[str]], Awaitable[PublishOutcome]],
 ) -> PublishOutcome:
-    doubt = in_doubt(ctx)
+    doubt = ctx.may_be_live
     try:
         if doubt:
             found = await _read(find, "before posting again")

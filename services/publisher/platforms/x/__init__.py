@@ -29,7 +29,6 @@ from herald.services.publisher.platforms.rest.oauth2 import unpack
 from herald.services.publisher.platforms.rest.readback import (
     Refused,
     Unknown,
-    in_doubt,
     post_once,
 )
 from herald.services.publisher.platforms.x.api import Api, is_duplicate
@@ -91,7 +90,7 @@ class XPublisher:
             try:
                 answer = await api.call("POST", "/2/tweets", json=body)
             except Refused as refused:
-                if is_duplicate(refused) and in_doubt(ctx):
+                if is_duplicate(refused) and ctx.may_be_live:
                     found = await find()
                     if found is not None:
                         return found
