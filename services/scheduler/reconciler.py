@@ -75,17 +75,16 @@ class Reconciler:
         after = "00000000-0000-0000-0000-000000000000"
         within = min(self.rt.settings.redis_horizon_seconds, RESTORE_AHEAD * self.interval)
         while True:
-            rows = await jobs.queued_due(self.rt.db, after=after, within=within, limit=self.page)
-            if not rows:
+            ids = await jobs.queued_due(self.rt.db, after=after, within=within, limit=self.page)
+            if not ids:
                 return restored
-            after = str(rows[-1]["id"])
-            due = jobs.queue_entries(rows)
-            held = await self.rt.queue.held(list(due))
-            missing = {j: d for j, d in due.items() if j not in held}
-            if missing:
-                await self.rt.queue.add(missing)
-                restored += len(missing)
-                log.warning("restored jobs Redis did not hold", extra={"count": len(missing)})
+            after = ids[-1]
+            missing = await self.rt.queue.missing(ids)
+            if missing:  # read again: a dispatch may have taken them since
+                due = jobs.queue_entries(await jobs.queued(self.rt.db, missing))
+                await self.rt.queue.add(due)
+                restored += len(due)
+                log.warning("restored jobs Redis did not hold", extra={"count": len(due)})
 
     async def requeue_unclaimed(self) -> int:
         lease = self.rt.settings.lease_seconds
@@ -102,8 +101,7 @@ class Reconciler:
         if not rows:
             return 0
         tenants = {str(r["id"]): str(r["tenant_id"]) for r in rows}
-        held = await self.rt.queue.held(list(tenants))
-        again = [j for j in tenants if j not in held]
+        again = await self.rt.queue.missing(list(tenants))
         if again:
             now = time.time()
             await self.rt.queue.add({j: Due(tenants[j], now) for j in again})

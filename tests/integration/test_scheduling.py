@@ -256,6 +256,33 @@ async def test_a_job_redis_lacks_is_put_back_once_it_is_due_soon_and_far_ones_ar
     assert await rt.queue.held([soon, later]) == {soon, later}
 
 
+async def test_a_pass_pages_through_a_backlog_and_leaves_what_a_dispatch_took_meanwhile(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backlog of due jobs is read a page at a time (here two ids a page); Redis is asked
+    # which of a page's ids it lacks, and those are read again from Postgres before they go
+    # back: one dispatched between the page's read and Redis's answer is not queued again.
+    reconciler = Reconciler(rt, interval=1.0, page=2)
+    connections = await sandbox_connections(rt, 1)
+    ids = sorted(await schedule_many(rt, connections, 5, in_seconds=1))
+    lost, taken = [ids[0], ids[2], ids[4]], ids[3]
+    await rt.queue.remove(lost)
+    asked = rt.queue.missing
+
+    async def missing_after_a_dispatch(job_ids: list[str]) -> list[str]:
+        if taken in job_ids:  # the dispatcher claims, marks and acks it meanwhile
+            await rt.queue.remove([taken])
+            await rt.db.execute(
+                "UPDATE jobs SET status = 'IN_PROGRESS', dispatched_at = now() WHERE id = %s",
+                (taken,),
+            )
+        return await asked(job_ids)
+
+    monkeypatch.setattr(rt.queue, "missing", missing_after_a_dispatch)
+    assert (await reconciler.reconcile_once())["restored"] == 3
+    assert await rt.queue.held(ids) == set(ids) - {taken}
+
+
 async def _held_count(rt: Runtime, ids: list[str], expected: int) -> bool:
     return len(await rt.queue.held(ids)) == expected or await _dispatched(rt, ids)
 
