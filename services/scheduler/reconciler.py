@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 
 from herald.shared.infra.db import locks
 from herald.shared.infra.db.pool import Row
@@ -72,19 +73,20 @@ class Reconciler:
 
     async def restore(self) -> int:
         restored = 0
-        after = "00000000-0000-0000-0000-000000000000"
+        page: tuple[datetime, str] | None = None  # where the next page starts
         within = min(self.rt.settings.redis_horizon_seconds, RESTORE_AHEAD * self.interval)
         while True:
-            ids = await jobs.queued_due(self.rt.db, after=after, within=within, limit=self.page)
-            if not ids:
-                return restored
-            after = ids[-1]
+            ids, page = await jobs.queued_due(
+                self.rt.db, after=page, within=within, limit=self.page
+            )
             missing = await self.rt.queue.missing(ids)
             if missing:  # read again: a dispatch may have taken them since
                 due = jobs.queue_entries(await jobs.queued(self.rt.db, missing))
                 await self.rt.queue.add(due)
                 restored += len(due)
                 log.warning("restored jobs Redis did not hold", extra={"count": len(due)})
+            if page is None:
+                return restored
 
     async def requeue_unclaimed(self) -> int:
         lease = self.rt.settings.lease_seconds

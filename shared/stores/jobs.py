@@ -12,7 +12,7 @@ dispatcher (`mark_dispatched`, `dead_letter`), the reconciler (`page_in`, `queue
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -265,18 +265,28 @@ async def page_in(db: Database, *, horizon: float, limit: int) -> list[Row]:
     )
 
 
-async def queued_due(db: Database, *, after: str, within: float, limit: int) -> list[str]:
+_BEFORE_ALL = (datetime.min.replace(tzinfo=UTC), "00000000-0000-0000-0000-000000000000")
+
+
+async def queued_due(
+    db: Database, *, after: tuple[datetime, str] | None, within: float, limit: int
+) -> tuple[list[str], tuple[datetime, str] | None]:
     """Ids of waiting jobs Redis should hold that are due within `within` seconds (or
-    overdue), in id order after `after`. The page comes as one text value: a reconcile pass
-    reads every waiting job of a backlog, and a row built per job cost more than the read."""
+    overdue), in (due instant, id) order from the start or after `after`, and where the
+    next page starts (None after the last). A page is one stretch of the open-jobs index
+    (migration 0011), and its ids come as one text value: a reconcile pass reads every
+    waiting job of a backlog, and a row built per job cost more than the read."""
     row = await db.fetchone(
-        "SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM (SELECT id FROM jobs"
-        " WHERE status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND queued AND id > %s"
-        " AND next_attempt_at <= now() + %s * interval '1 s' ORDER BY id LIMIT %s) page",
-        (after, within, limit),
+        "SELECT string_agg(id::text, ',' ORDER BY next_attempt_at, id) AS ids,"
+        " max(next_attempt_at) AS last_due FROM (SELECT id, next_attempt_at FROM jobs"
+        " WHERE (next_attempt_at, id) > (%s::timestamptz, %s::uuid)"
+        " AND next_attempt_at <= now() + %s * interval '1 s'"
+        " AND status IN ('SCHEDULED', 'RETRY_SCHEDULED') AND queued"
+        " ORDER BY next_attempt_at, id LIMIT %s) page",
+        (*(after or _BEFORE_ALL), within, limit),
     )
-    ids: str | None = row["ids"] if row else None
-    return ids.split(",") if ids else []
+    ids: list[str] = row["ids"].split(",") if row and row["ids"] else []
+    return ids, (row["last_due"], ids[-1]) if row and len(ids) == limit else None
 
 
 async def queued(db: Database, ids: list[str]) -> list[Row]:
