@@ -275,10 +275,13 @@ def test_the_page_works_with_the_keyboard_alone(page: Page, pipeline: Pipeline) 
     page.keyboard.type(key)
     page.keyboard.press("Enter")
     expect(page.locator("#view-schedule")).to_be_visible()
-    # Focus is on the view's heading: back up through Forget key and the views' buttons.
+    # The view shows at once, and its heading takes focus once its data is in: from there,
+    # back up through Forget key and the views' buttons. (`expect` polls from outside the
+    # page: `wait_for_function` evaluates a string in it, which the page's CSP refuses.)
+    expect(page.locator("#schedule-title")).to_be_focused()
     tab_to(page, "el.dataset.view === 'queue'", "Shift+Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"  # visible focus
     page.keyboard.press("Enter")
     expect(page.locator("#view-queue")).to_be_visible()
-    page.wait_for_function("document.activeElement.id === 'queue-title'")  # focus follows
+    expect(page.locator("#queue-title")).to_be_focused()  # focus follows

@@ -235,6 +235,19 @@ async def test_an_unreadable_feed_after_a_lost_answer_stays_ambiguous(
     assert out.outcome is Outcome.PUBLISHED and len(fb.posts_with("unread")) == 1
 
 
+async def test_a_takeover_whose_token_is_refused_waits_for_a_new_one_in_doubt(
+    pub: FacebookPublisher, fb: FakeFacebook
+) -> None:
+    # A copy killed mid-call may have posted; its successor cannot read the feed with a
+    # refused token. Answered ambiguous, every next attempt read the feed with the same
+    # token again (seen in CI: a job still in progress at its fifth attempt); it waits for
+    # a new token instead, and the doubt goes with it.
+    bad = "EAAunknownTOKENfortheunitauthtest000000000"
+    out = await publish(pub, fb, [LINK], "refused", context=ctx(fb, claimed_before=True), token=bad)
+    assert out.outcome is Outcome.AUTH_ERROR and out.may_be_live, out
+    assert fb.posts == {} and bad not in str(out)
+
+
 async def test_a_throttled_takeover_says_the_post_may_be_live(
     fb: FakeFacebook, throttle: Throttle
 ) -> None:

@@ -81,9 +81,14 @@ class Attempt:
                 return await self._photos(plan)
             return await self._single_call(plan)
         except FeedUnreadable as unreadable:
+            failed = unreadable.failed
+            if failed.kind is Kind.AUTH:
+                # The token is refused: the job waits for a new one (an ambiguous answer would
+                # read the feed again with the same token until the budget ran out), still in
+                # doubt, so that the feed is read before posting.
+                return failed.outcome(may_be_live=True)
             # The post may be live and the feed could not say: stay ambiguous, so that the
             # next attempt reads the feed again before posting.
-            failed = unreadable.failed
             message = f"the post may be live; the feed could not be read: {failed.message}"
             return PublishOutcome(
                 Outcome.AMBIGUOUS,
