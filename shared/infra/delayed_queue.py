@@ -328,8 +328,8 @@ class DelayedQueue:
         """Which of these ids Redis holds neither queued nor in flight, in their order. A
         reconcile pass asks this of every waiting job of a backlog: the ids go as one
         argument and only the missing come back (building an argument per id was most of
-        the pass), a thousand at a time (each script call holds Redis for about a
-        millisecond, not the claims' turn for longer)."""
+        the pass), a thousand at a time (a script call holds Redis for about a
+        millisecond, so a claim never waits long behind one). Job ids hold no comma."""
         out: list[str] = []
         for start in range(0, len(job_ids), 1000):
             packed = ",".join(job_ids[start : start + 1000])

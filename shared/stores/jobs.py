@@ -4,7 +4,7 @@ and the publish stamps together with the claim that allows it: `stores.claims.HO
 Who calls what: the job service (schedule, read, cancel, reschedule, operator retries,
 releasing jobs held for a new token), the
 dispatcher (`mark_dispatched`, `dead_letter`), the reconciler (`page_in`, `queued_due`,
-`unclaimed`, `stuck`), the publisher's claim transaction (`lock_for_claim`,
+`queued`, `unclaimed`, `stuck`), the publisher's claim transaction (`lock_for_claim`,
 `stamp_call_started`) and the results service (`lock`, `apply_results`,
 `release_if_reauthorised`).
 """
