@@ -177,6 +177,25 @@ async def test_a_stored_published_container_is_never_published_again(
     assert out.outcome is Outcome.PUBLISHED and len(th.calls("publish")) == 1
 
 
+async def test_a_takeover_whose_token_is_refused_waits_in_doubt(
+    pub: ThreadsPublisher, th: FakeThreads
+) -> None:
+    # The copy before may have published the stored container; the read that would say is
+    # refused for the token: the job waits for a new token with the doubt noted, so that
+    # the attempt after the new sign-in reads before it publishes.
+    th.drop_next("publish")
+    first = ctx(th, poll_seconds=0.05)
+    assert (await publish(pub, th, [LINK], "doubt", context=first)).outcome is Outcome.AMBIGUOUS
+    th.fail_next("status", code=190)
+    again = ctx(th, stored=first.remembered[0], claimed_before=True)
+    out = await publish(pub, th, [LINK], "doubt", context=again)
+    assert out.outcome is Outcome.AUTH_ERROR and out.may_be_live, out
+    fresh = ctx(th)
+    th.fail_next("limit", code=190)
+    out = await publish(pub, th, [LINK], "fresh", context=fresh)
+    assert out.outcome is Outcome.AUTH_ERROR and not out.may_be_live, out
+
+
 async def test_an_expired_stored_container_is_replaced(
     pub: ThreadsPublisher, th: FakeThreads
 ) -> None:

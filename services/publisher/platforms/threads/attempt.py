@@ -81,7 +81,9 @@ class Attempt:
         except Finish as finish:
             return finish.outcome
         except CallFailed as failed:
-            return failed.outcome(may_be_live=self.doubt and failed.kind is Kind.RATE_LIMIT)
+            # A wait (a new token, the window) keeps the doubt: the next attempt looks first.
+            waits = failed.kind in (Kind.AUTH, Kind.RATE_LIMIT)
+            return failed.outcome(may_be_live=self.doubt and waits)
 
     async def _resume(self, cid: str) -> PublishOutcome | None:
         found = await self._wait(cid)
