@@ -73,11 +73,11 @@ class Reconciler:
 
     async def restore(self) -> int:
         restored = 0
-        page: tuple[datetime, str] | None = None  # where the next page starts
+        start: tuple[datetime, str] | None = None  # where the next page starts
         within = min(self.rt.settings.redis_horizon_seconds, RESTORE_AHEAD * self.interval)
         while True:
-            ids, page = await jobs.queued_due(
-                self.rt.db, after=page, within=within, limit=self.page
+            ids, start = await jobs.queued_due(
+                self.rt.db, after=start, within=within, limit=self.page
             )
             missing = await self.rt.queue.missing(ids)
             if missing:  # read again: a dispatch may have taken them since
@@ -85,7 +85,7 @@ class Reconciler:
                 await self.rt.queue.add(due)
                 restored += len(due)
                 log.warning("restored jobs Redis did not hold", extra={"count": len(due)})
-            if page is None:
+            if start is None:
                 return restored
 
     async def requeue_unclaimed(self) -> int:
