@@ -10,7 +10,8 @@ and its attempt rows in one transaction, then asks `decide` per request:
 5. the job is `PUBLISHED`, or an earlier attempt or claim answered `published` → a
    `published` result for this attempt with the stored provider ids, no call;
 6. past the publish deadline (and not a check-only request) → `missed`, no call; but a job
-   with a stored container is read first (`deadline_read`: the platform's `confirm`, whose
+   with a stored container, or whose attempt was claimed before (its worker may have
+   posted before it died), is read first (`deadline_read`: the platform's `confirm`, whose
    answer `deadline_outcome` turns into `published`, `missed` or `unconfirmed`);
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
    `auth_error`; an unknown platform → `permanent_error` (no call in each case);
@@ -129,7 +130,7 @@ def decide(
     if earlier is not None:
         return answer(earlier, reason="already published")
     late = not req.check_only and job.publish_deadline <= now
-    if late and not job.container_id:
+    if late and not job.container_id and mine is None:
         message = f"past the publish deadline {iso(job.publish_deadline)}; not posted"
         return answer(PublishOutcome(Outcome.MISSED, error_message=message))
     refused = _refused(req, job, platforms)
@@ -148,16 +149,18 @@ def decide(
     )
 
 
-def deadline_outcome(read: PublishOutcome, publish_sent: bool) -> PublishOutcome:
-    """The answer for a job past its deadline, from the read of its stored container
-    (`confirm`): live → `published`; shown not live, or never sent → `missed`; unknown
-    after a send → `unconfirmed`; a throttled read stays `rate_limited` (the results service
-    then reads again or ends the job, never as `missed` while the post may be live)."""
+def deadline_outcome(read: PublishOutcome, sent: bool) -> PublishOutcome:
+    """The answer for a job past its deadline, from the platform's read (`confirm`); `sent`
+    says whether the post may have been sent (the "sent" stamp of its container, or a
+    claim taken over on a platform that posts in one call): live → `published`; shown not
+    live, or never sent → `missed`; unknown after a send → `unconfirmed`; a throttled read
+    stays `rate_limited` (the results service then reads again or ends the job, never as
+    `missed` while the post may be live)."""
     if read.outcome is Outcome.PUBLISHED:
         return read
     if read.outcome is Outcome.RATE_LIMITED:  # no read made: the doubt it came with stays
-        return replace(read, may_be_live=publish_sent or read.may_be_live)
-    if read.outcome is Outcome.UNCONFIRMED and publish_sent:
+        return replace(read, may_be_live=sent or read.may_be_live)
+    if read.outcome is Outcome.UNCONFIRMED and sent:
         return read
     why = read.error_message or "the post is not live"
     message = f"past the publish deadline; not posted ({why})"

@@ -190,7 +190,11 @@ class PublishWorker:
             if outcome is None:
                 return  # the claim was taken over: its new holder answers
             if decision.deadline_read:
-                outcome = deadline_outcome(outcome, decision.publish_sent)
+                # A claim taken over may hide a post its worker sent before it died, on a
+                # platform that posts in one call; a container's post has its "sent" stamp.
+                one_call = self.registry[req.platform].posts_without_container
+                sent = decision.publish_sent or (decision.claimed_before and one_call)
+                outcome = deadline_outcome(outcome, sent)
             if outcome.outcome is Outcome.AUTH_ERROR:
                 await self._store(
                     lambda: connections.mark_needs_reauth(self.db, connection.id, blob)

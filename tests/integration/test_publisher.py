@@ -187,6 +187,42 @@ async def test_a_past_deadline_request_answers_missed_without_a_call(harness: Ha
     assert harness.spy.calls == [] and await harness.posts() == []
 
 
+async def test_a_claim_taken_over_past_the_deadline_is_read_not_called_missed(
+    harness: Harness,
+) -> None:
+    # A worker claimed three jobs, posted the first (one call, no container) and died; their
+    # deadline passed before its lease ran out. Answered `missed` without a look, the first
+    # would be "not posted" while live (and a redrive would post it twice).
+    rt = harness.rt
+    posted, unseen, boxed = await schedule(rt, [await sandbox_connection(rt) for _ in range(3)])
+    requests = {r["job_id"]: r for r in await dispatch(rt, [posted, unseen, boxed])}
+    await rt.db.execute(
+        "UPDATE jobs SET publish_deadline = now() - interval '1 minute' WHERE id = ANY(%s)",
+        ([posted, unseen, boxed],),
+    )
+    for job in (posted, unseen, boxed):
+        await rt.db.execute(
+            "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+            " VALUES (%s, 1, 'publisher-dead', now() - interval '1 second')",
+            (job,),
+        )
+    await rt.db.execute(
+        "INSERT INTO sandbox_posts (job_id, attempt, connection_id) VALUES (%s, 1, %s)",
+        (posted, requests[posted]["connection_id"]),
+    )
+    harness.send([requests[posted], requests[unseen]])
+    results = {r["job_id"]: r for r in await harness.results_for(2)}
+    assert results[posted]["outcome"] == "published"
+    assert results[unseen]["outcome"] == "unconfirmed"  # the read cannot rule a post out
+    # A platform that posts only from a stored container cannot have posted without one.
+    harness.spy.posts_without_container = False
+    harness.send([requests[boxed]])
+    results = {r["job_id"]: r for r in await harness.results_for(3)}
+    assert results[boxed]["outcome"] == "missed"
+    assert sorted(harness.spy.calls) == sorted((j, 1, True) for j in (posted, unseen, boxed))
+    assert [str(p["job_id"]) for p in await harness.posts()] == [posted]
+
+
 async def test_connection_states_answer_without_a_call(harness: Harness) -> None:
     rt = harness.rt
     reauth, disabled = await sandbox_connection(rt), await sandbox_connection(rt)

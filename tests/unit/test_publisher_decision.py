@@ -158,6 +158,15 @@ def test_past_the_deadline_a_stored_container_is_read_before_giving_up() -> None
     assert d.stored_container_id == "c1" and d.publish_sent
 
 
+@pytest.mark.parametrize("holder", [claim(expired=True), claim(worker=ME)])
+def test_past_the_deadline_a_claim_taken_over_is_read_before_giving_up(holder: ClaimRow) -> None:
+    # Its worker may have posted (in one call, no container) and died before answering:
+    # `missed` without a look would say "not posted" of a post that may be live.
+    late = job(publish_deadline=NOW - timedelta(seconds=1))
+    d = run(req(), late, [holder])
+    assert d.kind is Kind.CALL and d.deadline_read and d.claimed_before and d.claim
+
+
 @pytest.mark.parametrize(
     ("read", "sent", "answer"),
     [
