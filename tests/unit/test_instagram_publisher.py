@@ -531,6 +531,7 @@ async def test_stored_expired_container_gets_a_new_one(
         (100, 400, True, Outcome.AMBIGUOUS),
         (1, 500, False, Outcome.RETRYABLE_ERROR),  # never sent: it cannot be live
         (80002, 400, True, Outcome.RATE_LIMITED),  # with the wait, saying it may be live
+        (190, 400, True, Outcome.AUTH_ERROR),  # waits for a new token, still in doubt
     ],
 )
 async def test_stored_container_unreadable_creates_nothing(
@@ -546,7 +547,8 @@ async def test_stored_container_unreadable_creates_nothing(
     fake.fail_next("container_status", code=code, status=status, times=5)
     ctx = Ctx(fake, stored=cid, publish_sent=sent)
     out = await publish(publisher, fake, request([IMG], attempt=2), ctx)
-    assert out.outcome is answer and out.may_be_live is (answer is Outcome.RATE_LIMITED)
+    waits = answer in (Outcome.RATE_LIMITED, Outcome.AUTH_ERROR)
+    assert out.outcome is answer and out.may_be_live is waits
     assert len(fake.calls("create_container")) == 1 and len(posts(fake)) == 1
 
 

@@ -2,7 +2,8 @@
 
 `Reporter` holds what every outcome needs (the request, the account, the reads, the shared
 throttle) and whether a post may be live without a settled answer (`doubt`): then a wait
-(`rate_limited`, `processing`) says so (`may_be_live`), so the job never ends `missed`.
+(`rate_limited`, `processing`, or `auth_error`: a new token) says so (`may_be_live`), so the
+job never ends `missed`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from herald.shared.messages.codec import instant_or_none
 
 logger = logging.getLogger("herald.services.publisher.platforms.instagram.attempt")
 
-_WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING)
+_WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.AUTH_ERROR)
 
 
 class Finish(Exception):
