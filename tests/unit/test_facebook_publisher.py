@@ -248,6 +248,22 @@ async def test_a_takeover_whose_token_is_refused_waits_for_a_new_one_in_doubt(
     assert fb.posts == {} and bad not in str(out)
 
 
+@pytest.mark.parametrize("code", [80001, 190])
+async def test_a_takeover_refused_at_the_post_after_an_empty_read_stays_in_doubt(
+    pub: FacebookPublisher, fb: FakeFacebook, code: int
+) -> None:
+    # The feed showed nothing, but it lags behind a post the dead copy may have sent; a
+    # throttle or a refused token on this post call must not clear the doubt, or the next
+    # attempt posts without looking.
+    fb.fail_next("feed", code=code)
+    out = await publish(pub, fb, [LINK], "taken", context=ctx(fb, claimed_before=True))
+    assert out.outcome in (Outcome.RATE_LIMITED, Outcome.AUTH_ERROR) and out.may_be_live, out
+    assert fb.calls("feed_list") and fb.posts == {}
+    fb.fail_next("feed", code=code)
+    fresh = await publish(pub, fb, [LINK], "fresh")
+    assert fresh.outcome is out.outcome and not fresh.may_be_live
+
+
 async def test_a_throttled_takeover_says_the_post_may_be_live(
     fb: FakeFacebook, throttle: Throttle
 ) -> None:

@@ -97,7 +97,10 @@ class Attempt:
                 provider_response=failed.response(),
             )
         except CallFailed as failed:
-            return failed.outcome()
+            # A wait (a new token, the throttle's window) keeps the doubt: the feed lags
+            # behind a post, so an empty read settled nothing; the next attempt looks first.
+            waits = failed.kind in (Kind.AUTH, Kind.RATE_LIMIT)
+            return failed.outcome(may_be_live=self.doubt and waits)
 
     # ---- photos ---------------------------------------------------------------------------
 
