@@ -188,6 +188,21 @@ async def test_an_unknown_create_that_made_nothing_posts_on_the_next_attempt(
     assert len(li.posts_with("[n]")) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(401, Outcome.AUTH_ERROR), (429, Outcome.RATE_LIMITED)]
+)
+async def test_a_refusal_after_an_empty_read_in_doubt_keeps_the_doubt(
+    pub: LinkedInPublisher, li: FakeLinkedIn, status: int, outcome: Outcome
+) -> None:
+    # The read found nothing, but the post an earlier attempt may have made can show late:
+    # a wait (a new token, the quota) must leave the next attempt reading first.
+    li.fail_next("post", status, {"status": status, "message": "refused"})
+    ctx = Ctx(lambda: len(li.calls("post")), ambiguous_before=True)
+    out = await publish(pub, li, "in doubt [w]", context=ctx)
+    assert out.outcome is outcome and out.may_be_live, out
+    assert li.calls("posts") and li.posts_with("[w]") == []
+
+
 async def test_a_duplicate_answer_in_doubt_names_the_post_already_made(
     pub: LinkedInPublisher, li: FakeLinkedIn
 ) -> None:

@@ -34,8 +34,9 @@ class Unknown(Exception):
         self.what = what
 
 
-# Outcomes that wait for another attempt: while in doubt they say the post may be live.
-WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.RETRYABLE_ERROR)
+# Outcomes that wait for another attempt (a new token among them): while in doubt they say
+# the post may be live.
+WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.RETRYABLE_ERROR, Outcome.AUTH_ERROR)
 Find = Callable[[], Awaitable[PublishOutcome | None]]
 
 
