@@ -14,7 +14,8 @@ and its attempt rows in one transaction, then asks `decide` per request:
    posted before it died), is read first (`deadline_read`: the platform's `confirm`, whose
    answer `deadline_outcome` turns into `published`, `missed` or `unconfirmed`);
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
-   `auth_error`; an unknown platform → `permanent_error` (no call in each case);
+   `auth_error` (saying the post may be live when an earlier call may have posted); an
+   unknown platform → `permanent_error` (no call in each case);
 8. otherwise call the platform, with the stored container id, whether the irreversible call
    was sent for it without a settled outcome (`publish_sent`), whether the last finished
    attempt was `ambiguous`, and whether this attempt was claimed before (its claim row
@@ -133,8 +134,17 @@ def decide(
     if late and not job.container_id and mine is None:
         message = f"past the publish deadline {iso(job.publish_deadline)}; not posted"
         return answer(PublishOutcome(Outcome.MISSED, error_message=message))
+    previous_ambiguous = (
+        job.may_be_live or _last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS
+    )
     refused = _refused(req, job, platforms)
     if refused is not None:
+        # A wait for a new sign-in keeps the doubt an earlier call left (a claim taken over,
+        # a "sent" stamp): the job is then never ended `missed` without a read, and the
+        # attempt after the new token looks before it posts.
+        doubt = previous_ambiguous or mine is not None or job.publish_sent
+        if refused.outcome is Outcome.AUTH_ERROR and doubt:
+            refused = replace(refused, may_be_live=True)
         return answer(refused)
     return Decision(
         Kind.CALL,
@@ -142,8 +152,7 @@ def decide(
         stored_container_id=job.container_id,
         stored_children=tuple(c for c in (job.child_container_ids or "").split(",") if c),
         publish_sent=job.publish_sent,
-        previous_ambiguous=job.may_be_live
-        or _last_outcome(claims, attempts, req.attempt) == Outcome.AMBIGUOUS,
+        previous_ambiguous=previous_ambiguous,
         deadline_read=late,
         claimed_before=mine is not None,
     )

@@ -198,6 +198,25 @@ def test_connection_states_answer_without_a_call(status: str | None, outcome: Ou
     assert d.kind is Kind.ANSWER and d.result is not None and d.result["outcome"] == outcome
 
 
+@pytest.mark.parametrize(
+    ("claims", "changes", "doubt"),
+    [
+        ([], {}, False),
+        ([claim(expired=True)], {}, True),  # its worker may have posted, then died
+        ([], {"publish_sent": True, "container_id": "c1"}, True),
+        ([], {"may_be_live": True}, True),
+    ],
+)
+def test_a_connection_that_needs_a_new_sign_in_keeps_the_doubt(
+    claims: list[ClaimRow], changes: dict[str, Any], doubt: bool
+) -> None:
+    # Answered without it, a takeover's doubt was lost: the attempt after the new sign-in
+    # posted without looking, or the deadline ended the job `missed` without a read.
+    d = run(req(), job(connection_status="needs_reauth", **changes), claims)
+    assert d.kind is Kind.ANSWER and d.result is not None
+    assert d.result["outcome"] == "auth_error" and d.result["may_be_live"] is doubt
+
+
 def test_an_unknown_platform_is_permanent() -> None:
     d = run(req(platform="myspace"), job())
     assert d.kind is Kind.ANSWER and d.result is not None
