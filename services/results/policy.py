@@ -147,7 +147,9 @@ def decide(
 
 def _failed(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand) -> Decision:
     failed = job.failed_attempts + 1
-    ambiguous = result.outcome is Outcome.AMBIGUOUS
+    # `ambiguous`, or a `retryable_error` the publisher says may follow a post (an attempt
+    # in doubt that failed before it could settle it): the post may be live.
+    ambiguous = result.outcome is Outcome.AMBIGUOUS or result.may_be_live
     if failed >= config.max_attempts:
         if ambiguous:
             return _status_read(job, result, failed)

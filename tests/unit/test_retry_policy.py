@@ -76,6 +76,16 @@ def test_a_failure_within_the_budget_is_retried_after_a_jittered_backoff(outcome
     assert d.state.may_be_live is (outcome is Outcome.AMBIGUOUS)
 
 
+def test_a_retryable_error_that_may_follow_a_post_keeps_the_doubt() -> None:
+    # An attempt in doubt read nothing conclusive and failed before settling it (the X or
+    # LinkedIn read-back, say): dropping the note let the next attempt post without a look.
+    in_doubt = replace(result(Outcome.RETRYABLE_ERROR, attempt=3), may_be_live=True)
+    d = decide(job(attempt_count=3, failed_attempts=2), in_doubt, CONFIG, lambda: 0.5)
+    assert d.action is Action.RETRY and d.state.may_be_live and d.state.failed_attempts == 3
+    spent = decide(job(attempt_count=5, failed_attempts=4), replace(in_doubt, attempt=5), CONFIG)
+    assert spent.action is Action.RETRY and spent.state.check_only  # read, never `exhausted`
+
+
 def test_a_platform_retry_after_is_honoured_even_above_the_cap() -> None:
     d = decide(job(), result(Outcome.RETRYABLE_ERROR, retry_after=3600), CONFIG, top)
     assert d.state.next_attempt_at == T0 + timedelta(seconds=3600)
