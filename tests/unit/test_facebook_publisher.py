@@ -248,19 +248,23 @@ async def test_a_takeover_whose_token_is_refused_waits_for_a_new_one_in_doubt(
     assert fb.posts == {} and bad not in str(out)
 
 
-@pytest.mark.parametrize("code", [80001, 190])
-async def test_a_takeover_refused_at_the_post_after_an_empty_read_stays_in_doubt(
-    pub: FacebookPublisher, fb: FakeFacebook, code: int
+@pytest.mark.parametrize(
+    ("call", "code", "assets"),
+    [("feed", 80001, [LINK]), ("feed", 190, [LINK]), ("photos", 2, [IMG])],
+)
+async def test_a_takeover_refused_after_an_empty_read_stays_in_doubt(
+    pub: FacebookPublisher, fb: FakeFacebook, call: str, code: int, assets: list[str]
 ) -> None:
     # The feed showed nothing, but it lags behind a post the dead copy may have sent; a
-    # throttle or a refused token on this post call must not clear the doubt, or the next
-    # attempt posts without looking.
-    fb.fail_next("feed", code=code)
-    out = await publish(pub, fb, [LINK], "taken", context=ctx(fb, claimed_before=True))
-    assert out.outcome in (Outcome.RATE_LIMITED, Outcome.AUTH_ERROR) and out.may_be_live, out
+    # throttle, a refused token or a transient error after it must not clear the doubt, or
+    # the next attempt posts without looking.
+    fb.fail_next(call, code=code)
+    out = await publish(pub, fb, assets, "taken", context=ctx(fb, claimed_before=True))
+    waits = (Outcome.RATE_LIMITED, Outcome.AUTH_ERROR, Outcome.RETRYABLE_ERROR)
+    assert out.outcome in waits and out.may_be_live, out
     assert fb.calls("feed_list") and fb.posts == {}
-    fb.fail_next("feed", code=code)
-    fresh = await publish(pub, fb, [LINK], "fresh")
+    fb.fail_next(call, code=code)
+    fresh = await publish(pub, fb, assets, "fresh")
     assert fresh.outcome is out.outcome and not fresh.may_be_live
 
 

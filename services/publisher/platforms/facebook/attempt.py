@@ -40,7 +40,7 @@ from herald.services.publisher.platforms.facebook.reads import (
     video_status,
 )
 from herald.services.publisher.platforms.meta.attempts import Budget
-from herald.services.publisher.platforms.meta.calls import Caller, CallFailed, Kind
+from herald.services.publisher.platforms.meta.calls import AGAIN, Caller, CallFailed, Kind
 
 logger = logging.getLogger(__name__)
 READS_AFTER_UNKNOWN = 3  # feed reads (with backoff) after a lost answer
@@ -97,10 +97,9 @@ class Attempt:
                 provider_response=failed.response(),
             )
         except CallFailed as failed:
-            # A wait (a new token, the throttle's window) keeps the doubt: the feed lags
-            # behind a post, so an empty read settled nothing; the next attempt looks first.
-            waits = failed.kind in (Kind.AUTH, Kind.RATE_LIMIT)
-            return failed.outcome(may_be_live=self.doubt and waits)
+            # Tried again later, the doubt stays: the feed lags behind a post, so an empty
+            # read settled nothing; the next attempt looks first.
+            return failed.outcome(may_be_live=self.doubt and failed.kind in AGAIN)
 
     # ---- photos ---------------------------------------------------------------------------
 

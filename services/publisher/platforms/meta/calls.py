@@ -52,6 +52,10 @@ OUTCOMES: Mapping[Kind, Outcome] = {
     Kind.AMBIGUOUS: Outcome.AMBIGUOUS,
 }
 
+# The kinds after which the job is tried again (a wait, a new token, a transient error): an
+# attempt in doubt answers them saying the post may be live, so the next attempt looks first.
+AGAIN = frozenset({Kind.AUTH, Kind.RATE_LIMIT, Kind.QUOTA, Kind.NOT_FOUND, Kind.TRANSIENT})
+
 THROTTLE_CODES = frozenset(
     {4, 17, 32, 341, 613, 80000, 80001, 80002, 80003, 80004, 80005, 80006, 80008, 80009, 80014}
 )

@@ -20,7 +20,7 @@ import logging
 
 from herald.platforms import AttemptContext, Outcome, PublishOutcome, PublishRequest
 from herald.services.publisher.platforms.meta.attempts import Budget
-from herald.services.publisher.platforms.meta.calls import Caller, CallFailed, Kind
+from herald.services.publisher.platforms.meta.calls import AGAIN, Caller, CallFailed, Kind
 from herald.services.publisher.platforms.threads import reads
 from herald.services.publisher.platforms.threads.media import Plan, PlanError, plan_post
 from herald.services.publisher.platforms.threads.reads import (
@@ -81,9 +81,9 @@ class Attempt:
         except Finish as finish:
             return finish.outcome
         except CallFailed as failed:
-            # A wait (a new token, the window) keeps the doubt: the next attempt looks first.
-            waits = failed.kind in (Kind.AUTH, Kind.RATE_LIMIT)
-            return failed.outcome(may_be_live=self.doubt and waits)
+            # Tried again later (a new token, the window, a transient error), the doubt stays:
+            # the next attempt looks first.
+            return failed.outcome(may_be_live=self.doubt and failed.kind in AGAIN)
 
     async def _resume(self, cid: str) -> PublishOutcome | None:
         found = await self._wait(cid)
