@@ -14,8 +14,8 @@ and its attempt rows in one transaction, then asks `decide` per request:
    posted before it died), is read first (`deadline_read`: the platform's `confirm`, whose
    answer `deadline_outcome` turns into `published`, `missed` or `unconfirmed`);
 7. the connection is missing or disabled → `permanent_error`; `needs_reauth` →
-   `auth_error` (saying the post may be live when an earlier call may have posted); an
-   unknown platform → `permanent_error` (no call in each case);
+   `auth_error`; an unknown platform → `permanent_error` (no call in each case; each says
+   the post may be live when an earlier call may have posted);
 8. otherwise call the platform, with the stored container id, whether the irreversible call
    was sent for it without a settled outcome (`publish_sent`), whether the last finished
    attempt was `ambiguous`, and whether this attempt was claimed before (its claim row
@@ -139,11 +139,11 @@ def decide(
     )
     refused = _refused(req, job, platforms)
     if refused is not None:
-        # A wait for a new sign-in keeps the doubt an earlier call left (a claim taken over,
-        # a "sent" stamp): the job is then never ended `missed` without a read, and the
-        # attempt after the new token looks before it posts.
-        doubt = previous_ambiguous or mine is not None or job.publish_sent
-        if refused.outcome is Outcome.AUTH_ERROR and doubt:
+        # No call settles the doubt an earlier call left (a claim taken over, a "sent"
+        # stamp): the answer keeps it, so that a job waiting for a new sign-in is never
+        # ended `missed` without a read, and one ended for its connection is retried only
+        # with `force`, looking before it posts.
+        if previous_ambiguous or mine is not None or job.publish_sent:
             refused = replace(refused, may_be_live=True)
         return answer(refused)
     return Decision(

@@ -141,8 +141,11 @@ def decide(
         return _hold(job, result)
     if outcome is Outcome.MISSED and job.may_be_live:
         return _status_read(job, result, job.failed_attempts)
-    # permanent_error, blocked, unconfirmed, missed: the reason is the outcome.
-    return _dead(job, DeadLetterReason(outcome.value), job.failed_attempts + 1)
+    # permanent_error, blocked, unconfirmed, missed: the reason is the outcome. One given
+    # without settling a doubt (the connection refused before any call) says so: the job
+    # then keeps the note and needs `force`, as `unconfirmed` does.
+    reason = DeadLetterReason(outcome.value)
+    return _dead(job, reason, job.failed_attempts + 1, live=result.may_be_live)
 
 
 def _failed(job: JobState, result: AttemptResult, config: PolicyConfig, rand: Rand) -> Decision:
@@ -242,8 +245,8 @@ def unreadable_result(job: JobState) -> Decision:
     return _dead(job, DeadLetterReason.UNREADABLE_RESULT, job.failed_attempts)
 
 
-def _dead(job: JobState, reason: DeadLetterReason, failed: int) -> Decision:
-    live = reason in MAY_BE_LIVE
+def _dead(job: JobState, reason: DeadLetterReason, failed: int, *, live: bool = False) -> Decision:
+    live = live or reason in MAY_BE_LIVE
     dead = replace(
         job,
         status=JobStatus.DEAD_LETTERED,

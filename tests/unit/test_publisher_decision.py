@@ -207,14 +207,18 @@ def test_connection_states_answer_without_a_call(status: str | None, outcome: Ou
         ([], {"may_be_live": True}, True),
     ],
 )
-def test_a_connection_that_needs_a_new_sign_in_keeps_the_doubt(
-    claims: list[ClaimRow], changes: dict[str, Any], doubt: bool
+@pytest.mark.parametrize(
+    ("status", "outcome"), [("needs_reauth", "auth_error"), ("disabled", "permanent_error")]
+)
+def test_a_connection_refused_before_any_call_keeps_the_doubt(
+    claims: list[ClaimRow], changes: dict[str, Any], doubt: bool, status: str, outcome: str
 ) -> None:
     # Answered without it, a takeover's doubt was lost: the attempt after the new sign-in
-    # posted without looking, or the deadline ended the job `missed` without a read.
-    d = run(req(), job(connection_status="needs_reauth", **changes), claims)
+    # (or a retry once the connection is enabled) posted without looking, or the deadline
+    # ended the job `missed` without a read.
+    d = run(req(), job(connection_status=status, **changes), claims)
     assert d.kind is Kind.ANSWER and d.result is not None
-    assert d.result["outcome"] == "auth_error" and d.result["may_be_live"] is doubt
+    assert d.result["outcome"] == outcome and d.result["may_be_live"] is doubt
 
 
 def test_an_unknown_platform_is_permanent() -> None:

@@ -86,6 +86,17 @@ def test_a_retryable_error_that_may_follow_a_post_keeps_the_doubt() -> None:
     assert spent.action is Action.RETRY and spent.state.check_only  # read, never `exhausted`
 
 
+def test_a_final_answer_that_may_follow_a_post_needs_force() -> None:
+    # A connection disabled while the post of a job taken over may be live: the dead letter
+    # keeps the note, so only a forced retry (which looks first) brings it back.
+    final = replace(result(Outcome.PERMANENT_ERROR), may_be_live=True)
+    d = decide(job(), final, CONFIG)
+    assert d.dead_letter is DeadLetterReason.PERMANENT_ERROR
+    assert d.state.may_be_live and d.state.force_required
+    plain = decide(job(), result(Outcome.PERMANENT_ERROR), CONFIG)
+    assert not plain.state.may_be_live and not plain.state.force_required
+
+
 def test_a_platform_retry_after_is_honoured_even_above_the_cap() -> None:
     d = decide(job(), result(Outcome.RETRYABLE_ERROR, retry_after=3600), CONFIG, top)
     assert d.state.next_attempt_at == T0 + timedelta(seconds=3600)
