@@ -96,7 +96,7 @@ class CommandIngress:
             await write_run()
             await writes.wait()
         finally:
-            await writes.cancel()
+            await writes.settle()
 
     def _check(self, run: list[tuple[bytes | None, Command]]) -> batch.Checked | None:
         """The run validated now, while the write before it waits; None when that raised
@@ -202,12 +202,12 @@ class _Writes:
         while self._tasks:
             await self._tasks.pop(0)
 
-    async def cancel(self) -> None:
-        """Stop the writes in flight (a failed take is retried whole: writes are
-        idempotent)."""
+    async def settle(self) -> None:
+        """Let the writes in flight finish (a failed take is retried whole: writes are
+        idempotent). Not cancelled: one cancelled after its COMMIT went out left its jobs
+        out of Redis, and the retry, finding them written, added nothing (they waited for
+        the reconciler)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
         if tasks:
             await asyncio.wait(tasks)
         for task in tasks:
