@@ -41,6 +41,7 @@ OUTAGES = (StoreUnavailable, KafkaError)  # retried with the whole batch, never 
 TAKE = 4 * MAX_BATCH
 SLICE = 100  # commands read between turns given to the writes in flight
 IN_FLIGHT = 2
+SETTLE_SECONDS = 10.0  # a failed take waits this long for its writes in flight
 
 
 class CommandIngress:
@@ -204,12 +205,17 @@ class _Writes:
 
     async def settle(self) -> None:
         """Let the writes in flight finish (a failed take is retried whole: writes are
-        idempotent). Not cancelled: one cancelled after its COMMIT went out left its jobs
-        out of Redis, and the retry, finding them written, added nothing (they waited for
-        the reconciler)."""
+        idempotent). Not cancelled at once: one cancelled after its COMMIT went out left its
+        jobs out of Redis, and the retry, finding them written, added nothing (they waited
+        for the reconciler). One still running after `SETTLE_SECONDS` (a connection that
+        hangs) is cancelled, and the reconciler restores what it wrote."""
         tasks, self._tasks = self._tasks, []
         if tasks:
-            await asyncio.wait(tasks)
+            _, hung = await asyncio.wait(tasks, timeout=SETTLE_SECONDS)
+            for task in hung:
+                task.cancel()
+            if hung:
+                await asyncio.wait(hung)
         for task in tasks:
             if not task.cancelled():
                 task.exception()  # retrieved: the take's own error is the one raised

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from herald.services.scheduler import ingress
 from herald.services.scheduler.ingress import _Writes
 from herald.shared.errors import StoreUnavailable
 
@@ -31,3 +32,19 @@ async def test_a_failed_take_lets_its_writes_in_flight_finish() -> None:
         finally:
             await writes.settle()
     assert done == ["mirrored"]
+
+
+async def test_a_write_that_hangs_is_cancelled_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingress, "SETTLE_SECONDS", 0.05)
+    hung = asyncio.Event()
+
+    async def hangs() -> None:
+        await hung.wait()  # a connection that never answers
+
+    writes = _Writes()
+    await writes.start(hangs)
+    task = writes._tasks[0]
+    await asyncio.wait_for(writes.settle(), timeout=5)
+    assert task.cancelled()
