@@ -4,7 +4,7 @@ a platform (one attempt's context, the protocol to implement, the outcomes to an
 the scrubber for a token in free text, and the public-host checks for URLs a connection
 names and media a plugin downloads. The guide is docs/write-a-platform.md."""
 
-from herald.shared.domain.outcomes import Outcome, PublishOutcome
+from herald.shared.domain.outcomes import TRIED_AGAIN, Outcome, PublishOutcome
 from herald.shared.domain.requests import Connection, PublishRequest
 from herald.shared.platforms.contract import AttemptContext, ClaimLost, PlatformPublisher
 from herald.shared.platforms.hosts import (
@@ -37,6 +37,7 @@ from herald.shared.platforms.plugin import (
 from herald.shared.platforms.scrub import Scrubber
 
 __all__ = [
+    "TRIED_AGAIN",
     "AccountRules",
     "AppForgotten",
     "AttemptContext",

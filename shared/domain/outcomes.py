@@ -41,6 +41,14 @@ class DeadLetterReason(StrEnum):
     INVALID_MESSAGE = "invalid_message"
 
 
+# The answers after which the job is tried again (a wait, a new token, a transient error):
+# an attempt that had reason to doubt (an earlier call may have posted) and answers one of
+# them without settling that doubt says so (`PublishOutcome.may_be_live`), so that the next
+# attempt looks before it posts and the deadline reads before it ends the job `missed`.
+TRIED_AGAIN = frozenset(
+    {Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.AUTH_ERROR, Outcome.RETRYABLE_ERROR}
+)
+
 # The post may be live: retried or redriven only with `force`, after a status read.
 MAY_BE_LIVE = frozenset({DeadLetterReason.UNCONFIRMED, DeadLetterReason.UNREADABLE_RESULT})
 

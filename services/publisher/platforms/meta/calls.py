@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from herald.platforms import Outcome, PublishOutcome
+from herald.platforms import TRIED_AGAIN, Outcome, PublishOutcome
 from herald.services.publisher.platforms.meta.graph import (
     ErrorAnswer,
     GraphError,
@@ -52,9 +52,9 @@ OUTCOMES: Mapping[Kind, Outcome] = {
     Kind.AMBIGUOUS: Outcome.AMBIGUOUS,
 }
 
-# The kinds after which the job is tried again (a wait, a new token, a transient error): an
-# attempt in doubt answers them saying the post may be live, so the next attempt looks first.
-AGAIN = frozenset({Kind.AUTH, Kind.RATE_LIMIT, Kind.QUOTA, Kind.NOT_FOUND, Kind.TRANSIENT})
+# The kinds whose answer the job is tried again after (`TRIED_AGAIN`): an attempt in doubt
+# answers them saying the post may be live, so the next attempt looks first.
+AGAIN = frozenset(kind for kind, outcome in OUTCOMES.items() if outcome in TRIED_AGAIN)
 
 THROTTLE_CODES = frozenset(
     {4, 17, 32, 341, 613, 80000, 80001, 80002, 80003, 80004, 80005, 80006, 80008, 80009, 80014}

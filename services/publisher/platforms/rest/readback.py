@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from herald.platforms import AttemptContext, Outcome, PublishOutcome
+from herald.platforms import TRIED_AGAIN, AttemptContext, Outcome, PublishOutcome
 
 
 class Refused(Exception):
@@ -34,9 +34,6 @@ class Unknown(Exception):
         self.what = what
 
 
-# Outcomes that wait for another attempt (a new token among them): while in doubt they say
-# the post may be live.
-WAITS = (Outcome.RATE_LIMITED, Outcome.PROCESSING, Outcome.RETRYABLE_ERROR, Outcome.AUTH_ERROR)
 Find = Callable[[], Awaitable[PublishOutcome | None]]
 
 
@@ -71,7 +68,7 @@ async def post_once(
             return PublishOutcome(Outcome.AMBIGUOUS, error_message=message)
     except Refused as refused:
         outcome = refused.outcome
-        if doubt and outcome.outcome in WAITS:
+        if doubt and outcome.outcome in TRIED_AGAIN:
             return _may_be_live(outcome)
         return outcome
 
