@@ -75,23 +75,40 @@ local function zrem_all(key, ids)
 end
 """
 
-# ARGV[2..]: id, tenant, due triples. KEYS[3], when given: the wake list, pushed to once the
-# ids are in (in the same round trip).
+# ARGV[2..]: id, tenant, due triples (at most 2,000: `add` sends them in chunks, so the
+# `unpack`s stay under Lua's 8,000 values). KEYS[3], when given: the wake list, pushed to
+# once the ids are in (in the same round trip). An id new to the queue (the common case)
+# goes in with its tenant's others in one ZADD, and into due-tenant-of with all of them in
+# one HSET: a call per id was most of the script's time.
 _ADD = (
     _COMMON
     + """
-local touched, moved = {}, {}
-for i = 2, #ARGV, 3 do
-  local id, t = ARGV[i], ARGV[i + 1]
-  local old = redis.call('HGET', KEYS[2], id)
-  if old and old ~= t then
-    redis.call('ZREM', prefix .. old, id)
-    moved[old] = true
+local ids = {}
+for i = 2, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return 0 end
+local olds = redis.call('HMGET', KEYS[2], unpack(ids))
+local touched, moved, fresh, owners = {}, {}, {}, {}
+for n, id in ipairs(ids) do
+  local t, at, old = ARGV[3 * n], ARGV[3 * n + 1], olds[n]
+  if old == t then
+    local changed = redis.call('ZADD', prefix .. t, 'CH', at, id) == 1
+    if changed then touched[t] = 'rescore' else touched[t] = touched[t] or 'lower' end
+  else
+    if old then
+      redis.call('ZREM', prefix .. old, id)
+      moved[old] = true
+    end
+    local batch = fresh[t]
+    if not batch then batch = {}; fresh[t] = batch end
+    batch[#batch + 1] = at
+    batch[#batch + 1] = id
+    owners[#owners + 1] = id
+    owners[#owners + 1] = t
+    touched[t] = touched[t] or 'lower'
   end
-  local changed = redis.call('ZADD', prefix .. t, 'CH', ARGV[i + 2], id) == 1
-  redis.call('HSET', KEYS[2], id, t)
-  if old == t and changed then touched[t] = 'rescore' else touched[t] = touched[t] or 'lower' end
 end
+for t, batch in pairs(fresh) do redis.call('ZADD', prefix .. t, unpack(batch)) end
+if #owners > 0 then redis.call('HSET', KEYS[2], unpack(owners)) end
 for t in pairs(moved) do rescore(t) end
 for t, how in pairs(touched) do
   if how == 'rescore' then rescore(t) else lower(t) end
@@ -142,14 +159,21 @@ while room > 0 and #active > 0 do
     local take = math.min(share, room)
     local due = redis.call(
       'ZRANGEBYSCORE', prefix .. t, '-inf', horizon, 'WITHSCORES', 'LIMIT', 0, take)
-    local ids = {}
+    local ids, leases, held = {}, {}, {}
     for i = 1, #due, 2 do
-      redis.call('ZADD', KEYS[3], ARGV[3], due[i])
-      redis.call('HSET', KEYS[4], due[i], due[i + 1] .. '|' .. t)
-      redis.call('HDEL', KEYS[2], due[i])
       ids[#ids + 1] = due[i]
+      leases[#leases + 1] = ARGV[3]
+      leases[#leases + 1] = due[i]
+      held[#held + 1] = due[i]
+      held[#held + 1] = due[i + 1] .. '|' .. t
       out[#out + 1] = due[i]
       out[#out + 1] = due[i + 1]
+    end
+    for i = 1, #ids, 2000 do
+      local last = math.min(i + 1999, #ids)
+      redis.call('ZADD', KEYS[3], unpack(leases, 2 * i - 1, 2 * last))
+      redis.call('HSET', KEYS[4], unpack(held, 2 * i - 1, 2 * last))
+      redis.call('HDEL', KEYS[2], unpack(ids, i, last))
     end
     zrem_all(prefix .. t, ids)
     room = room - #ids
