@@ -80,6 +80,26 @@ async def test_a_quiet_idle_connection_goes_out_without_a_round_trip(
         await db.close()
 
 
+async def test_a_job_names_a_connection_of_its_own_tenant(rt: Runtime) -> None:
+    """One foreign key on (connection_id, tenant_id): a job row that pairs a connection
+    with another tenant is refused by Postgres itself, whoever writes it."""
+    sql = (
+        "INSERT INTO jobs (id, tenant_id, post_id, platform, connection_id, media_asset_ids,"
+        " scheduled_at, publish_deadline, status, next_attempt_at, request_hash, trace_id)"
+        " VALUES (gen_random_uuid(), %s, gen_random_uuid(), 'sandbox', %s, ARRAY['m'],"
+        " now(), now() + interval '1 day', 'SCHEDULED', now(), 'h', 't')"
+    )
+    await rt.db.execute("INSERT INTO tenants (id) VALUES ('mine'), ('theirs')")
+    row = await rt.db.fetchone(
+        "INSERT INTO connections (id, tenant_id, platform, name)"
+        " VALUES (gen_random_uuid(), 'mine', 'sandbox', 'c') RETURNING id"
+    )
+    assert row is not None
+    await rt.db.execute(sql, ("mine", row["id"]))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        await rt.db.execute(sql, ("theirs", row["id"]))
+
+
 def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
     schema = ns.db_schema + "_m"
     first = migrate(ns.base.database_url, schema)
@@ -212,6 +232,30 @@ async def test_remove_and_reschedule_keep_each_tenants_place(rt: Runtime) -> Non
     await queue.remove(["a", "b"])
     assert await queue.next_due() is None
     assert await queue.depth() == 0 and await queue.held(["a", "b", "c"]) == set()
+
+
+async def test_one_add_mixes_new_rescheduled_and_moved_ids(rt: Runtime) -> None:
+    """New ids go in by tenant in one call each; one already queued is rescored on its
+    own, and one queued under another tenant leaves that tenant's set."""
+    queue = rt.queue
+    now = time.time()
+    await queue.add({"kept": Due("t", now - 9), "moved": Due("t", now - 8)})
+    await queue.add(
+        {
+            "kept": Due("t", now - 1),  # rescheduled later: t's place follows it
+            "moved": Due("u", now - 7),
+            **{f"t{i}": Due("t", now - 3) for i in range(3)},
+            **{f"u{i}": Due("u", now - 2) for i in range(2)},
+        }
+    )
+    assert await queue.depth() == 7
+    assert await queue.next_due() == pytest.approx(now - 7, abs=1e-3)  # u's "moved"
+    claimed = await queue.claim(100, 30, now=now)
+    assert [c.job_id for c in claimed if c.job_id.startswith(("t", "k"))] == [
+        "t0", "t1", "t2", "kept"
+    ]  # fmt: skip
+    assert [c.job_id for c in claimed if c.job_id.startswith(("u", "m"))] == ["moved", "u0", "u1"]
+    assert await queue.depth() == 0
 
 
 async def test_redis_prefixes_isolate_runs(rt: Runtime) -> None:
