@@ -26,7 +26,7 @@ WAITING = frozenset({JobStatus.SCHEDULED, JobStatus.RETRY_SCHEDULED})
 # first is half that away), and the publisher that claims it waits for the instant before
 # calling the platform: the dispatch, Kafka and the claim (about 10 ms for a lone job) happen
 # ahead, so the call is on time (decision 0024).
-DISPATCH_LEAD_SECONDS = 0.1
+DISPATCH_LEAD_SECONDS = 0.2
 
 
 def next_attempt_shown(status: str, next_attempt_at: T | None) -> T | None:

@@ -140,7 +140,7 @@ async def test_a_request_sent_ahead_is_claimed_at_once_and_called_at_its_due_ins
 ) -> None:
     # The dispatcher sends a job up to DISPATCH_LEAD_SECONDS before it is due, so that the
     # claim is taken ahead; the platform is called when the job is due, never before. (A
-    # lead of seconds here: with the real 0.1 s, a slow moment of a busy machine between
+    # lead of seconds here: with a real lead of 0.1 s, a slow moment of a busy machine between
     # the send and the claim made the claim late and the test fail.)
     monkeypatch.setattr("herald.services.publisher.flow.DISPATCH_LEAD_SECONDS", 5.0)
     rt = harness.rt

@@ -127,7 +127,7 @@ def test_migrate_twice_is_a_no_op_the_second_time(ns: Namespace) -> None:
 async def test_a_claim_ahead_takes_the_lead_s_jobs_once_the_first_is_half_a_lead_away(
     rt: Runtime,
 ) -> None:
-    # The dispatcher claims up to a lead (0.1 s) ahead. Claiming each job as it came into
+    # The dispatcher claims up to a lead ahead (0.1 s here). Claiming each job as it came into
     # the lead made batches of one or two at a steady rate; waiting until the first is half
     # a lead away takes half a lead's worth at a time.
     queue = rt.queue
