@@ -9,8 +9,9 @@ old: statuses follow posts by at most that much more, even under sustained overl
 result's age is the larger of its Kafka timestamp's age and the time already waited, so a
 clock that runs behind the publishers' cannot stretch the wait.)
 
-The rule (`HoldRule`) is pure; `PublishBacklog` (`shared/infra/kafka/lag.py`) reads the
-publishers' lag from the broker at most every `refresh` seconds; `ResultHold` waits.
+The rule (`HoldRule`) is pure; `PublishBacklog` (`shared/infra/kafka/lag.py`) answers the last
+reading of the publishers' lag at once and renews it from the broker in the background, at
+most every `refresh` seconds; `ResultHold` waits.
 """
 
 from __future__ import annotations

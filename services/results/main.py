@@ -78,7 +78,7 @@ async def consume(rt: Runtime, stopping: asyncio.Event) -> None:
     try:
         await consumer.consumer().run(stopping)
     finally:
-        await asyncio.to_thread(backlog.close)
+        await backlog.close()
 
 
 async def results_main(rt: Runtime, sup: Supervisor) -> None:

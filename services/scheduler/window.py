@@ -82,4 +82,4 @@ class DispatchWindow:
             self._reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reading
-        self.backlog.close()
+        await self.backlog.close()

@@ -59,9 +59,24 @@ async def test_the_backlog_is_the_publishers_uncommitted_requests(settings: Sett
         taken = await asyncio.to_thread(
             consume_and_commit, bootstrap, group, names.topic(REQUEST), 100
         )
-        assert await backlog.current() == REQUESTS - taken
+        assert await backlog.read() == REQUESTS - taken
     finally:
-        backlog.close()
+        await backlog.close()
+
+
+async def test_a_stale_reading_is_answered_at_once_and_renewed_behind(settings: Settings) -> None:
+    """A results batch never waits on the broker: after the first reading, `current` answers
+    the last one and renews it in the background."""
+    names = Names.from_settings(settings)
+    bootstrap = settings.kafka_bootstrap
+    backlog = PublishBacklog(bootstrap, names, refresh=0.0)
+    try:
+        assert await backlog.current() == 0  # the first reading: inline
+        await asyncio.to_thread(_produce, bootstrap, names.topic(REQUEST), REQUESTS)
+        assert await backlog.current() == 0  # the last reading, while a new one is taken
+        assert await eventually(lambda: _read(backlog, REQUESTS)) == REQUESTS
+    finally:
+        await backlog.close()
 
 
 async def _read(backlog: PublishBacklog, expected: int) -> int | None:
@@ -91,7 +106,7 @@ async def behind(settings: Settings) -> AsyncIterator[Behind]:
     messages = await asyncio.to_thread(_one_result, bootstrap, names)
     backlog = PublishBacklog(bootstrap, names, refresh=0.0)
     yield Behind(names, bootstrap, messages, backlog)
-    backlog.close()
+    await backlog.close()
 
 
 async def test_results_wait_for_the_backlog_up_to_the_bound(behind: Behind) -> None:
