@@ -74,6 +74,10 @@ async def serve(
         # shares one claim, one platform batch and one emit transaction.
         batch_size=256,
         min_batch=settings.publisher_max_in_flight // 4,
+        # Read as far ahead as the dispatcher sends (its window): every request sent and not
+        # answered is then in some publisher's hands, where an account's request waits a
+        # round of the accounts with requests waiting, not its partition's backlog.
+        read_ahead=settings.dispatch_window,
     )
     log.info(
         "publisher started",
