@@ -1,5 +1,6 @@
 """`herald publisher`: consumes publish.request in group `herald-publisher`, up to
-`HERALD_PUBLISHER_MAX_IN_FLIGHT` requests at once, and answers each on publish.result."""
+`HERALD_PUBLISHER_MAX_IN_FLIGHT` requests at once (and up to `HERALD_DISPATCH_WINDOW` more
+read ahead, started one connection at a time in turn), and answers each on publish.result."""
 
 from __future__ import annotations
 
