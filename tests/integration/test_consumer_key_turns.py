@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+import pytest
 
 from herald.shared.infra.kafka.admin import TopicSpec, create_topics
 from herald.shared.infra.kafka.client import Message, Producer, consumer
@@ -57,7 +60,9 @@ async def test_a_key_behind_another_keys_backlog_starts_within_a_round(ns: Names
     assert busy == sorted(busy, key=lambda v: int(v.split(b"-")[1]))  # a key's order holds
 
 
-async def test_what_was_read_ahead_and_not_started_is_read_again(ns: Namespace) -> None:
+async def test_what_was_read_ahead_and_not_started_is_read_again(
+    ns: Namespace, caplog: pytest.LogCaptureFixture
+) -> None:
     bootstrap = ns.base.kafka_bootstrap
     topic = ns.topic_prefix + "read-ahead"
     create_topics(bootstrap, [TopicSpec("read-ahead", 1, 3_600_000)], ns.topic_prefix)
@@ -84,8 +89,11 @@ async def test_what_was_read_ahead_and_not_started_is_read_again(ns: Namespace) 
     task = asyncio.create_task(reader.run(stopping))
     await asyncio.wait_for(started, 60)
     await eventually(lambda: len(reader._waiting) == 16, 30)  # the rest, read ahead
-    stopping.set()
-    await asyncio.wait_for(task, 30)
+    with caplog.at_level(logging.INFO, logger="herald.shared.infra.kafka.concurrent_consumer"):
+        stopping.set()
+        await asyncio.wait_for(task, 30)
+    left = [r for r in caplog.records if r.getMessage().startswith("messages read ahead left")]
+    assert [r.count for r in left] == [16]  # type: ignore[attr-defined]
 
     again = consumer(bootstrap, group)
     again.subscribe([topic])

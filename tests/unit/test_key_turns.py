@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from herald.shared.infra.kafka.concurrent_consumer import KeyTurns
+from herald.shared.infra.kafka.concurrent_consumer import (
+    READ_AHEAD_BYTES,
+    ConcurrentConsumer,
+    KeyTurns,
+)
 
 
 @dataclass
@@ -22,6 +26,9 @@ class Msg:
 
     def partition(self) -> int:
         return self.part
+
+    def value(self) -> bytes:
+        return f"v-{self.n}".encode()
 
 
 def _queue(*msgs: Msg) -> KeyTurns:
@@ -59,3 +66,26 @@ def test_a_revoked_partitions_messages_are_dropped_the_rest_keep_their_order() -
     assert len(turns) == 2
     assert _ids(turns.take(5)) == [(b"a", 0), (b"a", 2)]
     turns.drop([("t", 0)])  # nothing left: no error
+
+
+def test_waiting_bytes_follow_what_is_added_taken_and_dropped() -> None:
+    turns = _queue(Msg(b"ab", 0), Msg(b"ab", 1, part=1))
+    assert turns.bytes == 2 * (2 + 3)  # key and value ("v-0" below)
+    turns.take(1)
+    assert turns.bytes == 5
+    turns.drop([("t", 1)])
+    assert turns.bytes == 0
+
+
+def test_large_messages_waiting_stop_the_read_ahead() -> None:
+    async def handler(_msg: object) -> bool:
+        return True
+
+    c = ConcurrentConsumer("127.0.0.1:1", "g", ["t"], handler, max_in_flight=8, read_ahead=100)
+    assert c._room(free=8) == 108
+    big = Msg(b"k", 0)
+    big.value = lambda: b"x" * READ_AHEAD_BYTES  # type: ignore[method-assign]
+    c._waiting.add(big)  # type: ignore[arg-type]
+    assert c._room(free=8) == 7  # the free slots only, less what waits
+    c._waiting.take(1)
+    assert c._room(free=8) == 108

@@ -7,8 +7,9 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
 
 - All confluent-kafka calls run on one dedicated thread (the client is not thread-safe);
   rebalance callbacks run there too, inside `consume`.
-- Up to `max_in_flight` messages run at once. Up to `read_ahead` more are taken from Kafka
-  and wait for a slot in `KeyTurns`: the record keys take turns, each key's messages in
+- Up to `max_in_flight` messages run at once. Up to `read_ahead` more (and while they
+  hold less than `READ_AHEAD_BYTES`) are taken from Kafka and wait for a slot in
+  `KeyTurns`: the record keys take turns, each key's messages in
   order. A partition is read in order, so without this a message would wait behind every
   message before it in its partition; with it, a key with one message waiting (another
   tenant's account, behind one account's thousands) is started within a round of the keys
@@ -58,6 +59,9 @@ from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[bool]]
+# What messages read ahead may hold (keys and values): about 50,000 requests of the usual
+# size, a few hundred with the longest captions, where a count alone could hold gigabytes.
+READ_AHEAD_BYTES = 32 * 1024 * 1024
 
 
 class ConcurrentConsumer:
@@ -170,7 +174,7 @@ class ConcurrentConsumer:
             if self._waiting:
                 await self._start_waiting()
             free = self.max_in_flight - self.in_flight
-            room = free + self.read_ahead - len(self._waiting)
+            room = self._room(free)
             if room <= 0 and not self._paused:
                 # Full: usually a slot frees within moments (no pause, whose resume costs a
                 # fresh fetch). Still full after `pause_after`: pause every partition and keep
@@ -194,6 +198,13 @@ class ConcurrentConsumer:
             raw = await self._call(take, c, max(1, min(self.batch_size, room)), timeout)
             if not self._usable(raw) and free <= 0 and not self._waiting:
                 await self._wait_for_slot(self.poll_timeout)
+
+    def _room(self, free: int) -> int:
+        """How many more messages may be taken: the free slots plus the read-ahead, less
+        what waits; none ahead while what waits holds `READ_AHEAD_BYTES` or more (a count
+        alone would let a few thousand large records take gigabytes)."""
+        ahead = self.read_ahead if self._waiting.bytes < READ_AHEAD_BYTES else 0
+        return free + ahead - len(self._waiting)
 
     async def _start_waiting(self) -> None:
         """Start waiting messages in the keys' turns, as many as there are free slots."""
@@ -282,6 +293,11 @@ class ConcurrentConsumer:
 
     async def _drain(self) -> None:
         tasks = set(self._tasks)
+        if self._waiting:
+            log.info(
+                "messages read ahead left uncommitted for the next owner",
+                extra={"group": self.group, "count": len(self._waiting)},
+            )
         if not tasks:
             return
         log.info("draining in-flight messages", extra={"group": self.group, "count": len(tasks)})
@@ -401,6 +417,7 @@ class KeyTurns:
         self._by_key: dict[bytes | None, deque[Message]] = {}
         self._turns: deque[bytes | None] = deque()
         self._count = 0
+        self.bytes = 0  # of the waiting messages' keys and values
 
     def __len__(self) -> int:
         return self._count
@@ -413,6 +430,7 @@ class KeyTurns:
             self._turns.append(key)
         waiting.append(msg)
         self._count += 1
+        self.bytes += _size(msg)
 
     def take(self, n: int) -> list[Message]:
         out: list[Message] = []
@@ -425,6 +443,7 @@ class KeyTurns:
             else:
                 del self._by_key[key]
         self._count -= len(out)
+        self.bytes -= sum(_size(msg) for msg in out)
         return out
 
     def drop(self, parts: Iterable[Partition]) -> None:
@@ -439,3 +458,7 @@ class KeyTurns:
 
 def _partition(msg: Message) -> Partition:
     return (str(msg.topic()), int(msg.partition() or 0))
+
+
+def _size(msg: Message) -> int:
+    return len(msg.key() or b"") + len(msg.value() or b"")
