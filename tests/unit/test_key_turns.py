@@ -17,6 +17,7 @@ class Msg:
     k: bytes | None
     n: int
     part: int = 0
+    header_bytes: int = 0
 
     def key(self) -> bytes | None:
         return self.k
@@ -29,6 +30,9 @@ class Msg:
 
     def value(self) -> bytes:
         return f"v-{self.n}".encode()
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return [("h", b"x" * self.header_bytes)] if self.header_bytes else None
 
 
 def _queue(*msgs: Msg) -> KeyTurns:
@@ -75,6 +79,8 @@ def test_waiting_bytes_follow_what_is_added_taken_and_dropped() -> None:
     assert turns.bytes == 5
     turns.drop([("t", 1)])
     assert turns.bytes == 0
+    turns.add(Msg(b"", 0, header_bytes=1000))  # type: ignore[arg-type]
+    assert turns.bytes == 3 + 1 + 1000  # headers count: a record may be all headers
 
 
 def test_large_messages_waiting_stop_the_read_ahead() -> None:

@@ -417,7 +417,7 @@ class KeyTurns:
         self._by_key: dict[bytes | None, deque[Message]] = {}
         self._turns: deque[bytes | None] = deque()
         self._count = 0
-        self.bytes = 0  # of the waiting messages' keys and values
+        self.bytes = 0  # of the waiting messages' keys, values and headers
 
     def __len__(self) -> int:
         return self._count
@@ -461,4 +461,9 @@ def _partition(msg: Message) -> Partition:
 
 
 def _size(msg: Message) -> int:
-    return len(msg.key() or b"") + len(msg.value() or b"")
+    """A message's key, value and headers, in bytes."""
+    size = len(msg.key() or b"") + len(msg.value() or b"")
+    headers = msg.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        size += len(name) + len(value or b"")
+    return size
