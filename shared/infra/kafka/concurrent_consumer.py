@@ -9,11 +9,11 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
   rebalance callbacks run there too, inside `consume`.
 - Up to `max_in_flight` messages run at once. Up to `read_ahead` more (and while they
   hold less than `READ_AHEAD_BYTES`) are taken from Kafka and wait for a slot in
-  `KeyTurns`: the record keys take turns, each key's messages in
-  order. A partition is read in order, so without this a message would wait behind every
-  message before it in its partition; with it, a key with one message waiting (another
-  tenant's account, behind one account's thousands) is started within a round of the keys
-  that have messages waiting.
+  `KeyTurns`: the record keys take turns, each key's messages in order. A partition is
+  read in order, so without this a message would wait behind every message before it in
+  its partition; with it, a key with one message waiting (another tenant's account,
+  behind one account's thousands) is started within a round of the keys that have
+  messages waiting.
 - With fewer than `min_batch` slots free and more messages waiting, it waits up to
   `gather_seconds` for more slots, so messages start in groups rather than one per freed
   slot (each group shares the handler's batched transactions: at 200 ms platform latency,
@@ -21,12 +21,12 @@ stops the consumer (the service exits non-zero and restarts; Kafka redelivers).
   at once, as they came from Kafka before there was a read-ahead: all the free slots
   filled at once made the handler's batches move in step, its transactions one after the
   other with the slots all but empty in between.
-- With every slot taken and `read_ahead` messages waiting, the loop waits for a slot. When
-  none frees within `pause_after` seconds (slow platform calls), every assigned partition
-  is paused and the loop keeps polling, so group membership and rebalances are served
-  while no new message arrives; the partitions resume when capacity frees. (Pausing at
-  every full moment would cost a fresh fetch on each resume: measured, it cut a sandbox
-  backlog drain from ~3,000 to ~500 messages/s.)
+- With every slot taken and `read_ahead` messages (or `READ_AHEAD_BYTES`) waiting, the
+  loop waits for a slot. When none frees within `pause_after` seconds (slow platform
+  calls), every assigned partition is paused and the loop keeps polling, so group
+  membership and rebalances are served while no new message arrives; the partitions
+  resume when capacity frees. (Pausing at every full moment would cost a fresh fetch on
+  each resume: measured, it cut a sandbox backlog drain from ~3,000 to ~500 messages/s.)
 - Commit positions come from `OffsetTracker`: per partition, up to the lowest offset still
   outstanding. They are committed every `commit_interval` seconds, on revoke (for the
   partitions leaving) and once more on stop, after in-flight work drained (within `drain_grace`
@@ -59,8 +59,9 @@ from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[bool]]
-# What messages read ahead may hold (keys and values): about 50,000 requests of the usual
-# size, a few hundred with the longest captions, where a count alone could hold gigabytes.
+# What messages read ahead may hold (keys, values and headers): about 50,000 requests of the
+# usual size, a few hundred with the longest captions, where a count alone could hold
+# gigabytes.
 READ_AHEAD_BYTES = 32 * 1024 * 1024
 
 
