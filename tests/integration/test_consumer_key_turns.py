@@ -19,12 +19,11 @@ from tests.conftest import Namespace, eventually
 BUSY = 300
 
 
-async def _run(reader: ConcurrentConsumer, done: asyncio.Future[None] | None = None) -> None:
+async def _run(reader: ConcurrentConsumer, done: asyncio.Future[None]) -> None:
     stopping = asyncio.Event()
     task = asyncio.create_task(reader.run(stopping))
     try:
-        if done is not None:
-            await asyncio.wait_for(done, 60)
+        await asyncio.wait_for(done, 60)
     finally:
         stopping.set()
         with contextlib.suppress(Exception):

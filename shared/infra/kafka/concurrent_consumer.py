@@ -415,7 +415,7 @@ class KeyTurns:
     waiting joins the round at its end."""
 
     def __init__(self) -> None:
-        self._by_key: dict[bytes | None, deque[Message]] = {}
+        self._by_key: dict[bytes | None, deque[tuple[Message, int]]] = {}  # (message, size)
         self._turns: deque[bytes | None] = deque()
         self._count = 0
         self.bytes = 0  # of the waiting messages' keys, values and headers
@@ -424,17 +424,23 @@ class KeyTurns:
         return self._count
 
     def add(self, msg: Message) -> None:
+        self._add(msg, _size(msg))
+
+    def _add(self, msg: Message, size: int) -> None:
         key = msg.key()
         waiting = self._by_key.get(key)
         if waiting is None:
             waiting = self._by_key[key] = deque()
             self._turns.append(key)
-        waiting.append(msg)
+        waiting.append((msg, size))
         self._count += 1
-        self.bytes += _size(msg)
+        self.bytes += size
 
     def take(self, n: int) -> list[Message]:
-        out: list[Message] = []
+        return [msg for msg, _ in self._take(n)]
+
+    def _take(self, n: int) -> list[tuple[Message, int]]:
+        out: list[tuple[Message, int]] = []
         while len(out) < n and self._turns:
             key = self._turns.popleft()
             waiting = self._by_key[key]
@@ -444,7 +450,7 @@ class KeyTurns:
             else:
                 del self._by_key[key]
         self._count -= len(out)
-        self.bytes -= sum(_size(msg) for msg in out)
+        self.bytes -= sum(size for _, size in out)
         return out
 
     def drop(self, parts: Iterable[Partition]) -> None:
@@ -452,9 +458,9 @@ class KeyTurns:
         gone = set(parts)
         if not gone or not self._count:
             return
-        kept = [msg for msg in self.take(self._count) if _partition(msg) not in gone]
-        for msg in kept:
-            self.add(msg)
+        for msg, size in self._take(self._count):
+            if _partition(msg) not in gone:
+                self._add(msg, size)
 
 
 def _partition(msg: Message) -> Partition:
