@@ -54,6 +54,7 @@ def view(row: Row) -> dict[str, Any]:
 def token_life(
     plugin: Platform,
     metadata: dict[str, Any],
+    token: str,
     expires_at: datetime | None = None,
     *,
     rand: Callable[[], float] = random.random,
@@ -61,7 +62,9 @@ def token_life(
     """A token stored now: its expiry and its first refresh, by its platform's rules."""
     now = now_utc()
     refresh = (
-        plugin.token.refresh_at(now, expires_at, rand()) if plugin.refreshes(metadata) else None
+        plugin.token.refresh_at(now, expires_at, rand())
+        if plugin.refreshes(metadata, token)
+        else None
     )
     return TokenLife(issued_at=now, expires_at=expires_at, refresh_at=refresh)
 
@@ -109,7 +112,7 @@ class ConnectionService:
             name=str(name),
             metadata=metadata,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
-            life=token_life(plugin, metadata, expires_at) if token and plugin else None,
+            life=token_life(plugin, metadata, token, expires_at) if token and plugin else None,
         )
         return view(row)
 
@@ -202,7 +205,7 @@ class ConnectionService:
             metadata=metadata,
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
-            life=token_life(plugin, metadata, expires_at) if token else None,
+            life=token_life(plugin, metadata, token, expires_at) if token else None,
         )
         if token and updated["status"] == "active":
             await self.release_held(connection_id)

@@ -83,10 +83,10 @@ class TokenKeeper:
             blob = bytes(row["token_ciphertext"])
             plugin = platforms().get(row["platform"])
             metadata = row["metadata"] or {}
-            if plugin is None or not plugin.refreshes(metadata):
+            token = self.service.cipher.decrypt(blob, connection_id)
+            if plugin is None or not plugin.refreshes(metadata, token):
                 await connections.refresh_later(self.db, connection_id, blob, None, None)
                 return None
-            token = self.service.cipher.decrypt(blob, connection_id)
             connection = Connection(
                 id=connection_id,
                 tenant_id=row["tenant_id"],
@@ -125,7 +125,9 @@ class TokenKeeper:
                     },
                 )
                 return False
-            life = token_life(plugin, metadata, issued.expires_at, rand=self.rand)
+            life = token_life(
+                plugin, metadata, issued.access_token, issued.expires_at, rand=self.rand
+            )
             new = self.service.cipher.encrypt(issued.access_token, connection_id)
             stored = await connections.store_refreshed(self.db, connection_id, blob, new, life)
             if stored:

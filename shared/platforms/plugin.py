@@ -209,8 +209,11 @@ class Platform:
         """The client the publisher calls (built once per publisher process)."""
         raise NotImplementedError(f"{self.name} does not publish")
 
-    def refreshes(self, metadata: Mapping[str, Any]) -> bool:
-        """Whether this connection's token is refreshed (default: `token.refreshable`)."""
+    def refreshes(self, metadata: Mapping[str, Any], token: str) -> bool:
+        """Whether this connection's token is refreshed (default: `token.refreshable`).
+        `token` is the stored token: a platform whose refresh needs a refresh token answers
+        False for a token stored without one (it is used until the platform refuses it,
+        rather than refreshed, refused and marked `needs_reauth` while it still works)."""
         return self.token.refreshable
 
     async def refresh_token(self, env: PlatformEnv, connection: Connection) -> IssuedToken:

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from herald.services.api.app import create_app
 from herald.services.publisher.platforms.linkedin import LinkedInPublisher
-from herald.services.publisher.platforms.rest.oauth2 import unpack
+from herald.services.publisher.platforms.rest.oauth2 import pack, unpack
 from herald.services.publisher.platforms.x import XPublisher
 from herald.shared.accounts.tokens import TokenKeeper
 from herald.shared.domain.outcomes import Outcome
@@ -291,3 +291,32 @@ async def test_a_missing_client_setting_is_named(ns: Namespace, signin: Signin) 
         r = await client.get(f"{base}/callback", params={"code": "c", "state": "s"})
         assert r.status == 409
     assert signin.fake.requests == []
+
+
+async def test_a_token_pasted_without_a_refresh_token_is_used_not_refreshed(
+    api: tuple[Runtime, Client], signin: Signin
+) -> None:
+    """An access token given with no refresh token cannot be refreshed: the token keeper
+    leaves it alone (it is used until the platform refuses it) instead of trying, being
+    refused and holding the connection's jobs under `needs_reauth` while the token works."""
+    rt, s = api[0], signin
+    access, refresh = s.fake.grant()
+    body = {"platform": s.platform, "name": "pasted", "metadata": s.metadata(), "tenant_id": "acme"}
+    bare = await rt.connections().create(ADMIN, {**body, "access_token": access})
+    packed = await rt.connections().create(ADMIN, {**body, "access_token": pack(access, refresh)})
+    assert bare["token"]["refresh_at"] is None
+    assert packed["token"]["refresh_at"] is not None  # the same platform, with a refresh token
+    await rt.db.execute(  # as a row stored before this rule: due now
+        "UPDATE connections SET token_refresh_at = now() - interval '1 s' WHERE id = %s",
+        (bare["id"],),
+    )
+    keeper = TokenKeeper(rt.connections(), rt.platform_env())
+    [row] = await rt.db.fetch(
+        "SELECT token_refresh_at FROM connections WHERE id = %s", (bare["id"],)
+    )
+    assert row["token_refresh_at"] is not None
+    assert await keeper.refresh_one(str(bare["id"])) is None
+    after = await rt.connections().get(ADMIN, str(bare["id"]))
+    assert after["status"] == "active" and after["token"]["refresh_at"] is None
+    assert s.fake.calls("token") == []
+    assert await publish(rt, s, str(bare["id"]), "[pasted]") == access

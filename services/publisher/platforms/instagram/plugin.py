@@ -61,7 +61,7 @@ class Instagram(Platform):
         account = connection.metadata.get("instagramBusinessAccountId")
         return account if isinstance(account, str) and account else connection.id
 
-    def refreshes(self, metadata: Mapping[str, Any]) -> bool:
+    def refreshes(self, metadata: Mapping[str, Any], token: str) -> bool:
         return metadata.get("login") == "instagram"
 
     async def refresh_token(self, env: PlatformEnv, connection: Connection) -> IssuedToken:

@@ -68,8 +68,10 @@ class LinkedIn(Platform):
     def account_key(self, connection: Connection) -> str:
         return str(connection.metadata.get("author") or connection.id)
 
-    def refreshes(self, metadata: Mapping[str, Any]) -> bool:
-        return metadata.get("refreshable") == "true"
+    def refreshes(self, metadata: Mapping[str, Any], token: str) -> bool:
+        from herald.services.publisher.platforms.rest.oauth2 import unpack
+
+        return unpack(token)[1] is not None  # a refresh token (approved partners only)
 
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.linkedin import LinkedInPublisher

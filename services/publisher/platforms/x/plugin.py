@@ -59,6 +59,11 @@ class X(Platform):
     def account_key(self, connection: Connection) -> str:
         return str(connection.metadata.get("userId") or connection.id)
 
+    def refreshes(self, metadata: Mapping[str, Any], token: str) -> bool:
+        from herald.services.publisher.platforms.rest.oauth2 import unpack
+
+        return unpack(token)[1] is not None  # a sign-in without offline.access has none
+
     def publisher(self, env: PlatformEnv) -> PlatformPublisher:
         from herald.services.publisher.platforms.x import XPublisher
 
