@@ -14,6 +14,8 @@ only while the row still holds the refreshed one (a token pasted meanwhile wins)
   becomes `needs_reauth`, its jobs are held, and the alert fires.
 - Any other failure (a timeout, a 5xx): tried again in 15 to 30 minutes; the reason is kept
   in `token_refresh_error` (scrubbed of the token).
+- A stored token that does not decrypt (its key left `HERALD_SECRET_KEY`): the same, and the
+  round goes on, so one such row never holds back every other connection's refresh.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from herald.shared.accounts.connections import ConnectionService, token_life
 from herald.shared.domain.requests import Connection
 from herald.shared.infra import metrics
+from herald.shared.infra.crypto import DecryptError
 from herald.shared.infra.db import locks
 from herald.shared.messages.codec import now_utc
 from herald.shared.platforms.plugin import AuthLost, PlatformEnv
@@ -83,7 +86,11 @@ class TokenKeeper:
             blob = bytes(row["token_ciphertext"])
             plugin = platforms().get(row["platform"])
             metadata = row["metadata"] or {}
-            token = self.service.cipher.decrypt(blob, connection_id)
+            try:
+                token = self.service.cipher.decrypt(blob, connection_id)
+            except DecryptError as exc:  # this row only: the round goes on to the others
+                await self._later(connection_id, blob, row["platform"], f"{exc}", now)
+                return False
             if plugin is None or not plugin.refreshes(metadata, token):
                 await connections.refresh_later(self.db, connection_id, blob, None, None)
                 return None
@@ -111,19 +118,8 @@ class TokenKeeper:
                 )
                 return False
             except Exception as exc:
-                reason = scrub.text(f"{type(exc).__name__}: {exc}")[:500]
-                later = now + RETRY_AFTER * (1 + self.rand())
-                await connections.refresh_later(self.db, connection_id, blob, later, reason)
-                metrics.TOKEN_REFRESHES.labels(plugin.name, "failed").inc()
-                log.warning(
-                    "token refresh failed; trying again later",
-                    extra={
-                        "connection_id": connection_id,
-                        "platform": plugin.name,
-                        "error": reason,
-                        "next_at": later.isoformat(),
-                    },
-                )
+                reason = scrub.text(f"{type(exc).__name__}: {exc}")
+                await self._later(connection_id, blob, plugin.name, reason, now)
                 return False
             life = token_life(
                 plugin, metadata, issued.access_token, issued.expires_at, rand=self.rand
@@ -141,3 +137,21 @@ class TokenKeeper:
                     },
                 )
             return stored
+
+    async def _later(
+        self, connection_id: str, blob: bytes, platform: str, reason: str, now: datetime
+    ) -> None:
+        """A refresh that failed for now: tried again 15 to 30 minutes later, its reason kept."""
+        reason = reason[:500]
+        later = now + RETRY_AFTER * (1 + self.rand())
+        await connections.refresh_later(self.db, connection_id, blob, later, reason)
+        metrics.TOKEN_REFRESHES.labels(platform, "failed").inc()
+        log.warning(
+            "token refresh failed; trying again later",
+            extra={
+                "connection_id": connection_id,
+                "platform": platform,
+                "error": reason,
+                "next_at": later.isoformat(),
+            },
+        )

@@ -152,3 +152,29 @@ async def test_facebook_login_tokens_are_not_refreshed(keeper_rt: Runtime, fake:
     assert fake.calls("refresh_access_token") == []
     [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (cid,))
     assert row["token_refresh_at"] is None
+
+
+async def test_a_token_that_does_not_decrypt_is_put_off_and_the_round_goes_on(
+    keeper_rt: Runtime, fake: FakeGraph
+) -> None:
+    """One row the keeper cannot decrypt (here: the ciphertext of another connection, which
+    is bound to that one's id) comes first in every round; it must not stop the refreshes of
+    the connections due after it."""
+    rt = keeper_rt
+    broken, good = await connect(rt), await connect(rt)
+    await rt.db.execute(
+        "UPDATE connections SET token_ciphertext ="
+        " (SELECT token_ciphertext FROM connections WHERE id = %s),"
+        " token_refresh_at = now() - interval '1 min' WHERE id = %s",
+        (good, broken),
+    )
+    await make_due(rt, good)
+    before = counted("instagram", "failed")
+    assert await TokenKeeper(rt.connections(), rt.platform_env()).refresh_due() == 1
+    [(old, new)] = fake.refreshed
+    assert old == TOKEN and await token_of(rt, good) == new
+    shown: dict[str, Any] = await rt.connections().get(ADMIN, broken)
+    assert shown["status"] == "active" and "decrypt" in shown["token"]["refresh_error"]
+    [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (broken,))
+    assert timedelta(minutes=14) < row["token_refresh_at"] - now_utc() <= timedelta(minutes=31)
+    assert counted("instagram", "failed") == before + 1
