@@ -44,7 +44,8 @@ def topics(args: argparse.Namespace, settings: Settings) -> int:
     created = create_topics(bootstrap, specs, settings.topic_prefix)
     names = [settings.topic_prefix + spec.name for spec in specs]
     grown = grow_partitions(bootstrap, names, args.partitions) if args.partitions else {}
-    counts = partition_counts(bootstrap, names)
+    # A topic just grown has the count Kafka acknowledged, whatever a lagging broker says.
+    counts = partition_counts(bootstrap, names) | {n: new for n, (_, new) in grown.items()}
     for name, spec in zip(names, specs, strict=True):
         if name in grown:
             state = f"grown from {grown[name][0]} partitions"

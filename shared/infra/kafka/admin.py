@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,9 @@ def grow_partitions(
     bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0
 ) -> dict[str, tuple[int, int]]:
     """Give every topic of `names` with fewer than `partitions` partitions that many (Kafka
-    never takes partitions away); answers {topic: (before, after)} for the topics grown."""
+    never takes partitions away); answers {topic: (before, after)} for the topics grown.
+    Returns once the metadata shows them (a broker's metadata may lag the controller's
+    answer for a moment: read at once, it could still show the old count)."""
     before = partition_counts(bootstrap, names, timeout)
     grow = [NewPartitions(n, partitions) for n, count in before.items() if count < partitions]
     if not grow:
@@ -123,7 +126,14 @@ def grow_partitions(
             future.result()
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"growing topic {name} to {partitions} partitions: {exc}") from exc
-    return {g.topic: (before[g.topic], partitions) for g in grow}
+    grown = [g.topic for g in grow]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = partition_counts(bootstrap, grown, timeout)
+        if all(counts.get(n, 0) >= partitions for n in grown):
+            break
+        time.sleep(0.1)
+    return {n: (before[n], partitions) for n in grown}
 
 
 def delete_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
