@@ -198,6 +198,9 @@ class ConnectionService:
         status = self._new_status(row["status"], body.get("status"), token, errors)
         if errors:
             raise ValidationFailed("the change is invalid", fields=errors)
+        life = token_life(plugin, metadata, token, expires_at) if token else None
+        if life is None and "metadata" in body:
+            life = await self._life_kept(plugin, row, metadata)
         updated = await connections.update(
             self.db,
             connection_id,
@@ -205,11 +208,31 @@ class ConnectionService:
             metadata=metadata,
             status=status,
             ciphertext=self.cipher.encrypt(token, connection_id) if token else None,
-            life=token_life(plugin, metadata, token, expires_at) if token else None,
+            life=life,
         )
         if token and updated["status"] == "active":
             await self.release_held(connection_id)
         return view(updated)
+
+    async def _life_kept(
+        self, plugin: Platform, row: Row, metadata: dict[str, Any]
+    ) -> TokenLife | None:
+        """The stored token's life under new metadata, when that changes whether it is
+        refreshed (an Instagram connection told `login: instagram` after it was stored);
+        None: unchanged."""
+        blob = await connections.token(self.db, str(row["id"]))
+        try:
+            token = self.cipher.decrypt(bytes(blob), row["id"]) if blob else None
+        except DecryptError:
+            return None
+        if token is None:
+            return None
+        refreshes = plugin.refreshes(metadata, token)
+        if refreshes == (row["token_refresh_at"] is not None):
+            return None
+        issued, expires = row["token_issued_at"] or now_utc(), row["token_expires_at"]
+        refresh = plugin.token.refresh_at(issued, expires, random.random()) if refreshes else None
+        return TokenLife(issued_at=issued, expires_at=expires, refresh_at=refresh)
 
     async def release_held(self, connection_id: str) -> int:
         """The connection has a new token: its jobs held for one go now."""

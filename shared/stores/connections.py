@@ -92,9 +92,9 @@ async def update(
     ciphertext: bytes | None,
     life: TokenLife | None = None,
 ) -> Row:
-    """Name and metadata; the status and the token (with its `life`) only when given (None
-    leaves them)."""
-    new_token = ciphertext is not None
+    """Name and metadata; the status, the token and its `life` only when given (None leaves
+    them: a metadata change may give a new `life` for the token kept)."""
+    new_life = life is not None
     life = life or TokenLife()
     row = await db.fetchone(
         f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
@@ -109,13 +109,13 @@ async def update(
             Jsonb(metadata),
             status,
             ciphertext,
-            new_token,
+            new_life,
             life.issued_at,
-            new_token,
+            new_life,
             life.expires_at,
-            new_token,
+            new_life,
             life.refresh_at,
-            new_token,
+            new_life,
             connection_id,
         ),
     )

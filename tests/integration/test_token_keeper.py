@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -178,3 +178,28 @@ async def test_a_token_that_does_not_decrypt_is_put_off_and_the_round_goes_on(
     [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (broken,))
     assert timedelta(minutes=14) < row["token_refresh_at"] - now_utc() <= timedelta(minutes=31)
     assert counted("instagram", "failed") == before + 1
+
+
+async def test_metadata_that_changes_the_login_changes_whether_the_token_is_refreshed(
+    keeper_rt: Runtime, fake: FakeGraph
+) -> None:
+    """A connection stored as a Facebook Login one, then told its token is an Instagram
+    Login token, is refreshed from then on (else it would expire unrefreshed); told the
+    reverse, it no longer is. A change that keeps the decision keeps the schedule."""
+    rt = keeper_rt
+    cid = await connect(rt, login="facebook")
+    stored = await rt.connections().get(ADMIN, cid)
+    assert stored["token"]["refresh_at"] is None
+    account = {"instagramBusinessAccountId": DEFAULT_ACCOUNT}
+    told = await rt.connections().patch(ADMIN, cid, {"metadata": account | {"login": INSTAGRAM}})
+    issued = datetime.fromisoformat(stored["token"]["issued_at"])
+    first = datetime.fromisoformat(told["token"]["refresh_at"])
+    assert issued + timedelta(days=1) <= first <= issued + timedelta(days=1, hours=1)
+    assert told["token"]["issued_at"] == stored["token"]["issued_at"]
+    assert await token_of(rt, cid) == TOKEN
+    renamed = await rt.connections().patch(
+        ADMIN, cid, {"name": "renamed", "metadata": account | {"login": INSTAGRAM}}
+    )
+    assert renamed["token"]["refresh_at"] == told["token"]["refresh_at"]
+    back = await rt.connections().patch(ADMIN, cid, {"metadata": account | {"login": "facebook"}})
+    assert back["token"]["refresh_at"] is None
