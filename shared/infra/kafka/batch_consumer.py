@@ -17,7 +17,14 @@ import confluent_kafka
 from confluent_kafka import TopicPartition
 
 from herald.shared.errors import StoreUnavailable
-from herald.shared.infra.kafka.client import BrokerWatch, KafkaError, Message, abandon, consumer
+from herald.shared.infra.kafka.client import (
+    BrokerWatch,
+    KafkaError,
+    Message,
+    abandon,
+    consumer,
+    partition_of,
+)
 from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 from herald.shared.infra.retry import Backoff, Retry, Stopped
 
@@ -29,7 +36,7 @@ def next_offsets(messages: list[Message]) -> list[TopicPartition]:
     """The offsets to commit after `messages`: the highest per partition, plus one."""
     top: dict[tuple[str, int], int] = {}
     for msg in messages:
-        key = (str(msg.topic()), int(msg.partition() or 0))
+        key = partition_of(msg)
         top[key] = max(top.get(key, -1), int(msg.offset() or 0))
     return [TopicPartition(t, p, o + 1) for (t, p), o in top.items()]
 

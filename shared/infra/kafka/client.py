@@ -21,6 +21,13 @@ from herald.shared.infra.kafka.properties import client_properties
 
 log = logging.getLogger(__name__)
 Message = confluent_kafka.Message
+
+
+def partition_of(msg: Message) -> tuple[str, int]:
+    """A message's (topic, partition)."""
+    return (str(msg.topic()), int(msg.partition() or 0))
+
+
 # (topic, key, value), or with an explicit partition last; librdkafka's "unassigned"
 # partition (-1) lets the partitioner hash the key.
 Record = tuple[str, str | bytes | None, bytes] | tuple[str, str | bytes | None, bytes, int]

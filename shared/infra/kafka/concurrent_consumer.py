@@ -53,7 +53,7 @@ from typing import Any
 import confluent_kafka
 from confluent_kafka import TopicPartition
 
-from herald.shared.infra.kafka.client import BrokerWatch, Message, abandon, consumer
+from herald.shared.infra.kafka.client import BrokerWatch, Message, abandon, consumer, partition_of
 from herald.shared.infra.kafka.offset_tracker import OffsetTracker, Partition
 from herald.shared.infra.kafka.serial import SerialCalls, take, without_errors
 
@@ -224,7 +224,7 @@ class ConcurrentConsumer:
         count = 0
         with self._lock:
             for msg in without_errors(raw):
-                part = _partition(msg)
+                part = partition_of(msg)
                 if part not in self._assigned:
                     continue  # revoked while the batch was being fetched: the new owner reads it
                 self.tracker.add(part, int(msg.offset() or 0))
@@ -243,7 +243,7 @@ class ConcurrentConsumer:
             self._slot_freed.set()
 
     async def _handle(self, msg: Message) -> None:
-        part = _partition(msg)
+        part = partition_of(msg)
         offset = int(msg.offset() or 0)
         try:
             finished = await self.handler(msg)
@@ -459,12 +459,8 @@ class KeyTurns:
         if not gone or not self._count:
             return
         for msg, size in self._take(self._count):
-            if _partition(msg) not in gone:
+            if partition_of(msg) not in gone:
                 self._add(msg, size)
-
-
-def _partition(msg: Message) -> Partition:
-    return (str(msg.topic()), int(msg.partition() or 0))
 
 
 def _size(msg: Message) -> int:
