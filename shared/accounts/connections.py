@@ -57,16 +57,18 @@ def token_life(
     token: str,
     expires_at: datetime | None = None,
     *,
+    issued_at: datetime | None = None,
     rand: Callable[[], float] = random.random,
 ) -> TokenLife:
-    """A token stored now: its expiry and its first refresh, by its platform's rules."""
-    now = now_utc()
+    """A token stored now (or at `issued_at`): its expiry and its next refresh, by its
+    platform's rules."""
+    issued = issued_at or now_utc()
     refresh = (
-        plugin.token.refresh_at(now, expires_at, rand())
+        plugin.token.refresh_at(issued, expires_at, rand())
         if plugin.refreshes(metadata, token)
         else None
     )
-    return TokenLife(issued_at=now, expires_at=expires_at, refresh_at=refresh)
+    return TokenLife(issued_at=issued, expires_at=expires_at, refresh_at=refresh)
 
 
 class ConnectionService:
@@ -221,18 +223,16 @@ class ConnectionService:
         refreshed (an Instagram connection told `login: instagram` after it was stored);
         None: unchanged."""
         blob = await connections.token(self.db, str(row["id"]))
+        if not blob:
+            return None
         try:
-            token = self.cipher.decrypt(bytes(blob), row["id"]) if blob else None
+            token = self.cipher.decrypt(bytes(blob), row["id"])
         except DecryptError:
             return None
-        if token is None:
-            return None
-        refreshes = plugin.refreshes(metadata, token)
-        if refreshes == (row["token_refresh_at"] is not None):
-            return None
-        issued, expires = row["token_issued_at"] or now_utc(), row["token_expires_at"]
-        refresh = plugin.token.refresh_at(issued, expires, random.random()) if refreshes else None
-        return TokenLife(issued_at=issued, expires_at=expires, refresh_at=refresh)
+        life = token_life(
+            plugin, metadata, token, row["token_expires_at"], issued_at=row["token_issued_at"]
+        )
+        return None if (life.refresh_at is None) == (row["token_refresh_at"] is None) else life
 
     async def release_held(self, connection_id: str) -> int:
         """The connection has a new token: its jobs held for one go now."""
