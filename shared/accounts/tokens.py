@@ -14,8 +14,9 @@ only while the row still holds the refreshed one (a token pasted meanwhile wins)
   becomes `needs_reauth`, its jobs are held, and the alert fires.
 - Any other failure (a timeout, a 5xx): tried again in 15 to 30 minutes; the reason is kept
   in `token_refresh_error` (scrubbed of the token).
-- A stored token that does not decrypt (its key left `HERALD_SECRET_KEY`): the same, and the
-  round goes on, so one such row never holds back every other connection's refresh.
+- A stored token that does not decrypt (its key left `HERALD_SECRET_KEY`), or a plugin whose
+  `refreshes` raises on it: the same, and the round goes on, so one such row never holds
+  back every other connection's refresh.
 """
 
 from __future__ import annotations
@@ -91,7 +92,14 @@ class TokenKeeper:
             except DecryptError as exc:  # this row only: the round goes on to the others
                 await self._later(connection_id, blob, row["platform"], f"{exc}", now)
                 return False
-            if plugin is None or not plugin.refreshes(metadata, token):
+            scrub = Scrubber(token)
+            try:
+                refreshes = plugin is not None and plugin.refreshes(metadata, token)
+            except Exception as exc:  # a plugin's bug on this row: the round goes on
+                reason = scrub.text(f"{type(exc).__name__}: {exc}")
+                await self._later(connection_id, blob, row["platform"], reason, now)
+                return False
+            if plugin is None or not refreshes:
                 await connections.refresh_later(self.db, connection_id, blob, None, None)
                 return None
             connection = Connection(
@@ -103,7 +111,6 @@ class TokenKeeper:
                 metadata=metadata,
                 access_token=token,
             )
-            scrub = Scrubber(token)
             try:
                 async with asyncio.timeout(TIMEOUT_SECONDS):
                     issued = await plugin.refresh_token(self.env, connection)

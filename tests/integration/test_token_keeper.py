@@ -6,7 +6,7 @@ transient failure is tried again later; tokens of other logins are never refresh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from herald.shared.domain.tenancy import ADMIN
 from herald.shared.infra import metrics
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
+from herald.shared.platforms.registry import platforms
 from tests.conftest import Namespace
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, INSTAGRAM, FakeGraph
 
@@ -175,6 +176,41 @@ async def test_a_token_that_does_not_decrypt_is_put_off_and_the_round_goes_on(
     assert old == TOKEN and await token_of(rt, good) == new
     shown: dict[str, Any] = await rt.connections().get(ADMIN, broken)
     assert shown["status"] == "active" and "decrypt" in shown["token"]["refresh_error"]
+    [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (broken,))
+    assert timedelta(minutes=14) < row["token_refresh_at"] - now_utc() <= timedelta(minutes=31)
+    assert counted("instagram", "failed") == before + 1
+
+
+async def test_a_plugin_that_raises_on_one_token_does_not_stop_the_round(
+    keeper_rt: Runtime, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's `refreshes` that raises on one connection (a bug meeting one row's
+    metadata) puts that row off, with the reason scrubbed of its token, and refreshes the
+    connections due after it in the same round."""
+    rt = keeper_rt
+    plugin = platforms()["instagram"]
+    decides = plugin.refreshes
+
+    def buggy(metadata: Mapping[str, Any], token: str) -> bool:
+        if metadata.get("tag") == "bug":
+            raise KeyError(f"no refresh rule for {token}")
+        return decides(metadata, token)
+
+    monkeypatch.setattr(plugin, "refreshes", buggy)
+    broken, good = await connect(rt), await connect(rt)
+    await rt.db.execute(
+        'UPDATE connections SET metadata = metadata || \'{"tag": "bug"}\','
+        " token_refresh_at = now() - interval '1 min' WHERE id = %s",
+        (broken,),
+    )
+    await make_due(rt, good)
+    before = counted("instagram", "failed")
+    assert await TokenKeeper(rt.connections(), rt.platform_env()).refresh_due() == 1
+    [(old, new)] = fake.refreshed
+    assert old == TOKEN and await token_of(rt, good) == new
+    shown: dict[str, Any] = await rt.connections().get(ADMIN, broken)
+    error = shown["token"]["refresh_error"]
+    assert shown["status"] == "active" and error.startswith("KeyError") and TOKEN not in error
     [row] = await rt.db.fetch("SELECT token_refresh_at FROM connections WHERE id = %s", (broken,))
     assert timedelta(minutes=14) < row["token_refresh_at"] - now_utc() <= timedelta(minutes=31)
     assert counted("instagram", "failed") == before + 1
