@@ -82,6 +82,10 @@ async def page(db: Database, filters: dict[str, Any]) -> list[Row]:
     )
 
 
+# The token life columns are written: a new token's, or the kept one's while it is kept.
+_LIFE = "%(life)s AND (%(new_token)s OR token_issued_at = %(issued_at)s)"
+
+
 async def update(
     db: Database,
     connection_id: str,
@@ -93,31 +97,30 @@ async def update(
     life: TokenLife | None = None,
 ) -> Row:
     """Name and metadata; the status, the token and its `life` only when given (None leaves
-    them: a metadata change may give a new `life` for the token kept)."""
-    new_life = life is not None
-    life = life or TokenLife()
+    them). A `life` without a new token is the kept token's under new metadata: it is
+    written only while the row still holds that token (its `issued_at`), so a token stored
+    meanwhile keeps its own."""
     row = await db.fetchone(
-        f"UPDATE connections SET name = %s, metadata = %s, status = COALESCE(%s, status),"
-        f" token_ciphertext = COALESCE(%s, token_ciphertext),"
-        f" token_issued_at = CASE WHEN %s THEN %s ELSE token_issued_at END,"
-        f" token_expires_at = CASE WHEN %s THEN %s ELSE token_expires_at END,"
-        f" token_refresh_at = CASE WHEN %s THEN %s ELSE token_refresh_at END,"
-        f" token_refresh_error = CASE WHEN %s THEN NULL ELSE token_refresh_error END,"
-        f" updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
-        (
-            name,
-            Jsonb(metadata),
-            status,
-            ciphertext,
-            new_life,
-            life.issued_at,
-            new_life,
-            life.expires_at,
-            new_life,
-            life.refresh_at,
-            new_life,
-            connection_id,
-        ),
+        f"UPDATE connections SET name = %(name)s, metadata = %(metadata)s,"
+        f" status = COALESCE(%(status)s, status),"
+        f" token_ciphertext = COALESCE(%(ciphertext)s, token_ciphertext),"
+        f" token_issued_at = CASE WHEN {_LIFE} THEN %(issued_at)s ELSE token_issued_at END,"
+        f" token_expires_at = CASE WHEN {_LIFE} THEN %(expires_at)s ELSE token_expires_at END,"
+        f" token_refresh_at = CASE WHEN {_LIFE} THEN %(refresh_at)s ELSE token_refresh_at END,"
+        f" token_refresh_error = CASE WHEN {_LIFE} THEN NULL ELSE token_refresh_error END,"
+        f" updated_at = now() WHERE id = %(id)s RETURNING {COLUMNS}",
+        {
+            "name": name,
+            "metadata": Jsonb(metadata),
+            "status": status,
+            "ciphertext": ciphertext,
+            "life": life is not None,
+            "new_token": ciphertext is not None,
+            "issued_at": life.issued_at if life else None,
+            "expires_at": life.expires_at if life else None,
+            "refresh_at": life.refresh_at if life else None,
+            "id": connection_id,
+        },
     )
     assert row is not None
     return row

@@ -19,11 +19,13 @@ from herald.shared.infra import metrics
 from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
 from herald.shared.platforms.registry import platforms
+from herald.shared.stores import connections as connections_store
 from tests.conftest import Namespace
 from tests.fakes.graph_server import DEFAULT_ACCOUNT, INSTAGRAM, FakeGraph
 
 pytestmark = pytest.mark.integration
 TOKEN = "IGAA" + "s3cr3t" * 8
+NEW_TOKEN = "IGAA" + "n3wt0k3n" * 6
 
 
 @pytest.fixture
@@ -239,3 +241,30 @@ async def test_metadata_that_changes_the_login_changes_whether_the_token_is_refr
     assert renamed["token"]["refresh_at"] == told["token"]["refresh_at"]
     back = await rt.connections().patch(ADMIN, cid, {"metadata": account | {"login": "facebook"}})
     assert back["token"]["refresh_at"] is None
+
+
+async def test_a_token_pasted_during_a_metadata_change_keeps_its_own_life(
+    keeper_rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A metadata change works out the kept token's life from the token it read; a token
+    pasted between that read and the change's write keeps the life it was stored with,
+    not the old token's issue time and refresh."""
+    rt = keeper_rt
+    cid = await connect(rt, login="facebook")
+    stored = await rt.connections().get(ADMIN, cid)
+    read = connections_store.token
+    pasted: list[dict[str, Any]] = []
+
+    async def read_then_paste(db: Any, connection_id: Any) -> Any:
+        blob = await read(db, connection_id)
+        if not pasted:
+            pasted.append(await rt.connections().patch(ADMIN, cid, {"access_token": NEW_TOKEN}))
+        return blob
+
+    monkeypatch.setattr(connections_store, "token", read_then_paste)
+    account = {"instagramBusinessAccountId": DEFAULT_ACCOUNT}
+    told = await rt.connections().patch(ADMIN, cid, {"metadata": account | {"login": INSTAGRAM}})
+    [paste] = pasted
+    assert paste["token"]["issued_at"] > stored["token"]["issued_at"]
+    assert told["token"] == paste["token"] and told["metadata"]["login"] == INSTAGRAM
+    assert await token_of(rt, cid) == NEW_TOKEN
