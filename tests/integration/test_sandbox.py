@@ -118,3 +118,28 @@ async def test_a_call_cut_short_after_its_post_leaves_the_post_live(rt: Runtime)
     with pytest.raises(asyncio.CancelledError):
         await call
     assert len(await posts(rt, job)) == 1
+
+
+async def test_a_post_is_dated_when_the_sandbox_took_it_not_when_its_row_was_written(
+    rt: Runtime,
+) -> None:
+    """The sandbox writes one batch of posts at a time; a post taken while the batch before
+    it is still being written waits for its row, not for its date (the bench times calls
+    by it)."""
+    sandbox = SandboxPublisher(rt.db)
+    async with rt.db.transaction() as conn:
+        await conn.execute("LOCK TABLE sandbox_posts IN EXCLUSIVE MODE")
+        first = asyncio.create_task(
+            sandbox.publish(request(str(uuid.uuid4())), CONNECTION, context())
+        )
+        await asyncio.sleep(0.1)  # the first batch's insert now waits for the lock
+        taken = datetime.now(UTC)
+        second = asyncio.create_task(
+            sandbox.publish(request(str(uuid.uuid4())), CONNECTION, context())
+        )
+        await asyncio.sleep(0.5)
+        assert not second.done()
+    first_out, second_out = await first, await second
+    assert second_out.outcome is Outcome.PUBLISHED and second_out.published_at is not None
+    assert abs(second_out.published_at - taken) < timedelta(seconds=0.1)
+    assert first_out.published_at is not None and first_out.published_at < taken

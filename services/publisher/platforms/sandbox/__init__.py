@@ -7,9 +7,11 @@ bare sandbox connection always succeeds at once). Accepted posts are rows in
 
 Like a real platform it never deduplicates: every publish call it accepts inserts a post,
 whether or not the job has one already, so a job id twice in `sandbox_posts` is a double
-post anyone can see. Half of a call's latency passes before the post is recorded and half
-after it (the answer's way back): a crash, a timeout or a lost claim in the second half
-leaves a live post whose answer never arrived. An ambiguous call records the post in about
+post anyone can see. A post's `published_at` is the instant the sandbox took it, as a
+platform's post time is; its row is written after, with others in one statement. Half of a
+call's latency passes before the post is taken and half after it (the answer's way back):
+a crash, a timeout or a lost claim in the second half leaves a live post whose answer
+never arrived. An ambiguous call records the post in about
 half of the cases and always loses the answer.
 
 The status lookup by job id (the sandbox's stand-in for Instagram's container check) is the
@@ -46,11 +48,12 @@ from typing import Any
 from herald.platforms import AttemptContext, Connection, Outcome, PublishOutcome, PublishRequest
 from herald.shared.infra.batching import Coalescer
 from herald.shared.infra.db.pool import BY_KEY, Database, id_array, json_rows
-from herald.shared.messages.codec import iso
+from herald.shared.messages.codec import iso, now_utc
 
 _INSERT = """
-INSERT INTO sandbox_posts (job_id, attempt, connection_id)
-SELECT v.j, v.a, v.c FROM json_to_recordset(%s::json) AS v(j uuid, a int, c uuid)
+INSERT INTO sandbox_posts (job_id, attempt, connection_id, published_at)
+SELECT v.j, v.a, v.c, v.t
+FROM json_to_recordset(%s::json) AS v(j uuid, a int, c uuid, t timestamptz)
 RETURNING job_id::text AS job_id, attempt, id, published_at
 """
 _LOOKUP = """
@@ -80,6 +83,7 @@ class _Post:
     job_id: str
     attempt: int
     connection_id: str
+    taken_at: datetime  # the post's published_at
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class SandboxPublisher:
         if answer is Outcome.PUBLISHED or (answer is Outcome.AMBIGUOUS and self.rng.random() < 0.5):
             await ctx.confirm_claim()  # the post is the irreversible step
             post = await self._posts.submit(
-                _Post(request.job_id, request.attempt, request.connection_id)
+                _Post(request.job_id, request.attempt, request.connection_id, now_utc())
             )
         if half:
             await asyncio.sleep(half)
@@ -169,7 +173,9 @@ class SandboxPublisher:
 
     async def _insert_many(self, items: list[_Post]) -> list[_Found]:
         """One statement for a batch of posts (autocommit: one round trip)."""
-        values = [{"j": i.job_id, "a": i.attempt, "c": i.connection_id} for i in items]
+        values = [
+            {"j": i.job_id, "a": i.attempt, "c": i.connection_id, "t": i.taken_at} for i in items
+        ]
         rows = await self.db.fetch(_INSERT, (json_rows(values),))
         made: dict[tuple[str, int], list[_Found]] = {}
         for r in rows:
