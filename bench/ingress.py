@@ -5,7 +5,10 @@ schema and Redis keys) with an API process and the scheduler, no publisher.
 with 1,000 jobs a request from 4 concurrent senders (both through `hey`, a load generator
 in Go, installed on first use into /var/cache/herald/bin), and (c) `publish.schedule`: the
 commands produced at once, timed from the first produce until every job is a row in
-Postgres and an id in the Redis queue. Each figure is printed beside its target.
+Postgres and an id in the Redis queue, read by one scheduler and then (d) by two copies of
+it (the consumer group splits the topic's partitions between them: how the ingress scales
+out; one scheduler's Python is the ingress's ceiling). Each figure is printed beside its
+target.
 
 The single route's requests carry no Idempotency-Key (hey sends one body; with a key every
 request after the first would be a replay): each is a new job.
@@ -30,14 +33,26 @@ import psycopg
 import redis
 
 from bench.pipeline import MEDIA, BenchPipeline, utc_in
+from herald.shared.infra.kafka.admin import admin
+from herald.shared.infra.names import SCHEDULER_GROUP, Names
 from herald.shared.infra.runtime import Runtime
 from herald.shared.infra.settings import Settings
 from herald.shared.stores.tenants import create_api_key
 
 TOOLS = Path("/var/cache/herald/bin")
 HEY = "github.com/rakyll/hey@v0.1.5"
-TARGETS = {"single": 2_000.0, "batch": 20_000.0, "kafka": 20_000.0}
-LABELS = {"single": "single endpoint", "batch": "batch endpoint", "kafka": "kafka ingress"}
+TARGETS = {
+    "single": 2_000.0,
+    "batch": 20_000.0,
+    "kafka": 20_000.0,
+    "kafka_two_schedulers": 20_000.0,
+}
+LABELS = {
+    "single": "single endpoint",
+    "batch": "batch endpoint",
+    "kafka": "kafka ingress, one scheduler",
+    "kafka_two_schedulers": "kafka ingress, two scheduler copies",
+}
 
 
 def _say(text: str) -> None:
@@ -155,28 +170,56 @@ def measure(base: Settings, n: int = 20_000) -> dict[str, Any]:
         made = count()[0] - before
         figures["batch"] = batch | {"jobs": made, "jobs_per_s": made / batch["seconds"]}
 
-        # (c) publish.schedule: from the first produce until every job is in both stores
-        rows_before, held_before = count()
-        client = pipe.client()
-        pipe.schedule(client, n, utc_in(3600))  # encoded now, produced by `flush`
-        began = time.monotonic()
-        client.flush()
-        produced = time.monotonic() - began
-        while count() < (rows_before + n, held_before + n):
-            pipe.check_alive()
-            time.sleep(0.05)
-        seconds = time.monotonic() - began
-        figures["kafka"] = {
-            "jobs": n,
-            "produce_s": round(produced, 3),
-            "seconds": round(seconds, 3),
-            "jobs_per_s": n / seconds,
-        }
+        # (c) publish.schedule, one scheduler, then (d) two copies of it sharing its partitions
+        figures["kafka"] = _kafka(pipe, count, n)
+        pipe._spawn("scheduler", "scheduler1")
+        _wait_members(pipe.settings, 2)
+        figures["kafka_two_schedulers"] = _kafka(pipe, count, n)
     for name, label in LABELS.items():
         figures[name]["jobs_per_s"] = round(figures[name]["jobs_per_s"], 1)
         rate, target = figures[name]["jobs_per_s"], TARGETS[name]
         print(f"{label} {rate:,.0f} jobs/s (target >= {target:,.0f})", file=sys.stderr, flush=True)
     return figures
+
+
+def _kafka(pipe: BenchPipeline, count: _Count, n: int) -> dict[str, Any]:
+    """`n` commands on publish.schedule: from the first produce until every job is in both
+    stores."""
+    rows_before, held_before = count()
+    client = pipe.client()
+    pipe.schedule(client, n, utc_in(3600))  # encoded now, produced by `flush`
+    began = time.monotonic()
+    client.flush()
+    produced = time.monotonic() - began
+    while count() < (rows_before + n, held_before + n):
+        pipe.check_alive()
+        time.sleep(0.05)
+    seconds = time.monotonic() - began
+    return {
+        "jobs": n,
+        "produce_s": round(produced, 3),
+        "seconds": round(seconds, 3),
+        "jobs_per_s": n / seconds,
+    }
+
+
+def _wait_members(settings: Settings, members: int, timeout: float = 60.0) -> None:
+    """Until the scheduler's group has `members` copies, each with partitions."""
+    group = Names.from_settings(settings).group(SCHEDULER_GROUP)
+    kafka = admin(settings.kafka_bootstrap)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = kafka.describe_consumer_groups([group])[group].result(timeout=10)
+        except Exception:  # the group is rebalancing or not there yet: ask again
+            found = None
+        if (
+            found is not None
+            and sum(1 for m in found.members if m.assignment.topic_partitions) >= members
+        ):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{group} never had {members} members with partitions")
 
 
 def _admin_key(settings: Settings) -> str:
