@@ -82,7 +82,8 @@ async def page(db: Database, filters: dict[str, Any]) -> list[Row]:
     )
 
 
-# The token life columns are written: a new token's, or the kept one's while it is kept.
+# When the token's life columns are written: with a new token, or for the token kept while
+# the row still holds it.
 _LIFE = "%(life)s AND (%(new_token)s OR token_issued_at = %(issued_at)s)"
 
 

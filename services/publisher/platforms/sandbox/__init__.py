@@ -11,8 +11,8 @@ post anyone can see. A post's `published_at` is the instant the sandbox took it,
 platform's post time is; its row is written after, with others in one statement. Half of a
 call's latency passes before the post is taken and half after it (the answer's way back):
 a crash, a timeout or a lost claim in the second half leaves a live post whose answer
-never arrived. An ambiguous call records the post in about
-half of the cases and always loses the answer.
+never arrived. An ambiguous call records the post in about half of the cases and always
+loses the answer.
 
 The status lookup by job id (the sandbox's stand-in for Instagram's container check) is the
 only way to learn that such a call went through. `publish` looks the job up before posting,
