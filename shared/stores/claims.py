@@ -7,6 +7,11 @@ not a loss: another worker takes a claim over only in its claim transaction, whi
 claim row (`lock`) and rewrites `worker` (`upsert`); so a statement of the holder either
 comes first (the lease is live again and the other worker waits) or finds another worker's
 name and answers "lost".
+
+Every statement that writes several claims locks them first in key order (job id, attempt),
+as `lock` does: two statements that lock overlapping claims in different orders deadlock,
+and Postgres notices only after `deadlock_timeout` (a second), then aborts one of them (a
+lease renewal against a batch of results did, and those results waited the second).
 """
 
 from __future__ import annotations
@@ -50,19 +55,30 @@ async def upsert(conn: Conn, worker: str, lease: float, claims: str) -> None:
     )
 
 
+# The claims of these rows (`rows`) that this worker holds, with each row's document, locked
+# in key order (see above).
+_MINE = """mine AS MATERIALIZED (
+    SELECT p.job_id, p.attempt, v.r
+    FROM json_to_recordset(%(claims)s::json) AS v(j uuid, a int, r jsonb)
+    JOIN publish_claims AS p ON p.job_id = v.j AND p.attempt = v.a
+    WHERE p.worker = %(worker)s AND p.result IS NULL
+    ORDER BY p.job_id, p.attempt FOR UPDATE OF p
+)"""
+
+
 # The claims this worker still holds, their leases extended; in the same statement, each
 # one's new container (or new carousel items, which replace any container) stored on its
 # job, clearing the "publish sent" stamp (a new container was never published), or, right
 # before the irreversible call, that stamp set (on a job with a container: a platform
 # without containers, like the sandbox, needs none).
-_HOLD = """
-WITH held AS (
-    UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %s)
-    FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)
-    WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL
-    RETURNING p.job_id, p.attempt, v.r ->> 'container_id' AS container_id,
-              v.r ->> 'children' AS children,
-              coalesce((v.r ->> 'publishing')::boolean, false) AS publishing
+_HOLD = f"""
+WITH {_MINE},
+held AS (
+    UPDATE publish_claims AS p SET lease_until = now() + make_interval(secs => %(lease)s)
+    FROM mine WHERE p.job_id = mine.job_id AND p.attempt = mine.attempt
+    RETURNING p.job_id, p.attempt, mine.r ->> 'container_id' AS container_id,
+              mine.r ->> 'children' AS children,
+              coalesce((mine.r ->> 'publishing')::boolean, false) AS publishing
 ), stored AS (
     UPDATE jobs SET container_id = CASE WHEN held.children IS NOT NULL THEN NULL
                                         ELSE coalesce(held.container_id, jobs.container_id) END,
@@ -81,31 +97,23 @@ SELECT job_id::text AS job_id, attempt FROM held
 async def hold(db: Database, worker: str, lease: float, claims: str) -> set[Key]:
     """The claims (`rows`, documents of `container_id`, `children`, `publishing`) this
     worker still holds, leases extended and their changes stored in the same statement."""
-    return {(r["job_id"], r["attempt"]) for r in await db.fetch(_HOLD, (lease, claims, worker))}
+    params = {"lease": lease, "claims": claims, "worker": worker}
+    return {(r["job_id"], r["attempt"]) for r in await db.fetch(_HOLD, params)}
 
 
 async def renew(db: Database, worker: str, lease: float, keys: list[Key]) -> set[Key]:
     """Extend the leases of these claims; answers those this worker still holds."""
-    ids = [k[0] for k in keys]
-    found = await db.fetch(
-        "UPDATE publish_claims SET lease_until = now() + make_interval(secs => %s)"
-        " WHERE worker = %s AND result IS NULL AND job_id = ANY(%s::uuid[])"
-        "   AND (job_id, attempt) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))"
-        " RETURNING job_id::text AS job_id, attempt",
-        (lease, worker, ids, ids, [k[1] for k in keys]),
-    )
-    return {(r["job_id"], r["attempt"]) for r in found}
+    return await hold(db, worker, lease, rows((j, a, None) for j, a in keys))
 
 
 async def store_results(conn: Conn, worker: str, results: str) -> set[Key]:
     """Store each result (`rows`) in its claim, only while this worker holds it; answers the
     claims it was stored in."""
     cur = await conn.execute(
-        "UPDATE publish_claims AS p SET result = v.r"
-        " FROM json_to_recordset(%s::json) AS v(j uuid, a int, r jsonb)"
-        " WHERE p.job_id = v.j AND p.attempt = v.a AND p.worker = %s AND p.result IS NULL"
+        f"WITH {_MINE} UPDATE publish_claims AS p SET result = mine.r FROM mine"
+        " WHERE p.job_id = mine.job_id AND p.attempt = mine.attempt"
         " RETURNING p.job_id::text AS job_id, p.attempt",
-        (results, worker),
+        {"claims": results, "worker": worker},
     )
     return {(r["job_id"], r["attempt"]) for r in await cur.fetchall()}
 

@@ -6,6 +6,7 @@ from a worker that died after posting."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from herald.shared.infra.runtime import Runtime
 from herald.shared.messages.codec import now_utc
 from herald.shared.messages.result import result_value
 from herald.shared.platforms.contract import AttemptContext
+from herald.shared.stores import claims
 from tests.conftest import Namespace, eventually
 from tests.integration.publisher_harness import WORKER, Harness, Logs, Spy, running
 from tests.integration.publisher_support import dispatch, sandbox_connection, schedule
@@ -275,3 +277,44 @@ async def _logged(logs: Logs, text: str) -> bool:
 
 def _logged_now(logs: Logs, text: str) -> bool:
     return any(text in line for line in logs.lines)
+
+
+async def test_a_lease_renewal_and_a_batch_of_results_over_the_same_claims_never_deadlock(
+    rt: Runtime,
+) -> None:
+    """A renewal and a batch of results that both write claims a and b, each listing them in
+    its own order, while a is locked by a third session: each locks in key order, so the
+    second to come waits for a without holding b. (Before, the results locked b, the
+    renewal then got a and waited for b: a deadlock that Postgres broke after a second by
+    aborting one of them.)"""
+    a, b = sorted(str(uuid.uuid4()) for _ in range(2))
+    await rt.db.execute(
+        "INSERT INTO publish_claims (job_id, attempt, worker, lease_until)"
+        " VALUES (%s, 1, %s, now() + interval '1 min'), (%s, 1, %s, now() + interval '1 min')",
+        (a, WORKER, b, WORKER),
+    )
+
+    async def waiting(sessions: int) -> bool:
+        row = await rt.db.fetchone(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%%publish_claims%%' AND datname = current_database()"
+        )
+        return row is not None and row["n"] >= sessions
+
+    async def store_results() -> set[tuple[str, int]]:
+        async with rt.db.transaction() as conn:
+            answers = claims.rows([(b, 1, {"outcome": "published"}), (a, 1, {"outcome": "x"})])
+            return await claims.store_results(conn, WORKER, answers)
+
+    async with rt.db.transaction() as third:
+        await third.execute("SELECT 1 FROM publish_claims WHERE job_id = %s FOR UPDATE", (a,))
+        renewal = asyncio.create_task(claims.renew(rt.db, WORKER, 60.0, [(a, 1), (b, 1)]))
+        await eventually(lambda: waiting(1), timeout=10)
+        storing = asyncio.create_task(store_results())
+        await eventually(lambda: waiting(2), timeout=10)
+    renewed, stored = await asyncio.gather(renewal, storing)
+    assert renewed == stored == {(a, 1), (b, 1)}
+    done = await rt.db.fetch(
+        "SELECT result FROM publish_claims WHERE job_id = ANY(%s::uuid[])", ([a, b],)
+    )
+    assert all(r["result"] is not None for r in done)
