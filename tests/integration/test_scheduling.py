@@ -298,8 +298,9 @@ async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed
     ns: Namespace, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The stuck-job sweep is an hour away: only the rule for a dispatch nobody holds can act.
-    # The lease is long enough that reading the topic ends before a second lease could pass
-    # (no publisher ever claims these, so each lease would send them once more).
+    # No publisher ever claims these, so each lease that passes sends them once more: reading
+    # ends a second after the fifth request, by when a job first sent a reconciler pass
+    # (5 s) before the other may have been sent a third time.
     rt = Runtime.build(ns.settings(stuck_after_seconds=3600.0, lease_seconds=6.0))
     await rt.open()
     try:
@@ -318,13 +319,13 @@ async def test_a_dispatch_no_publisher_holds_is_sent_again_once_its_lease_passed
         # lease ran out with no result). Once the lease passed both were dispatched again
         # with the same attempt. The job whose publisher keeps its claim alive waits for it
         # (and, past HERALD_STUCK_AFTER_SECONDS, for the stuck-job sweep).
-        assert Counter(v["job_id"] for v in values) == Counter(
-            {unclaimed: 2, abandoned: 2, held: 1}
-        )
+        sent = Counter(v["job_id"] for v in values)
+        assert sent[held] == 1 and 2 <= sent[unclaimed] <= 3 and 2 <= sent[abandoned] <= 3
         assert {v["attempt"] for v in values} == {1}
-        assert sorted(redispatched) == sorted(
-            [(unclaimed, "no publisher holds it"), (abandoned, "no publisher holds it")]
-        )
+        assert set(redispatched) == {
+            (unclaimed, "no publisher holds it"),
+            (abandoned, "no publisher holds it"),
+        }
     finally:
         await rt.close()
 
